@@ -1,0 +1,150 @@
+"""`dmed-node`: a thin CLI over the node library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from sync_protocol.errors import ProtocolError
+from sync_protocol.identifiers import new_ulid
+
+from .services import staff as staff_service
+from .services.access import ROLES, SYSTEM
+from .store import NodeStore
+from .web.config import SETTINGS, load_config
+
+log = logging.getLogger(__name__)
+
+
+def _store(database: str | None) -> NodeStore:
+    return NodeStore(database or load_config()["DATABASE"])
+
+
+def _fail(error: ProtocolError) -> click.ClickException:
+    return click.ClickException(error.text)
+
+
+DB = click.option("--db", "database", help="Node database file (default from config)")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level")
+def main(verbose: bool) -> None:
+    """DMED Edge node: local store, domain services and the node's web server."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@DB
+@click.option("--node-id", default=None, help="Node identity (default: generated)")
+def init(database: str | None, node_id: str | None) -> None:
+    """Create or upgrade the node database and give the node its identity."""
+    store = _store(database)
+    if store.state("node_id") is None:
+        store.initialise(node_id or f"node-{new_ulid()}")
+    click.echo(f"node {store.node_id} ready at {store.path}")
+
+
+@main.command("seed-demo")
+@DB
+def seed_demo(database: str | None) -> None:
+    """Seed a demo polyclinic: doctors with a week of slots, staff and patients."""
+    from .seed import seed_demo as seed
+    store = _store(database)
+    try:
+        result = seed(store)
+    except ProtocolError as e:
+        raise _fail(e) from e
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@main.command("create-staff")
+@DB
+@click.option("--username", required=True, help="Sign-in name")
+@click.option("--full-name", required=True, help="Name shown on screens")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the account may do")
+@click.option("--practitioner-id", default=None, help="Doctor record, for role doctor")
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="4 to 8 digits (prompted when not given)")
+def create_staff(database, username, full_name, role, practitioner_id, pin) -> None:
+    """Create a staff account with an argon2-hashed PIN."""
+    try:
+        staff_id = staff_service.create_staff(_store(database), SYSTEM, username=username,
+                                              full_name=full_name, role=role, pin=pin,
+                                              practitioner_id=practitioner_id)
+    except ProtocolError as e:
+        raise _fail(e) from e
+    click.echo(f"created {username} ({role}) {staff_id}")
+
+
+@main.command("export-log")
+@DB
+@click.option("--after", default=0, help="Start after this log position")
+def export_log(database: str | None, after: int) -> None:
+    """Write the event log as JSON lines to standard output."""
+    for event in _store(database).events(after_position=after):
+        sys.stdout.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+
+
+@main.command("verify-log")
+@DB
+def verify_log(database: str | None) -> None:
+    """Check every origin's sequence and hash chain."""
+    from sync_protocol.events import verify_chain
+    store = _store(database)
+    origins = [r["origin"] for r in store.query("SELECT DISTINCT origin FROM events")]
+    try:
+        for origin in origins:
+            verify_chain(sorted(store.events(origin=origin), key=lambda e: e.seq))
+    except ProtocolError as e:
+        raise _fail(e) from e
+    click.echo(f"log verified: {len(origins)} origin(s)")
+
+
+@main.command()
+@DB
+def rebuild(database: str | None) -> None:
+    """Rebuild every table from the event log."""
+    count = _store(database).rebuild_projections()
+    click.echo(f"rebuilt from {count} events")
+
+
+@main.command()
+def config() -> None:
+    """Show every setting, its current value and what it does."""
+    current = load_config()
+    for name, (_default, help_line) in SETTINGS.items():
+        value = "***" if "SECRET" in name or "TOKEN" in name else current[name]
+        click.echo(f"DMED_{name}={value}    # {help_line}")
+
+
+@main.command()
+@DB
+@click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for the LAN)")
+@click.option("--port", default=8080, help="Port to listen on")
+def serve(database: str | None, host: str, port: int) -> None:
+    """Run the node's web server and background jobs."""
+    from waitress import serve as waitress_serve
+
+    from .background import BackgroundJobs
+    from .web import create_app
+    overrides = {"DATABASE": database} if database else {}
+    app = create_app(overrides)
+    store = app.extensions["dmed_store"]
+    jobs = BackgroundJobs(store, app.config) if app.config["BACKGROUND_JOBS"] else None
+    if jobs:
+        jobs.start()
+    click.echo(f"DMED Edge node {store.state('node_id')} on http://{host}:{port}/")
+    try:
+        waitress_serve(app, host=host, port=port, threads=8)
+    finally:
+        if jobs:
+            jobs.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Numbered schema migrations of the node database, recorded in ``schema_migrations``.
+
+A released migration is never edited: nodes in the field already ran it. Add a new number.
+Tables fall in two groups: projections (rebuilt from the event log alone) and node-local
+tables (staff, sessions, audit, SMS outbox), which never sync, so they breed no conflicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from sqlite_utils import Database
+
+log = logging.getLogger(__name__)
+
+PROJECTION_TABLES = (
+    "facilities", "practitioners", "slots", "patients", "patient_field_clock", "appointments",
+    "visits", "diagnoses", "orders", "lab_results",
+)
+
+V1 = """
+CREATE TABLE events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of arrival on this node
+    id TEXT NOT NULL UNIQUE,
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hlc TEXT NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (origin, seq)
+);
+CREATE TABLE node_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE facilities (
+    facility_id TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+    kind TEXT NOT NULL, region TEXT NOT NULL, address TEXT
+);
+CREATE TABLE practitioners (
+    practitioner_id TEXT PRIMARY KEY, facility_id TEXT NOT NULL, full_name TEXT NOT NULL,
+    specialty TEXT NOT NULL, is_family_doctor INTEGER NOT NULL
+);
+CREATE TABLE slots (
+    practitioner_id TEXT NOT NULL, starts_at TEXT NOT NULL, ends_at TEXT NOT NULL,
+    facility_id TEXT NOT NULL, schedule_id TEXT NOT NULL,
+    PRIMARY KEY (practitioner_id, starts_at)
+);
+CREATE TABLE patients (
+    patient_id TEXT PRIMARY KEY, med_id TEXT NOT NULL UNIQUE, pinfl TEXT UNIQUE,
+    document TEXT UNIQUE, full_name TEXT NOT NULL, birth_date TEXT NOT NULL, sex TEXT NOT NULL,
+    phone TEXT NOT NULL, phone_confirmed INTEGER NOT NULL DEFAULT 0,
+    facility_id TEXT NOT NULL, family_doctor_id TEXT, registered_hlc TEXT NOT NULL
+);
+-- Last writer per patient field: the later clock wins, whatever order events arrive in.
+CREATE TABLE patient_field_clock (
+    patient_id TEXT NOT NULL, field TEXT NOT NULL, hlc TEXT NOT NULL, origin TEXT NOT NULL,
+    PRIMARY KEY (patient_id, field)
+);
+CREATE TABLE appointments (
+    appointment_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, practitioner_id TEXT NOT NULL,
+    facility_id TEXT NOT NULL, starts_at TEXT NOT NULL, channel TEXT NOT NULL,
+    status TEXT NOT NULL, queue_number INTEGER, cancel_reason TEXT, booked_hlc TEXT NOT NULL
+);
+-- One live appointment per doctor and time: the second booking of a slot fails here.
+CREATE UNIQUE INDEX appointments_one_per_slot ON appointments (practitioner_id, starts_at)
+    WHERE status IN ('booked', 'checked_in', 'completed', 'no_show');
+CREATE INDEX appointments_by_patient ON appointments (patient_id, starts_at);
+CREATE TABLE visits (
+    visit_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, practitioner_id TEXT NOT NULL,
+    facility_id TEXT NOT NULL, appointment_id TEXT, occurred_at TEXT NOT NULL,
+    complaints TEXT, notes TEXT
+);
+CREATE INDEX visits_by_patient ON visits (patient_id, occurred_at);
+CREATE TABLE diagnoses (
+    visit_id TEXT NOT NULL, code TEXT NOT NULL, description TEXT, is_primary INTEGER NOT NULL,
+    PRIMARY KEY (visit_id, code)
+);
+CREATE TABLE orders (
+    order_id TEXT PRIMARY KEY, visit_id TEXT NOT NULL, patient_id TEXT NOT NULL,
+    kind TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE lab_results (
+    result_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, order_id TEXT, test TEXT NOT NULL,
+    value TEXT NOT NULL, unit TEXT, reference_range TEXT, flag TEXT, observed_at TEXT NOT NULL
+);
+CREATE TABLE staff (
+    staff_id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, full_name TEXT NOT NULL,
+    role TEXT NOT NULL, pin_hash TEXT NOT NULL, practitioner_id TEXT,
+    active INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL
+);
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY, staff_id TEXT NOT NULL, created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE card_reads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, patient_id TEXT NOT NULL, staff_id TEXT NOT NULL,
+    role TEXT NOT NULL, reason TEXT NOT NULL, read_at TEXT NOT NULL
+);
+CREATE TABLE sms_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL, body TEXT NOT NULL,
+    purpose TEXT NOT NULL, created_at TEXT NOT NULL, sent_at TEXT
+);
+CREATE TABLE phone_codes (
+    patient_id TEXT PRIMARY KEY, phone TEXT NOT NULL, code_hash TEXT NOT NULL,
+    expires_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+# v2: SMS delivery retries with backoff (an outage may last days), and sign-in throttling.
+V2 = """
+ALTER TABLE sms_outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sms_outbox ADD COLUMN last_error TEXT;
+ALTER TABLE sms_outbox ADD COLUMN next_attempt_at TEXT;
+CREATE INDEX sms_outbox_pending ON sms_outbox (sent_at, next_attempt_at);
+CREATE TABLE sign_in_failures (
+    subject TEXT NOT NULL, failed_at TEXT NOT NULL
+);
+CREATE INDEX sign_in_failures_by_subject ON sign_in_failures (subject, failed_at);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2))
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    db = Database(conn)
+    if not db["schema_migrations"].exists():
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def migrate(conn: sqlite3.Connection, now: str) -> list[int]:
+    """Apply every migration above the recorded version, one step at a time."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied = []
+    for version, script in MIGRATIONS:
+        if version <= current_version(conn):
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                         (version, now))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("node database migrated to version %s", version)
+        applied.append(version)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit the open transaction; run statement by statement instead.
+    return [s.strip() for s in script.split(";") if s.strip() and not _only_comments(s)]
+
+
+def _only_comments(chunk: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in chunk.splitlines())

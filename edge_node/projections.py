@@ -1,0 +1,200 @@
+"""Projections: how each event changes the node's tables.
+
+The tables are a cache of the log: ``NodeStore.rebuild_projections`` empties them and applies
+every event again, and must arrive at the same state. So a handler reads nothing but its
+event and the tables, never the clock or the wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+
+from sync_protocol.events import Event
+from sync_protocol.timeutil import from_instant, to_instant
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[sqlite3.Connection, Event], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(event_type: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[event_type] = fn
+        return fn
+    return register
+
+
+def apply(conn: sqlite3.Connection, event: Event) -> None:
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        # Types this node keeps but does not project (e.g. another package's) stay in the log.
+        log.debug("no projection for %s", event.type)
+        return
+    handler(conn, event)
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict, key: str | None = None) -> None:
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    # Applying the same event twice changes nothing; any other constraint still raises.
+    target = key or next(iter(row))
+    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
+                 f" ON CONFLICT ({target}) DO NOTHING", tuple(row.values()))
+
+
+@handles("FacilityRegistered")
+def _facility(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "facilities", {"facility_id": p["facility_id"], "code": p["code"],
+                                 "name": p["name"], "kind": p["kind"], "region": p["region"],
+                                 "address": p.get("address")})
+
+
+@handles("PractitionerRegistered")
+def _practitioner(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "practitioners", {
+        "practitioner_id": p["practitioner_id"], "facility_id": p["facility_id"],
+        "full_name": p["full_name"], "specialty": p["specialty"],
+        "is_family_doctor": int(p["is_family_doctor"])})
+
+
+@handles("SlotsPublished")
+def _slots(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    length = timedelta(minutes=p["slot_minutes"])
+    conn.executemany(
+        "INSERT OR IGNORE INTO slots (practitioner_id, starts_at, ends_at, facility_id,"
+        " schedule_id) VALUES (?, ?, ?, ?, ?)",
+        [(p["practitioner_id"], start, to_instant(from_instant(start) + length),
+          p["facility_id"], p["schedule_id"]) for start in p["starts"]],
+    )
+
+
+@handles("PatientRegistered")
+def _patient(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "patients", {
+        "patient_id": p["patient_id"], "med_id": p["med_id"], "pinfl": p.get("pinfl"),
+        "document": p.get("document"), "full_name": p["full_name"],
+        "birth_date": p["birth_date"], "sex": p["sex"], "phone": p["phone"],
+        "facility_id": p["facility_id"], "family_doctor_id": p.get("family_doctor_id"),
+        "registered_hlc": event.hlc})
+
+
+@handles("PatientFieldChanged")
+def _patient_field(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    field = p["field"]
+    clock = conn.execute("SELECT hlc, origin FROM patient_field_clock WHERE patient_id = ? AND"
+                         " field = ?", (p["patient_id"], field)).fetchone()
+    # Field-level last-writer-wins by (clock, origin): the same winner in any arrival order.
+    if clock is not None and (clock["hlc"], clock["origin"]) >= (event.hlc, event.origin):
+        return
+    conn.execute("INSERT INTO patient_field_clock (patient_id, field, hlc, origin) VALUES"
+                 " (?, ?, ?, ?) ON CONFLICT (patient_id, field) DO UPDATE SET"
+                 " hlc = excluded.hlc, origin = excluded.origin",
+                 (p["patient_id"], field, event.hlc, event.origin))
+    if field not in _PATIENT_COLUMNS:
+        return
+    extra = ", phone_confirmed = 0" if field == "phone" else ""
+    conn.execute(f"UPDATE patients SET {field} = ?{extra} WHERE patient_id = ?",  # noqa: S608
+                 (p["value"], p["patient_id"]))
+
+
+_PATIENT_COLUMNS = {"full_name", "phone", "document", "facility_id", "family_doctor_id"}
+
+
+@handles("PatientPhoneConfirmed")
+def _phone_confirmed(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    conn.execute("UPDATE patients SET phone_confirmed = 1 WHERE patient_id = ? AND phone = ?",
+                 (p["patient_id"], p["phone"]))
+
+
+@handles("AppointmentBooked")
+def _booked(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "appointments", {
+        "appointment_id": p["appointment_id"], "patient_id": p["patient_id"],
+        "practitioner_id": p["practitioner_id"], "facility_id": p["facility_id"],
+        "starts_at": p["starts_at"], "channel": p["channel"], "status": "booked",
+        "booked_hlc": event.hlc})
+
+
+def _set_status(conn: sqlite3.Connection, appointment_id: str, status: str, **extra) -> None:
+    sets = ", ".join(f"{column} = ?" for column in ("status", *extra))
+    conn.execute(f"UPDATE appointments SET {sets} WHERE appointment_id = ?",  # noqa: S608
+                 (status, *extra.values(), appointment_id))
+
+
+@handles("AppointmentCancelled")
+def _cancelled(conn: sqlite3.Connection, event: Event) -> None:
+    _set_status(conn, event.payload["appointment_id"], "cancelled",
+                cancel_reason=event.payload.get("reason"))
+
+
+@handles("AppointmentRescheduled")
+def _rescheduled(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    row = conn.execute("SELECT practitioner_id FROM appointments WHERE appointment_id = ?",
+                       (p["appointment_id"],)).fetchone()
+    if row is None:
+        return
+    conn.execute("UPDATE appointments SET starts_at = ?, practitioner_id = ?, status = 'booked'"
+                 " WHERE appointment_id = ?",
+                 (p["starts_at"], p.get("practitioner_id", row["practitioner_id"]),
+                  p["appointment_id"]))
+
+
+@handles("AppointmentCheckedIn")
+def _checked_in(conn: sqlite3.Connection, event: Event) -> None:
+    _set_status(conn, event.payload["appointment_id"], "checked_in",
+                queue_number=event.payload["queue_number"])
+
+
+@handles("AppointmentCompleted")
+def _completed(conn: sqlite3.Connection, event: Event) -> None:
+    _set_status(conn, event.payload["appointment_id"], "completed")
+
+
+@handles("AppointmentNoShow")
+def _no_show(conn: sqlite3.Connection, event: Event) -> None:
+    _set_status(conn, event.payload["appointment_id"], "no_show")
+
+
+@handles("VisitRecorded")
+def _visit(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "visits", {
+        "visit_id": p["visit_id"], "patient_id": p["patient_id"],
+        "practitioner_id": p["practitioner_id"], "facility_id": p["facility_id"],
+        "appointment_id": p.get("appointment_id"), "occurred_at": p["occurred_at"],
+        "complaints": p.get("complaints"), "notes": p.get("notes")})
+    for diagnosis in p["diagnoses"]:
+        _insert(conn, "diagnoses", {"visit_id": p["visit_id"], "code": diagnosis["code"],
+                                    "description": diagnosis.get("description"),
+                                    "is_primary": int(diagnosis["primary"])},
+                key="visit_id, code")
+
+
+@handles("OrderRecorded")
+def _order(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "orders", {"order_id": p["order_id"], "visit_id": p["visit_id"],
+                             "patient_id": p["patient_id"], "kind": p["kind"],
+                             "text": p["text"]})
+
+
+@handles("LabResultRecorded")
+def _lab_result(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "lab_results", {
+        "result_id": p["result_id"], "patient_id": p["patient_id"],
+        "order_id": p.get("order_id"), "test": p["test"], "value": p["value"],
+        "unit": p.get("unit"), "reference_range": p.get("reference_range"),
+        "flag": p.get("flag"), "observed_at": p["observed_at"]})

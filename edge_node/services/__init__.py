@@ -1,0 +1,1 @@
+"""Domain services of the node: each validates a command, then records its event."""

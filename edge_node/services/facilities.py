@@ -1,0 +1,96 @@
+"""Facilities and practitioners (family doctors and specialists)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from sync_protocol.identifiers import new_ulid
+
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..store import NodeStore
+from .access import Actor
+
+log = logging.getLogger(__name__)
+
+FACILITY_KINDS = ("clinic", "pharmacy")
+# Specialties offered for booking; the kiosk shows them translated.
+SPECIALTIES = ("family_medicine", "therapy", "paediatrics", "cardiology", "neurology",
+               "endocrinology", "gynaecology", "surgery", "ophthalmology", "otolaryngology",
+               "dermatology", "dentistry", "laboratory")
+
+
+def _text(value: object, field: str, limit: int = 200) -> str:
+    text = str(value or "").strip()
+    if not text or len(text) > limit:
+        raise ValidationFailed("%(field)s is required (at most %(limit)s characters)",
+                               field=field, limit=limit)
+    return text
+
+
+def register_facility(store: NodeStore, actor: Actor, *, code: str, name: str, kind: str,
+                      region: str, address: str | None = None) -> str:
+    actor.require("manage_facility")
+    if kind not in FACILITY_KINDS:
+        raise ValidationFailed("Facility kind must be clinic or pharmacy", field="kind")
+    payload = {"facility_id": new_ulid(), "code": _text(code, "code", 64),
+               "name": _text(name, "name"), "kind": kind, "region": _text(region, "region", 64)}
+    if address:
+        payload["address"] = _text(address, "address", 400)
+    with store.transaction() as tx:
+        if tx.one("SELECT 1 FROM facilities WHERE code = ?", (payload["code"],)):
+            raise Conflict("A facility with code %(value)s already exists", field="code",
+                           value=payload["code"])
+        tx.append("FacilityRegistered", payload)
+    return payload["facility_id"]
+
+
+def register_practitioner(store: NodeStore, actor: Actor, *, facility_id: str, full_name: str,
+                          specialty: str, is_family_doctor: bool = False) -> str:
+    actor.require("manage_facility")
+    if specialty not in SPECIALTIES:
+        raise ValidationFailed("Unknown specialty %(specialty)s", field="specialty",
+                               specialty=specialty)
+    payload = {"practitioner_id": new_ulid(), "facility_id": facility_id,
+               "full_name": _text(full_name, "full_name"), "specialty": specialty,
+               "is_family_doctor": bool(is_family_doctor)}
+    with store.transaction() as tx:
+        get_facility(tx.conn, facility_id)
+        tx.append("PractitionerRegistered", payload)
+    return payload["practitioner_id"]
+
+
+def get_facility(conn: sqlite3.Connection, facility_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM facilities WHERE facility_id = ?",
+                       (facility_id,)).fetchone()
+    if row is None:
+        raise NotFound("Facility %(id)s is not known on this node", field="facility_id",
+                       id=facility_id)
+    return row
+
+
+def get_practitioner(conn: sqlite3.Connection, practitioner_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM practitioners WHERE practitioner_id = ?",
+                       (practitioner_id,)).fetchone()
+    if row is None:
+        raise NotFound("Doctor %(id)s is not known on this node", field="practitioner_id",
+                       id=practitioner_id)
+    return row
+
+
+def list_facilities(store: NodeStore) -> list[dict]:
+    return [dict(r) for r in store.query("SELECT * FROM facilities ORDER BY name")]
+
+
+def list_practitioners(store: NodeStore, facility_id: str | None = None,
+                       specialty: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM practitioners WHERE 1=1"
+    params: list[str] = []
+    if facility_id:
+        sql += " AND facility_id = ?"
+        params.append(facility_id)
+    if specialty:
+        sql += " AND specialty = ?"
+        params.append(specialty)
+    rows = store.query(sql + " ORDER BY full_name", tuple(params))
+    return [{**dict(r), "is_family_doctor": bool(r["is_family_doctor"])} for r in rows]

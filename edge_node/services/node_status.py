@@ -1,0 +1,23 @@
+"""What the node knows about itself: identity, log head, queues, clock."""
+
+from __future__ import annotations
+
+from ..store import NodeStore
+
+
+def status(store: NodeStore) -> dict:
+    node_id = store.state("node_id")
+    head = store.one("SELECT COUNT(*) AS n, MAX(seq) AS seq FROM events WHERE origin = ?",
+                     (node_id,))
+    facility_id = store.state("facility_id")
+    facility = store.one("SELECT code, name, kind FROM facilities WHERE facility_id = ?",
+                         (facility_id,)) if facility_id else None
+    sms = store.one("SELECT COUNT(*) AS n FROM sms_outbox WHERE sent_at IS NULL")
+    return {
+        "node_id": node_id,
+        "facility": dict(facility) if facility else None,
+        "log_head_seq": head["seq"] or 0,
+        "local_events": head["n"],
+        "clock": str(store.clock.last),
+        "sms_waiting": sms["n"],
+    }

@@ -1,0 +1,206 @@
+"""Patient registration, demographics edits and phone confirmation by SMS code."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import sqlite3
+from datetime import date, timedelta
+
+from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
+from sync_protocol.timeutil import from_instant, to_instant, utc_now
+
+from ..errors import Conflict, NotFound, TooManyAttempts, ValidationFailed
+from ..store import NodeStore, Transaction
+from .access import Actor
+from .facilities import get_facility, get_practitioner
+from .sms import queue_sms
+
+log = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+CODE_TTL = timedelta(minutes=10)
+# Six digits and five tries: a guess succeeds once in 200,000 attempts.
+MAX_CODE_ATTEMPTS = 5
+EDITABLE_FIELDS = ("full_name", "phone", "document", "facility_id", "family_doctor_id")
+SMS_CODE_TEXT = ("DMED: tasdiqlash kodi %(code)s (10 daqiqa). "
+                 "Код подтверждения %(code)s (10 минут).")
+
+
+def _name(value: str | None) -> str:
+    name = " ".join(str(value or "").split())
+    if not 2 <= len(name) <= 200:
+        raise ValidationFailed("Full name is required (2 to 200 characters)", field="full_name")
+    return name
+
+
+def register_patient(store: NodeStore, actor: Actor, *, full_name: str, phone: str,
+                     facility_id: str, pinfl: str | None = None, document: str | None = None,
+                     birth_date: date | str | None = None, sex: str | None = None,
+                     family_doctor_id: str | None = None) -> dict:
+    """Register a patient by PINFL or identity document; creates the MED-ID card."""
+    actor.require("register_patient")
+    payload: dict = {"patient_id": new_ulid(), "full_name": _name(full_name),
+                     "phone": parse_phone(phone), "facility_id": facility_id}
+    if not pinfl and not document:
+        raise ValidationFailed("Give the PINFL or an identity document", field="pinfl")
+    if pinfl:
+        parsed = parse_pinfl(pinfl)
+        payload.update(pinfl=parsed.digits, birth_date=parsed.birth_date.isoformat(),
+                       sex=parsed.sex)
+    else:
+        payload.update(birth_date=_birth_date(birth_date), sex=_sex(sex))
+    if document:
+        payload["document"] = str(parse_document(document))
+    if family_doctor_id:
+        payload["family_doctor_id"] = family_doctor_id
+    payload["med_id"] = "MED-" + payload["patient_id"][-10:]
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    with store.transaction() as tx:
+        get_facility(tx.conn, facility_id)
+        if family_doctor_id:
+            get_practitioner(tx.conn, family_doctor_id)
+        _refuse_duplicate(tx, payload.get("pinfl"), payload.get("document"))
+        tx.append("PatientRegistered", payload)
+        _issue_code(tx, payload["patient_id"], payload["phone"], code)
+    log.info("registered patient %s", payload["patient_id"])
+    return {"patient_id": payload["patient_id"], "med_id": payload["med_id"]}
+
+
+def _birth_date(value: date | str | None) -> str:
+    try:
+        born = value if isinstance(value, date) else date.fromisoformat(str(value or ""))
+    except ValueError:
+        raise ValidationFailed("Birth date is required as YYYY-MM-DD when there is no PINFL",
+                               field="birth_date") from None
+    if not date(1900, 1, 1) <= born <= date.today():
+        raise ValidationFailed("Birth date is out of range", field="birth_date")
+    return born.isoformat()
+
+
+def _sex(value: str | None) -> str:
+    if value not in ("male", "female"):
+        raise ValidationFailed("Sex must be male or female when there is no PINFL", field="sex")
+    return value
+
+
+def _refuse_duplicate(tx: Transaction, pinfl: str | None, document: str | None) -> None:
+    if pinfl and tx.one("SELECT 1 FROM patients WHERE pinfl = ?", (pinfl,)):
+        raise Conflict("A patient with this PINFL is already registered", field="pinfl")
+    if document and tx.one("SELECT 1 FROM patients WHERE document = ?", (document,)):
+        raise Conflict("A patient with this identity document is already registered",
+                       field="document")
+
+
+def _code_hash(patient_id: str, code: str) -> str:
+    return hashlib.sha256(f"{patient_id}:{code}".encode()).hexdigest()
+
+
+def _issue_code(tx: Transaction, patient_id: str, phone: str, code: str) -> None:
+    tx.conn.execute(
+        "INSERT INTO phone_codes (patient_id, phone, code_hash, expires_at, attempts)"
+        " VALUES (?, ?, ?, ?, 0) ON CONFLICT (patient_id) DO UPDATE SET phone = excluded.phone,"
+        " code_hash = excluded.code_hash, expires_at = excluded.expires_at, attempts = 0",
+        (patient_id, phone, _code_hash(patient_id, code), to_instant(utc_now() + CODE_TTL)))
+    queue_sms(tx.conn, phone, SMS_CODE_TEXT % {"code": code}, "phone_code")
+
+
+def resend_code(store: NodeStore, actor: Actor, patient_id: str) -> None:
+    actor.require("edit_patient")
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    with store.transaction() as tx:
+        patient = get_patient(tx.conn, patient_id)
+        _issue_code(tx, patient_id, patient["phone"], code)
+
+
+def confirm_phone(store: NodeStore, patient_id: str, code: str) -> None:
+    """Check the SMS code; five wrong tries void it."""
+    with store.transaction() as tx:
+        row = tx.one("SELECT * FROM phone_codes WHERE patient_id = ?", (patient_id,))
+        if row is None:
+            raise NotFound("No confirmation code is waiting for this patient", field="code")
+        if row["attempts"] >= MAX_CODE_ATTEMPTS:
+            raise TooManyAttempts("Too many wrong codes; ask for a new one", field="code")
+        if from_instant(row["expires_at"]) < utc_now():
+            raise ValidationFailed("The code has expired; ask for a new one", field="code",
+                                   code="code_expired")
+        correct = hmac.compare_digest(row["code_hash"], _code_hash(patient_id, str(code).strip()))
+        if correct:
+            tx.conn.execute("DELETE FROM phone_codes WHERE patient_id = ?", (patient_id,))
+            tx.append("PatientPhoneConfirmed", {"patient_id": patient_id, "phone": row["phone"]})
+        else:
+            # The wrong try is counted (committed), then refused.
+            tx.conn.execute("UPDATE phone_codes SET attempts = attempts + 1 WHERE patient_id = ?",
+                            (patient_id,))
+    if not correct:
+        raise ValidationFailed("The code is wrong", field="code", code="code_wrong")
+
+
+def change_patient_field(store: NodeStore, actor: Actor, patient_id: str, field: str,
+                         value: str | None) -> None:
+    """Change one field; recorded field by field so concurrent edits merge per field."""
+    actor.require("edit_patient")
+    if field not in EDITABLE_FIELDS:
+        raise ValidationFailed("Field %(field)s cannot be changed", field="field",
+                               code="field_not_editable")
+    with store.transaction() as tx:
+        patient = get_patient(tx.conn, patient_id)
+        normalised = _normalise_field(tx, field, value)
+        if patient[field] == normalised:
+            return
+        tx.append("PatientFieldChanged", {"patient_id": patient_id, "field": field,
+                                          "value": normalised, "previous": patient[field]})
+        if field == "phone" and normalised:
+            code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+            _issue_code(tx, patient_id, normalised, code)
+
+
+def _normalise_field(tx: Transaction, field: str, value: str | None) -> str | None:
+    if field == "full_name":
+        return _name(value)
+    if field == "phone":
+        return parse_phone(value or "")
+    if field == "document":
+        document = str(parse_document(value or ""))
+        _refuse_duplicate(tx, None, document)
+        return document
+    if field == "facility_id":
+        return get_facility(tx.conn, value or "")["facility_id"]
+    if not value:
+        return None
+    return get_practitioner(tx.conn, value)["practitioner_id"]
+
+
+def get_patient(conn: sqlite3.Connection, patient_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM patients WHERE patient_id = ?", (patient_id,)).fetchone()
+    if row is None:
+        raise NotFound("Patient %(id)s is not known on this node", field="patient_id",
+                       id=patient_id)
+    return row
+
+
+def find_patient(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
+                 document: str | None = None) -> dict:
+    """Look a patient up by PINFL or identity document (e.g. at the registry desk)."""
+    if not (actor.can("view_patient") or actor.can("find_patient_for_dispensing")):
+        actor.require("view_patient")
+    if pinfl:
+        row = store.one("SELECT * FROM patients WHERE pinfl = ?", (parse_pinfl(pinfl).digits,))
+    elif document:
+        row = store.one("SELECT * FROM patients WHERE document = ?",
+                        (str(parse_document(document)),))
+    else:
+        raise ValidationFailed("Give a PINFL or an identity document", field="pinfl")
+    if row is None:
+        raise NotFound("No patient with this identifier on this node",
+                       field="pinfl" if pinfl else "document")
+    return patient_summary(row)
+
+
+def patient_summary(row: sqlite3.Row) -> dict:
+    """Demographics only: what a registrar or pharmacist may see."""
+    keys = ("patient_id", "med_id", "pinfl", "document", "full_name", "birth_date", "sex",
+            "phone", "facility_id", "family_doctor_id")
+    return {**{k: row[k] for k in keys}, "phone_confirmed": bool(row["phone_confirmed"])}

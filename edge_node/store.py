@@ -1,0 +1,200 @@
+"""The node's local store: one SQLite file in WAL mode, one write path, an append-only log.
+
+Every change goes through ``NodeStore.transaction()``: one ``BEGIN IMMEDIATE`` transaction,
+under one process-wide lock, that appends the event and applies it to the projection tables.
+Web requests and background jobs (the sync agent, the SMS sender) share this single path, so
+they never fight over the file and an event is never recorded without its effect, or the
+other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from sync_protocol.event_types import latest_version
+from sync_protocol.events import GENESIS_HASH, Event, seal
+from sync_protocol.hlc import ZERO, HlcTimestamp, HybridLogicalClock, wall_clock_ms
+from sync_protocol.identifiers import new_ulid
+from sync_protocol.timeutil import to_instant, utc_now
+
+from . import projections
+from .errors import NodeNotInitialised
+from .migrations import PROJECTION_TABLES, migrate
+
+log = logging.getLogger(__name__)
+
+# Seconds a writer waits for the file lock held by another process (a CLI next to the server).
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a write the UI confirmed survives a power cut, which Raspberry Pis see often.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Transaction:
+    """One open write transaction; services query and append through it."""
+
+    def __init__(self, store: NodeStore, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        self.db = Database(conn)
+        self.events: list[Event] = []
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def append(self, event_type: str, payload: dict[str, Any]) -> Event:
+        """Validate, seal and record a local event, and apply it to the projections."""
+        node_id = self.store.node_id
+        # Another process (a CLI beside the server) may have written since: never go below it.
+        persisted = self.one("SELECT value FROM node_state WHERE key = 'hlc_last'")
+        if persisted is not None:
+            self.store.clock.catch_up(HlcTimestamp.parse(persisted["value"]))
+        head = self.one("SELECT seq, hash FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
+                        (node_id,))
+        event = seal(
+            id=new_ulid(), origin=node_id, seq=(head["seq"] + 1) if head else 1,
+            hlc=self.store.clock.now(), type=event_type, version=latest_version(event_type),
+            payload=payload, prev_hash=head["hash"] if head else GENESIS_HASH,
+        )
+        self._record(event)
+        return event
+
+    def _record(self, event: Event) -> None:
+        self.conn.execute(
+            "INSERT INTO events (id, origin, seq, hlc, type, version, payload, prev_hash, hash,"
+            " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.origin, event.seq, event.hlc, event.type, event.version,
+             json.dumps(event.payload, sort_keys=True, ensure_ascii=False), event.prev_hash,
+             event.hash, to_instant(utc_now())),
+        )
+        projections.apply(self.conn, event)
+        self.store.set_state(self.conn, "hlc_last", str(self.store.clock.last))
+        self.events.append(event)
+
+
+class NodeStore:
+    def __init__(self, path: Path | str, *, wall=wall_clock_ms) -> None:
+        self.path = Path(path)
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._writer = connect(self.path)
+        migrate(self._writer, to_instant(utc_now()))
+        self.clock = HybridLogicalClock(self._last_clock(), wall=wall)
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def node_id(self) -> str:
+        value = self.state("node_id")
+        if value is None:
+            raise NodeNotInitialised("This node has no identity yet; run dmed-node init")
+        return value
+
+    def initialise(self, node_id: str, facility_id: str | None = None) -> None:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            self.set_state(self._writer, "node_id", node_id)
+            if facility_id:
+                self.set_state(self._writer, "facility_id", facility_id)
+            self._writer.execute("COMMIT")
+
+    def state(self, key: str) -> str | None:
+        row = self.reader().execute("SELECT value FROM node_state WHERE key = ?",
+                                    (key,)).fetchone()
+        return row["value"] if row else None
+
+    @staticmethod
+    def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT INTO node_state (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _last_clock(self) -> HlcTimestamp:
+        """The highest clock this node ever issued or saw, so a restart never goes back."""
+        row = self._writer.execute("SELECT value FROM node_state WHERE key = 'hlc_last'").fetchone()
+        persisted = HlcTimestamp.parse(row["value"]) if row else ZERO
+        top = self._writer.execute("SELECT MAX(hlc) FROM events").fetchone()[0]
+        return max(persisted, HlcTimestamp.parse(top) if top else ZERO)
+
+    # -- reading and writing ----------------------------------------------------------------
+    def reader(self) -> sqlite3.Connection:
+        """A connection of this thread's own; WAL lets it read while a write is open."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+        return conn
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self.reader().execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self.reader().execute(sql, params).fetchone()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self, self._writer)
+            try:
+                yield tx
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+        for event in tx.events:
+            log.debug("recorded %s %s seq=%s", event.type, event.id, event.seq)
+
+    # -- the log ----------------------------------------------------------------------------
+    def events(self, origin: str | None = None, after_position: int = 0,
+               limit: int | None = None) -> list[Event]:
+        sql = "SELECT * FROM events WHERE position > ?"
+        params: list[Any] = [after_position]
+        if origin is not None:
+            sql += " AND origin = ?"
+            params.append(origin)
+        sql += " ORDER BY position"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [row_to_event(row) for row in self.query(sql, tuple(params))]
+
+    def rebuild_projections(self) -> int:
+        """Empty every projection and re-apply the whole log in its order; return the count."""
+        with self.transaction() as tx:
+            for table in PROJECTION_TABLES:
+                tx.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            rows = tx.query("SELECT * FROM events ORDER BY position")
+            for row in rows:
+                projections.apply(tx.conn, row_to_event(row))
+        return len(rows)
+
+    def close(self) -> None:
+        self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def row_to_event(row: sqlite3.Row) -> Event:
+    return Event(id=row["id"], origin=row["origin"], seq=row["seq"], hlc=row["hlc"],
+                 type=row["type"], version=row["version"], payload=json.loads(row["payload"]),
+                 prev_hash=row["prev_hash"], hash=row["hash"])

@@ -1,0 +1,69 @@
+"""The node's Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from flask_babel import Babel
+
+from ..store import NodeStore
+from . import api_care, api_node, api_patients, api_people
+from .config import load_config
+from .errors import register_error_handlers
+
+log = logging.getLogger(__name__)
+
+LOCALES = ("uz", "ru", "en")
+# Screens (kiosk_ui) plug in through this entry-point group, so the node never imports them.
+BLUEPRINT_GROUP = "dmed_edge.node_blueprints"
+
+
+def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None = None) -> Flask:
+    settings = load_config(overrides=config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.config["SECRET_KEY"] = settings["SECRET_KEY"] or _secret_key(Path(settings["DATABASE"]))
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(_translation_dirs())
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
+    if store is None:
+        Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
+        store = NodeStore(settings["DATABASE"])
+    app.extensions["dmed_store"] = store
+    Babel(app, locale_selector=lambda: select_locale(app))
+    for module in (api_people, api_patients, api_care, api_node):
+        app.register_blueprint(module.bp)
+    for plugin in entry_points(group=BLUEPRINT_GROUP):
+        plugin.load()(app)
+    register_error_handlers(app)
+    return app
+
+
+def select_locale(app: Flask) -> str:
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in LOCALES:
+        return chosen
+    return request.accept_languages.best_match(LOCALES) or app.config["DEFAULT_LOCALE"]
+
+
+def _translation_dirs() -> list[str]:
+    here = Path(__file__).resolve().parents[1] / "translations"
+    return [str(here)]
+
+
+def _secret_key(database: Path) -> str:
+    """A per-node random key kept beside the database, readable by the node user only."""
+    path = database.parent / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

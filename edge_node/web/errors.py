@@ -1,0 +1,45 @@
+"""One error handler: every error becomes ``{"error": {"code", "message", "field"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from flask_babel import gettext
+from werkzeug.exceptions import HTTPException
+
+from sync_protocol.errors import InvalidIdentifier, ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+def translate(error: ProtocolError) -> str:
+    """The message in the request's language; parameters are filled in after translation."""
+    message = gettext(error.message)
+    try:
+        return message % error.params if error.params else message
+    except (KeyError, ValueError, TypeError):
+        return error.text
+
+
+def error_body(code: str, message: str, field: str | None) -> dict:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ProtocolError)
+    def protocol_error(error: ProtocolError):
+        status = getattr(error, "http_status", 422 if isinstance(error, InvalidIdentifier)
+                         else 400)
+        return jsonify(error_body(error.code, translate(error), error.field)), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return jsonify(error_body(code, error.description or error.name, None)), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unexpected error")
+        return jsonify(error_body("internal", gettext("Something went wrong on this node; the "
+                                                      "change was not saved"), None)), 500

@@ -1,0 +1,173 @@
+"""Every event type and the JSON Schema of its payload, validated on write and on receipt.
+
+A type's schema version only ever grows; an old version stays here as long as any node in the
+field may still send it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from .errors import PayloadInvalid, UnknownEventType
+
+log = logging.getLogger(__name__)
+
+ULID = {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{26}$"}
+PINFL = {"type": "string", "pattern": "^[1-6][0-9]{13}$"}
+PHONE = {"type": "string", "pattern": r"^\+998[0-9]{9}$"}
+DOCUMENT = {"type": "string", "pattern": "^[A-Z]{2}[0-9]{7}$"}
+DATE = {"type": "string", "format": "date"}
+# Instants are stored in UTC with a Z suffix, so they compare as strings and never carry a zone.
+INSTANT = {"type": "string", "format": "date-time",
+           "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"}
+CODE = {"type": "string", "minLength": 1, "maxLength": 64}
+NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+TEXT = {"type": "string", "maxLength": 4000}
+ICD10 = {"type": "string", "pattern": r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"}
+CHANNEL = {"enum": ["kiosk", "registry", "web", "call_centre"]}
+FACILITY_KIND = {"enum": ["clinic", "pharmacy"]}
+SEX = {"enum": ["male", "female"]}
+PATIENT_FIELDS = ["full_name", "phone", "document", "facility_id", "family_doctor_id"]
+POSITIVE = {"type": "integer", "minimum": 1, "maximum": 100000}
+COUNT = {"type": "integer", "minimum": 0, "maximum": 100}
+# A week of slots for one doctor is a few hundred; a year's schedule must still fit one event.
+MAX_SLOTS_PER_EVENT = 3000
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": sorted(required),
+        "additionalProperties": False,
+    }
+
+
+DIAGNOSIS = obj({"code": ICD10, "primary": {"type": "boolean"}}, {"description": TEXT})
+PRESCRIPTION_ITEM = obj(
+    {"item_no": {"type": "integer", "minimum": 1, "maximum": 5}, "inn": NAME, "form": NAME,
+     "strength": NAME, "quantity": POSITIVE, "repeats": COUNT,
+     "min_days_between_fills": {"type": "integer", "minimum": 0, "maximum": 90}},
+    {"dosage": TEXT},
+)
+
+SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
+    ("FacilityRegistered", 1): obj(
+        {"facility_id": ULID, "code": CODE, "name": NAME, "kind": FACILITY_KIND,
+         "region": CODE},
+        {"address": TEXT},
+    ),
+    ("PractitionerRegistered", 1): obj(
+        {"practitioner_id": ULID, "facility_id": ULID, "full_name": NAME, "specialty": CODE,
+         "is_family_doctor": {"type": "boolean"}},
+    ),
+    ("SlotsPublished", 1): obj(
+        {"schedule_id": ULID, "practitioner_id": ULID, "facility_id": ULID,
+         "slot_minutes": {"type": "integer", "minimum": 5, "maximum": 240},
+         "starts": {"type": "array", "items": INSTANT, "maxItems": MAX_SLOTS_PER_EVENT,
+                    "uniqueItems": True}},
+    ),
+    ("PatientRegistered", 1): {
+        **obj(
+            {"patient_id": ULID, "med_id": CODE, "full_name": NAME, "birth_date": DATE,
+             "sex": SEX, "phone": PHONE, "facility_id": ULID},
+            {"pinfl": PINFL, "document": DOCUMENT, "family_doctor_id": ULID},
+        ),
+        "anyOf": [{"required": ["pinfl"]}, {"required": ["document"]}],
+    },
+    ("PatientFieldChanged", 1): obj(
+        {"patient_id": ULID, "field": {"enum": PATIENT_FIELDS},
+         "value": {"type": ["string", "null"], "maxLength": 200}},
+        {"previous": {"type": ["string", "null"], "maxLength": 200}},
+    ),
+    ("PatientPhoneConfirmed", 1): obj({"patient_id": ULID, "phone": PHONE}),
+    ("AppointmentBooked", 1): obj(
+        {"appointment_id": ULID, "patient_id": ULID, "practitioner_id": ULID,
+         "facility_id": ULID, "starts_at": INSTANT, "channel": CHANNEL},
+    ),
+    ("AppointmentCancelled", 1): obj({"appointment_id": ULID}, {"reason": TEXT}),
+    ("AppointmentRescheduled", 1): obj(
+        {"appointment_id": ULID, "starts_at": INSTANT}, {"practitioner_id": ULID}),
+    ("AppointmentCheckedIn", 1): obj(
+        {"appointment_id": ULID, "queue_number": {"type": "integer", "minimum": 1}}),
+    ("AppointmentCompleted", 1): obj({"appointment_id": ULID}),
+    ("AppointmentNoShow", 1): obj({"appointment_id": ULID}),
+    ("VisitRecorded", 1): obj(
+        {"visit_id": ULID, "patient_id": ULID, "practitioner_id": ULID, "facility_id": ULID,
+         "occurred_at": INSTANT,
+         "diagnoses": {"type": "array", "items": DIAGNOSIS, "maxItems": 20}},
+        {"appointment_id": ULID, "complaints": TEXT, "notes": TEXT},
+    ),
+    ("OrderRecorded", 1): obj(
+        {"order_id": ULID, "visit_id": ULID, "patient_id": ULID,
+         "kind": {"enum": ["lab", "imaging", "procedure", "referral", "advice"]},
+         "text": {**TEXT, "minLength": 1}},
+    ),
+    ("LabResultRecorded", 1): obj(
+        {"result_id": ULID, "patient_id": ULID, "test": NAME,
+         "value": {"type": "string", "minLength": 1, "maxLength": 200},
+         "observed_at": INSTANT},
+        {"order_id": ULID, "unit": CODE, "reference_range": CODE,
+         "flag": {"enum": ["normal", "low", "high", "abnormal"]}},
+    ),
+    ("PrescriptionIssued", 1): obj(
+        {"prescription_id": ULID, "number": CODE, "kind": {"enum": ["e", "paper"]},
+         "patient_id": ULID, "pinfl": PINFL, "facility_id": ULID, "practitioner_id": ULID,
+         "issued_at": INSTANT, "not_before": INSTANT, "expires_at": INSTANT,
+         "chronic": {"type": "boolean"},
+         "items": {"type": "array", "items": PRESCRIPTION_ITEM, "minItems": 1, "maxItems": 5}},
+        {"qr": {"type": "string", "pattern": "^[0-9]+$", "maxLength": 7089}},
+    ),
+    ("PrescriptionCancelled", 1): obj(
+        {"prescription_id": ULID, "reason": {**TEXT, "minLength": 1}}),
+    ("MedicationDispensed", 1): obj(
+        {"dispense_id": ULID, "prescription_id": ULID,
+         "item_no": {"type": "integer", "minimum": 1, "maximum": 5}, "quantity": POSITIVE,
+         "product": NAME, "batch": CODE, "expiry": DATE, "dispensed_at": INSTANT,
+         "facility_id": ULID, "mode": {"enum": ["online_claimed", "offline"]}},
+        {"fill_number": {"type": "integer", "minimum": 1}, "pharmacist": NAME},
+    ),
+}
+
+_FORMATS = FormatChecker()
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_instant(value: object) -> bool:
+    # jsonschema checks date-time only with an optional package; the stdlib parser suffices.
+    return not isinstance(value, str) or datetime.fromisoformat(value).tzinfo is not None
+
+
+_VALIDATORS = {key: Draft202012Validator(schema, format_checker=_FORMATS)
+               for key, schema in SCHEMAS.items()}
+
+
+def event_types() -> list[str]:
+    return sorted({name for name, _ in SCHEMAS})
+
+
+def latest_version(event_type: str) -> int:
+    versions = [v for name, v in SCHEMAS if name == event_type]
+    if not versions:
+        raise UnknownEventType("Unknown event type %(type)s", field="type", type=event_type)
+    return max(versions)
+
+
+def validate_payload(event_type: str, version: int, payload: Any) -> None:
+    """Raise UnknownEventType or PayloadInvalid (naming the first bad field) if it fails."""
+    validator = _VALIDATORS.get((event_type, version))
+    if validator is None:
+        if not any(name == event_type for name, _ in SCHEMAS):
+            raise UnknownEventType("Unknown event type %(type)s", field="type", type=event_type)
+        raise UnknownEventType("Unknown version %(version)s of event type %(type)s",
+                               field="version", type=event_type, version=version)
+    error = next(iter(sorted(validator.iter_errors(payload), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "payload"
+        raise PayloadInvalid("Payload of %(type)s is invalid at %(where)s: %(detail)s",
+                             field=where, type=event_type, where=where,
+                             detail=error.message[:200])

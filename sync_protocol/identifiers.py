@@ -1,0 +1,133 @@
+"""Identifiers of the domain: PINFL, Uzbek phone numbers, identity documents, ULIDs.
+
+Each parser takes what a person typed and returns a normalised value, or raises an
+``InvalidIdentifier`` leaf whose message says which part is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import phonenumbers
+from ulid import ULID
+
+from .errors import InvalidDocument, InvalidPhone, InvalidPinfl
+
+log = logging.getLogger(__name__)
+
+PINFL_LENGTH = 14
+# Weights of the PINFL check digit, repeated over the first 13 digits.
+PINFL_WEIGHTS = (7, 3, 1) * 5
+# Digit 1 encodes century and sex: odd = male.
+PINFL_CENTURIES = {1: 1800, 2: 1800, 3: 1900, 4: 1900, 5: 2000, 6: 2000}
+UZ_COUNTRY_CODE = 998
+DOCUMENT_PATTERN = re.compile(r"^([A-Z]{2})(\d{7})$")
+
+
+@dataclass(frozen=True)
+class Pinfl:
+    digits: str
+    birth_date: date
+    sex: str  # "male" or "female"
+    district: str
+    serial: str
+
+    def __str__(self) -> str:
+        return self.digits
+
+
+def pinfl_check_digit(first13: str) -> int:
+    return sum(int(d) * w for d, w in zip(first13, PINFL_WEIGHTS, strict=False)) % 10
+
+
+def parse_pinfl(text: str) -> Pinfl:
+    """Parse a PINFL (JShShIR); the error names the first part that is wrong."""
+    digits = (text or "").strip().replace(" ", "")
+    if len(digits) != PINFL_LENGTH:
+        raise InvalidPinfl("PINFL must have 14 digits, got %(count)s", part="length",
+                           count=len(digits))
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidPinfl("PINFL must contain digits only", part="digits")
+    century_digit = int(digits[0])
+    if century_digit not in PINFL_CENTURIES:
+        raise InvalidPinfl("PINFL first digit (century and sex) must be 1 to 6, got %(digit)s",
+                           part="century", digit=century_digit)
+    day, month, year2 = int(digits[1:3]), int(digits[3:5]), int(digits[5:7])
+    try:
+        birth = date(PINFL_CENTURIES[century_digit] + year2, month, day)
+    except ValueError:
+        raise InvalidPinfl("PINFL digits 2-7 are not a valid birth date (DDMMYY): %(value)s",
+                           part="birth_date", value=digits[1:7]) from None
+    if digits[7:10] == "000":
+        raise InvalidPinfl("PINFL district code (digits 8-10) must not be 000", part="district")
+    if digits[10:13] == "000":
+        raise InvalidPinfl("PINFL serial number (digits 11-13) must not be 000", part="serial")
+    expected = pinfl_check_digit(digits[:13])
+    if int(digits[13]) != expected:
+        raise InvalidPinfl("PINFL check digit (digit 14) is wrong", part="check_digit")
+    return Pinfl(
+        digits=digits,
+        birth_date=birth,
+        sex="male" if century_digit % 2 else "female",
+        district=digits[7:10],
+        serial=digits[10:13],
+    )
+
+
+def make_pinfl(birth_date: date, sex: str, district: str = "001", serial: str = "001") -> str:
+    """Build a valid PINFL; used by seeding and tests."""
+    century = {1800: 1, 1900: 3, 2000: 5}[birth_date.year // 100 * 100]
+    first = century + (0 if sex == "male" else 1)
+    body = f"{first}{birth_date:%d%m}{birth_date.year % 100:02d}{district}{serial}"
+    return body + str(pinfl_check_digit(body))
+
+
+def parse_phone(text: str) -> str:
+    """Parse an Uzbek mobile or fixed number (+998 and 9 digits); return E.164."""
+    raw = (text or "").strip()
+    try:
+        number = phonenumbers.parse(raw, "UZ")
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone("Phone number %(value)s cannot be read; use +998 and 9 digits",
+                           field="phone", value=raw) from None
+    if number.country_code != UZ_COUNTRY_CODE:
+        raise InvalidPhone("Phone number must be an Uzbek number (+998)", field="phone")
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("Phone number %(value)s is not a valid Uzbek number", field="phone",
+                           value=raw)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(frozen=True)
+class IdentityDocument:
+    series: str
+    number: str
+
+    def __str__(self) -> str:
+        return f"{self.series}{self.number}"
+
+
+def parse_document(text: str) -> IdentityDocument:
+    """Passport or ID card: series of 2 Latin letters then 7 digits, e.g. AA1234567."""
+    compact = re.sub(r"[\s-]", "", text or "").upper()
+    match = DOCUMENT_PATTERN.match(compact)
+    if not match:
+        raise InvalidDocument(
+            "Identity document must be 2 Latin letters and 7 digits, e.g. AA1234567",
+            field="document")
+    return IdentityDocument(series=match.group(1), number=match.group(2))
+
+
+def new_ulid() -> str:
+    return str(ULID())
+
+
+def is_ulid(text: str) -> bool:
+    try:
+        ULID.from_str(text)
+    except (ValueError, TypeError):
+        return False
+    return True
