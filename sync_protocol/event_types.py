@@ -165,7 +165,9 @@ def validate_payload(event_type: str, version: int, payload: Any) -> None:
             raise UnknownEventType("Unknown event type %(type)s", field="type", type=event_type)
         raise UnknownEventType("Unknown version %(version)s of event type %(type)s",
                                field="version", type=event_type, version=version)
-    error = next(iter(sorted(validator.iter_errors(payload), key=lambda e: list(e.path))), None)
+    if validator.is_valid(payload):
+        return
+    error = min(validator.iter_errors(payload), key=lambda e: list(map(str, e.path)))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "payload"
         raise PayloadInvalid("Payload of %(type)s is invalid at %(where)s: %(detail)s",

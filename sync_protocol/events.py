@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ChainBroken, EventRejected, ProtocolError
@@ -46,15 +46,16 @@ class Event:
     hash: str = ""
 
     def body(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("hash")
-        return data
+        # Shallow on purpose: dataclasses.asdict deep-copies payloads of thousands of slots.
+        return {"id": self.id, "origin": self.origin, "seq": self.seq, "hlc": self.hlc,
+                "type": self.type, "version": self.version, "payload": self.payload,
+                "prev_hash": self.prev_hash}
 
     def compute_hash(self) -> str:
         return hashlib.sha256(canonical_json(self.body())).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**self.body(), "hash": self.hash}
 
     @property
     def timestamp(self) -> HlcTimestamp:
@@ -67,11 +68,11 @@ def seal(*, id: str, origin: str, seq: int, hlc: HlcTimestamp, type: str, versio
     validate_payload(type, version, payload)
     unsealed = Event(id=id, origin=origin, seq=seq, hlc=str(hlc), type=type, version=version,
                      payload=payload, prev_hash=prev_hash)
-    event = Event(**{**unsealed.to_dict(), "hash": unsealed.compute_hash()})
-    if len(canonical_json(event.to_dict())) > MAX_EVENT_BYTES:
+    body = canonical_json(unsealed.body())
+    if len(body) > MAX_EVENT_BYTES:
         raise EventRejected("Event is larger than %(limit)s bytes", code="event_too_large",
                             limit=MAX_EVENT_BYTES)
-    return event
+    return Event(**{**unsealed.body(), "hash": hashlib.sha256(body).hexdigest()})
 
 
 def event_from_dict(data: Any) -> Event:

@@ -1,0 +1,158 @@
+"""Benchmark the prescription QR code on one core: issue per second and verify per second.
+
+    .venv/bin/python bench/bench_qr.py [--n 2000] [--rounds 7]
+
+issue = sign + encode + render SVG; verify = decode the digits + check the signature and the
+validity window. Each figure is measured `rounds` times over `n` operations; "best" is the
+fastest round (what the machine can do), "median" the typical one on a shared machine. The bare
+signature check (cryptography alone, same bytes) is the floor that verify cannot beat.
+Prints JSON, then a readable table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cryptography
+import segno
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import NameOID
+
+from sync_protocol import cose, qr
+from sync_protocol.numeric import decode_transport
+
+VERIFY_TARGET_PER_SECOND = 5000  # the issue's target for ES256 verification on one core
+EU_VECTOR = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / \
+    "eu-dcc-common" / "CO3.json"  # an ES256 HC1 code, to compare the EU path
+
+
+def signer(alg: str, now: datetime):
+    key = ec.generate_private_key(ec.SECP256R1()) if alg == "ES256" \
+        else ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bench-{alg}")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=400))
+            .sign(key, None if alg == "EdDSA" else hashes.SHA256()))
+    return key, cert
+
+
+def claims(now: datetime) -> qr.PrescriptionClaims:
+    return qr.PrescriptionClaims(
+        issuer="TAS-0042-node-1", issued_at=now, not_before=now,
+        expires_at=now + timedelta(days=30), prescription_id="01JNF8Z4W2K7Q9X3V5T6R8M1PA",
+        pinfl="31203851234567", prescriber="PR-000123", number="TAS-2026-000123", kind="e",
+        items=(qr.PrescriptionItemClaim("amoxicillin", "500 mg", "capsule", 20, 1, 7),
+               qr.PrescriptionItemClaim("ibuprofen", "400 mg", "tablet", 30)))
+
+
+def measure(fn, n: int, rounds: int) -> dict:
+    for _ in range(min(n, 50)):  # warm caches (the keyring, OpenSSL tables)
+        fn()
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        rates.append(n / (time.perf_counter() - start))
+    return {"best_per_s": round(max(rates)), "median_per_s": round(statistics.median(rates)),
+            "best_us": round(1e6 / max(rates), 1)}
+
+
+def bare_check(message: cose.Sign1Message, public_key):
+    data, sig = message.to_be_signed(), message.signature
+    if message.alg == cose.ALG_ES256:
+        der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                                   int.from_bytes(sig[32:], "big"))
+        algorithm = ec.ECDSA(hashes.SHA256())
+        return lambda: public_key.verify(der, data, algorithm)
+    return lambda: public_key.verify(sig, data)
+
+
+def run(n: int, rounds: int) -> dict:
+    now = datetime.now(UTC)
+    report: dict = {
+        "n": n, "rounds": rounds, "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(), "cryptography": cryptography.__version__,
+        "pinned_core": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else None, "algorithms": {},
+    }
+    for alg in ("ES256", "EdDSA"):
+        key, cert = signer(alg, now)
+        certs, rx = [cert], claims(now)
+        text = qr.issue(rx, key, cert)
+        if not qr.verify(text, certs, now=now).valid:
+            raise SystemExit(f"{alg}: the benchmark code does not verify")
+        message = cose.decode_sign1(decode_transport(text).cose)
+        report["algorithms"][alg] = {
+            "code": {"digits": len(text), "cose_bytes": len(qr.sign(rx, key, cert)),
+                     "qr_version": segno.make_qr(text, error="m", mode="numeric",
+                                                 boost_error=False).designator},
+            "issue": measure(lambda: qr.render_svg(qr.issue(rx, key, cert)), n, rounds),
+            "sign_encode": measure(lambda: qr.issue(rx, key, cert), n, rounds),
+            "verify": measure(lambda: qr.verify(text, certs, now=now), n, rounds),
+            "verify_signature_only": measure(lambda: qr.verify(text, certs), n, rounds),
+            "bare_signature_check": measure(bare_check(message, cert.public_key()), n, rounds),
+        }
+    if EU_VECTOR.is_file():
+        vector = json.loads(EU_VECTOR.read_text(encoding="utf-8"))
+        eu_cert = x509.load_der_x509_certificate(
+            base64.b64decode(vector["TESTCTX"]["CERTIFICATE"]))
+        report["eu_hc1_verify_es256"] = measure(
+            lambda: qr.verify(vector["PREFIX"], [eu_cert]), n, rounds)
+    verify_best = report["algorithms"]["ES256"]["verify"]["best_per_s"]
+    report["target"] = {"verify_es256_per_s": VERIFY_TARGET_PER_SECOND,
+                        "met": verify_best >= VERIFY_TARGET_PER_SECOND}
+    return report
+
+
+def table(report: dict) -> str:
+    lines = [f"{'operation':34s} {'best/s':>9s} {'median/s':>9s} {'best us':>9s}"]
+    for alg, figures in report["algorithms"].items():
+        for name, figure in figures.items():
+            if name == "code":
+                continue
+            lines.append(f"{alg + ' ' + name:34s} {figure['best_per_s']:9d} "
+                         f"{figure['median_per_s']:9d} {figure['best_us']:9.1f}")
+    if "eu_hc1_verify_es256" in report:
+        figure = report["eu_hc1_verify_es256"]
+        lines.append(f"{'EU HC1 verify (ES256, no clock)':34s} {figure['best_per_s']:9d} "
+                     f"{figure['median_per_s']:9d} {figure['best_us']:9.1f}")
+    for alg, figures in report["algorithms"].items():
+        code = figures["code"]
+        lines.append(f"{alg} code: {code['digits']} digits, {code['cose_bytes']} COSE bytes, "
+                     f"QR {code['qr_version']}")
+    target = report["target"]
+    lines.append(f"target verify ES256 >= {target['verify_es256_per_s']}/s: "
+                 f"{'met' if target['met'] else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="operations per round")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per figure")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):  # one core, as the target says
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    report = run(args.n, args.rounds)
+    print(json.dumps(report, indent=2))
+    print()
+    print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
