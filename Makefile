@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install translations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Compiled catalogues are build output, never committed.
+translations: $(STAMP)
+	for d in edge_node/translations kiosk_ui/translations; do \
+		if [ -d $$d ]; then $(BIN)/pybabel compile -f -q -d $$d || exit 1; fi; \
+	done
+
+demo: $(STAMP) translations
 	$(BIN)/python -m edge_node.demo
 
-test: $(STAMP)
+test: $(STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 PROJECTION_TABLES = (
     "facilities", "practitioners", "slots", "patients", "patient_field_clock", "appointments",
-    "visits", "diagnoses", "orders", "lab_results",
+    "visits", "diagnoses", "orders", "lab_results", "chronic_conditions", "prescriptions",
+    "prescription_items", "dispenses",
 )
 
 V1 = """
@@ -121,7 +122,43 @@ CREATE TABLE sign_in_failures (
 CREATE INDEX sign_in_failures_by_subject ON sign_in_failures (subject, failed_at);
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2))
+# v3: e-prescriptions, chronic conditions, dispenses, and the pharmacy's cache of codes it
+# scanned (it may dispense against a code whose PrescriptionIssued has not reached it yet).
+V3 = """
+CREATE TABLE chronic_conditions (
+    patient_id TEXT NOT NULL, code TEXT NOT NULL, active INTEGER NOT NULL,
+    hlc TEXT NOT NULL, origin TEXT NOT NULL,
+    PRIMARY KEY (patient_id, code)
+);
+CREATE TABLE prescriptions (
+    prescription_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+    patient_id TEXT NOT NULL, pinfl TEXT NOT NULL, facility_id TEXT NOT NULL,
+    practitioner_id TEXT NOT NULL, issued_at TEXT NOT NULL, not_before TEXT NOT NULL,
+    expires_at TEXT NOT NULL, chronic INTEGER NOT NULL, qr TEXT,
+    status TEXT NOT NULL DEFAULT 'active', cancelled_at TEXT, cancel_reason TEXT
+);
+CREATE INDEX prescriptions_by_patient ON prescriptions (patient_id, issued_at);
+CREATE INDEX prescriptions_by_pinfl ON prescriptions (pinfl);
+CREATE TABLE prescription_items (
+    prescription_id TEXT NOT NULL, item_no INTEGER NOT NULL, inn TEXT NOT NULL,
+    form TEXT NOT NULL, strength TEXT NOT NULL, unit TEXT, quantity INTEGER NOT NULL,
+    dosage TEXT, repeats INTEGER NOT NULL, min_days_between_fills INTEGER NOT NULL,
+    PRIMARY KEY (prescription_id, item_no)
+);
+CREATE TABLE dispenses (
+    dispense_id TEXT PRIMARY KEY, prescription_id TEXT NOT NULL, item_no INTEGER NOT NULL,
+    quantity INTEGER NOT NULL, product TEXT NOT NULL, batch TEXT NOT NULL, expiry TEXT NOT NULL,
+    dispensed_at TEXT NOT NULL, facility_id TEXT NOT NULL, mode TEXT NOT NULL,
+    fill_number INTEGER, pharmacist TEXT, origin TEXT NOT NULL
+);
+CREATE INDEX dispenses_by_prescription ON dispenses (prescription_id, item_no);
+CREATE TABLE scanned_codes (
+    prescription_id TEXT PRIMARY KEY, qr TEXT NOT NULL, claims TEXT NOT NULL,
+    first_scanned_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3))
 LATEST = MIGRATIONS[-1][0]
 
 

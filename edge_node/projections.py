@@ -7,12 +7,14 @@ event and the tables, never the clock or the wall time.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
 
 from sync_protocol.events import Event
+from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
 log = logging.getLogger(__name__)
@@ -198,3 +200,69 @@ def _lab_result(conn: sqlite3.Connection, event: Event) -> None:
         "order_id": p.get("order_id"), "test": p["test"], "value": p["value"],
         "unit": p.get("unit"), "reference_range": p.get("reference_range"),
         "flag": p.get("flag"), "observed_at": p["observed_at"]})
+
+
+@handles("ChronicConditionSet")
+def _chronic(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    row = conn.execute("SELECT hlc, origin FROM chronic_conditions WHERE patient_id = ? AND"
+                       " code = ?", (p["patient_id"], p["code"])).fetchone()
+    if row is not None and (row["hlc"], row["origin"]) >= (event.hlc, event.origin):
+        return
+    conn.execute("INSERT INTO chronic_conditions (patient_id, code, active, hlc, origin) VALUES"
+                 " (?, ?, ?, ?, ?) ON CONFLICT (patient_id, code) DO UPDATE SET"
+                 " active = excluded.active, hlc = excluded.hlc, origin = excluded.origin",
+                 (p["patient_id"], p["code"], int(p["active"]), event.hlc, event.origin))
+
+
+@handles("PrescriptionIssued")
+def _prescription(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "prescriptions", {
+        "prescription_id": p["prescription_id"], "number": p["number"], "kind": p["kind"],
+        "patient_id": p["patient_id"], "pinfl": p["pinfl"], "facility_id": p["facility_id"],
+        "practitioner_id": p["practitioner_id"], "issued_at": p["issued_at"],
+        "not_before": p["not_before"], "expires_at": p["expires_at"],
+        "chronic": int(p["chronic"]), "qr": p.get("qr")})
+    for item in p["items"]:
+        _insert(conn, "prescription_items", {
+            "prescription_id": p["prescription_id"], "item_no": item["item_no"],
+            "inn": item["inn"], "form": item["form"], "strength": item["strength"],
+            "unit": item.get("unit"), "quantity": item["quantity"], "dosage": item.get("dosage"),
+            "repeats": item["repeats"],
+            "min_days_between_fills": item["min_days_between_fills"]},
+            key="prescription_id, item_no")
+    # A cancellation that arrived first (sync delivers in any order) still wins.
+    _apply_pending_cancellation(conn, p["prescription_id"])
+
+
+@handles("PrescriptionCancelled")
+def _prescription_cancelled(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
+                 " cancel_reason = ? WHERE prescription_id = ?",
+                 (event.timestamp.to_instant(), p["reason"], p["prescription_id"]))
+
+
+def _apply_pending_cancellation(conn: sqlite3.Connection, prescription_id: str) -> None:
+    row = conn.execute("SELECT hlc, payload FROM events WHERE type = 'PrescriptionCancelled' AND"
+                       " json_extract(payload, '$.prescription_id') = ? ORDER BY hlc LIMIT 1",
+                       (prescription_id,)).fetchone()
+    if row is not None:
+        conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
+                     " cancel_reason = ? WHERE prescription_id = ?",
+                     (HlcTimestamp.parse(row["hlc"]).to_instant(),
+                      json.loads(row["payload"])["reason"], prescription_id))
+
+
+@handles("MedicationDispensed")
+def _dispensed(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    # Every dispense is kept, even one beyond what remains: the drug was handed over.
+    _insert(conn, "dispenses", {
+        "dispense_id": p["dispense_id"], "prescription_id": p["prescription_id"],
+        "item_no": p["item_no"], "quantity": p["quantity"], "product": p["product"],
+        "batch": p["batch"], "expiry": p["expiry"], "dispensed_at": p["dispensed_at"],
+        "facility_id": p["facility_id"], "mode": p["mode"],
+        "fill_number": p.get("fill_number"), "pharmacist": p.get("pharmacist"),
+        "origin": event.origin})

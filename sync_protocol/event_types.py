@@ -52,7 +52,7 @@ PRESCRIPTION_ITEM = obj(
     {"item_no": {"type": "integer", "minimum": 1, "maximum": 5}, "inn": NAME, "form": NAME,
      "strength": NAME, "quantity": POSITIVE, "repeats": COUNT,
      "min_days_between_fills": {"type": "integer", "minimum": 0, "maximum": 90}},
-    {"dosage": TEXT},
+    {"dosage": TEXT, "unit": CODE, "atc": CODE},
 )
 
 SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
@@ -122,6 +122,8 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "items": {"type": "array", "items": PRESCRIPTION_ITEM, "minItems": 1, "maxItems": 5}},
         {"qr": {"type": "string", "pattern": "^[0-9]+$", "maxLength": 7089}},
     ),
+    ("ChronicConditionSet", 1): obj(
+        {"patient_id": ULID, "code": ICD10, "active": {"type": "boolean"}}),
     ("PrescriptionCancelled", 1): obj(
         {"prescription_id": ULID, "reason": {**TEXT, "minLength": 1}}),
     ("MedicationDispensed", 1): obj(

@@ -47,6 +47,9 @@ class HlcTimestamp:
     def to_datetime(self) -> datetime:
         return datetime.fromtimestamp(self.wall_ms / 1000, tz=UTC)
 
+    def to_instant(self) -> str:
+        return self.to_datetime().strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 ZERO = HlcTimestamp(0, 0)
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from edge_node.seed import DEMO_PIN, seed_demo
+from edge_node.credentials import NodeCredentials
 from edge_node.services import staff
+from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore
 from edge_node.web import create_app
 
@@ -20,6 +22,7 @@ def seeded_template(tmp_path_factory):
     node = NodeStore(path)
     node.initialise("node-test-1")
     data = seed_demo(node)
+    confirm_clock(node, "init")
     node.reader().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     node.close()
     return path, data
@@ -47,10 +50,31 @@ def seeded(store, seeded_template):
     return data
 
 
+@pytest.fixture(scope="session")
+def pki():
+    """National root, the TAS region, a clinic node and a pharmacy node (tests/pki_helpers)."""
+    from pki_helpers import make_pki
+    from sync_protocol.timeutil import utc_now
+    return make_pki(now=utc_now() - timedelta(days=30))  # enrolled a month ago
+
+
+@pytest.fixture(scope="session")
+def clinic_credentials(pki):
+    return NodeCredentials(pki.clinic.key, pki.clinic.cert, tuple(pki.clinic.chain),
+                           pki.trust_list)
+
+
+@pytest.fixture(scope="session")
+def pharmacy_credentials(pki):
+    return NodeCredentials(pki.pharmacy.key, pki.pharmacy.cert, tuple(pki.pharmacy.chain),
+                           pki.trust_list)
+
+
 @pytest.fixture
-def app(store, tmp_path):
+def app(store, tmp_path, clinic_credentials):
     app = create_app({"DATABASE": str(tmp_path / "node.db"), "TESTING": True,
-                      "SECRET_KEY": "test-secret", "BACKGROUND_JOBS": False}, store=store)
+                      "SECRET_KEY": "test-secret", "BACKGROUND_JOBS": False}, store=store,
+                     credentials=clinic_credentials)
     return app
 
 

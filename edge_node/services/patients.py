@@ -10,7 +10,7 @@ import sqlite3
 from datetime import date, timedelta
 
 from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
-from sync_protocol.timeutil import from_instant, to_instant, utc_now
+from sync_protocol.timeutil import from_instant, local_date, to_instant, utc_now
 
 from ..errors import Conflict, NotFound, TooManyAttempts, ValidationFailed
 from ..store import NodeStore, Transaction
@@ -75,7 +75,7 @@ def _birth_date(value: date | str | None) -> str:
     except ValueError:
         raise ValidationFailed("Birth date is required as YYYY-MM-DD when there is no PINFL",
                                field="birth_date") from None
-    if not date(1900, 1, 1) <= born <= date.today():
+    if not date(1900, 1, 1) <= born <= local_date(utc_now()):
         raise ValidationFailed("Birth date is out of range", field="birth_date")
     return born.isoformat()
 

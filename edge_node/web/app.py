@@ -13,7 +13,8 @@ from flask import Flask, request
 from flask_babel import Babel
 
 from ..store import NodeStore
-from . import api_care, api_node, api_patients, api_people
+from ..credentials import NodeCredentials
+from . import api_care, api_node, api_patients, api_people, api_rx
 from .config import load_config
 from .errors import register_error_handlers
 
@@ -24,7 +25,8 @@ LOCALES = ("uz", "ru", "en")
 BLUEPRINT_GROUP = "dmed_edge.node_blueprints"
 
 
-def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None = None) -> Flask:
+def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None = None,
+               credentials: NodeCredentials | None = None) -> Flask:
     settings = load_config(overrides=config)
     app = Flask(__name__)
     app.config.update(settings)
@@ -36,7 +38,11 @@ def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None 
         store = NodeStore(settings["DATABASE"])
     app.extensions["dmed_store"] = store
     Babel(app, locale_selector=lambda: select_locale(app))
-    for module in (api_people, api_patients, api_care, api_node):
+    if credentials is None and settings.get("NODE_BUNDLE"):
+        credentials = NodeCredentials.load(settings["NODE_BUNDLE"])
+    if credentials is not None:
+        app.extensions["dmed_credentials"] = credentials
+    for module in (api_people, api_patients, api_care, api_node, api_rx):
         app.register_blueprint(module.bp)
     for plugin in entry_points(group=BLUEPRINT_GROUP):
         plugin.load()(app)

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 SETTINGS: dict[str, tuple[Any, str]] = {
     "DATABASE": ("var/node.db", "Path of the node's SQLite database"),
     "HUB_URL": ("", "Base URL of the central hub; empty means stand-alone"),
+    "NODE_BUNDLE": ("", "Enrolment bundle (key, certificate, trust list) from dmed-provision"),
     "SMS_GATEWAY_URL": ("", "HTTP SMS gateway; empty means the console adapter"),
     "SMS_GATEWAY_TOKEN": ("", "Bearer token for the HTTP SMS gateway"),
     "SECRET_KEY": ("", "Signs session cookies; generated into var/ if empty"),

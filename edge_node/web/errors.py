@@ -15,11 +15,16 @@ log = logging.getLogger(__name__)
 
 def translate(error: ProtocolError) -> str:
     """The message in the request's language; parameters are filled in after translation."""
-    message = gettext(error.message)
+    return translate_text(error.message, error.params)
+
+
+def translate_text(message: str, params: dict | None = None) -> str:
+    translated = gettext(message)
     try:
-        return message % error.params if error.params else message
+        return translated % params if params else translated
     except (KeyError, ValueError, TypeError):
-        return error.text
+        # A translation with a broken placeholder must not hide the message.
+        return message % params if params else message
 
 
 def error_body(code: str, message: str, field: str | None) -> dict:
@@ -40,6 +45,6 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        log.exception("unexpected error")
+        log.error("unexpected error", exc_info=error)
         return jsonify(error_body("internal", gettext("Something went wrong on this node; the "
                                                       "change was not saved"), None)), 500

@@ -1,0 +1,280 @@
+"""The pharmacy counter: a verdict for a scanned code, and dispensing against it.
+
+The verdict is built from the code alone (signature, chain to the national root, prescribing
+EKU, revocation, validity window) plus what this node knows locally (cancellations and
+dispenses), so it works offline. A code that verifies is cached, so the pharmacy can dispense
+against it even before the prescription itself reaches it by sync.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sync_protocol import qr
+from sync_protocol.identifiers import new_ulid, parse_pinfl
+from sync_protocol.timeutil import from_instant, to_instant, utc_now
+from sync_protocol.trust import EKU_PRESCRIBE
+
+from ..errors import Conflict, NotFound, ValidationFailed
+from ..store import NodeStore
+from .access import Actor
+from .clock import SYSTEM_CLOCK, SystemClock, clock_status
+from .patients import find_patient
+
+log = logging.getLogger(__name__)
+
+# Verdict code -> (may dispense, English message). Ordered by how a pharmacist acts on them.
+VERDICTS: dict[str, tuple[bool, str]] = {
+    "valid": (True, "Valid prescription: dispense"),
+    "partly_dispensed": (True, "Valid, partly dispensed: dispense what remains"),
+    "fill_too_early": (False, "The next fill is allowed from %(next_fill)s"),
+    "already_dispensed": (False, "Already dispensed in full"),
+    "expired": (False, "Expired on %(expires)s: do not dispense"),
+    "not_yet_valid": (False, "Not valid yet (from %(not_before)s): do not dispense"),
+    "cancelled": (False, "Cancelled by the doctor: do not dispense"),
+    "wrong_patient": (False, "Wrong patient: the PINFL on the ID card does not match"),
+    "revoked_key": (False, "Signed by a revoked key: do not dispense"),
+    "untrusted_key": (False, "Signed by an unknown key: do not dispense"),
+    "forged": (False, "Forged or damaged code: do not dispense"),
+    "not_a_prescription": (False, "This is not a prescription code"),
+    "clock_unverified": (False, "This terminal's clock is not confirmed: confirm the date and "
+                                "time, then scan again"),
+}
+MALFORMED = frozenset({"empty", "too_long", "bad_prefix", "unknown_version", "bad_digits",
+                       "bad_base45", "bad_compression", "not_cose", "bad_cbor",
+                       "not_a_prescription", "no_kid", "bad_claims", "code_too_large"})
+
+
+@dataclass
+class Verdict:
+    code: str
+    may_dispense: bool
+    message: str
+    params: dict[str, Any] = field(default_factory=dict)
+    prescription: dict[str, Any] | None = None
+    items: list[dict[str, Any]] = field(default_factory=list)
+    clock: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        return self.message % self.params if self.params else self.message
+
+
+def _verdict(code: str, **extra: Any) -> Verdict:
+    may, message = VERDICTS[code]
+    return Verdict(code, may, message, **extra)
+
+
+def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
+               typed_pinfl: str | None = None, now: datetime | None = None,
+               clock: SystemClock = SYSTEM_CLOCK) -> Verdict:
+    """Judge a scanned code; never raises on what a scanner typed."""
+    actor.require("verify_prescription")
+    now = now or clock.wall()
+    result = qr.verify(text, trust_list.nodes, require_prescription=True)
+    if not result.valid:
+        if result.reason == "unknown_kid":
+            return _verdict("revoked_key" if trust_list.revocation(result.kid) else
+                            "untrusted_key")
+        return _verdict("not_a_prescription" if result.reason in MALFORMED else "forged")
+    chain = trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE)
+    if not chain.ok:
+        return _verdict("revoked_key" if chain.reason == "revoked" else "untrusted_key")
+    claims = result.prescription
+    _remember(store, claims, text)
+    summary = {"prescription_id": claims.prescription_id, "number": claims.number,
+               "pinfl": claims.pinfl, "issuer": claims.issuer, "kind": claims.kind,
+               "issued_at": to_instant(claims.issued_at),
+               "not_before": to_instant(claims.not_before),
+               "expires_at": to_instant(claims.expires_at),
+               "issued_by": chain.identity.facility_code if chain.identity else None}
+    items = item_states(store.reader(), claims.prescription_id, now)
+    extra = {"prescription": summary, "items": items}
+    cancelled = store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
+                          (claims.prescription_id,))
+    if (cancelled and cancelled["status"] == "cancelled") or trust_list.cancellation(
+            claims.prescription_id):
+        return _verdict("cancelled", **extra)
+    timing = qr.verify(text, trust_list.nodes, now=now, require_prescription=True)
+    if timing.reason in ("expired", "cert_expired"):
+        return _verdict("expired", params={"expires": summary["expires_at"]}, **extra)
+    if timing.reason in ("not_yet_valid", "cert_not_yet_valid"):
+        return _verdict("not_yet_valid", params={"not_before": summary["not_before"]}, **extra)
+    if typed_pinfl is not None and _digits(typed_pinfl) != claims.pinfl:
+        return _verdict("wrong_patient", **extra)
+    if all(i["remaining_total"] == 0 for i in items):
+        return _verdict("already_dispensed", **extra)
+    status = clock_status(store, clock)
+    if not status["verified"]:
+        return _verdict("clock_unverified", clock=status, **extra)
+    if not any(i["may_dispense_now"] for i in items):
+        first = min(i["next_fill_at"] for i in items if i["next_fill_at"])
+        return _verdict("fill_too_early", params={"next_fill": first}, **extra)
+    started = any(i["dispensed"] for i in items)
+    return _verdict("partly_dispensed" if started else "valid", clock=status, **extra)
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in str(text) if c.isdigit())
+
+
+def _remember(store: NodeStore, claims: qr.PrescriptionClaims, text: str) -> None:
+    if store.one("SELECT 1 FROM scanned_codes WHERE prescription_id = ?",
+                 (claims.prescription_id,)):
+        return
+    items = [{"item_no": n, "inn": i.inn, "form": i.form, "strength": i.strength,
+              "quantity": i.quantity, "repeats": i.repeats,
+              "min_days_between_fills": i.min_days_between_fills}
+             for n, i in enumerate(claims.items, start=1)]
+    body = {"pinfl": claims.pinfl, "number": claims.number,
+            "not_before": to_instant(claims.not_before),
+            "expires_at": to_instant(claims.expires_at), "items": items}
+    with store.transaction() as tx:
+        tx.conn.execute("INSERT OR IGNORE INTO scanned_codes (prescription_id, qr, claims,"
+                        " first_scanned_at) VALUES (?, ?, ?, ?)",
+                        (claims.prescription_id, text.strip(), json.dumps(body),
+                         to_instant(utc_now())))
+
+
+def _known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, list[dict]]:
+    """The prescription as the replica has it, else as a scanned code told us."""
+    row = conn.execute("SELECT * FROM prescriptions WHERE prescription_id = ?",
+                       (prescription_id,)).fetchone()
+    if row is not None:
+        items = [dict(r) for r in conn.execute(
+            "SELECT * FROM prescription_items WHERE prescription_id = ? ORDER BY item_no",
+            (prescription_id,))]
+        return dict(row), items
+    scanned = conn.execute("SELECT claims FROM scanned_codes WHERE prescription_id = ?",
+                           (prescription_id,)).fetchone()
+    if scanned is None:
+        raise NotFound("Scan the prescription's code first: it is not known on this node",
+                       field="prescription_id", code="prescription_unknown")
+    body = json.loads(scanned["claims"])
+    return {"prescription_id": prescription_id, "status": "active", **body}, body["items"]
+
+
+def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -> list[dict]:
+    """Per item: fills, what was dispensed, what remains, when the next fill is allowed."""
+    _header, items = _known_items(conn, prescription_id)
+    states = []
+    for item in items:
+        rows = conn.execute("SELECT quantity, dispensed_at FROM dispenses WHERE"
+                            " prescription_id = ? AND item_no = ? ORDER BY dispensed_at",
+                            (prescription_id, item["item_no"])).fetchall()
+        states.append({**_progress(item, [(r["quantity"], r["dispensed_at"]) for r in rows],
+                                   now), "item_no": item["item_no"], "inn": item["inn"],
+                       "form": item["form"], "strength": item["strength"],
+                       "quantity": item["quantity"], "repeats": item["repeats"]})
+    return states
+
+
+def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> dict:
+    quantity, fills = item["quantity"], 1 + item["repeats"]
+    fill_started: list[str] = []  # when each fill's first unit was handed over
+    dispensed = 0
+    for amount, when in dispenses:
+        if dispensed % quantity == 0 and dispensed // quantity < fills:
+            fill_started.append(when)
+        dispensed += amount
+    remaining_total = max(0, quantity * fills - dispensed)
+    partial = dispensed % quantity if dispensed < quantity * fills else 0
+    if remaining_total == 0:
+        fill, in_fill, next_at = fills, 0, None
+    elif partial:
+        fill, in_fill, next_at = len(fill_started), quantity - partial, None
+    else:
+        fill, in_fill = len(fill_started) + 1, quantity
+        next_at = None
+        if fill_started and item["min_days_between_fills"]:
+            allowed = from_instant(fill_started[-1]) + timedelta(
+                days=item["min_days_between_fills"])
+            next_at = to_instant(allowed) if allowed > now else None
+    return {"fill_number": fill, "fills": fills, "dispensed": dispensed,
+            "remaining_in_fill": in_fill, "remaining_total": remaining_total,
+            "next_fill_at": next_at, "may_dispense_now": in_fill > 0 and next_at is None}
+
+
+def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_id: str,
+             item_no: int, quantity: int, product: str, batch: str, expiry: date | str,
+             now: datetime | None = None, online_claimed: bool = False) -> dict:
+    """Hand over part or all of one item's current fill; never more than remains."""
+    actor.require("dispense")
+    now = now or utc_now()
+    product, batch = str(product or "").strip(), str(batch or "").strip()
+    if not product:
+        raise ValidationFailed("Write the product's trade name", field="product")
+    if not batch:
+        raise ValidationFailed("Write the batch (series) number from the pack", field="batch")
+    try:
+        expiry_day = expiry if isinstance(expiry, date) else date.fromisoformat(str(expiry))
+    except ValueError:
+        raise ValidationFailed("Expiry date must be YYYY-MM-DD", field="expiry") from None
+    if expiry_day < now.date():
+        raise ValidationFailed("This pack expired on %(date)s: do not hand it over",
+                               field="expiry", code="pack_expired", date=expiry_day.isoformat())
+    if type(quantity) is not int or quantity < 1:
+        raise ValidationFailed("Quantity must be a whole number of at least 1",
+                               field="quantity")
+    with store.transaction() as tx:
+        header, _items = _known_items(tx.conn, prescription_id)
+        if header.get("status") == "cancelled":
+            raise Conflict("The prescription was cancelled: do not dispense",
+                           field="prescription_id", code="cancelled")
+        if not from_instant(header["not_before"]) <= now <= from_instant(header["expires_at"]):
+            raise Conflict("The prescription is outside its validity: do not dispense",
+                           field="prescription_id", code="outside_validity")
+        state = next((s for s in item_states(tx.conn, prescription_id, now)
+                      if s["item_no"] == item_no), None)
+        if state is None:
+            raise NotFound("The prescription has no item %(item)s", field="item_no",
+                           item=item_no)
+        if state["next_fill_at"]:
+            raise Conflict("The next fill is allowed from %(next_fill)s", field="item_no",
+                           code="fill_too_early", next_fill=state["next_fill_at"])
+        if quantity > state["remaining_in_fill"]:
+            raise Conflict("Only %(remaining)s remain of this fill; %(asked)s were asked",
+                           field="quantity", code="more_than_remains",
+                           remaining=state["remaining_in_fill"], asked=quantity)
+        dispense_id = new_ulid()
+        tx.append("MedicationDispensed", {
+            "dispense_id": dispense_id, "prescription_id": prescription_id,
+            "item_no": item_no, "quantity": quantity, "product": product[:200],
+            "batch": batch[:64], "expiry": expiry_day.isoformat(),
+            "dispensed_at": to_instant(now), "facility_id": facility_id,
+            "mode": "online_claimed" if online_claimed else "offline",
+            "fill_number": state["fill_number"],
+            "pharmacist": actor.display_name or actor.actor_id})
+    return {"dispense_id": dispense_id, "fill_number": state["fill_number"],
+            "remaining_in_fill": state["remaining_in_fill"] - quantity}
+
+
+def find_by_identity(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
+                     document: str | None = None) -> dict:
+    """No phone: the patient's active prescriptions found in the local replica."""
+    actor.require("verify_prescription")
+    patient = find_patient(store, actor, pinfl=pinfl, document=document)
+    rows = store.query("SELECT prescription_id, number, qr, issued_at, expires_at, status FROM"
+                       " prescriptions WHERE patient_id = ? AND status = 'active' AND"
+                       " expires_at > ? ORDER BY issued_at DESC",
+                       (patient["patient_id"], to_instant(utc_now())))
+    return {"patient": {k: patient[k] for k in ("full_name", "pinfl", "document")},
+            "prescriptions": [dict(r) for r in rows]}
+
+
+def sale_without_prescription(inn: str) -> None:
+    """A counter sale with no prescription: allowed only for drugs that need none."""
+    from ..catalogue import Catalogue
+    from ..prescribing_rules import dispense_rule_for_paper
+    rule = dispense_rule_for_paper(Catalogue.load().get(inn))
+    if rule.needs_prescription:
+        raise Conflict(rule.message, field="inn", code=rule.code, inn=rule.inn)
+
+
+def parse_typed_pinfl(text: str | None) -> str | None:
+    return parse_pinfl(text).digits if text else None

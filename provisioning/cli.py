@@ -1,0 +1,191 @@
+"""dmed-provision: the regional IT staff's tool to issue and revoke keys (thin layer on CaStore).
+
+No command ever prints key material: bundles go to files, the output names them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from provisioning.keystore import CaStore, read_bundle
+from provisioning.pki import KeyAlgorithm
+from sync_protocol.errors import ProtocolError
+from sync_protocol.trust import identity_of, kid_of, region_code_of
+
+log = logging.getLogger(__name__)
+
+# The passphrase comes from the environment, never argv (visible in ps and shell history).
+PASSPHRASE_ENV = "DMED_CA_PASSPHRASE"  # noqa: S105 (a variable name, not a password)
+DIR_ENV = "DMED_PROVISION_DIR"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _library_errors(func: F) -> F:
+    """Library errors become ClickExceptions: a clear message and exit status 1."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProtocolError as e:
+            raise click.ClickException(e.text) from e
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(directory: Path) -> CaStore:
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    return CaStore(directory, password=passphrase.encode("utf-8") if passphrase else None)
+
+
+def _until(cert: Any) -> str:
+    return cert.not_valid_after_utc.strftime("%Y-%m-%d")
+
+
+dir_option = click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), required=True,
+    envvar=DIR_ENV, help=f"Provisioning store directory (or ${DIR_ENV}).")
+algorithm_option = click.option(
+    "--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]),
+    default=KeyAlgorithm.EC_P256.value, show_default=True,
+    help="Key type; prescriptions are signed ES256, so keep ec-p256 unless told otherwise.")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what is done to stderr.")
+def main(verbose: bool) -> None:
+    """Issue and revoke DMED Edge keys: national root, regions, clinic and pharmacy nodes.
+
+    The store directory keeps the root and regional keys and the trust list. Set
+    DMED_CA_PASSPHRASE to encrypt (and later read) those keys with a passphrase.
+    """
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command("init-root")
+@dir_option
+@click.option("--name", required=True, help="Common name of the national root.")
+@algorithm_option
+@_library_errors
+def init_root(directory: Path, name: str, algorithm: str) -> None:
+    """Create a new store with a national root key and certificate (valid 20 years)."""
+    root = _store(directory).init_root(name, algorithm=algorithm)
+    click.echo(f"Root {name!r} created in {directory} (kid {root.kid.hex()}, "
+               f"valid until {_until(root.cert)}).")
+
+
+@main.command("add-region")
+@dir_option
+@click.option("--code", required=True, help="Region code, capitals, e.g. TAS.")
+@click.option("--name", required=True, help="Common name of the region, e.g. 'Toshkent shahri'.")
+@algorithm_option
+@_library_errors
+def add_region(directory: Path, code: str, name: str, algorithm: str) -> None:
+    """Certify a regional key with the root; it may certify nodes of that region (10 years)."""
+    region = _store(directory).add_region(code, name, algorithm=algorithm)
+    click.echo(f"Region {code} created (kid {region.kid.hex()}, "
+               f"valid until {_until(region.cert)}).")
+
+
+@main.command("add-node")
+@dir_option
+@click.option("--region", "region_code", required=True, help="Code of the issuing region.")
+@click.option("--node-id", required=True, help="Node id, e.g. tas-clinic-0042.")
+@click.option("--facility", "facility_code", required=True, help="Facility code of the node.")
+@click.option("--kind", type=click.Choice(["clinic", "pharmacy"]), required=True,
+              help="clinic nodes may sign prescriptions; pharmacy nodes may not.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Where to write the enrolment bundle: a new directory, or a file if "
+                   "the name ends in .json.")
+@algorithm_option
+@_library_errors
+def add_node(directory: Path, region_code: str, node_id: str, facility_code: str, kind: str,
+             out: Path, algorithm: str) -> None:
+    """Issue a node key and certificate (2 years) and write its enrolment bundle.
+
+    The bundle holds the node's private key (file mode 0600) with its certificate, chain and
+    the current trust list. The key is not kept in the store: hand the bundle to the node on
+    a medium you control and delete it afterwards.
+    """
+    bundle = _store(directory).add_node(region_code, node_id, facility_code, kind, out=out,
+                                        algorithm=algorithm)
+    click.echo(f"Node {node_id} ({kind}, facility {facility_code}, region {region_code}) "
+               f"enrolled: kid {bundle.node.kid.hex()}, valid until "
+               f"{_until(bundle.node.cert)}. Bundle written to {out}.")
+
+
+@main.command("revoke")
+@dir_option
+@click.option("--node-id", help="Revoke every certificate of this node.")
+@click.option("--region", "region_code",
+              help="Revoke a region, and with it every node it certified.")
+@click.option("--reason", required=True, help="Why, for the people who will see it.")
+@_library_errors
+def revoke_command(directory: Path, node_id: str | None, region_code: str | None,
+                   reason: str) -> None:
+    """Revoke a node or a region for good; it spreads with the trust list at the next sync."""
+    if (node_id is None) == (region_code is None):
+        raise click.UsageError("Give exactly one of --node-id and --region.")
+    store = _store(directory)
+    if node_id is not None:
+        revoked = store.revoke_node(node_id, reason)
+        kids = ", ".join(r.kid.hex() for r in revoked)
+        click.echo(f"Node {node_id} revoked ({len(revoked)} certificate(s): {kids}).")
+    else:
+        revocation = store.revoke_region(region_code or "", reason)
+        click.echo(f"Region {region_code} revoked (kid {revocation.kid.hex()}); "
+                   "every node it certified is refused from now on.")
+
+
+@main.command("trust-list")
+@dir_option
+@_library_errors
+def trust_list_command(directory: Path) -> None:
+    """Print the trust list (certificates and revocations) as JSON, for the hub and nodes."""
+    click.echo(_store(directory).trust_list().to_json(indent=2))
+
+
+@main.command("show")
+@dir_option
+@_library_errors
+def show(directory: Path) -> None:
+    """Summarise the store: root, regions, nodes and whether each verifies now."""
+    trust_list = _store(directory).trust_list()
+    now = datetime.now(UTC)
+    for root in trust_list.roots:
+        click.echo(f"root    {root.subject.rfc4514_string()}  kid {kid_of(root).hex()}  "
+                   f"until {_until(root)}")
+    for region in trust_list.regions:
+        state = "revoked" if trust_list.revocation(region) else "ok"
+        click.echo(f"region  {region_code_of(region)}  kid {kid_of(region).hex()}  "
+                   f"until {_until(region)}  {state}")
+    for node in trust_list.nodes:
+        identity, verdict = identity_of(node), trust_list.verify_chain(node, now)
+        click.echo(f"node    {identity.node_id}  {identity.kind}  {identity.facility_code}  "
+                   f"{identity.region_code}  kid {kid_of(node).hex()}  until {_until(node)}  "
+                   f"{'ok' if verdict.ok else verdict.reason}")
+    click.echo(f"{len(trust_list.revocations)} revocation(s); digest {trust_list.digest()}")
+
+
+@main.command("check-bundle")
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@_library_errors
+def check_bundle(bundle: Path) -> None:
+    """Check an enrolment bundle: key matches certificate, and the chain verifies now."""
+    loaded = read_bundle(bundle)
+    verdict = loaded.verify(datetime.now(UTC))
+    identity = loaded.identity
+    if not verdict.ok:
+        raise click.ClickException(f"Bundle for node {identity.node_id} does not verify: "
+                                   f"{verdict.message}")
+    click.echo(f"Bundle for {identity.kind} node {identity.node_id} (facility "
+               f"{identity.facility_code}, region {identity.region_code}) verifies; "
+               f"trust list digest {loaded.trust_list.digest()}.")
