@@ -40,12 +40,31 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @DB
-@click.option("--node-id", default=None, help="Node identity (default: generated)")
-def init(database: str | None, node_id: str | None) -> None:
+@click.option("--bundle", type=click.Path(exists=True), default=None,
+              help="Enrolment bundle from dmed-provision add-node: gives the node its identity")
+@click.option("--node-id", default=None,
+              help="Node identity without a bundle (development only: cannot sign or sync)")
+def init(database: str | None, bundle: str | None, node_id: str | None) -> None:
     """Create or upgrade the node database and give the node its identity."""
+    from sync_protocol.trust import identity_of
+
+    from .credentials import install_bundle, load_credentials
+    from .services.clock import confirm_clock
     store = _store(database)
     if store.state("node_id") is None:
-        store.initialise(node_id or f"node-{new_ulid()}")
+        if bundle:
+            try:
+                identity = identity_of(load_credentials(bundle).cert)
+                installed = install_bundle(bundle, store.path.parent)
+            except (ProtocolError, OSError) as e:
+                raise click.ClickException(str(e)) from e
+            store.initialise(identity.node_id)
+            with store.transaction() as tx:
+                store.set_state(tx.conn, "bundle_path", str(installed))
+        else:
+            store.initialise(node_id or f"node-{new_ulid()}")
+        # The person provisioning the node vouches for its clock at this moment.
+        confirm_clock(store, "init")
     click.echo(f"node {store.node_id} ready at {store.path}")
 
 

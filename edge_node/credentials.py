@@ -1,40 +1,42 @@
 """The node's own key, certificate and trust list, from its enrolment bundle.
 
 Identity is made at provisioning (dmed-provision add-node), never baked into an SD image: the
-bundle is copied onto the node and named by DMED_NODE_BUNDLE.
+bundle is copied onto the node by `dmed-node init --bundle` or named by DMED_NODE_BUNDLE.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
-from typing import Any
 
-from cryptography import x509
-
-from sync_protocol.enrolment import read_enrolment
-from sync_protocol.trust import TrustList, identity_of
+from sync_protocol.enrolment import Enrolment, read_enrolment
 
 log = logging.getLogger(__name__)
 
+# The node's credentials are exactly an enrolment: key, certificate, chain, trust list.
+NodeCredentials = Enrolment
+BUNDLE_NAME = "enrolment"
 
-@dataclass(frozen=True)
-class NodeCredentials:
-    key: Any  # never logged, never serialised by this class
-    cert: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    trust_list: TrustList
 
-    def __repr__(self) -> str:
-        return f"NodeCredentials(node={identity_of(self.cert).node_id!r})"
+def load_credentials(path: str | Path) -> NodeCredentials:
+    return read_enrolment(path)
 
-    @property
-    def identity(self):
-        return identity_of(self.cert)
 
-    @classmethod
-    def load(cls, path: str | Path) -> NodeCredentials:
-        enrolment = read_enrolment(path)
-        log.info("loaded enrolment of node %s", identity_of(enrolment.cert).node_id)
-        return cls(enrolment.key, enrolment.cert, tuple(enrolment.chain), enrolment.trust_list)
+def install_bundle(source: str | Path, data_dir: Path) -> Path:
+    """Copy an enrolment bundle beside the node database, keeping its private permissions."""
+    source = Path(source)
+    read_enrolment(source)  # refuse a broken bundle before copying anything
+    target = data_dir / (BUNDLE_NAME + (".json" if source.is_file() else ""))
+    if target.exists():
+        raise FileExistsError(f"{target} exists: this node is already enrolled")
+    if source.is_dir():
+        shutil.copytree(source, target)
+        target.chmod(0o700)
+    else:
+        shutil.copy2(source, target)
+    for file in [target, *target.rglob("*")] if target.is_dir() else [target]:
+        if file.is_file():
+            file.chmod(0o600)
+    log.info("installed enrolment bundle at %s", target)
+    return target

@@ -55,3 +55,31 @@ def test_config_hides_secrets(runner, monkeypatch):
     result = runner.invoke(main, ["config"])
     assert "very-secret-value" not in result.output
     assert "DMED_DATABASE=" in result.output
+
+
+def test_init_with_a_bundle_takes_the_provisioned_identity(runner, tmp_path):
+    import stat
+
+    from pki_helpers import make_pki
+    pki = make_pki(tmp_path / "pki")
+    db = tmp_path / "node" / "node.db"
+    db.parent.mkdir()
+    result = runner.invoke(main, ["init", "--db", str(db),
+                                  "--bundle", str(pki.paths["clinic_bundle"])])
+    assert result.exit_code == 0, result.output
+    assert pki.clinic.identity.node_id in result.output
+    key = db.parent / "enrolment" / "key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "PRIVATE KEY" not in result.output
+    again = runner.invoke(main, ["init", "--db", str(db), "--bundle",
+                                 str(pki.paths["pharmacy_bundle"])])
+    assert pki.clinic.identity.node_id in again.output  # identity is never replaced
+
+
+def test_init_refuses_a_broken_bundle(runner, tmp_path):
+    broken = tmp_path / "bundle.json"
+    broken.write_text('{"format": "something else"}')
+    result = runner.invoke(main, ["init", "--db", str(tmp_path / "n.db"),
+                                  "--bundle", str(broken)])
+    assert result.exit_code == 1
+    assert not (tmp_path / "enrolment.json").exists()

@@ -8,6 +8,7 @@ this same boot, while wall time and the kernel's monotonic clock have advanced t
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -38,10 +39,16 @@ class SystemClock:
         return time.monotonic()  # CLOCK_MONOTONIC: since boot, shared by every process
 
     def boot_id(self) -> str:
-        try:
-            return BOOT_ID_FILE.read_text().strip()
-        except OSError:
-            return "unknown-boot"
+        return _boot_id()
+
+
+@functools.cache
+def _boot_id() -> str:
+    """Read once: a boot's id never changes while this process lives."""
+    try:
+        return BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return "unknown-boot"
 
 
 SYSTEM_CLOCK = SystemClock()

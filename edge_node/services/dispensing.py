@@ -76,14 +76,15 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
     """Judge a scanned code; never raises on what a scanner typed."""
     actor.require("verify_prescription")
     now = now or clock.wall()
-    result = qr.verify(text, trust_list.nodes, require_prescription=True)
-    if not result.valid:
+    result = qr.verify(text, trust_list.nodes, now=now, require_prescription=True)
+    timing = result.reason if result.reason in qr.EXPIRY_REASONS else None
+    if not result.valid and timing is None:
         if result.reason == "unknown_kid":
             return _verdict("revoked_key" if trust_list.revocation(result.kid) else
                             "untrusted_key")
         return _verdict("not_a_prescription" if result.reason in MALFORMED else "forged")
     chain = trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE)
-    if not chain.ok:
+    if not chain.ok and not (timing and chain.reason in ("cert_expired", "cert_not_yet_valid")):
         return _verdict("revoked_key" if chain.reason == "revoked" else "untrusted_key")
     claims = result.prescription
     _remember(store, claims, text)
@@ -100,10 +101,9 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
     if (cancelled and cancelled["status"] == "cancelled") or trust_list.cancellation(
             claims.prescription_id):
         return _verdict("cancelled", **extra)
-    timing = qr.verify(text, trust_list.nodes, now=now, require_prescription=True)
-    if timing.reason in ("expired", "cert_expired"):
+    if timing in ("expired", "cert_expired"):
         return _verdict("expired", params={"expires": summary["expires_at"]}, **extra)
-    if timing.reason in ("not_yet_valid", "cert_not_yet_valid"):
+    if timing in ("not_yet_valid", "cert_not_yet_valid"):
         return _verdict("not_yet_valid", params={"not_before": summary["not_before"]}, **extra)
     if typed_pinfl is not None and _digits(typed_pinfl) != claims.pinfl:
         return _verdict("wrong_patient", **extra)

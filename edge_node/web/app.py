@@ -13,7 +13,7 @@ from flask import Flask, request
 from flask_babel import Babel
 
 from ..store import NodeStore
-from ..credentials import NodeCredentials
+from ..credentials import NodeCredentials, load_credentials
 from . import api_care, api_node, api_patients, api_people, api_rx
 from .config import load_config
 from .errors import register_error_handlers
@@ -38,8 +38,9 @@ def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None 
         store = NodeStore(settings["DATABASE"])
     app.extensions["dmed_store"] = store
     Babel(app, locale_selector=lambda: select_locale(app))
-    if credentials is None and settings.get("NODE_BUNDLE"):
-        credentials = NodeCredentials.load(settings["NODE_BUNDLE"])
+    bundle = settings.get("NODE_BUNDLE") or store.state("bundle_path")
+    if credentials is None and bundle:
+        credentials = load_credentials(bundle)
     if credentials is not None:
         app.extensions["dmed_credentials"] = credentials
     for module in (api_people, api_patients, api_care, api_node, api_rx):
