@@ -25,13 +25,16 @@ def sms_gateway(config: dict) -> SmsGateway:
 
 
 class BackgroundJobs:
-    def __init__(self, store: NodeStore, config: dict) -> None:
+    def __init__(self, store: NodeStore, config: dict, sync_agent=None) -> None:
         self.scheduler = schedule.Scheduler()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         gateway = sms_gateway(config)
         self.scheduler.every(int(config["SMS_INTERVAL_SECONDS"])).seconds.do(
             self._guarded, "sms", lambda: deliver_pending(store, gateway))
+        if sync_agent is not None:
+            # The agent decides when it is due (interval, or backoff while offline).
+            self.scheduler.every(1).seconds.do(self._guarded, "sync", sync_agent.tick)
 
     @staticmethod
     def _guarded(name: str, job) -> None:

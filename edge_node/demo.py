@@ -26,7 +26,7 @@ def main() -> None:
     store.initialise("demo-clinic")
     seeded = seed_demo(store)
     app = create_app({"DATABASE": str(DEMO_DIR / "clinic.db")}, store=store)
-    jobs = BackgroundJobs(store, app.config)
+    jobs = BackgroundJobs(store, app.config, app.extensions.get("dmed_sync_agent"))
     jobs.start()
     port = int(sys.argv[1]) if len(sys.argv) > 1 else PORT
     lines = [

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 PROJECTION_TABLES = (
     "facilities", "practitioners", "slots", "patients", "patient_field_clock", "appointments",
     "visits", "diagnoses", "orders", "lab_results", "chronic_conditions", "prescriptions",
-    "prescription_items", "dispenses",
+    "prescription_items", "dispenses", "conflicts",
 )
 
 V1 = """
@@ -158,7 +158,26 @@ CREATE TABLE scanned_codes (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3))
+# v4: sync. Who booked a slot first decides double bookings made while apart; events the hub
+# refused and remote events this node could not apply are kept and shown, never dropped.
+V4 = """
+ALTER TABLE appointments ADD COLUMN booked_origin TEXT NOT NULL DEFAULT '';
+CREATE TABLE sync_refusals (
+    event_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, type TEXT NOT NULL, code TEXT NOT NULL,
+    reason TEXT, refused_at TEXT NOT NULL
+);
+CREATE TABLE apply_failures (
+    event_id TEXT PRIMARY KEY, origin TEXT NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+CREATE TABLE conflicts (
+    conflict_id TEXT PRIMARY KEY, kind TEXT NOT NULL, subject_id TEXT NOT NULL,
+    details TEXT NOT NULL, state TEXT NOT NULL, raised_at TEXT NOT NULL,
+    state_changed_at TEXT, state_changed_by TEXT, note TEXT
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4))
 LATEST = MIGRATIONS[-1][0]
 
 

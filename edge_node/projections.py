@@ -121,11 +121,34 @@ def _phone_confirmed(conn: sqlite3.Connection, event: Event) -> None:
 @handles("AppointmentBooked")
 def _booked(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
-    _insert(conn, "appointments", {
-        "appointment_id": p["appointment_id"], "patient_id": p["patient_id"],
-        "practitioner_id": p["practitioner_id"], "facility_id": p["facility_id"],
-        "starts_at": p["starts_at"], "channel": p["channel"], "status": "booked",
-        "booked_hlc": event.hlc})
+    if conn.execute("SELECT 1 FROM appointments WHERE appointment_id = ?",
+                    (p["appointment_id"],)).fetchone():
+        return
+    status = _claim_slot(conn, p["practitioner_id"], p["starts_at"], event)
+    conn.execute(
+        "INSERT INTO appointments (appointment_id, patient_id, practitioner_id, facility_id,"
+        " starts_at, channel, status, booked_hlc, booked_origin) VALUES"
+        " (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (p["appointment_id"], p["patient_id"], p["practitioner_id"], p["facility_id"],
+         p["starts_at"], p["channel"], status, event.hlc, event.origin))
+
+
+def _claim_slot(conn: sqlite3.Connection, practitioner_id: str, starts_at: str,
+                event: Event) -> str:
+    """Two nodes booked one slot while apart: the earlier (clock, origin) keeps it, in any
+    arrival order; the other is 'bumped' (kept, shown, and offered another time)."""
+    holder = conn.execute(
+        "SELECT appointment_id, booked_hlc, booked_origin FROM appointments WHERE"
+        " practitioner_id = ? AND starts_at = ? AND status IN"
+        " ('booked', 'checked_in', 'completed', 'no_show')",
+        (practitioner_id, starts_at)).fetchone()
+    if holder is None:
+        return "booked"
+    if (holder["booked_hlc"], holder["booked_origin"]) < (event.hlc, event.origin):
+        return "bumped"
+    conn.execute("UPDATE appointments SET status = 'bumped' WHERE appointment_id = ?",
+                 (holder["appointment_id"],))
+    return "booked"
 
 
 def _set_status(conn: sqlite3.Connection, appointment_id: str, status: str, **extra) -> None:
@@ -147,9 +170,14 @@ def _rescheduled(conn: sqlite3.Connection, event: Event) -> None:
                        (p["appointment_id"],)).fetchone()
     if row is None:
         return
-    conn.execute("UPDATE appointments SET starts_at = ?, practitioner_id = ?, status = 'booked'"
-                 " WHERE appointment_id = ?",
-                 (p["starts_at"], p.get("practitioner_id", row["practitioner_id"]),
+    doctor = p.get("practitioner_id", row["practitioner_id"])
+    # Step off the old slot first, then claim the new one like a booking.
+    conn.execute("UPDATE appointments SET status = 'moving' WHERE appointment_id = ?",
+                 (p["appointment_id"],))
+    status = _claim_slot(conn, doctor, p["starts_at"], event)
+    conn.execute("UPDATE appointments SET starts_at = ?, practitioner_id = ?, status = ?,"
+                 " booked_hlc = ?, booked_origin = ? WHERE appointment_id = ?",
+                 (p["starts_at"], doctor, status, event.hlc, event.origin,
                   p["appointment_id"]))
 
 

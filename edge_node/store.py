@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from sync_protocol.errors import ProtocolError
 from sync_protocol.event_types import latest_version
 from sync_protocol.events import GENESIS_HASH, Event, seal
 from sync_protocol.hlc import ZERO, HlcTimestamp, HybridLogicalClock, wall_clock_ms
@@ -80,16 +81,29 @@ class Transaction:
         return event
 
     def _record(self, event: Event) -> None:
-        self.conn.execute(
-            "INSERT INTO events (id, origin, seq, hlc, type, version, payload, prev_hash, hash,"
-            " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (event.id, event.origin, event.seq, event.hlc, event.type, event.version,
-             json.dumps(event.payload, sort_keys=True, ensure_ascii=False), event.prev_hash,
-             event.hash, to_instant(utc_now())),
-        )
+        _insert_event(self.conn, event)
         projections.apply(self.conn, event)
         self.store.set_state(self.conn, "hlc_last", str(self.store.clock.last))
         self.events.append(event)
+
+    def receive(self, event: Event) -> str:
+        """Record an event from another node: 'applied', 'duplicate' or 'quarantined'.
+
+        A remote event this node cannot apply is still kept in the log (it happened), and
+        the failure is recorded for staff to see; it never blocks the events after it.
+        """
+        if self.one("SELECT 1 FROM events WHERE id = ?", (event.id,)):
+            return "duplicate"
+        try:
+            self.store.clock.observe(event.timestamp)
+        except ProtocolError as e:
+            _insert_event(self.conn, event)
+            _record_failure(self.conn, event, e.text)
+            return "quarantined"
+        _insert_event(self.conn, event)
+        outcome = _project_isolated(self.conn, event)
+        self.store.set_state(self.conn, "hlc_last", str(self.store.clock.last))
+        return outcome
 
 
 class NodeStore:
@@ -176,6 +190,12 @@ class NodeStore:
             params.append(limit)
         return [row_to_event(row) for row in self.query(sql, tuple(params))]
 
+    def local_events_after(self, seq: int, limit: int = 1000) -> list[Event]:
+        """This node's own events after ``seq``, in sequence order (what a push sends)."""
+        rows = self.query("SELECT * FROM events WHERE origin = ? AND seq > ? ORDER BY seq"
+                          " LIMIT ?", (self.node_id, seq, limit))
+        return [row_to_event(row) for row in rows]
+
     def rebuild_projections(self) -> int:
         """Empty every projection and re-apply the whole log in its order; return the count."""
         with self.transaction() as tx:
@@ -183,7 +203,7 @@ class NodeStore:
                 tx.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             rows = tx.query("SELECT * FROM events ORDER BY position")
             for row in rows:
-                projections.apply(tx.conn, row_to_event(row))
+                _project_isolated(tx.conn, row_to_event(row))
         return len(rows)
 
     def close(self) -> None:
@@ -192,6 +212,37 @@ class NodeStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _insert_event(conn: sqlite3.Connection, event: Event) -> None:
+    conn.execute(
+        "INSERT INTO events (id, origin, seq, hlc, type, version, payload, prev_hash, hash,"
+        " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event.id, event.origin, event.seq, event.hlc, event.type, event.version,
+         json.dumps(event.payload, sort_keys=True, ensure_ascii=False), event.prev_hash,
+         event.hash, to_instant(utc_now())),
+    )
+
+
+def _project_isolated(conn: sqlite3.Connection, event: Event) -> str:
+    """Apply one event inside a savepoint, so a failure undoes only its own effects."""
+    conn.execute("SAVEPOINT project_event")
+    try:
+        projections.apply(conn, event)
+    except (sqlite3.IntegrityError, ProtocolError, KeyError, ValueError) as e:
+        conn.execute("ROLLBACK TO SAVEPOINT project_event")
+        conn.execute("RELEASE SAVEPOINT project_event")
+        _record_failure(conn, event, f"{type(e).__name__}: {e}")
+        return "quarantined"
+    conn.execute("RELEASE SAVEPOINT project_event")
+    return "applied"
+
+
+def _record_failure(conn: sqlite3.Connection, event: Event, reason: str) -> None:
+    log.warning("could not apply %s %s from %s: %s", event.type, event.id, event.origin, reason)
+    conn.execute("INSERT OR REPLACE INTO apply_failures (event_id, origin, type, reason,"
+                 " failed_at) VALUES (?, ?, ?, ?, ?)",
+                 (event.id, event.origin, event.type, reason[:500], to_instant(utc_now())))
 
 
 def row_to_event(row: sqlite3.Row) -> Event:

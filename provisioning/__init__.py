@@ -1,7 +1,8 @@
 """Keys and certificates for DMED Edge: national root, regions, nodes, enrolment bundles.
 
 Library first (pki issues in memory, keystore puts things on disk); `dmed-provision` is a
-thin CLI on top. Verification lives in sync_protocol.trust, shared with nodes and the hub.
+thin CLI on top. Verification lives in sync_protocol.trust, shared with nodes and the hub;
+the bundle format and its readers live in sync_protocol.enrolment, which nodes use too.
 """
 
 from provisioning.errors import (

@@ -143,7 +143,8 @@ def test_a_missing_bundle_is_not_found(tmp_path):
 
 
 def _truncate_inside_the_key(data: dict, text: str) -> str:
-    return text[:text.index(data["key"]) + len(data["key"]) // 2]
+    start = text.index('"key": "-----BEGIN')
+    return text[:start + 150]  # mid-way through the key's base64
 
 
 def _mangle_the_key(data: dict, text: str) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..store import NodeStore
+from ..sync.agent import sync_status
 
 
-def status(store: NodeStore) -> dict:
+def status(store: NodeStore, sync_configured: bool = False) -> dict:
     node_id = store.state("node_id")
     head = store.one("SELECT COUNT(*) AS n, MAX(seq) AS seq FROM events WHERE origin = ?",
                      (node_id,))
@@ -20,4 +21,5 @@ def status(store: NodeStore) -> dict:
         "local_events": head["n"],
         "clock": str(store.clock.last),
         "sms_waiting": sms["n"],
+        "sync": sync_status(store, sync_configured),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from sync_protocol.event_types import SCHEMAS
 
@@ -19,7 +19,8 @@ MAX_EXPORT_PAGE = 5000
 
 @endpoint(bp, "GET", "/node/status", summary="Node identity, log head and queues", public=True)
 def status():
-    return jsonify(node_status.status(store()))
+    configured = "dmed_sync_agent" in current_app.extensions
+    return jsonify(node_status.status(store(), configured))
 
 
 @endpoint(bp, "GET", "/events", summary="Export the event log in order (admin)",

@@ -1,0 +1,188 @@
+"""The sync agent: push this node's events, pull its scope, refresh the trust list.
+
+A resumable state machine with named stages. Progress is saved as it is made (the hub's
+acknowledged sequence after each push, the pull cursor in the same transaction as the events
+it covers), so a sync cut at any byte resumes without loss or duplication.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from sync_protocol import wire
+from sync_protocol.errors import ProtocolError
+from sync_protocol.events import event_from_dict
+from sync_protocol.timeutil import from_instant, to_instant, utc_now
+
+from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
+from ..store import NodeStore
+from ..trust_store import merge_trust_list
+from .client import BatchTooLarge, HubBusy, HubClient, HubUnreachable
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 30  # a healthy node syncs twice a minute
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_MAX_SECONDS = 600  # an outage of days is retried every ten minutes at most
+JITTER = (0.5, 1.5)  # hundreds of nodes coming back together must not hit the hub at once
+# The hub's Date header confirms our clock if the two agree within this much.
+CLOCK_AGREEMENT_SECONDS = 120
+STAGES = ("push", "pull", "trust")
+
+
+class SyncAgent:
+    def __init__(self, store: NodeStore, client: HubClient, credentials: Any, *,
+                 clock: SystemClock = SYSTEM_CLOCK, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.client = client
+        self.credentials = credentials
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.batch = wire.AdaptiveBatch()
+        self._running = threading.Lock()
+        self.next_attempt = 0.0  # time.monotonic() when the next scheduled run is due
+
+    # -- scheduling -----------------------------------------------------------------------
+    def tick(self) -> None:
+        """Called every second by the scheduler; runs when due."""
+        if time.monotonic() >= self.next_attempt:
+            self.run_once()
+
+    def run_once(self) -> dict:
+        """One full sync; returns a report. Never raises for network trouble."""
+        if not self._running.acquire(blocking=False):
+            return {"ok": False, "stage": None, "error": "A sync is already running"}
+        try:
+            return self._run()
+        finally:
+            self._running.release()
+
+    def _run(self) -> dict:
+        report: dict[str, Any] = {"ok": False, "pushed": 0, "pulled": 0, "refused": 0,
+                                  "stage": None}
+        self._save(last_attempt_at=to_instant(utc_now()))
+        try:
+            for stage in STAGES:
+                report["stage"] = stage
+                getattr(self, f"_{stage}")(report)
+        except HubBusy as e:
+            return self._failed(report, e.text, delay=e.retry_after)
+        except (HubUnreachable, BatchTooLarge, ProtocolError) as e:
+            return self._failed(report, e.text)
+        report.update(ok=True, stage=None)
+        self._save(last_success_at=to_instant(utc_now()), last_error="", offline_since="",
+                   failures="0")
+        self.next_attempt = time.monotonic() + INTERVAL_SECONDS
+        log.info("sync done: pushed %s, pulled %s, refused %s", report["pushed"],
+                 report["pulled"], report["refused"])
+        return report
+
+    def _failed(self, report: dict, error: str, delay: float | None = None) -> dict:
+        failures = int(self.store.state("sync_failures") or 0) + 1
+        if delay is None:
+            delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+            delay *= self.rng.uniform(*JITTER)
+        self.next_attempt = time.monotonic() + delay
+        self._save(last_error=error, failures=str(failures),
+                   offline_since=self.store.state("sync_offline_since") or to_instant(utc_now()))
+        log.warning("sync failed at %s: %s (next try in %.0f s)", report["stage"], error, delay)
+        return {**report, "error": error, "retry_in_seconds": round(delay, 1)}
+
+    def _save(self, **values: str) -> None:
+        with self.store.transaction() as tx:
+            for key, value in values.items():
+                self.store.set_state(tx.conn, f"sync_{key}", value)
+
+    # -- stages ---------------------------------------------------------------------------
+    def _push(self, report: dict) -> None:
+        node_id = self.store.node_id
+        while True:
+            acked = int(self.store.state("sync_acked_seq") or 0)
+            events = [e.to_dict() for e in self.store.local_events_after(
+                acked, limit=self.batch.max_events)]
+            if not events:
+                return
+            batch = next(self.batch.split(events))
+            try:
+                response = self.client.push(batch)
+            except BatchTooLarge:
+                if not self.batch.shrink():
+                    raise
+                continue
+            self.batch.succeeded()
+            refused = [r for r in response.results if r.status == wire.REFUSED]
+            self._record_refusals(refused, {e["id"]: e for e in batch})
+            report["pushed"] += len(batch) - len(refused)
+            report["refused"] += len(refused)
+            if response.acked_seq <= acked:
+                raise HubUnreachable("The hub acknowledges nothing past sequence %(seq)s of "
+                                     "%(node)s", seq=acked, node=node_id)
+            self._save(acked_seq=str(response.acked_seq), hub_head=str(response.hub_head))
+
+    def _record_refusals(self, refused: list, batch: dict[str, dict]) -> None:
+        if not refused:
+            return
+        with self.store.transaction() as tx:
+            for result in refused:
+                event = batch.get(result.id or "", {})
+                tx.conn.execute(
+                    "INSERT OR REPLACE INTO sync_refusals (event_id, seq, type, code, reason,"
+                    " refused_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (result.id or "?", event.get("seq", 0), event.get("type", "?"),
+                     result.code, result.reason, to_instant(utc_now())))
+        log.warning("the hub refused %s event(s) of this node", len(refused))
+
+    def _pull(self, report: dict) -> None:
+        while True:
+            cursor = int(self.store.state("sync_cursor") or 0)
+            response = self.client.pull(wire.PullQuery(
+                after=cursor, limit=self.batch.max_events, max_bytes=self.batch.max_bytes))
+            # Parse the whole page first: an event this node cannot read stops the pull
+            # before anything is applied, and the cursor stays put (nothing is skipped).
+            events = [event_from_dict(p.event) for p in response.events]
+            with self.store.transaction() as tx:
+                for event in events:
+                    if event.origin != self.store.node_id:
+                        tx.receive(event)
+                self.store.set_state(tx.conn, "sync_cursor", str(response.next))
+                self.store.set_state(tx.conn, "sync_hub_head", str(response.head))
+            report["pulled"] += len(events)
+            if not response.more:
+                return
+
+    def _trust(self, report: dict) -> None:
+        merged = merge_trust_list(self.store, self.credentials, self.client.trust_list())
+        report["trust_added"] = (merged.added_certificates + merged.added_revocations
+                                 + merged.added_cancellations)
+        hub_time = self.client.last_hub_time
+        if hub_time and abs((hub_time - self.clock.wall()).total_seconds()) \
+                <= CLOCK_AGREEMENT_SECONDS:
+            confirm_clock(self.store, "hub", self.clock)
+
+
+def sync_status(store: NodeStore, configured: bool) -> dict:
+    """What every screen shows. "Synced" only when it is provable (DESIGN 7.6)."""
+    node_id = store.state("node_id")
+    acked = int(store.state("sync_acked_seq") or 0)
+    head = store.one("SELECT MAX(seq) AS seq FROM events WHERE origin = ?", (node_id,))
+    pending = max(0, (head["seq"] or 0) - acked)
+    cursor = int(store.state("sync_cursor") or 0)
+    hub_head = int(store.state("sync_hub_head") or 0)
+    offline_since = store.state("sync_offline_since") or None
+    last_success = store.state("sync_last_success_at") or None
+    refused = store.one("SELECT COUNT(*) AS n FROM sync_refusals")["n"]
+    failures = store.one("SELECT COUNT(*) AS n FROM apply_failures")["n"]
+    online = configured and last_success is not None and offline_since is None
+    return {
+        "configured": configured, "online": online, "offline_since": offline_since,
+        "pending": pending, "last_success_at": last_success,
+        "last_error": store.state("sync_last_error") or None,
+        "cursor": cursor, "hub_head": hub_head, "refused": refused, "apply_failures": failures,
+        "synced": online and pending == 0 and cursor >= hub_head,
+        "seconds_since_success": (int((utc_now() - from_instant(last_success)).total_seconds())
+                                  if last_success else None),
+    }

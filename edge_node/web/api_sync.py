@@ -1,0 +1,39 @@
+"""API: the node's sync state, and "sync now"."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from ..errors import Conflict
+from ..sync.agent import sync_status
+from .endpoint import endpoint, store
+
+bp = Blueprint("sync", __name__, url_prefix="/api/v1")
+
+
+def agent():
+    return current_app.extensions.get("dmed_sync_agent")
+
+
+@endpoint(bp, "GET", "/sync/status", public=True,
+          summary="Online or offline (since when), changes waiting, last success and error")
+def status():
+    return jsonify(sync_status(store(), configured=agent() is not None))
+
+
+@endpoint(bp, "POST", "/sync/run", summary="Sync with the hub now (any signed-in staff)")
+def run():
+    if agent() is None:
+        raise Conflict("This node has no hub configured (DMED_HUB_URL)", code="no_hub")
+    return jsonify({**agent().run_once(), "status": sync_status(store(), configured=True)})
+
+
+@endpoint(bp, "GET", "/sync/problems", summary="Events the hub refused and events this node "
+          "could not apply (admin)")
+def problems():
+    g.actor.require("export_log")
+    return jsonify({
+        "refused": [dict(r) for r in store().query("SELECT * FROM sync_refusals ORDER BY seq")],
+        "apply_failures": [dict(r) for r in store().query(
+            "SELECT * FROM apply_failures ORDER BY failed_at")],
+    })
