@@ -294,3 +294,21 @@ def _dispensed(conn: sqlite3.Connection, event: Event) -> None:
         "facility_id": p["facility_id"], "mode": p["mode"],
         "fill_number": p.get("fill_number"), "pharmacist": p.get("pharmacist"),
         "origin": event.origin})
+
+
+@handles("ConflictRaised")
+def _conflict(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "conflicts", {
+        "conflict_id": p["conflict_id"], "kind": p["kind"], "subject_id": p["subject_id"],
+        "details": json.dumps({**p["details"], "event_ids": p["event_ids"]}, sort_keys=True),
+        "state": "open", "raised_at": event.timestamp.to_instant()})
+
+
+@handles("ConflictStateChanged")
+def _conflict_state(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    conn.execute("UPDATE conflicts SET state = ?, state_changed_at = ?, state_changed_by = ?,"
+                 " note = ? WHERE conflict_id = ?",
+                 (p["state"], event.timestamp.to_instant(), p["by"], p["note"],
+                  p["conflict_id"]))

@@ -36,6 +36,11 @@ POSITIVE = {"type": "integer", "minimum": 1, "maximum": 100000}
 COUNT = {"type": "integer", "minimum": 0, "maximum": 100}
 # A week of slots for one doctor is a few hundred; a year's schedule must still fit one event.
 MAX_SLOTS_PER_EVENT = 3000
+PAPER_REASON = {"enum": ["outage", "emergency"]}
+# Conflict classes of DESIGN.md section 5 (and a node identity clash, lesson 10).
+CONFLICT_KINDS = ["over_dispensing", "dispense_after_cancellation", "dispense_after_expiry",
+                  "dispense_after_revocation", "double_booking", "patient_field",
+                  "paper_mismatch", "identity_clash"]
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,7 +125,11 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "issued_at": INSTANT, "not_before": INSTANT, "expires_at": INSTANT,
          "chronic": {"type": "boolean"},
          "items": {"type": "array", "items": PRESCRIPTION_ITEM, "minItems": 1, "maxItems": 5}},
-        {"qr": {"type": "string", "pattern": "^[0-9]+$", "maxLength": 7089}},
+        # Paper prescriptions are entered late: the serial from the pad, why paper was used,
+        # and when it was entered (issued_at keeps the time written on the paper).
+        {"qr": {"type": "string", "pattern": "^[0-9]+$", "maxLength": 7089},
+         "paper_serial": CODE, "paper_reason": PAPER_REASON, "entered_at": INSTANT,
+         "remote_request_id": ULID},
     ),
     ("ChronicConditionSet", 1): obj(
         {"patient_id": ULID, "code": ICD10, "active": {"type": "boolean"}}),
@@ -131,7 +140,46 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "item_no": {"type": "integer", "minimum": 1, "maximum": 5}, "quantity": POSITIVE,
          "product": NAME, "batch": CODE, "expiry": DATE, "dispensed_at": INSTANT,
          "facility_id": ULID, "mode": {"enum": ["online_claimed", "offline"]}},
-        {"fill_number": {"type": "integer", "minimum": 1}, "pharmacist": NAME},
+        {"fill_number": {"type": "integer", "minimum": 1}, "pharmacist": NAME,
+         "claim_id": CODE},
+    ),
+    # Paper at the pharmacy: a dispense from the paper log, entered after the outage. It names
+    # what the paper said (a pad serial or an e-prescription number) and reconciles at the hub.
+    ("PaperDispenseRecorded", 1): obj(
+        {"dispense_id": ULID, "facility_id": ULID, "dispensed_at": INSTANT,
+         "entered_at": INSTANT, "paper_reason": PAPER_REASON,
+         "items": {"type": "array", "minItems": 1, "maxItems": 5, "items": obj(
+             {"inn": NAME, "form": NAME, "strength": NAME, "quantity": POSITIVE,
+              "product": NAME, "batch": CODE, "expiry": DATE})}},
+        {"paper_serial": CODE, "prescription_number": CODE, "prescription_id": ULID,
+         "patient_document": DOCUMENT, "pinfl": PINFL, "pharmacist": NAME},
+    ),
+    # Hub-origin events: pads allocated, conflicts and their review, remote requests.
+    ("PaperPadAllocated", 1): obj(
+        {"pad_id": ULID, "facility_id": ULID, "series": CODE,
+         "first_serial": {"type": "integer", "minimum": 1},
+         "last_serial": {"type": "integer", "minimum": 1}},
+        {"allocated_by": NAME},
+    ),
+    ("ConflictRaised", 1): obj(
+        {"conflict_id": ULID, "kind": {"enum": CONFLICT_KINDS}, "subject_id": CODE,
+         "event_ids": {"type": "array", "items": ULID, "minItems": 1, "maxItems": 50},
+         "facility_ids": {"type": "array", "items": ULID, "maxItems": 10},
+         "details": {"type": "object", "maxProperties": 30}},
+    ),
+    ("ConflictStateChanged", 1): obj(
+        {"conflict_id": ULID, "state": {"enum": ["acknowledged", "resolved"]}, "by": NAME,
+         "note": {**TEXT, "minLength": 1}},
+    ),
+    ("RemotePrescriptionRequested", 1): obj(
+        {"request_id": ULID, "patient_id": ULID, "facility_id": ULID, "requested_by": NAME,
+         "request_text": {**TEXT, "minLength": 1}},
+        {"practitioner_id": ULID, "phone": PHONE},
+    ),
+    ("RemotePrescriptionDecided", 1): obj(
+        {"request_id": ULID, "decision": {"enum": ["approved", "declined"]},
+         "practitioner_id": ULID},
+        {"prescription_id": ULID, "note": TEXT, "pickup_code": CODE},
     ),
 }
 
