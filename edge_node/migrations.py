@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 PROJECTION_TABLES = (
     "facilities", "practitioners", "slots", "patients", "patient_field_clock", "appointments",
     "visits", "diagnoses", "orders", "lab_results", "chronic_conditions", "prescriptions",
-    "prescription_items", "dispenses", "conflicts",
+    "prescription_items", "dispenses", "conflicts", "paper_pads", "paper_dispenses",
 )
 
 V1 = """
@@ -177,7 +177,27 @@ CREATE TABLE conflicts (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4))
+# v5: paper fallback. Pads of numbered serials held by this facility; paper prescriptions
+# and paper dispenses entered after an outage.
+V5 = """
+CREATE TABLE paper_pads (
+    pad_id TEXT PRIMARY KEY, facility_id TEXT NOT NULL, series TEXT NOT NULL,
+    first_serial INTEGER NOT NULL, last_serial INTEGER NOT NULL
+);
+ALTER TABLE prescriptions ADD COLUMN paper_serial TEXT;
+ALTER TABLE prescriptions ADD COLUMN paper_reason TEXT;
+ALTER TABLE prescriptions ADD COLUMN entered_at TEXT;
+-- Not unique: a serial entered at two nodes is two records, and the hub flags the pair.
+CREATE INDEX prescriptions_by_serial ON prescriptions (paper_serial);
+CREATE TABLE paper_dispenses (
+    dispense_id TEXT PRIMARY KEY, facility_id TEXT NOT NULL, paper_serial TEXT,
+    prescription_number TEXT, prescription_id TEXT, patient_document TEXT, pinfl TEXT,
+    dispensed_at TEXT NOT NULL, entered_at TEXT NOT NULL, paper_reason TEXT NOT NULL,
+    items TEXT NOT NULL, origin TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5))
 LATEST = MIGRATIONS[-1][0]
 
 

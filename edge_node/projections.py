@@ -251,7 +251,8 @@ def _prescription(conn: sqlite3.Connection, event: Event) -> None:
         "patient_id": p["patient_id"], "pinfl": p["pinfl"], "facility_id": p["facility_id"],
         "practitioner_id": p["practitioner_id"], "issued_at": p["issued_at"],
         "not_before": p["not_before"], "expires_at": p["expires_at"],
-        "chronic": int(p["chronic"]), "qr": p.get("qr")})
+        "chronic": int(p["chronic"]), "qr": p.get("qr"), "paper_serial": p.get("paper_serial"),
+        "paper_reason": p.get("paper_reason"), "entered_at": p.get("entered_at")})
     for item in p["items"]:
         _insert(conn, "prescription_items", {
             "prescription_id": p["prescription_id"], "item_no": item["item_no"],
@@ -312,3 +313,24 @@ def _conflict_state(conn: sqlite3.Connection, event: Event) -> None:
                  " note = ? WHERE conflict_id = ?",
                  (p["state"], event.timestamp.to_instant(), p["by"], p["note"],
                   p["conflict_id"]))
+
+
+@handles("PaperPadAllocated")
+def _pad(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "paper_pads", {"pad_id": p["pad_id"], "facility_id": p["facility_id"],
+                                 "series": p["series"], "first_serial": p["first_serial"],
+                                 "last_serial": p["last_serial"]})
+
+
+@handles("PaperDispenseRecorded")
+def _paper_dispense(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "paper_dispenses", {
+        "dispense_id": p["dispense_id"], "facility_id": p["facility_id"],
+        "paper_serial": p.get("paper_serial"), "prescription_number": p.get("prescription_number"),
+        "prescription_id": p.get("prescription_id"),
+        "patient_document": p.get("patient_document"), "pinfl": p.get("pinfl"),
+        "dispensed_at": p["dispensed_at"], "entered_at": p["entered_at"],
+        "paper_reason": p["paper_reason"], "items": json.dumps(p["items"], sort_keys=True),
+        "origin": event.origin})

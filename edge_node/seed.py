@@ -68,3 +68,19 @@ def seed_demo(store: NodeStore, *, code: str = "TAS-POL-012", kind: str = "clini
     return {"facility_id": facility_id, "sign_ins": [
         {"username": u, "pin": DEMO_PIN[r], "role": r} for u, _n, r, _p in accounts],
         "patients": demo_patients}
+
+
+def seed_pharmacy(store: NodeStore, *, code: str = "TAS-APT-007", region: str = "TAS") -> dict:
+    """A demo pharmacy: its facility and its staff (it learns patients and prescriptions by
+    sync, or from the codes it scans)."""
+    facility_id = facilities.register_facility(
+        store, SYSTEM, code=code, name="7-son dorixona", kind="pharmacy", region=region,
+        address="Toshkent sh., Chilonzor tumani, Qatortol ko'ch. 3")
+    with store.transaction() as tx:
+        store.set_state(tx.conn, "facility_id", facility_id)
+    accounts = [("admin", "Administrator", "admin"), ("pharmacist", "Dorixona", "pharmacist")]
+    for username, full_name, role in accounts:
+        staff.create_staff(store, SYSTEM, username=username, full_name=full_name, role=role,
+                           pin=DEMO_PIN[role])
+    return {"facility_id": facility_id, "sign_ins": [
+        {"username": u, "pin": DEMO_PIN[r], "role": r} for u, _n, r in accounts]}
