@@ -80,7 +80,10 @@ def app(store, tmp_path, clinic_credentials):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """Speaks English unless a test asks otherwise (the node defaults to Uzbek)."""
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
 
 
 @pytest.fixture

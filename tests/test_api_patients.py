@@ -202,3 +202,18 @@ def test_visit_order_and_lab_result_reach_the_card(client, auth, seeded):
     assert [d["code"] for d in card["visits"][0]["diagnoses"]] == ["I10", "E11.9"]
     assert card["visits"][0]["orders"][0]["text"] == "Qonda glyukoza"
     assert card["lab_results"][0]["flag"] == "high"
+
+
+@pytest.mark.parametrize(("language", "expected"), [("uz", "JShShIR"), ("ru", "ПИНФЛ"),
+                                                     ("en", "PINFL")])
+def test_errors_speak_the_requested_language(client, auth, seeded, language, expected):
+    response = client.post("/api/v1/patients", json=body(seeded, pinfl="123"),
+                           headers={**auth("registrar"), "Accept-Language": language})
+    assert expected in response.json["error"]["message"]
+
+
+def test_uzbek_is_the_default_language(client, auth, seeded):
+    del client.environ_base["HTTP_ACCEPT_LANGUAGE"]
+    response = client.post("/api/v1/patients", json=body(seeded, pinfl="123"),
+                           headers=auth("registrar"))
+    assert "JShShIR" in response.json["error"]["message"]

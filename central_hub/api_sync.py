@@ -1,0 +1,133 @@
+"""The sync API nodes call: push, pull, trust list. Every request is signed by a node.
+
+At most MAX_CONCURRENT_SYNCS requests are served at once (DESIGN 7.8); the others are
+answered at once with 503 and Retry-After, before anything is read or verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cryptography import x509
+from flask import Blueprint, g, request
+
+from sync_protocol.errors import ProtocolError
+from sync_protocol.request_signing import (
+    HEADER_CERTIFICATE,
+    HEADER_NODE,
+    ClockSkew,
+    NodeMismatch,
+    RequestRefused,
+    RevokedKey,
+    UnknownKey,
+    request_target,
+    verify_request,
+)
+from sync_protocol.timeutil import to_instant
+from sync_protocol.trust import NodeIdentity, kid_of
+from sync_protocol.wire import PULL_PATH, PUSH_PATH, TRUST_PATH, PullQuery, PushRequest, decode_body
+
+from . import nodes
+from .app import Hub, hub, respond
+from .errors import Busy
+from .scope import pull_page
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("sync", __name__)
+
+# Refusals shown on the claimed node's dashboard line: they are the node's own trouble to fix
+# (its clock, its certificate). Others (a bad signature, a replay) may be a stranger's doing
+# in the node's name, and are only logged.
+NOTED_REFUSALS = (ClockSkew, RevokedKey, UnknownKey)
+
+
+@bp.before_request
+def admit():
+    gate = hub().sync_gate
+    if not gate.acquire(blocking=False):
+        raise Busy("The hub is serving as many syncs as it can; retry after %(seconds)s "
+                   "seconds", seconds=hub().config["RETRY_AFTER_SECONDS"])
+    g.sync_gate = gate
+
+
+@bp.teardown_request
+def release(_error: BaseException | None) -> None:
+    gate = g.pop("sync_gate", None)
+    if gate is not None:
+        gate.release()
+
+
+def authenticate(current: Hub, body: bytes) -> tuple[NodeIdentity, str]:
+    """The node that signed this request (and its certificate's key id), or a refusal."""
+    current.trust.refresh()
+    now = current.now()
+    try:
+        identity = verify_request(request.method,
+                                  request_target(request.script_root + request.path,
+                                                 request.query_string), body,
+                                  request.headers, current.trust.trust_list, now,
+                                  current.nonces.seen)
+    except RequestRefused as e:
+        claimed = request.headers.get(HEADER_NODE)
+        log.info("refused %s %s from %s: %s", request.method, request.path, claimed, e.code)
+        if claimed and isinstance(e, NOTED_REFUSALS):
+            nodes.record_error(current.storage, claimed[:64], e.code, e.text, to_instant(now))
+        raise
+    cert = x509.load_der_x509_certificate(base64.b64decode(request.headers[HEADER_CERTIFICATE]))
+    current.trust.learn(cert)
+    kid = kid_of(cert).hex()
+    if current.known_nodes.get(identity.node_id) != kid:  # first contact (of this process)
+        with current.storage.transaction(exclusive=False) as tx:
+            nodes.record_contact(tx, identity, kid, to_instant(now))
+        current.known_nodes[identity.node_id] = kid
+    return identity, kid
+
+
+@contextmanager
+def noting_errors(current: Hub, node: NodeIdentity) -> Iterator[None]:
+    """Errors after authentication are shown on the node's dashboard line."""
+    try:
+        yield
+    except ProtocolError as e:
+        nodes.record_error(current.storage, node.node_id, e.code, e.text,
+                           to_instant(current.now()))
+        raise
+
+
+@bp.post(PUSH_PATH)
+def push():
+    current = hub()
+    body = request.get_data(cache=False)
+    node, kid = authenticate(current, body)
+    with noting_errors(current, node):
+        data = decode_body(body, request.headers.get("Content-Encoding"),
+                           current.config["MAX_BODY_BYTES"])
+        batch = PushRequest.from_dict(data)
+        if batch.node_id != node.node_id:
+            raise NodeMismatch("The batch names node %(claimed)s but was signed by %(actual)s",
+                               field="node_id", claimed=batch.node_id, actual=node.node_id)
+        result = current.ingestor.push(node, batch.events, kid=kid)
+    return respond(result.to_dict())
+
+
+@bp.get(PULL_PATH)
+def pull():
+    current = hub()
+    node, _kid = authenticate(current, request.get_data(cache=False))
+    with noting_errors(current, node):
+        query = PullQuery.from_params(request.args)
+        page = pull_page(current.storage, node, query, current.now())
+    nodes.record_pull(current.storage, node.node_id, cursor=page.next, synced=not page.more,
+                      count=len(page.events), now=to_instant(current.now()))
+    return respond(page.to_dict())
+
+
+@bp.get(TRUST_PATH)
+def trust():
+    current = hub()
+    authenticate(current, request.get_data(cache=False))
+    return respond(current.trust.trust_list.to_dict())

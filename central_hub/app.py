@@ -1,0 +1,119 @@
+"""The hub's Flask app factory, its services and its one error handler."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from sync_protocol.errors import ProtocolError
+from sync_protocol.timeutil import utc_now
+from sync_protocol.wire import GZIP, GZIP_LEVEL, GZIP_MIN_BYTES, JSON_TYPE, dumps
+
+from .config import load_config
+from .errors import Busy
+from .ingest import Hook, Ingestor
+from .nonces import NonceStore
+from .storage import Storage, open_storage
+from .trust_store import TrustStore
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "dmed_hub"
+
+
+@dataclass
+class Hub:
+    """Everything a request needs, built once per app."""
+
+    storage: Storage
+    trust: TrustStore
+    nonces: NonceStore
+    ingestor: Ingestor
+    sync_gate: threading.BoundedSemaphore
+    clock: Callable[[], datetime]
+    config: dict[str, Any]
+    known_nodes: dict[str, str] = field(default_factory=dict)  # node id -> key id registered
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None = None,
+               on_accepted: Iterable[Hook] = (),
+               clock: Callable[[], datetime] = utc_now) -> Flask:
+    """`storage` defaults to the DATABASE setting; `on_accepted` hooks run inside ingest."""
+    settings = load_config(overrides=config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
+    if storage is None:
+        storage = open_storage(settings["DATABASE"])
+    app.extensions[EXTENSION] = Hub(
+        storage=storage, trust=TrustStore(storage), nonces=NonceStore(storage),
+        ingestor=Ingestor(storage, on_accepted, clock=clock),
+        sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
+        clock=clock, config=settings)
+    from . import api_dashboard, api_sync
+    app.register_blueprint(api_sync.bp)
+    app.register_blueprint(api_dashboard.bp)
+    register_error_handlers(app)
+    return app
+
+
+def hub() -> Hub:
+    return current_app.extensions[EXTENSION]
+
+
+def respond(data: Any, status: int = 200) -> Response:
+    """JSON, gzip-compressed when the client accepts it and it is worth it."""
+    body = dumps(data)
+    response = Response(body, status=status, mimetype=JSON_TYPE)
+    response.vary.add("Accept-Encoding")
+    if len(body) >= GZIP_MIN_BYTES and GZIP in request.accept_encodings:
+        response.set_data(gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0))
+        response.headers["Content-Encoding"] = GZIP
+    return response
+
+
+def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+# Codes for plain HTTP errors, stable for clients (413 is the one nodes act on: halve).
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ProtocolError)
+    def protocol_error(error: ProtocolError):
+        status = getattr(error, "http_status", 400)
+        response = jsonify(error_body(error.code, error.text, error.field))
+        response.status_code = status
+        if isinstance(error, Busy):
+            response.headers["Retry-After"] = str(hub().config["RETRY_AFTER_SECONDS"])
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "DMED-SYNC-1"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = HTTP_CODES.get(error.code or 0) or (error.name or "error").lower().replace(" ", "_")
+        message = error.description or error.name
+        if error.code == 413:
+            message = (f"Request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes; "
+                       "send smaller batches")
+        return jsonify(error_body(code, message, None)), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.error("unexpected error", exc_info=error)
+        return jsonify(error_body("internal", "Something went wrong at the hub; nothing was "
+                                  "stored, please retry", None)), 500

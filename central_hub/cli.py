@@ -1,0 +1,138 @@
+"""`dmed-hub`: a thin CLI over the hub library."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from sync_protocol.errors import ProtocolError
+from sync_protocol.timeutil import utc_now
+from sync_protocol.trust import TrustList
+
+from .config import SETTINGS, load_config
+from .storage import Storage, open_storage
+from .storage.postgres import redact
+from .trust_store import TrustStore
+
+log = logging.getLogger(__name__)
+
+DB = click.option("--db", "database", help="Database URL: sqlite:///path or postgresql://... "
+                  "(default from config)")
+
+
+def _storage(database: str | None) -> Storage:
+    url = database or load_config()["DATABASE"]
+    try:
+        return open_storage(url)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(f"cannot open {url}: {e}") from e
+    except Exception as e:  # psycopg.OperationalError and friends
+        raise click.ClickException(f"cannot open {url}: {e}") from e
+
+
+def _read_trust(path: str) -> TrustList:
+    try:
+        return TrustList.from_json(Path(path).read_bytes())
+    except OSError as e:
+        raise click.ClickException(f"cannot read {path}: {e}") from e
+    except ProtocolError as e:
+        raise click.ClickException(f"{path}: {e.text}") from e
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level")
+def main(verbose: bool) -> None:
+    """DMED Edge central hub: global event log, sync API, node dashboard."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@DB
+@click.option("--trust", "trust_path", required=True,
+              help="Trust list JSON from dmed-provision (roots are accepted from it)")
+def init(database: str | None, trust_path: str) -> None:
+    """Create or upgrade the hub database and install its trust list."""
+    trust_list = _read_trust(trust_path)
+    with _storage(database) as storage:
+        result = TrustStore(storage).import_list(trust_list, accept_roots=True)
+        versions = storage.schema_versions()
+        click.echo(f"hub database {storage.url} ready (schema {versions}); trust list: "
+                   f"{result.added_certificates} certificate(s), {result.added_revocations} "
+                   "revocation(s) added")
+
+
+@main.command("trust-import")
+@DB
+@click.option("--trust", "trust_path", required=True,
+              help="Trust list JSON with new regions, nodes or revocations")
+def trust_import(database: str | None, trust_path: str) -> None:
+    """Merge a newer trust list (e.g. a revocation) into the hub's; roots are not taken."""
+    trust_list = _read_trust(trust_path)
+    with _storage(database) as storage:
+        store = TrustStore(storage)
+        if not store.initialised:
+            raise click.ClickException("the hub has no trust list yet; run dmed-hub init")
+        result = store.import_list(trust_list)
+    click.echo(f"merged: {result.added_certificates} certificate(s), "
+               f"{result.added_revocations} revocation(s), {result.ignored_roots} root(s) "
+               "ignored")
+
+
+@main.command()
+@DB
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table")
+def nodes(database: str | None, as_json: bool) -> None:
+    """List every node's sync state: last push and pull, lag, pending, last error."""
+    from . import nodes as registry
+    with _storage(database) as storage:
+        rows = registry.list_nodes(storage, utc_now())
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no node has synced yet")
+        return
+    click.echo(f"{'node':<24} {'kind':<9} {'facility':<14} {'acked':>7} {'pending':>8} "
+               f"{'last push':<21} {'last pull':<21} {'flag / last error'}")
+    for row in rows:
+        pending = f"{row['pending']}{'+' if row['pending_capped'] else ''}"
+        note = row["flag"] or (row["last_error"] if row["error_is_current"] else "") or ""
+        click.echo(f"{row['node_id']:<24} {row['kind']:<9} {row['facility_code']:<14} "
+                   f"{row['acked_seq']:>7} {pending:>8} {row['last_push_at'] or '-':<21} "
+                   f"{row['last_pull_at'] or '-':<21} {note}")
+
+
+@main.command()
+@DB
+@click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for all)")
+@click.option("--port", default=8700, help="Port to listen on")
+@click.option("--threads", default=16, help="Server threads (above the sync limit, so "
+              "health checks and the dashboard still answer when syncs are full)")
+def serve(database: str | None, host: str, port: int, threads: int) -> None:
+    """Run the hub's sync API and dashboard API."""
+    from waitress import serve as waitress_serve
+
+    from .app import create_app
+    overrides = {"DATABASE": database} if database else {}
+    app = create_app(overrides)
+    click.echo(f"DMED Edge hub on http://{host}:{port}/ ({app.extensions['dmed_hub'].storage})")
+    waitress_serve(app, host=host, port=port, threads=threads)
+
+
+@main.command()
+def config() -> None:
+    """Show every setting, its current value and what it does."""
+    current = load_config()
+    for name, (_default, help_line) in SETTINGS.items():
+        value = "***" if "TOKEN" in name and current[name] else current[name]
+        if name == "DATABASE":
+            value = redact(str(value))
+        click.echo(f"DMED_HUB_{name}={value}    # {help_line}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,342 @@
+"""Ingest: a node's pushed batch becomes events in the global log, each judged on its own.
+
+For every pushed item, in order: the envelope, payload schema and own hash
+(sync_protocol.events.event_from_dict); the origin is the authenticated node (no one pushes
+in another node's name); an id already held is a duplicate (idempotent); the event must
+continue its origin's chain as the hub holds it (seq = head + 1, prev_hash = head hash); the
+node must have the right to emit it (central_hub.rights); then it is routed (central_hub.
+routing), stored and given the next global position.
+
+A refused event never blocks the good ones, and what is refused is kept in quarantine with
+its reason. Refusals come in two kinds:
+
+- blocking: the event cannot be placed in the chain (broken hash, gap, fork, another node's
+  name). The origin's head does not move, so the following events of the batch are refused
+  with seq_gap too; the node resends them once the cause is fixed.
+- final: the event chains correctly but is refused for what it says (unknown type, invalid
+  payload, not the node's right). It keeps its place in the chain and the head moves on, so
+  one bad event does not stop everything after it; it stays in quarantine for people.
+
+Parsing and schema checks run before the writer lock; the decisions, inserts and hooks of a
+batch run in one transaction, so a batch costs one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sync_protocol.errors import EventRejected, PayloadInvalid, UnknownEventType
+from sync_protocol.events import (
+    ENVELOPE_FIELDS,
+    MAX_EVENT_BYTES,
+    Event,
+    canonical_json,
+    event_from_dict,
+)
+from sync_protocol.timeutil import to_instant, utc_now
+from sync_protocol.trust import NodeIdentity
+from sync_protocol.wire import ACCEPTED, DUPLICATE, REFUSED, EventResult, PushResponse
+
+from . import nodes, quarantine
+from .quarantine import Refusal
+from .rights import NotPermitted, check_right
+from .routing import Derived, ScopeIndex, Target
+from .storage import Storage, Tx
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ("position", "id", "origin", "seq", "hlc", "type", "version", "payload",
+                 "prev_hash", "hash", "received_at", "facility_id", "region", "patient_id",
+                 "subject_id")
+DELIVERY_COLUMNS = ("id", "position", "target_kind", "target", "origin", "until")
+
+# Codes of refusals (besides the leaves of sync_protocol.errors, e.g. bad_hash).
+FORGED_ORIGIN = "forged_origin"
+SEQ_GAP = "seq_gap"
+CHAIN_BROKEN = "chain_broken"
+IDENTITY_CONFLICT = "identity_conflict"
+ID_CONFLICT = "id_conflict"
+HOOK_FAILED = "hook_failed"
+# Errors after which the event's own hash still verifies, so it can hold its chain place.
+FINAL_PARSE_ERRORS = (UnknownEventType, PayloadInvalid)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """What a hook receives for each accepted event."""
+
+    position: int
+    event: Event
+    node: NodeIdentity | None  # the node that pushed it (its origin); None: the hub's own
+    scope: Derived
+    received_at: str
+
+
+Hook = Callable[[Tx, StoredEvent], None]
+
+
+@dataclass
+class _Item:
+    raw: Any
+    event: Event | None = None  # readable, with a verified own hash
+    error: EventRejected | None = None  # why it is refused whatever the chain says
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What the hub holds at one seq of the pushing node: an event, or a final refusal."""
+
+    id: str | None
+    hash: str
+    code: str | None = None  # set: refused for good
+    reason: str | None = None
+
+
+@dataclass
+class _Batch:
+    """The state of one push while it is decided."""
+
+    node: NodeIdentity
+    kid: str
+    now: str
+    head_seq: int
+    head_hash: str
+    position: int  # the last global position handed out
+    results: list[EventResult] = field(default_factory=list)
+    stored: list[tuple[StoredEvent, list[Target]]] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    by_id: dict[str, str] = field(default_factory=dict)  # ids held (this node's) -> hash
+    by_seq: dict[int, _Held] = field(default_factory=dict)  # this node's seqs <= head
+
+
+def parse_item(raw: Any) -> _Item:
+    """Check one pushed item on its own (no database): envelope, schema, own hash, size."""
+    try:
+        event = event_from_dict(raw)
+    except FINAL_PARSE_ERRORS as e:
+        shell = Event(**{name: raw[name] for name in ENVELOPE_FIELDS})
+        if shell.compute_hash() != shell.hash:
+            return _Item(raw, error=EventRejected("Event %(id)s does not match its hash",
+                                                  field="hash", code="bad_hash", id=shell.id))
+        return _Item(raw, shell, e)
+    except EventRejected as e:
+        return _Item(raw, error=e)
+    if len(canonical_json(event.body())) > MAX_EVENT_BYTES:
+        return _Item(raw, event, EventRejected("Event is larger than %(limit)s bytes",
+                                               code="event_too_large", limit=MAX_EVENT_BYTES))
+    return _Item(raw, event)
+
+
+class Ingestor:
+    """Judges and stores pushed batches; `on_accepted` hooks run in the same transaction."""
+
+    def __init__(self, storage: Storage, on_accepted: Iterable[Hook] = (),
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.storage = storage
+        self.on_accepted = list(on_accepted)
+        self.clock = clock
+
+    def push(self, node: NodeIdentity, items: Sequence[Any], *, kid: str = "") -> PushResponse:
+        """Ingest one batch pushed by `node` (already authenticated); answer per item."""
+        parsed = [parse_item(raw) for raw in items]
+        now = to_instant(self.clock())
+        with self.storage.transaction() as tx:
+            row = nodes.record_contact(tx, node, kid, now)
+            batch = _Batch(node, kid, now, row["acked_seq"], row["head_hash"],
+                           int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events")))
+            first_position = batch.position + 1
+            index = ScopeIndex(tx)
+            index.load([node], [i.event.payload for i in parsed if i.event and not i.error])
+            self._load_held(tx, batch, parsed)
+            for item in parsed:
+                batch.results.append(self._decide(item, batch, index))
+            self._store(tx, batch, index, first_position)
+            self._run_hooks(tx, batch)
+            if self.on_accepted and batch.stored:  # hooks may have appended hub events
+                batch.position = int(tx.scalar("SELECT MAX(position) AS p FROM events"))
+        accepted = len(batch.stored)
+        if accepted or batch.refusals:
+            log.info("push from %s: %s accepted, %s refused, acked seq %s", node.node_id,
+                     accepted, len(batch.refusals), batch.head_seq)
+        return PushResponse(batch.results, batch.head_seq, batch.position)
+
+    # -- deciding ---------------------------------------------------------------------------
+    @staticmethod
+    def _load_held(tx: Tx, batch: _Batch, parsed: list[_Item]) -> None:
+        """What the hub already holds for the batch: its ids, and this node's seqs."""
+        origin = batch.node.node_id
+        ids = [i.event.id for i in parsed if i.event]
+        seqs = [i.event.seq for i in parsed if i.event and i.event.seq <= batch.head_seq]
+        for row in tx.query_in("SELECT id, hash FROM events WHERE id IN ({ids})", ids):
+            batch.by_id[row["id"]] = row["hash"]
+        for row in tx.query_in("SELECT id, seq, hash FROM events WHERE seq IN ({ids}) AND "
+                               "origin = ?", seqs, (origin,)):
+            batch.by_seq[row["seq"]] = _Held(row["id"], row["hash"])
+        for seq, row in quarantine.chained_refusals(tx, origin, seqs).items():
+            batch.by_seq.setdefault(seq, _Held(row["event_id"], row["hash"], row["code"],
+                                               row["reason"]))
+
+    def _decide(self, item: _Item, batch: _Batch, index: ScopeIndex) -> EventResult:
+        event, node = item.event, batch.node
+        if event is None:
+            return self._refuse(batch, item, item.error or EventRejected("Unreadable event"))
+        if event.origin != node.node_id:
+            return self._refuse(batch, item, EventRejected(
+                "Event %(id)s names origin %(origin)s, but node %(node)s pushed it; a node "
+                "pushes only its own events", field="origin", code=FORGED_ORIGIN, id=event.id,
+                origin=event.origin, node=node.node_id))
+        known = batch.by_id.get(event.id)
+        if known is not None:
+            if known == event.hash:
+                return EventResult(event.id, DUPLICATE)
+            return self._refuse(batch, item, EventRejected(
+                "Event id %(id)s is already held with other content", field="id",
+                code=ID_CONFLICT, id=event.id))
+        if event.seq <= batch.head_seq:
+            return self._behind_head(item, event, batch, batch.by_seq.get(event.seq))
+        if event.seq > batch.head_seq + 1:
+            return self._refuse(batch, item, EventRejected(
+                "Event %(id)s has sequence %(seq)s but the hub holds this node's events up to "
+                "%(head)s; send %(expected)s first", field="seq", code=SEQ_GAP, id=event.id,
+                seq=event.seq, head=batch.head_seq, expected=batch.head_seq + 1))
+        if event.prev_hash != batch.head_hash:
+            self._conflict(batch, batch.head_seq, "fork", None, batch.head_hash, None,
+                           event.prev_hash)
+            return self._refuse(batch, item, EventRejected(
+                "Event %(id)s does not chain to event %(seq)s as the hub holds it: this node's "
+                "log diverged from what it sent before", field="prev_hash", code=CHAIN_BROKEN,
+                id=event.id, seq=batch.head_seq))
+        # From here the event holds its place in the chain, accepted or not.
+        error = item.error
+        if error is None:
+            try:
+                check_right(event, node, index.facility_ids(node), index.facility_of_subject)
+            except NotPermitted as e:
+                error = e
+        batch.by_seq[event.seq] = _Held(event.id, event.hash, error and error.code,
+                                        error and error.text)
+        batch.head_seq, batch.head_hash = event.seq, event.hash
+        if error is not None:
+            return self._refuse(batch, item, error, chained=True)
+        batch.by_id[event.id] = event.hash
+        batch.position += 1
+        derived, targets = index.route(event, node)
+        batch.stored.append((StoredEvent(batch.position, event, node, derived, batch.now),
+                             targets))
+        return EventResult(event.id, ACCEPTED)
+
+    def _behind_head(self, item: _Item, event: Event, batch: _Batch,
+                     held: _Held | None) -> EventResult:
+        if held is not None and held.hash == event.hash:
+            if held.code:  # refused for good before: the same answer, one more attempt
+                batch.refusals.append(Refusal(batch.node.node_id, item.raw, held.code,
+                                              held.reason or "", chained=True))
+                return EventResult(event.id, REFUSED, held.code, held.reason)
+            return EventResult(event.id, DUPLICATE)
+        self._conflict(batch, event.seq, "seq_clash", held.id if held else None,
+                       held.hash if held else "", event.id, event.hash)
+        return self._refuse(batch, item, EventRejected(
+            "Sequence %(seq)s of node %(node)s is already held with another event: two devices "
+            "may be using this node's identity", field="seq", code=IDENTITY_CONFLICT,
+            seq=event.seq, node=batch.node.node_id))
+
+    @staticmethod
+    def _refuse(batch: _Batch, item: _Item, error: EventRejected, *,
+                chained: bool = False) -> EventResult:
+        raw_id = item.raw.get("id") if isinstance(item.raw, dict) else None
+        event_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else None
+        batch.refusals.append(Refusal(batch.node.node_id, item.raw, error.code, error.text,
+                                      chained))
+        return EventResult(event_id, REFUSED, error.code, error.text)
+
+    @staticmethod
+    def _conflict(batch: _Batch, seq: int, kind: str, held_id: str | None, held_hash: str,
+                  presented_id: str | None, presented_hash: str) -> None:
+        batch.conflicts.append({"seq": seq, "kind": kind, "held_id": held_id,
+                                "held_hash": held_hash, "presented_id": presented_id,
+                                "presented_hash": presented_hash})
+
+    # -- storing ----------------------------------------------------------------------------
+    def _store(self, tx: Tx, batch: _Batch, index: ScopeIndex, first_position: int) -> None:
+        now, node_id = batch.now, batch.node.node_id
+        append_routed(tx, batch.stored, index, first_position)
+        if batch.refusals:
+            quarantine.record(tx, batch.refusals, now)
+        if batch.stored:
+            quarantine.resolve_accepted(tx, [s.event.id for s, _ in batch.stored], now)
+        for conflict in batch.conflicts:
+            nodes.record_identity_conflict(tx, node_id, kid=batch.kid, now=now, **conflict)
+        error = None
+        if batch.refusals:
+            first = batch.refusals[0]
+            error = (first.code, f"{len(batch.refusals)} event(s) refused; first: {first.reason}")
+        nodes.record_push(tx, node_id, acked_seq=batch.head_seq, head_hash=batch.head_hash,
+                          accepted=len(batch.stored), now=now, error=error)
+
+    def _run_hooks(self, tx: Tx, batch: _Batch) -> None:
+        """All hooks over the batch at once; if one fails, again event by event to isolate it."""
+        if not self.on_accepted or not batch.stored:
+            return
+        try:
+            with tx.savepoint("hooks"):
+                for stored, _ in batch.stored:
+                    for hook in self.on_accepted:
+                        hook(tx, stored)
+            return
+        except Exception:  # noqa: BLE001 - isolated below, then recorded
+            log.warning("an ingest hook failed; retrying event by event to isolate it")
+        failed = []
+        for stored, _ in batch.stored:
+            for hook in self.on_accepted:
+                try:
+                    with tx.savepoint("hook"):
+                        hook(tx, stored)
+                except Exception as e:  # noqa: BLE001 - a projection bug must not lose events
+                    name = getattr(hook, "__qualname__", repr(hook))
+                    log.exception("hook %s failed on event %s", name, stored.event.id)
+                    failed.append(Refusal(batch.node.node_id, stored.event.to_dict(),
+                                          HOOK_FAILED, f"{name}: {e}"[:2000]))
+        quarantine.record(tx, failed, batch.now)
+
+
+def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index: ScopeIndex,
+                  first_position: int) -> None:
+    """Insert routed events and their deliveries, then the index changes and backfills.
+
+    The caller holds the writer lock and gave the events positions from first_position on.
+    """
+    tx.append_rows("events", EVENT_COLUMNS, [_event_row(s) for s, _ in stored])
+    delivery = int(tx.scalar("SELECT COALESCE(MAX(id), 0) AS d FROM deliveries"))
+    rows, routed = [], set()
+    for event, targets in stored:
+        for target in targets:
+            delivery += 1
+            rows.append((delivery, event.position, target.kind, target.target,
+                         event.event.origin, target.until))
+            routed.add((event.position, target.kind, target.target))
+    tx.append_rows("deliveries", DELIVERY_COLUMNS, rows)
+    index.write()
+    fresh, older = [], []  # for this batch's events, `routed` knows every row there is
+    for position, target, origin in index.backfill(first_position):
+        if (position, target.kind, target.target) not in routed:
+            routed.add((position, target.kind, target.target))
+            delivery += 1
+            row = (delivery, position, target.kind, target.target, origin, target.until)
+            (fresh if position >= first_position else older).append(row)
+    tx.append_rows("deliveries", DELIVERY_COLUMNS, fresh)
+    tx.insert_many("deliveries", DELIVERY_COLUMNS, older,
+                   "ON CONFLICT (position, target_kind, target) DO NOTHING")
+
+
+def _event_row(stored: StoredEvent) -> tuple:
+    event, scope = stored.event, stored.scope
+    return (stored.position, event.id, event.origin, event.seq, event.hlc, event.type,
+            event.version, json.dumps(event.payload, sort_keys=True, ensure_ascii=False),
+            event.prev_hash, event.hash, stored.received_at, scope.facility_id, scope.region,
+            scope.patient_id, scope.subject_id)

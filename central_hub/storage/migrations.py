@@ -1,0 +1,257 @@
+"""Numbered schema migrations of the hub database, for SQLite and PostgreSQL alike.
+
+Each migration is one script written once for both databases; the few types that differ are
+placeholders filled per dialect (TYPES). Migrations are grouped by component ("core" here;
+projections and conflicts add their own with `register`), applied in registration order and
+then by number, and recorded in `schema_migrations`. A released migration is never edited:
+hubs in the field already ran it. Add a new number instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .base import POSTGRESQL, SQLITE, Tx
+
+log = logging.getLogger(__name__)
+
+TYPES = {
+    SQLITE: {
+        # INTEGER PRIMARY KEY is SQLite's rowid: no second index. The hub assigns the value.
+        "position_pk": "INTEGER PRIMARY KEY",
+        "serial_pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "json": "TEXT",
+    },
+    POSTGRESQL: {
+        "position_pk": "BIGINT PRIMARY KEY",
+        "serial_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "json": "JSONB",
+    },
+}
+
+CORE_V1 = """
+-- The global event log. position: the hub's order, assigned under the writer lock with no
+-- gaps. The scope columns are derived at ingest (central_hub.scope), never sent by nodes.
+CREATE TABLE events (
+    position {position_pk},
+    id TEXT NOT NULL UNIQUE,
+    origin TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    hlc TEXT NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    payload {json} NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    facility_id TEXT,
+    region TEXT,
+    patient_id TEXT,
+    subject_id TEXT,
+    UNIQUE (origin, seq)
+);
+CREATE INDEX events_by_patient ON events (patient_id, position);
+CREATE INDEX events_by_subject ON events (subject_id, position);
+CREATE INDEX events_by_facility ON events (facility_id, position);
+CREATE INDEX events_by_type ON events (type, position);
+
+-- What each node may pull: one row per (event, audience), in the order rows were added.
+-- A pull walks this feed by id. An audience learnt later (a patient transferred, a
+-- prescription arriving after its dispense) gets the old event as a new row.
+CREATE TABLE deliveries (
+    id {position_pk},
+    position BIGINT NOT NULL,
+    target_kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    until TEXT,
+    UNIQUE (position, target_kind, target)
+);
+CREATE INDEX deliveries_by_target ON deliveries (target_kind, target, id);
+
+-- The small indexes routing needs: which facility, patient and region an id belongs to.
+CREATE TABLE scope_facilities (
+    facility_id TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    region TEXT NOT NULL,
+    origin TEXT NOT NULL
+);
+CREATE INDEX scope_facilities_by_code ON scope_facilities (code);
+CREATE TABLE scope_subjects (
+    subject_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    patient_id TEXT,
+    facility_id TEXT,
+    region TEXT,
+    until TEXT
+);
+CREATE TABLE scope_attachments (
+    patient_id TEXT PRIMARY KEY,
+    facility_id TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    origin TEXT NOT NULL
+);
+CREATE TABLE scope_links (
+    patient_id TEXT NOT NULL,
+    facility_id TEXT NOT NULL,
+    PRIMARY KEY (patient_id, facility_id)
+);
+
+-- Every node that ever made an authenticated request, with its sync state. acked_seq and
+-- head_hash are the head of the node's own chain as the hub holds it.
+CREATE TABLE nodes (
+    node_id TEXT PRIMARY KEY,
+    facility_code TEXT NOT NULL,
+    region TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    cert_kid TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    last_push_at TEXT,
+    last_pull_at TEXT,
+    synced_at TEXT,
+    acked_seq BIGINT NOT NULL DEFAULT 0,
+    head_hash TEXT NOT NULL,
+    last_cursor BIGINT NOT NULL DEFAULT 0,
+    pushed_events BIGINT NOT NULL DEFAULT 0,
+    pulled_events BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_error_code TEXT,
+    last_error_at TEXT,
+    flag TEXT
+);
+
+CREATE TABLE nonces (
+    node_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (node_id, nonce)
+);
+CREATE INDEX nonces_by_expiry ON nonces (expires_at);
+
+-- Refused events, kept and shown (DESIGN 7.11). One row per (pusher, event, reason), a
+-- resend counts attempts. chained = 1: the event holds its place in its origin's chain.
+CREATE TABLE quarantine (
+    id {serial_pk},
+    node_id TEXT NOT NULL,
+    event_id TEXT,
+    origin TEXT,
+    seq BIGINT,
+    hash TEXT,
+    type TEXT,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    chained INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    resolved_at TEXT,
+    resolution TEXT,
+    UNIQUE (node_id, digest, code)
+);
+CREATE INDEX quarantine_by_chain ON quarantine (origin, seq);
+CREATE INDEX quarantine_by_event ON quarantine (event_id);
+
+-- Two devices presenting one node identity (DESIGN 7.10): the hub held one event at a seq
+-- and was shown another.
+CREATE TABLE identity_conflicts (
+    id {serial_pk},
+    node_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    held_id TEXT,
+    held_hash TEXT NOT NULL,
+    presented_id TEXT,
+    presented_hash TEXT NOT NULL,
+    presented_kid TEXT,
+    detected_at TEXT NOT NULL,
+    UNIQUE (node_id, seq, presented_hash)
+);
+
+CREATE TABLE hub_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    component: str
+    version: int
+    script: str  # statements separated by ";", types as {placeholders} (see TYPES)
+
+    def statements(self, dialect: str) -> list[str]:
+        text = self.script.format(**TYPES[dialect])
+        # Comment lines go first, so a ";" in a comment cannot split a statement.
+        text = "\n".join(line for line in text.splitlines()
+                         if not line.strip().startswith("--"))
+        return [s.strip() for s in text.split(";") if s.strip()]
+
+
+COMPONENTS: dict[str, tuple[Migration, ...]] = {
+    "core": (Migration("core", 1, CORE_V1),),
+}
+
+
+def register(component: str, migrations: tuple[Migration, ...]) -> None:
+    """Add a component's migrations (projections, conflicts); applied after those before."""
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)) or any(
+            m.component != component for m in migrations):
+        raise ValueError(f"migrations of {component} must be numbered 1, 2, ... in order")
+    known = COMPONENTS.get(component)
+    if known is not None and known != migrations:
+        raise ValueError(f"component {component} is already registered differently")
+    COMPONENTS[component] = migrations
+
+
+def latest_versions() -> dict[str, int]:
+    return {name: migrations[-1].version for name, migrations in COMPONENTS.items()}
+
+
+def current_versions(tx: Tx) -> dict[str, int]:
+    if not _has_table(tx):
+        return {}
+    rows = tx.query("SELECT component, MAX(version) AS version FROM schema_migrations "
+                    "GROUP BY component")
+    return {row["component"]: row["version"] for row in rows}
+
+
+def migrate(storage) -> list[tuple[str, int]]:
+    """Apply every pending migration, each in its own exclusive transaction."""
+    applied: list[tuple[str, int]] = []
+    for component, migrations in list(COMPONENTS.items()):
+        for migration in migrations:
+            with storage.transaction() as tx:
+                tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT "
+                           "NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, "
+                           "PRIMARY KEY (component, version))")
+                if current_versions(tx).get(component, 0) >= migration.version:
+                    continue
+                for statement in migration.statements(tx.dialect):
+                    tx.execute(statement)
+                tx.execute("INSERT INTO schema_migrations (component, version, applied_at) "
+                           "VALUES (?, ?, ?)",
+                           (component, migration.version, _now()))
+            log.info("hub database %s migrated to %s %s", storage.url, component,
+                     migration.version)
+            applied.append((component, migration.version))
+    return applied
+
+
+def _has_table(tx: Tx) -> bool:
+    if tx.dialect == SQLITE:
+        return tx.one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND "
+                      "name = 'schema_migrations'") is not None
+    return tx.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x") is True
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

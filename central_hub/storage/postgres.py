@@ -1,0 +1,149 @@
+"""PostgreSQL backend (national scale) via psycopg 3: one connection per thread.
+
+The URL is a libpq URL (`postgresql://user@host:5432/db?...`) plus one parameter of ours,
+`schema=<name>`, which puts the hub's tables in that schema (search_path), e.g. one schema
+per test. Exclusive transactions take a transaction-scoped advisory lock, the hub's writer
+lock: positions are handed out and committed in one order even with several hub processes.
+Bulk appends use COPY, the fastest way into PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from .base import POSTGRESQL, Params, Row, Storage, Tx
+
+log = logging.getLogger(__name__)
+
+# The writer lock: any fixed 64-bit number shared by every hub process ("DMEDHUB1" in ASCII).
+WRITER_LOCK_KEY = 0x444D4544_48554231
+# Seconds to wait for the server when (re)connecting; a hub must not hang on a dead database.
+CONNECT_TIMEOUT_S = 10
+SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+@lru_cache(maxsize=512)
+def to_pyformat(statement: str) -> str:
+    """`?` placeholders become psycopg's `%s` (and a literal % is escaped)."""
+    return statement.replace("%", "%%").replace("?", "%s")
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """(libpq URL, schema) from our URL form; raises ValueError for a bad schema name."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in query if key == "schema"), None)
+    if schema is not None and not SCHEMA_RE.fullmatch(schema):
+        raise ValueError(f"schema name {schema!r} must match {SCHEMA_RE.pattern}")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class PostgresTx(Tx):
+    dialect = POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, statement: str, params: Params = ()) -> int:
+        if not params:
+            return self.conn.execute(statement).rowcount  # type: ignore[arg-type]
+        return self.conn.execute(to_pyformat(statement), tuple(params)).rowcount  # type: ignore[arg-type]
+
+    def query(self, statement: str, params: Params = ()) -> list[Row]:
+        if not params:
+            return self.conn.execute(statement).fetchall()  # type: ignore[arg-type, return-value]
+        return self.conn.execute(to_pyformat(statement),  # type: ignore[arg-type]
+                                 tuple(params)).fetchall()  # type: ignore[return-value]
+
+    def executemany(self, statement: str, rows: Iterable[Params]) -> None:
+        rows = [tuple(r) for r in rows]
+        if rows:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(to_pyformat(statement), rows)  # type: ignore[arg-type]
+
+    def query_in(self, statement: str, values: Iterable[Any], params: Params = ()) -> list[Row]:
+        # One array parameter: parsed and planned once, whatever the number of ids.
+        values = list(dict.fromkeys(values))
+        if not values:
+            return []
+        if "IN ({ids})" not in statement:
+            raise ValueError("query_in needs the form IN ({ids})")
+        return self.query(statement.replace("IN ({ids})", "= ANY(?)"), (values, *params))
+
+    def append_rows(self, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        with self.conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+class PostgresStorage(Storage):
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str) -> None:
+        self._conninfo, self.schema = split_url(url)
+        self.url = redact(url)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[psycopg.Connection] = []
+        self._conn()  # fail now, with the server's message, if the database is unreachable
+
+    def _conn(self) -> psycopg.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not (conn.closed or conn.broken):
+            return conn
+        conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row,
+                               connect_timeout=CONNECT_TIMEOUT_S)
+        if self.schema:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                sql.Identifier(self.schema)))
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = True) -> Iterator[Tx]:
+        conn = self._conn()
+        with conn.transaction():
+            if exclusive:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
+            yield PostgresTx(conn)
+
+    @contextmanager
+    def reader(self) -> Iterator[Tx]:
+        conn = self._conn()
+        with conn.transaction():
+            yield PostgresTx(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
