@@ -154,7 +154,9 @@ def serve(database: str | None, host: str, port: int) -> None:
     overrides = {"DATABASE": database} if database else {}
     app = create_app(overrides)
     store = app.extensions["dmed_store"]
-    jobs = BackgroundJobs(store, app.config, app.extensions.get("dmed_sync_agent")) if app.config["BACKGROUND_JOBS"] else None
+    jobs = None
+    if app.config["BACKGROUND_JOBS"]:
+        jobs = BackgroundJobs(store, app.config, app.extensions.get("dmed_sync_agent"))
     if jobs:
         jobs.start()
     click.echo(f"DMED Edge node {store.state('node_id')} on http://{host}:{port}/")

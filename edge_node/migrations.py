@@ -187,6 +187,8 @@ CREATE TABLE paper_pads (
 ALTER TABLE prescriptions ADD COLUMN paper_serial TEXT;
 ALTER TABLE prescriptions ADD COLUMN paper_reason TEXT;
 ALTER TABLE prescriptions ADD COLUMN entered_at TEXT;
+ALTER TABLE prescriptions ADD COLUMN patient_document TEXT;
+CREATE INDEX prescriptions_by_document ON prescriptions (patient_document);
 -- Not unique: a serial entered at two nodes is two records, and the hub flags the pair.
 CREATE INDEX prescriptions_by_serial ON prescriptions (paper_serial);
 CREATE TABLE paper_dispenses (

@@ -252,7 +252,8 @@ def _prescription(conn: sqlite3.Connection, event: Event) -> None:
         "practitioner_id": p["practitioner_id"], "issued_at": p["issued_at"],
         "not_before": p["not_before"], "expires_at": p["expires_at"],
         "chronic": int(p["chronic"]), "qr": p.get("qr"), "paper_serial": p.get("paper_serial"),
-        "paper_reason": p.get("paper_reason"), "entered_at": p.get("entered_at")})
+        "paper_reason": p.get("paper_reason"), "entered_at": p.get("entered_at"),
+        "patient_document": p.get("patient_document")})
     for item in p["items"]:
         _insert(conn, "prescription_items", {
             "prescription_id": p["prescription_id"], "item_no": item["item_no"],

@@ -130,7 +130,9 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         # and when it was entered (issued_at keeps the time written on the paper).
         {"qr": {"type": "string", "pattern": "^[0-9]+$", "maxLength": 7089},
          "paper_serial": CODE, "paper_reason": PAPER_REASON, "entered_at": INSTANT,
-         "remote_request_id": ULID},
+         "remote_request_id": ULID,
+         # lets a pharmacy find the prescription by the ID card when there is no phone
+         "patient_document": DOCUMENT},
     ),
     ("ChronicConditionSet", 1): obj(
         {"patient_id": ULID, "code": ICD10, "active": {"type": "boolean"}}),

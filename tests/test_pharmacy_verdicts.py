@@ -166,7 +166,14 @@ def test_lookup_by_document_when_there_is_no_phone(store, actor_for, rx, seeded)
     found = dispensing.find_by_identity(store, actor_for("pharmacist"),
                                         document=seeded["patients"][0]["document"])
     assert [p["number"] for p in found["prescriptions"]] == [rx["number"]]
-    assert "diagnoses" not in repr(found)
+    assert found["pinfl"] == rx["pinfl"]
+    with store.transaction() as tx:  # a pharmacy holds no patient records, only prescriptions
+        tx.conn.execute("DELETE FROM patients")
+    again = dispensing.find_by_identity(store, actor_for("pharmacist"), pinfl=rx["pinfl"])
+    assert [p["number"] for p in again["prescriptions"]] == [rx["number"]]
+    with pytest.raises(NotFound):
+        dispensing.find_by_identity(store, actor_for("pharmacist"),
+                                    document=seeded["patients"][1]["document"])
 
 
 def test_repeat_fill_waits_for_the_interval(store, seeded, actor_for, clinic_credentials, pki):

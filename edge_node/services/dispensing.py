@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync_protocol import qr
-from sync_protocol.identifiers import new_ulid, parse_pinfl
+from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from sync_protocol.trust import EKU_PRESCRIBE
 
@@ -24,7 +24,6 @@ from ..errors import Conflict, NotFound, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
 from .clock import SYSTEM_CLOCK, SystemClock, clock_status
-from .patients import find_patient
 
 log = logging.getLogger(__name__)
 
@@ -256,15 +255,24 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
 
 def find_by_identity(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
                      document: str | None = None) -> dict:
-    """No phone: the patient's active prescriptions found in the local replica."""
+    """No phone: the patient's active prescriptions in the local replica, found by the PINFL
+    or the identity document (a pharmacy holds prescriptions, not patient records)."""
     actor.require("verify_prescription")
-    patient = find_patient(store, actor, pinfl=pinfl, document=document)
-    rows = store.query("SELECT prescription_id, number, qr, issued_at, expires_at, status FROM"
-                       " prescriptions WHERE patient_id = ? AND status = 'active' AND"
-                       " expires_at > ? ORDER BY issued_at DESC",
-                       (patient["patient_id"], to_instant(utc_now())))
-    return {"patient": {k: patient[k] for k in ("full_name", "pinfl", "document")},
-            "prescriptions": [dict(r) for r in rows]}
+    if pinfl:
+        column, value = "pinfl", parse_pinfl(pinfl).digits
+    elif document:
+        column, value = "patient_document", str(parse_document(document))
+    else:
+        raise ValidationFailed("Give a PINFL or an identity document", field="pinfl")
+    rows = store.query(f"SELECT prescription_id, number, qr, pinfl, issued_at, expires_at,"  # noqa: S608
+                       f" status, kind FROM prescriptions WHERE {column} = ? AND"
+                       " status = 'active' AND expires_at > ? ORDER BY issued_at DESC",
+                       (value, to_instant(utc_now())))
+    if not rows:
+        raise NotFound("No active prescription for this patient on this node",
+                       field=column if column == "pinfl" else "document",
+                       code="no_prescriptions")
+    return {"pinfl": rows[0]["pinfl"], "prescriptions": [dict(r) for r in rows]}
 
 
 def sale_without_prescription(inn: str) -> None:

@@ -131,6 +131,7 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
             "facility_id": facility["facility_id"], "practitioner_id": actor.practitioner_id,
             "issued_at": to_instant(now), "not_before": to_instant(plan.not_before),
             "expires_at": to_instant(plan.expires_at), "chronic": plan.chronic, "qr": code,
+            **({"patient_document": patient["document"]} if patient["document"] else {}),
             "items": [{"item_no": i, "inn": p.inn, "form": p.form, "strength": p.strength,
                        "unit": p.unit, "atc": p.atc, "quantity": p.quantity,
                        "dosage": p.dosage, "repeats": p.repeats,

@@ -21,7 +21,7 @@ from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
 from ..store import NodeStore
 from ..trust_store import merge_trust_list
-from .client import BatchTooLarge, HubBusy, HubClient, HubUnreachable
+from .client import BatchTooLarge, CursorAhead, HubBusy, HubClient, HubUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,11 @@ class SyncAgent:
             self._record_refusals(refused, {e["id"]: e for e in batch})
             report["pushed"] += len(batch) - len(refused)
             report["refused"] += len(refused)
-            if response.acked_seq <= acked:
+            if response.acked_seq < acked:
+                # The hub lost events (restored from a backup): resend from where it is.
+                log.warning("hub holds %s only up to seq %s; resending from there", node_id,
+                            response.acked_seq)
+            elif response.acked_seq == acked:
                 raise HubUnreachable("The hub acknowledges nothing past sequence %(seq)s of "
                                      "%(node)s", seq=acked, node=node_id)
             self._save(acked_seq=str(response.acked_seq), hub_head=str(response.hub_head))
@@ -139,8 +143,14 @@ class SyncAgent:
     def _pull(self, report: dict) -> None:
         while True:
             cursor = int(self.store.state("sync_cursor") or 0)
-            response = self.client.pull(wire.PullQuery(
-                after=cursor, limit=self.batch.max_events, max_bytes=self.batch.max_bytes))
+            try:
+                response = self.client.pull(wire.PullQuery(
+                    after=cursor, limit=self.batch.max_events, max_bytes=self.batch.max_bytes))
+            except CursorAhead:
+                # Start over: events already held are recognised by id and skipped.
+                log.warning("pull cursor %s is ahead of the hub; pulling from the start", cursor)
+                self._save(cursor="0")
+                continue
             # Parse the whole page first: an event this node cannot read stops the pull
             # before anything is applied, and the cursor stays put (nothing is skipped).
             events = [event_from_dict(p.event) for p in response.events]

@@ -51,6 +51,12 @@ class HubRefused(NodeError):
     http_status = 502
 
 
+class CursorAhead(HubRefused):
+    """Our pull cursor is past the hub's head: the hub was restored from a backup."""
+
+    code = "cursor_ahead"
+
+
 @dataclass
 class HubClient:
     base_url: str
@@ -101,6 +107,8 @@ class HubClient:
             raise HubRefused("The hub answered with something that is not JSON") from e
         if response.status_code >= 400:
             error = (data or {}).get("error") or {}
+            if error.get("code") == CursorAhead.code:
+                raise CursorAhead("The hub is behind this node's cursor")
             raise HubRefused("The hub refused the request: %(code)s %(message)s",
                              code=error.get("code", response.status_code),
                              message=error.get("message", ""))
