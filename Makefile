@@ -21,7 +21,7 @@ translations: $(STAMP)
 	done
 
 demo: $(STAMP) translations
-	$(BIN)/python -m edge_node.demo
+	$(BIN)/python deploy/demo.py
 
 test: $(STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

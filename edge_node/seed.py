@@ -31,8 +31,12 @@ PATIENTS = (
 
 
 def seed_demo(store: NodeStore, *, code: str = "TAS-POL-012", kind: str = "clinic",
-              region: str = "TAS", days: int = 7) -> dict:
-    """Create the demo facility and everything in it; returns what a person needs to sign in."""
+              region: str = "TAS", days: int = 7, pharmacist: bool = True) -> dict:
+    """Create the demo facility and everything in it; returns what a person needs to sign in.
+
+    ``pharmacist``: a counter account on the clinic itself, for a stand-alone node; beside a
+    hub, dispensing belongs to pharmacy nodes (the hub refuses a clinic's dispenses).
+    """
     facility_id = facilities.register_facility(
         store, SYSTEM, code=code, name="Toshkent shahar 12-son oilaviy poliklinikasi",
         kind=kind, region=region, address="Toshkent sh., Chilonzor tumani, Bunyodkor ko'ch. 12")
@@ -50,8 +54,9 @@ def seed_demo(store: NodeStore, *, code: str = "TAS-POL-012", kind: str = "clini
     accounts = [("admin", "Administrator", "admin", None),
                 ("registrar", "Registratura", "registrar", None),
                 ("doctor", DOCTORS[0][0], "doctor", doctor_ids[0]),
-                ("doctor2", DOCTORS[2][0], "doctor", doctor_ids[2]),
-                ("pharmacist", "Dorixona", "pharmacist", None)]
+                ("doctor2", DOCTORS[2][0], "doctor", doctor_ids[2])]
+    if pharmacist:
+        accounts.append(("pharmacist", "Dorixona", "pharmacist", None))
     for username, full_name, role, practitioner in accounts:
         staff.create_staff(store, SYSTEM, username=username, full_name=full_name, role=role,
                            pin=DEMO_PIN[role], practitioner_id=practitioner)
