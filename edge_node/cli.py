@@ -71,11 +71,24 @@ def init(database: str | None, bundle: str | None, node_id: str | None) -> None:
 @main.command("seed-demo")
 @DB
 def seed_demo(database: str | None) -> None:
-    """Seed a demo polyclinic: doctors with a week of slots, staff and patients."""
-    from .seed import seed_demo as seed
+    """Seed demo data for this node's facility: a polyclinic with doctors, a week of slots,
+    staff and patients, or a pharmacy with its staff (by the kind in the node's bundle)."""
+    from .credentials import load_credentials
+    from .seed import seed_demo as seed_clinic
+    from .seed import seed_pharmacy
     store = _store(database)
+    bundle = store.state("bundle_path")
     try:
-        result = seed(store)
+        if bundle:
+            identity = load_credentials(bundle).identity
+            if identity.kind == "pharmacy":
+                result = seed_pharmacy(store, code=identity.facility_code,
+                                       region=identity.region_code)
+            else:
+                result = seed_clinic(store, code=identity.facility_code,
+                                     region=identity.region_code, pharmacist=False)
+        else:
+            result = seed_clinic(store)
     except ProtocolError as e:
         raise _fail(e) from e
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))

@@ -83,3 +83,19 @@ def test_init_refuses_a_broken_bundle(runner, tmp_path):
                                   "--bundle", str(broken)])
     assert result.exit_code == 1
     assert not (tmp_path / "enrolment.json").exists()
+
+
+def test_seed_demo_follows_the_kind_in_the_bundle(runner, tmp_path):
+    from pki_helpers import make_pki
+    pki = make_pki(tmp_path / "pki")
+    db = tmp_path / "pharmacy" / "node.db"
+    db.parent.mkdir()
+    runner.invoke(main, ["init", "--db", str(db), "--bundle", str(pki.paths["pharmacy_bundle"])])
+    seeded = runner.invoke(main, ["seed-demo", "--db", str(db)])
+    assert seeded.exit_code == 0, seeded.output
+    roles = {s["role"] for s in json.loads(seeded.output[seeded.output.index("{"):])["sign_ins"]}
+    assert roles == {"admin", "pharmacist"}
+    from edge_node.store import NodeStore
+    facility = NodeStore(db).one("SELECT code, kind FROM facilities")
+    assert (facility["code"], facility["kind"]) == (pki.pharmacy.identity.facility_code,
+                                                    "pharmacy")
