@@ -5,7 +5,8 @@ the EU test vectors' verdicts: kid = first 8 bytes of SHA-256 of the signer's DE
 ES256 signatures as raw r||s (64 bytes, not DER), PS256 and EdDSA also verified.
 
 Decoding never trusts the input: every failure becomes a `CoseRejected` whose `code` is a short
-reason ("bad_cbor", "not_cose", "bad_claims", "unsupported_alg", "bad_signature").
+reason ("bad_cbor", "not_cose", "bad_claims", "unsupported_alg", "bad_signature"); the
+validity window gives "not_yet_valid", "expired", "cert_not_yet_valid" or "cert_expired".
 """
 
 from __future__ import annotations
@@ -144,6 +145,15 @@ def sign1(payload: bytes, private_key: Any, kid: bytes) -> bytes:
     return cbor2.dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [protected, {}, payload, signature]))
 
 
+# cbor2 decodes maps as dict, or as its frozendict inside a tag: testing those types first skips
+# the slow abc.Mapping check, several of which run on every scan.
+_MAP_TYPES = (dict, cbor2.frozendict) if hasattr(cbor2, "frozendict") else (dict,)
+
+
+def is_map(value: Any) -> bool:
+    return isinstance(value, _MAP_TYPES) or isinstance(value, Mapping)
+
+
 def loads_exact(data: bytes) -> Any:
     """Decode exactly one CBOR item filling `data`; raise CoseRejected("bad_cbor") otherwise."""
     fp = io.BytesIO(data)
@@ -179,20 +189,20 @@ def decode_sign1(data: bytes) -> Sign1Message:
     protected, unprotected, payload, signature = item
     if not (
         isinstance(protected, bytes)
-        and isinstance(unprotected, Mapping)
+        and is_map(unprotected)
         and isinstance(payload, bytes)  # nil would be a detached payload: not a code
         and isinstance(signature, bytes)
     ):
         raise CoseRejected("not_cose")
     protected_map = loads_exact(protected) if protected else {}
-    if not isinstance(protected_map, Mapping):
+    if not is_map(protected_map):
         raise CoseRejected("not_cose")
     alg = _header(protected_map, unprotected, HEADER_ALG)
     kid = _header(protected_map, unprotected, HEADER_KID)
     if kid is not None and not isinstance(kid, bytes):
         raise CoseRejected("not_cose")
     claims = loads_exact(payload)
-    if not isinstance(claims, Mapping):
+    if not is_map(claims):
         raise CoseRejected("bad_claims")
     for key in (CLAIM_EXP, CLAIM_NBF, CLAIM_IAT):
         if key in claims and not _is_numeric_date(claims[key]):
@@ -201,9 +211,7 @@ def decode_sign1(data: bytes) -> Sign1Message:
         raise CoseRejected("bad_claims")
     if CLAIM_HCERT in claims:  # registered claims we know must have their registered shape
         hcert = claims[CLAIM_HCERT]
-        if not isinstance(hcert, Mapping) or not all(
-            isinstance(v, Mapping) for v in hcert.values()
-        ):
+        if not is_map(hcert) or not all(is_map(v) for v in hcert.values()):
             raise CoseRejected("bad_claims")
     return Sign1Message(
         protected=protected,
@@ -301,3 +309,24 @@ def signers_by_kid(certificates: Iterable[x509.Certificate]) -> Keyring:
         while len(_keyrings) > KEYRING_CACHE_SIZE:
             _keyrings.popitem(last=False)
     return ring
+
+
+def check_validity(claims: Mapping[Any, Any], signer: Signer, now: float,
+                   leeway: float = 0.0) -> str | None:
+    """The first broken link of cert.notBefore <= iat <= now <= exp <= cert.notAfter, or None.
+
+    Times are POSIX seconds. `leeway` forgives clock skew on iat and nbf only, never on expiry.
+    """
+    iat, exp = claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
+    if iat is None or exp is None:
+        return "bad_claims"  # a code without both instants cannot be judged in time
+    nbf = claims.get(CLAIM_NBF, iat)
+    if iat < signer.not_before:
+        return "cert_not_yet_valid"
+    if now + leeway < iat or now + leeway < nbf:
+        return "not_yet_valid"
+    if now > exp:
+        return "expired"
+    if exp > signer.not_after:
+        return "cert_expired"
+    return None

@@ -1,16 +1,21 @@
 """The text inside a prescription QR code: our digits format, and the EU "HC1:" format read too.
 
-Why digits: pharmacy USB scanners "type" what they read like a keyboard, and under a Russian or
-Uzbek Cyrillic layout every letter and most symbols arrive garbled; digits survive every layout.
-QR numeric mode also packs 3 digits in 10 bits, so this costs almost nothing over binary.
+Format 1 is FORMAT_PREFIX ("01") + digits(zlib(COSE_Sign1)). Why digits: pharmacy USB scanners
+"type" what they read like a keyboard, and under a Russian or Uzbek Cyrillic layout letters and
+most symbols arrive garbled; digits survive every layout. QR numeric mode packs 3 digits in 10
+bits, so digits cost almost nothing over binary.
 
-Encoding: the bytes are cut into chunks of 7 bytes; each chunk is a big-endian integer below
+Digits: the bytes are cut into chunks of 7; each chunk is a big-endian integer below
 2**56 < 10**17, written as exactly 17 zero-padded digits (17/7 = 2.43 digits per byte; in QR
-numeric mode that is 8.1 bits per byte, against 8.25 for Base45 in alphanumeric mode). The last
-chunk of k < 7 bytes is written with the fewest digits that can hold 256**k - 1 (3, 5, 8, 10, 13,
-15 digits). Those widths are all different and none is a multiple of 17, so the length of the
-text alone tells where the short chunk is: decoding is the exact inverse and rejects any text that
-no byte string encodes (wrong length, a chunk value too large, any character but ASCII 0-9).
+numeric mode 8.14 bits per byte, against 8.25 for Base45 in alphanumeric mode). The last chunk
+of k < 7 bytes is written with the fewest digits that can hold 256**k - 1 (3, 5, 8, 10, 13 or 15
+digits). Those widths differ and none is a multiple of 17, so the length of the text alone says
+where the short chunk is: decoding is the exact inverse and rejects any text that no byte string
+encodes (impossible length, a chunk value too large, any character but ASCII 0-9).
+
+Reading also accepts EU DCC codes, "HC1:" + Base45(zlib(COSE)) with zlib optional. Deflate
+ignores the padding bits after its last block, so a few different texts carry the same COSE
+bytes: the text is no identifier, the signed prescription id is.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from .errors import ProtocolError
 
 logger = logging.getLogger(__name__)
 
-CHUNK_BYTES = 7  # the largest chunk whose values (< 2**56) fit in 17 digits
+# 7 bytes fit 17 digits and a signed 64-bit integer: readers in Java, Go or C need no bignums
+CHUNK_BYTES = 7
 CHUNK_DIGITS = 17
 # digits needed for a last chunk of k bytes: len(str(256**k - 1))
 DIGITS_FOR_BYTES = {k: len(str(256**k - 1)) for k in range(1, CHUNK_BYTES + 1)}

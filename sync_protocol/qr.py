@@ -12,14 +12,14 @@ The body is a CBOR map with small integer keys:
   0 body version (1), 1 prescription id (16-byte binary ULID), 2 patient PINFL (14-digit text),
   3 prescriber id, 4 prescription number (human readable), 5 kind ("e" or "paper"),
   6 items: a list of maps {1 INN, 2 strength, 3 form, 4 quantity, 5 repeats (refills after the
-  first fill, as in FHIR), 6 minimum days between fills}.
+  first fill, as in FHIR; absent = 0), 6 minimum days between fills (absent = 0)}.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +34,7 @@ from .errors import ProtocolError
 from .numeric import (
     FORMAT_PREFIX,
     HC1_PREFIX,
+    MAX_ENCODED_DIGITS,
     MAX_TEXT_CHARS,
     CodeTooLarge,
     TransportResult,
@@ -44,10 +45,10 @@ from .numeric import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "FORMAT_PREFIX", "HC1_PREFIX", "MAX_TEXT_CHARS", "RX_CLAIM", "CodeTooLarge",
-    "PrescriptionClaims", "PrescriptionInvalid", "PrescriptionItemClaim", "TransportResult",
-    "UnsupportedSigningKey", "VerifyResult", "decode_transport", "encode", "issue", "kid_of",
-    "render_png", "render_svg", "sign", "verify",
+    "EXPIRY_REASONS", "FORMAT_PREFIX", "HC1_PREFIX", "MAX_TEXT_CHARS", "RX_CLAIM",
+    "CodeTooLarge", "PrescriptionClaims", "PrescriptionInvalid", "PrescriptionItemClaim",
+    "TransportResult", "UndrawableCode", "UnsupportedSigningKey", "VerifyResult",
+    "decode_transport", "encode", "issue", "kid_of", "render_png", "render_svg", "sign", "verify",
 ]
 
 RX_CLAIM = -99800  # the prescription body's CWT claim key (private use, see the docstring)
@@ -71,6 +72,10 @@ _I_INN, _I_STRENGTH, _I_FORM, _I_QUANTITY, _I_REPEATS, _I_MIN_DAYS = range(1, 7)
 
 class PrescriptionInvalid(ProtocolError, ValueError):
     code = "invalid_prescription"
+
+
+class UndrawableCode(ProtocolError, ValueError):
+    code = "undrawable_code"
 
 
 def _ulid_to_bytes(text: str) -> bytes:
@@ -136,13 +141,17 @@ class PrescriptionItemClaim:
                     field=name, name=name, minimum=minimum)
 
     def to_map(self) -> dict[int, Any]:
-        return {_I_INN: self.inn, _I_STRENGTH: self.strength, _I_FORM: self.form,
-                _I_QUANTITY: self.quantity, _I_REPEATS: self.repeats,
-                _I_MIN_DAYS: self.min_days_between_fills}
+        item = {_I_INN: self.inn, _I_STRENGTH: self.strength, _I_FORM: self.form,
+                _I_QUANTITY: self.quantity}
+        if self.repeats:  # zero is the default: leave it out, every digit enlarges the symbol
+            item[_I_REPEATS] = self.repeats
+        if self.min_days_between_fills:
+            item[_I_MIN_DAYS] = self.min_days_between_fills
+        return item
 
     @classmethod
     def from_map(cls, item: Any) -> PrescriptionItemClaim:
-        if not isinstance(item, Mapping):
+        if not cose.is_map(item):
             raise PrescriptionInvalid("Each item must be a map.", field="items")
         return cls(item.get(_I_INN), item.get(_I_STRENGTH), item.get(_I_FORM),
                    item.get(_I_QUANTITY), item.get(_I_REPEATS, 0), item.get(_I_MIN_DAYS, 0))
@@ -221,7 +230,8 @@ class PrescriptionClaims:
         """Read a decoded CWT claims map; raise PrescriptionInvalid for anything malformed."""
         try:
             body = claims[RX_CLAIM]
-            if not isinstance(body, Mapping) or body.get(_B_VERSION) != BODY_VERSION:
+            version = body.get(_B_VERSION) if cose.is_map(body) else None
+            if type(version) is not int or version != BODY_VERSION:  # CBOR true == 1 in Python
                 raise PrescriptionInvalid("Unknown prescription body.", field="body")
             raw_id = body.get(_B_ID)
             if not isinstance(raw_id, bytes) or len(raw_id) != ULID_BYTES:
@@ -256,8 +266,9 @@ def sign(claims: PrescriptionClaims, private_key: Any, certificate: x509.Certifi
     if (claims.issued_at < certificate.not_valid_before_utc
             or claims.expires_at > certificate.not_valid_after_utc):
         raise PrescriptionInvalid(
-            "The code must expire before the signing certificate does (%(not_after)s).",
-            field="expires_at", not_after=certificate.not_valid_after_utc.isoformat())
+            "The code must fall within its certificate's validity, %(start)s to %(end)s.",
+            field="expires_at", start=certificate.not_valid_before_utc.isoformat(),
+            end=certificate.not_valid_after_utc.isoformat())
     return cose.sign1(claims.to_cbor(), private_key, kid_of(certificate))
 
 
@@ -272,8 +283,11 @@ def issue(claims: PrescriptionClaims, private_key: Any, certificate: x509.Certif
 
 
 def _symbol(text: str) -> segno.QRCode:
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError("Only digits-only codes are drawn (numeric mode).")
+    if not (isinstance(text, str) and text.isascii() and text.isdigit()):
+        raise UndrawableCode("Only codes made of digits are drawn (QR numeric mode).")
+    if len(text) > MAX_ENCODED_DIGITS:
+        raise CodeTooLarge("The code has %(length)s digits; a QR code at level M holds "
+                           "%(limit)s.", length=len(text), limit=MAX_ENCODED_DIGITS)
     # boost_error=False: the level is M, always; a silent boost would change print sizes.
     return segno.make_qr(text, error=QR_ERROR_LEVEL, mode="numeric", boost_error=False)
 
@@ -308,24 +322,6 @@ class VerifyResult:
     claims: dict[Any, Any] | None = None
     prescription: PrescriptionClaims | None = None
     certificate: x509.Certificate | None = None
-
-
-def _check_times(claims: Mapping[Any, Any], signer: cose.Signer, now: float) -> str | None:
-    """cert.notBefore <= iat <= now <= exp <= cert.notAfter (iat and nbf with leeway)."""
-    iat, exp = claims.get(cose.CLAIM_IAT), claims.get(cose.CLAIM_EXP)
-    if iat is None or exp is None:
-        return "bad_claims"  # a code without both instants cannot be judged in time
-    leeway = CLOCK_SKEW_LEEWAY.total_seconds()
-    nbf = claims.get(cose.CLAIM_NBF, iat)
-    if iat < signer.not_before:
-        return "cert_not_yet_valid"
-    if now + leeway < iat or now + leeway < nbf:
-        return "not_yet_valid"
-    if now > exp:
-        return "expired"
-    if exp > signer.not_after:
-        return "cert_expired"
-    return None
 
 
 def _verify(text: object, ring: cose.Keyring, now: datetime | None,
@@ -367,7 +363,8 @@ def _verify(text: object, ring: cose.Keyring, now: datetime | None,
     elif require_prescription:
         return VerifyResult(False, "not_a_prescription", kid, claims, None, cert)
     if now is not None:
-        reason = _check_times(claims, signer, now.timestamp())
+        reason = cose.check_validity(claims, signer, now.timestamp(),
+                                     CLOCK_SKEW_LEEWAY.total_seconds())
         if reason is not None:
             return VerifyResult(False, reason, kid, claims, prescription, cert)
     return VerifyResult(True, None, kid, claims, prescription, cert)

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import segno
 import zxingcpp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -14,8 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from PIL import Image
 
+from sync_protocol.numeric import MAX_ENCODED_DIGITS, MAX_TEXT_CHARS
 from sync_protocol.qr import (
     FORMAT_PREFIX,
+    CodeTooLarge,
     PrescriptionClaims,
     PrescriptionItemClaim,
     issue,
@@ -105,3 +108,17 @@ def test_only_digit_codes_are_drawn(text):
         render_svg(text)
     with pytest.raises(ValueError):
         render_png(text)
+
+
+def test_limits_are_the_qr_capacities():
+    # mask=0 skips segno's slow mask search; capacity does not depend on the mask.
+    def symbol(digits: int, level: str):
+        return segno.make_qr("1" * digits, error=level, mode="numeric", boost_error=False,
+                             mask=0)
+    assert symbol(MAX_ENCODED_DIGITS, "m").designator == "40-M"
+    assert symbol(MAX_TEXT_CHARS, "l").designator == "40-L"
+    for digits, level in ((MAX_ENCODED_DIGITS + 1, "m"), (MAX_TEXT_CHARS + 1, "l")):
+        with pytest.raises(segno.DataOverflowError):
+            symbol(digits, level)
+    with pytest.raises(CodeTooLarge):
+        render_svg("1" * (MAX_ENCODED_DIGITS + 1))
