@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from .certificates import kid_of  # one definition for QR codes and trust lists
 from .errors import ProtocolError, TrustError
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,6 @@ CLAIM_EXP = 4
 CLAIM_NBF = 5
 CLAIM_IAT = 6
 CLAIM_HCERT = -260  # EU DCC "hcert" (IANA CWT claims registry): a map of certificate maps
-KID_BYTES = 8  # EU DCC key identifier: the first 8 bytes of SHA-256(DER certificate)
 ES256_SIGNATURE_BYTES = 64  # r || s, 32 bytes each
 # Real CWTs nest at most 6 levels deep (EU DCC payload); a hostile code gets no more than this.
 MAX_CBOR_DEPTH = 16
@@ -88,11 +88,6 @@ class Sign1Message:
 
     def to_be_signed(self) -> bytes:
         return sig_structure(self.protected, self.payload)
-
-
-def kid_of(certificate: x509.Certificate) -> bytes:
-    """The key identifier of a signer: first 8 bytes of SHA-256 of its DER certificate."""
-    return certificate.fingerprint(_SHA256)[:KID_BYTES]
 
 
 def _bstr_head(length: int) -> bytes:
