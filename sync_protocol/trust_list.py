@@ -149,6 +149,7 @@ class TrustList:
 
     def __init__(self, roots: Iterable[x509.Certificate] = (),
                  certificates: Iterable[x509.Certificate] = ()) -> None:
+        self._sorted_cache: dict[str, tuple[x509.Certificate, ...]] = {}
         self._sections: dict[str, dict[bytes, x509.Certificate]] = {
             "roots": {}, "regions": {}, "nodes": {}}
         self._revocations: dict[bytes, Revocation] = {}
@@ -193,6 +194,7 @@ class TrustList:
                 return False
             raise TrustListInvalid("Two certificates share key id %(kid)s.", kid=kid.hex())
         self._sections[section][kid] = cert
+        self._sorted_cache.pop(section, None)
         if section == "nodes":
             self._node_digests[kid] = cert_digest(cert)
             self._by_node_id.setdefault(identity_of(cert).node_id, []).append(cert)
@@ -227,7 +229,12 @@ class TrustList:
         return self._sorted("nodes")
 
     def _sorted(self, section: str) -> tuple[x509.Certificate, ...]:
-        return tuple(cert for _, cert in sorted(self._sections[section].items()))
+        # A pharmacy asks for the node certificates at every scan: sort once per change.
+        cached = self._sorted_cache.get(section)
+        if cached is None:
+            cached = self._sorted_cache[section] = tuple(
+                cert for _, cert in sorted(self._sections[section].items()))
+        return cached
 
     # -- revocations and cancellations ----------------------------------------------------
 
