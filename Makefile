@@ -17,7 +17,7 @@ install: $(STAMP)
 # Compiled catalogues are build output, never committed.
 translations: $(STAMP)
 	for d in edge_node/translations kiosk_ui/translations; do \
-		if [ -d $$d ]; then $(BIN)/pybabel compile -f -q -d $$d || exit 1; fi; \
+		if [ -d $$d ]; then $(BIN)/pybabel -q compile -f -d $$d || exit 1; fi; \
 	done
 
 demo: $(STAMP) translations

@@ -23,9 +23,14 @@ class ProtocolError(Exception):
         super().__init__(self.text)
 
     @property
+    def message_params(self) -> dict[str, Any]:
+        """What the message's placeholders may name: its params, and %(field)s."""
+        return {"field": self.field, **self.params}
+
+    @property
     def text(self) -> str:
         """The English message with its parameters filled in."""
-        return self.message % self.params if self.params else self.message
+        return self.message % self.message_params if "%(" in self.message else self.message
 
 
 class InvalidIdentifier(ProtocolError, ValueError):

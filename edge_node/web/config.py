@@ -22,6 +22,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "DEFAULT_LOCALE": ("uz", "Language shown first: uz (Uzbek Latin), ru or en"),
     "SMS_INTERVAL_SECONDS": (30, "How often queued SMS are sent"),
     "BACKGROUND_JOBS": (True, "Run the SMS sender (and the sync agent) in the server process"),
+    "KIOSK_IDLE_SECONDS": (60, "The kiosk clears itself after this long without a touch"),
+    "SESSION_COOKIE_SECURE": (False, "Send session cookies over HTTPS only (set behind TLS)"),
 }
 PREFIX = "DMED_"
 

@@ -15,16 +15,17 @@ log = logging.getLogger(__name__)
 
 def translate(error: ProtocolError) -> str:
     """The message in the request's language; parameters are filled in after translation."""
-    return translate_text(error.message, error.params)
+    return translate_text(error.message, error.message_params)
 
 
 def translate_text(message: str, params: dict | None = None) -> str:
     translated = gettext(message)
-    try:
-        return translated % params if params else translated
-    except (KeyError, ValueError, TypeError):
-        # A translation with a broken placeholder must not hide the message.
-        return message % params if params else message
+    for text in (translated, message):
+        try:
+            return text % params if params and "%(" in text else text
+        except (KeyError, ValueError, TypeError):
+            continue  # a translation with a broken placeholder must not hide the message
+    return message
 
 
 def error_body(code: str, message: str, field: str | None) -> dict:

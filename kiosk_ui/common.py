@@ -1,0 +1,173 @@
+"""Helpers every screen shares: the store, the clock, languages, dates, the node banner."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, datetime
+
+from babel.dates import format_date
+from flask import Flask, Response, current_app, request, url_for
+from flask_babel import get_locale, gettext
+
+from edge_node.services import node_status
+from edge_node.store import NodeStore
+from edge_node.web.app import LOCALES
+from edge_node.web.errors import translate
+from sync_protocol.errors import ProtocolError
+from sync_protocol.timeutil import TASHKENT, from_instant, local_date, utc_now
+
+from . import labels
+
+log = logging.getLogger(__name__)
+
+LANG_COOKIE = "lang"
+LANG_COOKIE_SECONDS = 365 * 24 * 3600  # a workstation keeps its language; kiosks reset it
+# Every page shows the node banner (eight small queries); it may be this many seconds old.
+STATUS_CACHE_SECONDS = 2.0
+
+
+def store() -> NodeStore:
+    return current_app.extensions["dmed_store"]
+
+
+def ui_now() -> datetime:
+    """The time the screens act at. Tests may pin it (UI_NOW) so that a visit "today" exists
+    whatever the hour or holiday the suite runs on; outside TESTING the setting is ignored."""
+    pinned = current_app.config.get("UI_NOW")
+    if pinned and current_app.testing:
+        return from_instant(str(pinned))
+    return utc_now()
+
+
+def today() -> date:
+    return local_date(ui_now())
+
+
+def is_today(instant: str) -> bool:
+    return local_date(from_instant(instant)) == today()
+
+
+def error_text(error: ProtocolError) -> str:
+    """The error in the reader's language. Some services name the field only as the error's
+    ``field`` while their message says %(field)s: fill it with the field's label."""
+    if "%(field)s" in error.message and "field" not in error.params and error.field:
+        params = {**error.params, "field": labels.label(labels.FIELDS, error.field)}
+        message = gettext(error.message)
+        try:
+            return message % params
+        except (KeyError, ValueError, TypeError):
+            return error.text
+    return translate(error)
+
+
+def locale_code() -> str:
+    return str(get_locale() or current_app.config.get("DEFAULT_LOCALE", "uz"))
+
+
+def language_url(code: str) -> str:
+    """This page in another language. After a POST the form's page is shown afresh (every
+    view that renders a form also answers GET)."""
+    if not request.endpoint or request.url_rule is None:
+        return url_for("ui.index", lang=code)
+    if "GET" not in (request.url_rule.methods or ()):  # an action's error page: go home
+        home = "kiosk.home" if request.blueprint == "kiosk" else "desk.home"
+        return url_for(home, lang=code)
+    args = {k: v for k, v in request.args.items() if k != "lang"} \
+        if request.method == "GET" else {}
+    return url_for(request.endpoint, **(request.view_args or {}), **args, lang=code)
+
+
+def remember_language(response: Response) -> Response:
+    chosen = request.args.get("lang")
+    if chosen in LOCALES:
+        response.set_cookie(LANG_COOKIE, chosen, max_age=LANG_COOKIE_SECONDS, httponly=True,
+                            samesite="Strict",
+                            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+    return response
+
+
+# -- formatting in Tashkent time and the reader's language ---------------------------------
+
+def _moment(instant: str | datetime) -> datetime:
+    moment = instant if isinstance(instant, datetime) else from_instant(str(instant))
+    return moment.astimezone(TASHKENT)
+
+
+def fmt_time(instant: str | datetime) -> str:
+    return _moment(instant).strftime("%H:%M")
+
+
+def fmt_day(value: str | datetime | date) -> str:
+    day = value if isinstance(value, date) and not isinstance(value, datetime) else \
+        _moment(value).date()
+    return format_date(day, "EEEE, d MMMM", locale=locale_code())
+
+
+def fmt_short_day(value: date) -> str:
+    return format_date(value, "EEE d MMM", locale=locale_code())
+
+
+def fmt_datetime(instant: str | datetime) -> str:
+    moment = _moment(instant)
+    return f"{format_date(moment.date(), 'd MMMM y', locale=locale_code())}, " \
+           f"{moment:%H:%M}"
+
+
+def fmt_date(value: str | date | None) -> str:
+    if not value:
+        return ""
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    return format_date(day, "d MMMM y", locale=locale_code())
+
+
+# -- the node banner on every screen ------------------------------------------------------
+
+def node_banner() -> dict:
+    """Online, offline (since when) or stand-alone, and how many changes wait to sync.
+
+    Read from node_status.status()["sync"], which the sync agent keeps; "synced" is said
+    only when that status proves it. Shown by the one partial _node_status.html.
+    """
+    ttl = float(current_app.config.get("UI_STATUS_CACHE_SECONDS", STATUS_CACHE_SECONDS))
+    cached = current_app.extensions.get("kiosk_ui_banner")
+    if cached and time.monotonic() - cached[0] < ttl:
+        return cached[1]
+    banner = _read_banner()
+    current_app.extensions["kiosk_ui_banner"] = (time.monotonic(), banner)
+    return banner
+
+
+def _read_banner() -> dict:
+    configured = "dmed_sync_agent" in current_app.extensions
+    try:
+        sync = node_status.status(store(), configured).get("sync") or {}
+    except Exception:  # the banner must never take a page down with it
+        log.exception("node status unavailable")
+        return {"state": "unknown"}
+    if not configured and not current_app.config.get("HUB_URL"):
+        return {"state": "standalone"}
+    online = bool(configured and sync.get("online"))
+    return {"state": "online" if online else "offline",
+            "since": sync.get("offline_since"), "pending": sync.get("pending"),
+            "synced": bool(sync.get("synced")), "last_success": sync.get("last_success_at"),
+            "last_error": sync.get("last_error")}
+
+
+def install_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters.update(tashkent_time=fmt_time, tashkent_day=fmt_day,
+                                 tashkent_datetime=fmt_datetime, short_day=fmt_short_day,
+                                 long_date=fmt_date)
+    from .security import csrf_token
+
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token, node_banner=node_banner, is_today=is_today,
+        language_url=language_url, languages=labels.LANGUAGES, locale_code=locale_code,
+        specialty=lambda c: labels.label(labels.SPECIALTIES, c),
+        status_label=lambda c: labels.label(labels.STATUSES, c),
+        reason_label=lambda c: labels.label(labels.READ_REASONS, c),
+        order_label=lambda c: labels.label(labels.ORDER_KINDS, c),
+        flag_label=lambda c: labels.label(labels.LAB_FLAGS, c or ""),
+        sex_label=lambda c: labels.label(labels.SEXES, c),
+        role_label=lambda c: labels.label(labels.ROLES, c),
+    )

@@ -1,0 +1,281 @@
+"""End to end in headless Chromium (Debian's chromium, driven by Playwright for Python).
+
+The app is served by a real HTTP server on 127.0.0.1 in a thread. Screenshots of each main
+screen at 1024x600 go to screenshots/ for a reviewer. Skipped only when /usr/bin/chromium is
+missing outside CI; in CI (env CI set) a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from edge_node.services import appointments
+from tests.ui_helpers import SCREENSHOTS, catalogues, pinned, translated  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+VIEWPORT = {"width": 1024, "height": 600}
+WAIT_MS = 10_000  # generous for a loaded CI machine; a passing step takes milliseconds
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run installs it with apt-get")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                              args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(app, catalogues):  # noqa: F811
+    """The node's app on a real HTTP server on loopback; its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="ui-test-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport=VIEWPORT, locale="uz-UZ")
+    context.set_default_timeout(WAIT_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    # Script errors and CSP refusals count; a 4xx page the test asked for does not.
+    tab.on("console", lambda message: errors.append(message.text)
+           if message.type == "error" and not message.text.startswith("Failed to load resource")
+           else None)
+    yield tab
+    context.close()
+    assert errors == [], errors  # no script error and no CSP violation on any page
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def type_on_keypad(page, digits: str) -> None:
+    for digit in digits:
+        page.click(f"button[data-key='{digit}']")
+
+
+def kiosk_identify(page, live: str, person: dict, lang: str = "uz", screens: bool = False):
+    page.goto(f"{live}/ui/kiosk/")
+    if screens:
+        shot(page, "kiosk-1-start")
+    page.click(f"a.btn-lang[lang='{lang}']")
+    type_on_keypad(page, person["pinfl"])
+    if screens:
+        shot(page, "kiosk-2-pinfl")
+    page.click("button[name='next']")
+    page.wait_for_url("**/ui/kiosk/verify")
+    type_on_keypad(page, person["document"][-4:])
+    if screens:
+        shot(page, "kiosk-3-document")
+    page.click("button[name='next']")
+    page.wait_for_url("**/ui/kiosk/home")
+
+
+def test_a_patient_identifies_books_and_checks_in(page, live, store, pinned,  # noqa: F811
+                                                  actor_for, clinic_credentials):
+    from edge_node.services import prescribing
+
+    person = pinned["patient"]
+    issued = prescribing.issue_prescription(
+        store, actor_for("doctor"), clinic_credentials, patient_id=person["patient_id"],
+        items=[{"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
+                "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}])
+    kiosk_identify(page, live, person, screens=True)
+    assert person["full_name"] in page.inner_text("body")
+    shot(page, "kiosk-4-home")
+    page.click("a[href='/ui/kiosk/book']")
+    shot(page, "kiosk-5-doctors")
+    page.click(f"a[href='/ui/kiosk/book/{pinned['doctor_id']}']")
+    shot(page, "kiosk-6-times")
+    page.click(f"button[name='starts_at'][value='{pinned['slot']}']")
+    page.wait_for_url("**done=booked")
+    shot(page, "kiosk-7-booked")
+    page.click("form[action$='/check-in'] button")
+    page.wait_for_url("**done=checked_in")
+    assert page.inner_text("[data-queue-number] strong") == "1"
+    shot(page, "kiosk-8-checked-in")
+    page.click("a[href$='/slip']")
+    page.wait_for_selector(".slip")
+    shot(page, "kiosk-9-slip")
+    row = store.one("SELECT status, channel, queue_number FROM appointments")
+    assert (row["status"], row["channel"], row["queue_number"]) == ("checked_in", "kiosk", 1)
+    page.goto(f"{live}/ui/kiosk/home")
+    page.click(f"a[href$='/prescriptions/{issued['prescription_id']}']")
+    page.wait_for_selector(".qr svg")
+    shot(page, "kiosk-11-prescription")
+
+
+def test_a_wrong_pinfl_shows_a_clear_message(page, live, seeded):
+    good = seeded["patients"][0]["pinfl"]
+    page.goto(f"{live}/ui/kiosk/identify?lang=uz")
+    type_on_keypad(page, good[:-1] + str((int(good[-1]) + 1) % 10))
+    page.click("button[name='next']")
+    message = page.inner_text("[data-error]")
+    assert message == translated("uz", "PINFL check digit (digit 14) is wrong")
+    shot(page, "kiosk-error-pinfl")
+
+
+def test_the_kiosk_clears_itself_after_the_idle_timeout(page, live, app, pinned):  # noqa: F811
+    app.config["KIOSK_IDLE_SECONDS"] = 2
+    person = pinned["patient"]
+    kiosk_identify(page, live, person)
+    page.wait_for_url(f"{live}/ui/kiosk/?ended=1", timeout=WAIT_MS)
+    assert person["full_name"] not in page.inner_text("body")
+    assert page.is_visible("[data-ended]")
+    shot(page, "kiosk-10-after-timeout")
+    page.go_back()  # no page of the patient's comes back from the cache
+    page.wait_for_load_state()
+    assert person["full_name"] not in page.inner_text("body")
+    assert "/ui/kiosk/home" not in page.url
+
+
+def test_a_doctor_opens_the_card_and_records_a_visit(page, live, store, pinned,  # noqa: F811
+                                                     actor_for):
+    appointment = appointments.book(store, actor_for("registrar"),
+                                    patient_id=pinned["patient"]["patient_id"],
+                                    practitioner_id=pinned["doctor_id"],
+                                    starts_at=pinned["slot"], channel="kiosk",
+                                    now=pinned["now"])
+    appointments.check_in(store, actor_for("registrar"), appointment, now=pinned["now"])
+    page.goto(f"{live}/ui/desk/?lang=en")
+    shot(page, "desk-1-sign-in")
+    page.fill("#username", "doctor")
+    page.fill("#pin", "2222")
+    page.click("button[type='submit']")
+    page.wait_for_url("**/ui/desk/today")
+    shot(page, "desk-2-today")
+    page.click("a[href$='/card']")
+    shot(page, "desk-3-card-reason")
+    page.check("input[name='reason'][value='visit']")
+    page.click("form.form button[type='submit']")
+    page.wait_for_selector(".card-visit, .empty")
+    shot(page, "desk-4-card")
+    page.click("a[href$='/visit']")
+    page.fill("#complaints", "Headache in the mornings")
+    page.fill("#q", "essential hypertension")
+    page.press("#q", "Enter")  # Enter in the search box searches
+    page.wait_for_selector("button[name='add'][value='I10']")
+    shot(page, "desk-5-visit-search")
+    page.click("button[name='add'][value='I10']")
+    page.wait_for_selector("input[name='code'][value='I10']", state="attached")
+    page.click("button[name='action'][value='save']")
+    page.wait_for_url("**/card")
+    assert "Essential (primary) hypertension" in page.inner_text("body")
+    shot(page, "desk-6-card-after-visit")
+    assert store.one("SELECT code FROM diagnoses")["code"] == "I10"
+    assert store.one("SELECT COUNT(*) AS n FROM card_reads")["n"] >= 2
+
+
+def test_registrar_screens(page, live, store, pinned):  # noqa: F811
+    page.goto(f"{live}/ui/desk/sign-in?lang=ru")
+    page.fill("#username", "registrar")
+    page.fill("#pin", "1111")
+    page.click("button[type='submit']")
+    page.wait_for_url("**/ui/desk/")
+    page.goto(f"{live}/ui/desk/queue")
+    shot(page, "desk-7-queue")
+    page.goto(f"{live}/ui/desk/patients/new")
+    page.fill("#full_name", "Sinov Bemor")
+    page.fill("#phone", "+998 90 000")
+    page.fill("#pinfl", pinned["patient"]["pinfl"])
+    page.click(".form-actions button")
+    page.wait_for_selector("[data-error]")
+    shot(page, "desk-8-register-error")
+    assert page.inner_text("[data-error]") == translated(
+        "ru", "Phone number %(value)s is not a valid Uzbek number", value="+998 90 000")
+
+
+# -- every visible string changes with the language -----------------------------------------
+
+VISIBLE_TEXTS = """() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const text = node.textContent.replace(/\\s+/g, " ").trim();
+    const element = node.parentElement;
+    if (!text || !/\\p{L}/u.test(text)) continue;           // digits, times, symbols
+    if (element.closest("[data-i18n='no'], script, style, [hidden]")) continue;
+    if (!element.getClientRects().length) continue;          // not on screen
+    out.push(text);
+  }
+  for (const el of document.querySelectorAll("input[placeholder]")) out.push(el.placeholder);
+  return out;
+}"""
+
+
+def _texts(page, url: str) -> list[str]:
+    page.goto(url)
+    return page.evaluate(VISIBLE_TEXTS)
+
+
+def test_the_language_switch_changes_every_visible_string(page, live, store, pinned,  # noqa: F811
+                                                          actor_for):
+    appointment = appointments.book(store, actor_for("registrar"),
+                                    patient_id=pinned["patient"]["patient_id"],
+                                    practitioner_id=pinned["doctor_id"],
+                                    starts_at=pinned["slot"], channel="kiosk",
+                                    now=pinned["now"])
+    person = pinned["patient"]
+    pid = person["patient_id"]
+    kiosk_pages = ["/ui/kiosk/", "/ui/kiosk/home", "/ui/kiosk/book",
+                   f"/ui/kiosk/book/{pinned['doctor_id']}",
+                   f"/ui/kiosk/appointments/{appointment}",
+                   f"/ui/kiosk/appointments/{appointment}/cancel",
+                   f"/ui/kiosk/appointments/{appointment}/slip"]
+    desk_pages = ["/ui/desk/today", "/ui/desk/queue", f"/ui/desk/patients/{pid}",
+                  "/ui/desk/patients/new", f"/ui/desk/patients/{pid}/card",
+                  f"/ui/desk/patients/{pid}/visit?q=diabetes",
+                  f"/ui/desk/patients/{pid}/lab-results", f"/ui/desk/patients/{pid}/book"]
+    kiosk_identify(page, live, person, lang="en")
+    seen = _compare(page, live, kiosk_pages)
+    page.goto(f"{live}/ui/desk/sign-in?lang=en")
+    seen += _compare(page, live, ["/ui/desk/sign-in"])
+    page.fill("#username", "doctor")
+    page.fill("#pin", "2222")
+    page.click("button[type='submit']")
+    page.wait_for_url("**/ui/desk/today")
+    page.goto(f"{live}/ui/desk/patients/{pid}/card")
+    page.check("input[name='reason'][value='visit']")
+    page.click("form.form button[type='submit']")
+    seen += _compare(page, live, desk_pages)
+    assert seen > 150  # the comparison covered the screens' words, not an empty page
+
+
+def _compare(page, live: str, urls: list[str]) -> int:
+    count = 0
+    for url in urls:
+        sep = "&" if "?" in url else "?"
+        texts = {lang: _texts(page, f"{live}{url}{sep}lang={lang}") for lang in ("en", "ru", "uz")}
+        assert len(texts["en"]) == len(texts["ru"]) == len(texts["uz"]), url
+        for en, ru, uz in zip(texts["en"], texts["ru"], texts["uz"], strict=True):
+            assert en != ru, (url, en)
+            assert en != uz, (url, en)
+            assert ru != uz, (url, ru)
+        count += len(texts["en"])
+    return count
