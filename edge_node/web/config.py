@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
+
+from sync_protocol.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +30,4 @@ PREFIX = "DMED_"
 
 def load_config(path: str | Path | None = None,
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    config = {name: default for name, (default, _help) in SETTINGS.items()}
-    file = Path(path or os.environ.get(f"{PREFIX}CONFIG", "") or "dmed-node.json")
-    if file.is_file():
-        config.update(json.loads(file.read_text(encoding="utf-8")))
-    for name, (default, _help) in SETTINGS.items():
-        raw = os.environ.get(PREFIX + name)
-        if raw is not None:
-            config[name] = _coerce(raw, default)
-    config.update(overrides or {})
-    return config
-
-
-def _coerce(raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    return raw
+    return load_settings(SETTINGS, PREFIX, "dmed-node.json", path, overrides)
