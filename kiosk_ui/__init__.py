@@ -1,4 +1,4 @@
-"""The node's screens: reception kiosk, registrar and doctor workstation (pharmacy counter to come).
+"""The node's screens: reception kiosk, registrar and doctor workstation, pharmacy counter.
 
 ``register(app)`` is called by edge_node's app factory through the entry-point group
 ``dmed_edge.node_blueprints``; edge_node never imports this package.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask, redirect, url_for
 
-from . import common, desk, doctor, kiosk, pages
+from . import common, counter, desk, doctor, kiosk, pages, paper_screens, prescribe, sync_now
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,9 @@ def register(app: Flask) -> None:
     app.config.setdefault("SESSION_COOKIE_SECURE", False)  # True behind HTTPS (see README)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
     common.install_template_helpers(app)
-    for blueprint in (pages.bp, kiosk.bp, desk.bp, doctor.bp):
+    app.jinja_env.globals.update(sync_available=sync_now.sync_available)
+    for blueprint in (pages.bp, kiosk.bp, desk.bp, doctor.bp, prescribe.bp, counter.bp,
+                      paper_screens.bp, sync_now.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="ui_root", view_func=lambda: redirect(url_for("ui.index")))
 

@@ -82,6 +82,8 @@ def home():
     actor: Actor = g.actor
     if actor.role == "doctor" and actor.practitioner_id:
         return redirect(url_for("doctor.today"))
+    if actor.role == "pharmacist":
+        return redirect(url_for("counter.home"))
     return render("desk/home.html")
 
 

@@ -44,6 +44,8 @@ VERDICTS: dict[str, tuple[bool, str]] = {
     "clock_unverified": (False, "This terminal's clock is not confirmed: confirm the date and "
                                 "time, then scan again"),
 }
+# Shorter than any signed prescription: a typed number, not a damaged code.
+MIN_CODE_DIGITS = 200
 MALFORMED = frozenset({"empty", "too_long", "bad_prefix", "unknown_version", "bad_digits",
                        "bad_base45", "bad_compression", "not_cose", "bad_cbor",
                        "not_a_prescription", "no_kid", "bad_claims", "code_too_large"})
@@ -81,7 +83,7 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
         if result.reason == "unknown_kid":
             return _verdict("revoked_key" if trust_list.revocation(result.kid) else
                             "untrusted_key")
-        return _verdict("not_a_prescription" if result.reason in MALFORMED else "forged")
+        return _verdict("not_a_prescription" if _not_ours(text, result.reason) else "forged")
     chain = trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE)
     if not chain.ok and not (timing and chain.reason in ("cert_expired", "cert_not_yet_valid")):
         return _verdict("revoked_key" if chain.reason == "revoked" else "untrusted_key")
@@ -116,6 +118,17 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
         return _verdict("fill_too_early", params={"next_fill": first}, **extra)
     started = any(i["dispensed"] for i in items)
     return _verdict("partly_dispensed" if started else "valid", clock=status, **extra)
+
+
+def _not_ours(text: str, reason: str | None) -> bool:
+    """Malformed and not even shaped like our code. A code with our digits format that fails
+    to decode was damaged or tampered with: the pharmacist must hear "forged", not "not a
+    prescription" (a changed digit breaks the compression checksum before the signature)."""
+    if reason not in MALFORMED:
+        return False
+    digits = str(text).strip()
+    return not (digits.startswith(qr.FORMAT_PREFIX) and digits.isdigit()
+                and len(digits) >= MIN_CODE_DIGITS)
 
 
 def _digits(text: str) -> str:

@@ -82,4 +82,68 @@
       }, 200);
     });
   });
+  /* Pharmacy counter: the scanner types into whatever holds the focus, so the scan input
+     takes it back whenever nothing else that takes typing has it (after each verdict too). */
+  var scanner = document.querySelector("input[data-scanner-input]");
+  if (scanner && document.querySelector("form[data-scanner-form]")) {
+    var typing = function (el) {
+      return el && el !== scanner && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
+        (el.tagName === "INPUT" && el.type !== "hidden" && el.type !== "submit"));
+    };
+    if (!typing(document.activeElement)) { scanner.focus(); }
+    document.addEventListener("focusout", function () {
+      window.setTimeout(function () {
+        if (!typing(document.activeElement)) { scanner.focus(); }
+      }, 0);
+    });
+  }
+
+  /* Prescription form: drug suggestions under the INN box as the doctor types. Each is a
+     submit button "pick" of the form, exactly as the server renders them after "Find". */
+  document.querySelectorAll("input[data-drug-suggest]").forEach(function (input) {
+    var box = document.querySelector("[data-suggestions='" + input.getAttribute("data-row") + "']");
+    var url = input.getAttribute("data-drug-suggest");
+    var pending = null;
+    input.addEventListener("input", function () {
+      window.clearTimeout(pending);
+      var query = input.value.trim();
+      if (query.length < 2 || !box) { return; }
+      pending = window.setTimeout(function () {
+        var sep = url.indexOf("?") < 0 ? "?" : "&";
+        window.fetch(url + sep + "q=" + encodeURIComponent(query), { credentials: "same-origin" })
+          .then(function (response) { return response.ok ? response.json() : { results: [] }; })
+          .then(function (data) {
+            box.textContent = "";
+            (data.results || []).forEach(function (drug) {
+              var button = document.createElement("button");
+              button.type = "submit";
+              button.name = "pick";
+              button.value = input.getAttribute("data-row") + ":" + drug.inn;
+              button.className = "choice-row" + (drug.refused ? " refused" : "");
+              var strong = document.createElement("strong");
+              strong.textContent = drug.inn;
+              button.appendChild(strong);
+              button.appendChild(document.createTextNode(" " + drug.name));
+              (drug.badges || []).forEach(function (badge) {
+                var tag = document.createElement("span");
+                tag.className = "tag tag-" + badge.tone;
+                tag.textContent = badge.text;
+                button.appendChild(document.createTextNode(" "));
+                button.appendChild(tag);
+              });
+              box.appendChild(button);
+            });
+          })
+          .catch(function () { /* suggestions are optional: the Find button works */ });
+      }, 150);
+    });
+  });
+
+  /* A choice that changes other choices (a drug's form -> its strengths) updates the page. */
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var refresh = select.form && select.form.querySelector("[data-refresh]");
+      if (refresh && select.form.requestSubmit) { select.form.requestSubmit(refresh); }
+    });
+  });
 })();

@@ -1,0 +1,197 @@
+"""The pharmacy counter: scan a code (a USB scanner types digits then Enter), see the verdict
+at once, dispense fully or partly, find prescriptions by PINFL or identity document.
+
+The scanned code lives in the signed session, so every form posts and redirects back
+(post/redirect/get): reloading the page never dispenses twice. The verdict is worked out again
+on every page from the code, so it always shows what this node knows now (a dispense made at
+another till, a cancellation just synced).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext
+
+from edge_node.errors import Conflict, NodeNotInitialised, ValidationFailed
+from edge_node.services import clock, dispensing
+from edge_node.trust_store import current_trust_list
+from sync_protocol.errors import ProtocolError
+from sync_protocol.timeutil import utc_now
+
+from . import verdicts
+from .auth import signed_in, to_sign_in
+from .common import error_text, remember_language, store
+from .desk import render
+from .errors import register_html_errors
+from .security import protect
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("counter", __name__, url_prefix="/ui/counter")
+protect(bp)
+bp.after_request(remember_language)
+register_html_errors(bp, "desk", to_sign_in)
+
+CODE_KEY = "counter_code"  # the last scanned code, until the next scan or "clear"
+PINFL_KEY = "counter_pinfl"  # the PINFL typed from the ID card for that code, if any
+# A QR code holds at most a few thousand digits; more is not a scan (and would not fit the
+# session cookie). The verification core refuses long input anyway; this keeps the cookie small.
+MAX_CODE_CHARS = 3000
+DISPENSE_FIELDS = ("quantity", "product", "batch", "expiry")
+
+
+def _(message: str) -> str:
+    """Marks an error's English msgid for extraction; error_text() translates it when shown."""
+    return message
+
+
+def facility_id() -> str:
+    value = store().state("facility_id")
+    if not value:
+        raise NodeNotInitialised("This node has no facility yet")
+    return value
+
+
+def trust_list():
+    credentials = current_app.extensions.get("dmed_credentials")
+    if credentials is None:
+        raise NodeNotInitialised("This node has no enrolment bundle (DMED_NODE_BUNDLE): it "
+                                 "cannot sign or verify prescriptions")
+    # The synced list, not the enrolment's: revocations and cancellations must apply.
+    return current_trust_list(store(), credentials)
+
+
+def current_verdict() -> dispensing.Verdict | None:
+    code = session.get(CODE_KEY)
+    if not code:
+        return None
+    return dispensing.check_code(store(), g.actor, trust_list(), code,
+                                 typed_pinfl=session.get(PINFL_KEY) or None)
+
+
+def _page(error: ProtocolError | None = None, item_no: int | None = None,
+          form: dict | None = None, pinfl_error: ProtocolError | None = None):
+    verdict = current_verdict()
+    page, status = render("counter/scan.html", error, verdict=verdict,
+                  view=verdicts.describe(verdict) if verdict else None,
+                  typed_pinfl=session.get(PINFL_KEY, ""), error_item=item_no,
+                  form=form or {},
+                  pinfl_error=error_text(pinfl_error) if pinfl_error else None,
+                  now=utc_now(), today=utc_now().date().isoformat())
+    return page, (getattr(pinfl_error, "http_status", 422) if pinfl_error else status)
+
+
+@bp.get("/")
+@signed_in
+def home():
+    g.actor.require("verify_prescription")
+    return _page()
+
+
+@bp.post("/scan")
+@signed_in
+def scan():
+    """What the scanner typed (digits, then Enter) and, optionally, the ID card's PINFL."""
+    g.actor.require("verify_prescription")
+    code = request.form.get("code", "").strip()[:MAX_CODE_CHARS]
+    typed = request.form.get("pinfl", "").strip()
+    try:
+        pinfl = dispensing.parse_typed_pinfl(typed)
+    except ProtocolError as e:
+        session.pop(CODE_KEY, None)
+        session.pop(PINFL_KEY, None)
+        return _page(pinfl_error=e)
+    if not code:
+        return _page(ValidationFailed(_("Scan the QR code or type its digits"), field="code"))
+    session[CODE_KEY] = code
+    session[PINFL_KEY] = pinfl or ""
+    return redirect(url_for(".home", _anchor="verdict"))
+
+
+@bp.post("/clear")
+@signed_in
+def clear():
+    g.actor.require("verify_prescription")
+    session.pop(CODE_KEY, None)
+    session.pop(PINFL_KEY, None)
+    return redirect(url_for(".home"))
+
+
+def _quantity(text: str) -> int | str:
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+@bp.post("/dispense")
+@signed_in
+def dispense():
+    g.actor.require("dispense")
+    form = {name: request.form.get(name, "").strip() for name in DISPENSE_FIELDS}
+    try:
+        item_no = int(request.form.get("item_no", ""))
+        shown_remaining = int(request.form.get("remaining", ""))
+    except ValueError:
+        item_no, shown_remaining = 0, -1
+    verdict = current_verdict()
+    try:
+        if verdict is None or not verdict.may_dispense or not verdict.prescription or \
+                verdict.prescription["prescription_id"] != request.form.get("prescription_id"):
+            raise Conflict(_("Scan the prescription again: what is on the screen is no"
+                             " longer its state"), field="code", code="verdict_changed")
+        state = next((i for i in verdict.items if i["item_no"] == item_no), None)
+        if state is None or state["remaining_in_fill"] != shown_remaining:
+            # A second click, or another till dispensed meanwhile: never hand over twice.
+            raise Conflict(_("Scan the prescription again: what is on the screen is no"
+                             " longer its state"), field="code", code="verdict_changed")
+        quantity = _quantity(form["quantity"])
+        if not isinstance(quantity, int):
+            raise ValidationFailed("Quantity must be a whole number of at least 1",
+                                   field="quantity")
+        result = dispensing.dispense(
+            store(), g.actor, facility_id=facility_id(),
+            prescription_id=verdict.prescription["prescription_id"], item_no=item_no,
+            quantity=quantity, product=form["product"], batch=form["batch"],
+            expiry=form["expiry"])
+    except ProtocolError as e:
+        return _page(e, item_no=item_no, form=form)
+    log.info("dispensed %s of item %s of %s", quantity, item_no,
+             verdict.prescription["number"])
+    flash(gettext("Dispensed %(quantity)s of %(inn)s. Left in this fill: %(left)s.",
+                  quantity=quantity, inn=state["inn"], left=result["remaining_in_fill"]), "ok")
+    return redirect(url_for(".home", _anchor="verdict"))
+
+
+@bp.post("/clock")
+@signed_in
+def confirm_clock():
+    """The pharmacist saw the node's date and time on the screen and says they are right."""
+    g.actor.require("dispense")
+    clock.confirm_clock(store(), f"staff:{g.actor.actor_id}")
+    flash(gettext("The date and time are confirmed."), "ok")
+    return redirect(url_for(".home", _anchor="verdict"))
+
+
+@bp.get("/lookup")
+@signed_in
+def lookup():
+    """No phone: the patient's active prescriptions by PINFL or identity document."""
+    g.actor.require("verify_prescription")
+    query = request.args.get("q", "").strip()[:40]
+    if not query:
+        return render("counter/lookup.html", query=query, found=None)
+    compact = query.replace(" ", "")
+    is_pinfl = compact.isdigit()
+    try:
+        found = dispensing.find_by_identity(store(), g.actor,
+                                            pinfl=compact if is_pinfl else None,
+                                            document=None if is_pinfl else compact)
+    except ProtocolError as e:
+        return render("counter/lookup.html", e, query=query, found=None)
+    trusted = trust_list()
+    for row in found["prescriptions"]:
+        # A verdict per prescription from its stored code; paper ones have none to check.
+        row["view"] = verdicts.describe(dispensing.check_code(
+            store(), g.actor, trusted, row["qr"])) if row.get("qr") else None
+    return render("counter/lookup.html", query=query, found=found)
