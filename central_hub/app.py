@@ -18,6 +18,7 @@ from sync_protocol.timeutil import utc_now
 from sync_protocol.wire import GZIP, GZIP_LEVEL, GZIP_MIN_BYTES, JSON_TYPE, dumps
 
 from .config import load_config
+from .conflicts import hub_hooks  # also registers the projection and conflict migrations
 from .errors import Busy
 from .ingest import Hook, Ingestor
 from .nonces import NonceStore
@@ -48,24 +49,38 @@ class Hub:
 
 def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None = None,
                on_accepted: Iterable[Hook] = (),
-               clock: Callable[[], datetime] = utc_now) -> Flask:
-    """`storage` defaults to the DATABASE setting; `on_accepted` hooks run inside ingest."""
+               clock: Callable[[], datetime] = utc_now, builtin_hooks: bool = True) -> Flask:
+    """`storage` defaults to the DATABASE setting; `on_accepted` hooks run inside ingest,
+    after the hub's own (projections, then conflicts) unless `builtin_hooks` is False."""
     settings = load_config(overrides=config)
     app = Flask(__name__)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     if storage is None:
         storage = open_storage(settings["DATABASE"])
+    hooks = _ingest_hooks(storage, on_accepted, builtin_hooks)
     app.extensions[EXTENSION] = Hub(
         storage=storage, trust=TrustStore(storage), nonces=NonceStore(storage),
-        ingestor=Ingestor(storage, on_accepted, clock=clock),
+        ingestor=Ingestor(storage, hooks, clock=clock),
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
-    from . import api_dashboard, api_sync
+    from . import api_conflicts, api_dashboard, api_sync
     app.register_blueprint(api_sync.bp)
     app.register_blueprint(api_dashboard.bp)
+    app.register_blueprint(api_conflicts.bp)
     register_error_handlers(app)
     return app
+
+
+# -- the hub's own ingest hooks (projections and conflict detection) -----------------------
+
+def _ingest_hooks(storage: Storage, extra: Iterable[Hook], builtin: bool) -> list[Hook]:
+    """Projections, then conflicts, then `extra`. A storage opened before those modules
+    registered their migrations is brought up to date first."""
+    if not builtin:
+        return list(extra)
+    storage.migrate()
+    return [*hub_hooks(), *extra]
 
 
 def hub() -> Hub:

@@ -12,6 +12,9 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
 from sync_protocol.trust import TrustList
 
+# The app's modules (projections, conflicts, reconciliation) register their migrations on
+# import: init and migrate must create their tables too.
+from . import app as _app  # noqa: F401
 from .config import SETTINGS, load_config
 from .storage import Storage, open_storage
 from .storage.postgres import redact

@@ -1,0 +1,679 @@
+"""The hub's projections: patients, slots, appointments, prescriptions and dispenses as tables.
+
+Maintained by an ingest hook (`ProjectionHook`) in the batch's transaction. Every table is a
+function of the *set* of events, never of their arrival order, so the hub agrees with a node
+that applied the same events in any order the sync allows:
+
+- patients: field-level last writer wins by (hlc, origin); every value, with its origin and
+  clock, stays in `hub_patient_history` (DESIGN 7.2: never hide a loser).
+- appointments: the node's state machine (edge_node.projections) replayed in clock order over
+  every appointment that shares a slot, so the earlier (hlc, origin) keeps a slot and the other
+  booking is 'bumped', whichever arrived first. Each slot claim is kept with the clock of its
+  release (cancel or move) for conflict detection.
+- prescriptions: status from the earliest cancellation (by clock), whenever it arrives.
+- dispenses and paper dispenses: every one kept, keyed by event id; nothing is ever dropped.
+
+`snapshot()` gives the shared records in the node's table and column names (SNAPSHOT_COLUMNS),
+so a test compares hub and node row by row; see its docstring for the node-side query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sync_protocol.event_types import PATIENT_FIELDS as PATIENT_FIELD_NAMES
+from sync_protocol.events import Event
+from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.timeutil import from_instant, to_instant
+
+from .hub_events import HUB_ORIGIN
+from .ingest import StoredEvent
+from .routing import row_event
+from .storage import Migration, Storage, Tx, register
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "projections"
+PROJECTIONS_V1 = """
+-- Current patient records (registered = 0: edits seen before the registration itself).
+-- clocks: JSON object field -> [hlc, origin, value] of each field's winning write, so a batch
+-- decides last-writer-wins from one row per patient.
+CREATE TABLE hub_patients (
+    patient_id TEXT PRIMARY KEY, registered INTEGER NOT NULL, med_id TEXT, pinfl TEXT,
+    document TEXT, full_name TEXT, birth_date TEXT, sex TEXT, phone TEXT,
+    facility_id TEXT, family_doctor_id TEXT, phone_confirmed INTEGER NOT NULL DEFAULT 0,
+    registered_hlc TEXT, clocks TEXT NOT NULL
+);
+CREATE INDEX hub_patients_by_facility ON hub_patients (facility_id);
+CREATE INDEX hub_patients_by_pinfl ON hub_patients (pinfl);
+-- Every value an editable patient field ever had: registration, edits (with what the
+-- editor saw as `previous`) and phone confirmations (field 'phone_confirmed', value the phone).
+CREATE TABLE hub_patient_history (
+    event_id TEXT NOT NULL, field TEXT NOT NULL, patient_id TEXT NOT NULL,
+    source TEXT NOT NULL, value TEXT, previous TEXT, has_previous INTEGER NOT NULL,
+    hlc TEXT NOT NULL, origin TEXT NOT NULL,
+    PRIMARY KEY (event_id, field)
+);
+CREATE INDEX hub_patient_history_by_patient ON hub_patient_history (patient_id, field);
+CREATE TABLE hub_slots (
+    practitioner_id TEXT NOT NULL, starts_at TEXT NOT NULL, ends_at TEXT NOT NULL,
+    facility_id TEXT NOT NULL, schedule_id TEXT NOT NULL,
+    PRIMARY KEY (practitioner_id, starts_at)
+);
+CREATE TABLE hub_appointment_events (
+    event_id TEXT PRIMARY KEY, appointment_id TEXT NOT NULL, type TEXT NOT NULL,
+    hlc TEXT NOT NULL, origin TEXT NOT NULL, patient_id TEXT, practitioner_id TEXT,
+    facility_id TEXT, starts_at TEXT, channel TEXT, queue_number INTEGER, reason TEXT
+);
+CREATE INDEX hub_appointment_events_by_appointment ON hub_appointment_events (appointment_id);
+CREATE TABLE hub_appointments (
+    appointment_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, practitioner_id TEXT NOT NULL,
+    facility_id TEXT NOT NULL, starts_at TEXT NOT NULL, channel TEXT NOT NULL,
+    status TEXT NOT NULL, queue_number INTEGER, cancel_reason TEXT,
+    booked_hlc TEXT NOT NULL, booked_origin TEXT NOT NULL, bumped_by TEXT
+);
+CREATE INDEX hub_appointments_by_slot ON hub_appointments (practitioner_id, starts_at);
+CREATE INDEX hub_appointments_by_facility ON hub_appointments (facility_id);
+-- One row per time an appointment took a slot (booking or move), released by its next
+-- cancel or move. slot = practitioner_id || '@' || starts_at.
+CREATE TABLE hub_appointment_claims (
+    event_id TEXT PRIMARY KEY, appointment_id TEXT NOT NULL, slot TEXT NOT NULL,
+    practitioner_id TEXT NOT NULL, starts_at TEXT NOT NULL, facility_id TEXT NOT NULL,
+    patient_id TEXT NOT NULL, hlc TEXT NOT NULL, origin TEXT NOT NULL,
+    release_hlc TEXT, release_origin TEXT, release_event_id TEXT
+);
+CREATE INDEX hub_appointment_claims_by_slot ON hub_appointment_claims (slot);
+CREATE INDEX hub_appointment_claims_by_appointment ON hub_appointment_claims (appointment_id);
+CREATE TABLE hub_prescriptions (
+    prescription_id TEXT PRIMARY KEY, event_id TEXT NOT NULL, hlc TEXT NOT NULL,
+    origin TEXT NOT NULL, number TEXT NOT NULL, kind TEXT NOT NULL, patient_id TEXT NOT NULL,
+    pinfl TEXT NOT NULL, facility_id TEXT NOT NULL, practitioner_id TEXT NOT NULL,
+    issued_at TEXT NOT NULL, not_before TEXT NOT NULL, expires_at TEXT NOT NULL,
+    chronic INTEGER NOT NULL, qr TEXT, paper_serial TEXT, paper_reason TEXT, entered_at TEXT,
+    patient_document TEXT, status TEXT NOT NULL, cancelled_at TEXT, cancel_reason TEXT,
+    cancel_event_id TEXT
+);
+CREATE INDEX hub_prescriptions_by_facility ON hub_prescriptions (facility_id);
+CREATE TABLE hub_prescription_items (
+    prescription_id TEXT NOT NULL, item_no INTEGER NOT NULL, inn TEXT NOT NULL,
+    form TEXT NOT NULL, strength TEXT NOT NULL, unit TEXT, quantity INTEGER NOT NULL,
+    dosage TEXT, repeats INTEGER NOT NULL, min_days_between_fills INTEGER NOT NULL,
+    PRIMARY KEY (prescription_id, item_no)
+);
+CREATE TABLE hub_prescription_cancellations (
+    event_id TEXT PRIMARY KEY, prescription_id TEXT NOT NULL, hlc TEXT NOT NULL,
+    origin TEXT NOT NULL, cancelled_at TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX hub_prescription_cancellations_by_rx
+    ON hub_prescription_cancellations (prescription_id);
+CREATE TABLE hub_dispenses (
+    event_id TEXT PRIMARY KEY, dispense_id TEXT NOT NULL, hlc TEXT NOT NULL,
+    origin TEXT NOT NULL, prescription_id TEXT NOT NULL, item_no INTEGER NOT NULL,
+    quantity INTEGER NOT NULL, product TEXT NOT NULL, batch TEXT NOT NULL,
+    expiry TEXT NOT NULL, dispensed_at TEXT NOT NULL, facility_id TEXT NOT NULL,
+    mode TEXT NOT NULL, fill_number INTEGER, pharmacist TEXT, claim_id TEXT
+);
+CREATE INDEX hub_dispenses_by_rx ON hub_dispenses (prescription_id, item_no);
+CREATE INDEX hub_dispenses_by_dispense ON hub_dispenses (dispense_id);
+CREATE INDEX hub_dispenses_by_facility ON hub_dispenses (facility_id);
+CREATE TABLE hub_paper_dispenses (
+    event_id TEXT PRIMARY KEY, dispense_id TEXT NOT NULL, hlc TEXT NOT NULL,
+    origin TEXT NOT NULL, facility_id TEXT NOT NULL, paper_serial TEXT,
+    prescription_number TEXT, prescription_id TEXT, patient_document TEXT, pinfl TEXT,
+    dispensed_at TEXT NOT NULL, entered_at TEXT NOT NULL, paper_reason TEXT NOT NULL,
+    items TEXT NOT NULL, pharmacist TEXT
+);
+CREATE INDEX hub_paper_dispenses_by_rx ON hub_paper_dispenses (prescription_id);
+CREATE INDEX hub_paper_dispenses_by_serial ON hub_paper_dispenses (paper_serial)
+"""
+register(COMPONENT, (Migration(COMPONENT, 1, PROJECTIONS_V1),))
+
+PATIENT_TYPES = ("PatientRegistered", "PatientFieldChanged", "PatientPhoneConfirmed")
+APPOINTMENT_TYPES = ("AppointmentBooked", "AppointmentCancelled", "AppointmentRescheduled",
+                     "AppointmentCheckedIn", "AppointmentCompleted", "AppointmentNoShow")
+PRESCRIPTION_TYPES = ("PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed",
+                      "PaperDispenseRecorded")
+PROJECTED_TYPES = frozenset((*PATIENT_TYPES, *APPOINTMENT_TYPES, *PRESCRIPTION_TYPES,
+                             "SlotsPublished"))
+# Patient columns a registration sets; edits may change the PATIENT_FIELDS among them, whose
+# every value is kept in hub_patient_history (the FIXED_COLUMNS are in the registration).
+PATIENT_COLUMNS = ("med_id", "pinfl", "document", "full_name", "birth_date", "sex", "phone",
+                   "facility_id", "family_doctor_id")
+PATIENT_FIELDS = tuple(PATIENT_FIELD_NAMES)
+FIXED_COLUMNS = tuple(c for c in PATIENT_COLUMNS if c not in PATIENT_FIELDS)
+PHONE_CONFIRMED = "phone_confirmed"
+# Statuses that hold a slot (as on the node: a second booking of a held slot is bumped).
+HOLDING = frozenset({"booked", "checked_in", "completed", "no_show"})
+LIFECYCLE = {"AppointmentCheckedIn": "checked_in", "AppointmentCompleted": "completed",
+             "AppointmentNoShow": "no_show", "AppointmentCancelled": "cancelled"}
+# Appointments sharing slots are replayed together; a chain of moves longer than this many
+# hops is cut (it would take years of rescheduling to reach it).
+MAX_CLOSURE_ROUNDS = 8
+
+
+def slot_key(practitioner_id: str, starts_at: str) -> str:
+    return f"{practitioner_id}@{starts_at}"
+
+
+def hlc_instant(hlc: str) -> str:
+    return HlcTimestamp.parse(hlc).to_instant()
+
+
+class BatchHook:
+    """Adapts a set-based `apply(tx, events)` to the Ingestor's per-event hooks.
+
+    The Ingestor stores a whole batch (one node's events), then calls each hook event by
+    event in the same transaction. The first call looks up the batch's last position (the
+    pushing node's newest event); the calls are collected and applied together at that last
+    one. Hooks run in order for each event, so at the last event a later hook (conflicts) sees
+    what an earlier one (projections) made of the whole batch. If a position comes again in
+    the same transaction, the batch's hooks were rolled back and ingest is isolating a failure
+    event by event: from then on each call applies its own event only.
+    """
+
+    types: frozenset[str] = frozenset()
+    # The batch's last position, shared by the hooks of one transaction: (tx, origin, last)
+    _last_of_batch: tuple[Tx, str, int] | None = None
+
+    def __init__(self) -> None:
+        self._tx: Tx | None = None
+        self._last = 0  # the last position this transaction called us with
+        self._end = 0  # the batch's last position
+        self._pending: list[Event] = []
+        self._single = False
+
+    def apply(self, tx: Tx, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    def __call__(self, tx: Tx, stored: StoredEvent) -> None:
+        position, event = stored.position, stored.event
+        if tx is not self._tx:
+            self._tx, self._last, self._single = tx, 0, False
+            self._end, self._pending = self._batch_end(tx, event.origin, position), []
+        elif position <= self._last:
+            self._single, self._pending = True, []
+        self._last = position
+        if self._single:
+            if event.type in self.types:
+                self.apply(tx, [event])
+            return
+        if event.type in self.types:
+            self._pending.append(event)
+        if position >= self._end:
+            pending, self._pending = self._pending, []
+            if pending:
+                self.apply(tx, pending)
+
+    @staticmethod
+    def _batch_end(tx: Tx, origin: str, position: int) -> int:
+        known = BatchHook._last_of_batch
+        if known is not None and known[0] is tx and known[1] == origin:
+            return known[2]
+        row = tx.one("SELECT position FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
+                     (origin,))
+        end = max(position, row["position"] if row else position)
+        BatchHook._last_of_batch = (tx, origin, end)
+        return end
+
+
+class ProjectionHook(BatchHook):
+    """The ingest hook that keeps the hub_* projection tables."""
+
+    types = PROJECTED_TYPES
+
+    def apply(self, tx: Tx, events: list[Event]) -> None:
+        by_type: dict[str, list[Event]] = {}
+        for event in events:
+            by_type.setdefault(event.type, []).append(event)
+
+        def of(*types: str) -> list[Event]:
+            return [e for t in types for e in by_type.get(t, ())]
+
+        project_patients(tx, of(*PATIENT_TYPES))
+        project_slots(tx, of("SlotsPublished"))
+        project_appointments(tx, of(*APPOINTMENT_TYPES))
+        project_prescriptions(tx, of("PrescriptionIssued", "PrescriptionCancelled"))
+        project_dispenses(tx, of("MedicationDispensed"), of("PaperDispenseRecorded"))
+
+
+# -- patients -----------------------------------------------------------------------------
+
+def project_patients(tx: Tx, events: list[Event]) -> None:
+    if not events:
+        return
+    history, fixed = [], []  # fixed: what no edit can change (not kept in the history)
+    for e in events:
+        p = e.payload
+        if e.type == "PatientRegistered":
+            history.extend((e.id, name, p["patient_id"], e.type, p[name], None, 0, e.hlc,
+                            e.origin) for name in PATIENT_FIELDS if name in p)
+            fixed.extend((p["patient_id"], name, e.hlc, e.origin, p[name])
+                         for name in FIXED_COLUMNS if name in p)
+        elif e.type == "PatientFieldChanged":
+            history.append((e.id, p["field"], p["patient_id"], e.type, p["value"],
+                            p.get("previous"), int("previous" in p), e.hlc, e.origin))
+        else:
+            history.append((e.id, PHONE_CONFIRMED, p["patient_id"], e.type, p["phone"], None,
+                            0, e.hlc, e.origin))
+    # Each event reaches the hooks once (ingest stores an id once): plain appends (COPY).
+    tx.append_rows("hub_patient_history", ("event_id", "field", "patient_id", "source",
+                                           "value", "previous", "has_previous", "hlc",
+                                           "origin"), history)
+    patients = {e.payload["patient_id"] for e in events}
+    current = {r["patient_id"]: r for r in tx.query_in(
+        "SELECT patient_id, registered_hlc, clocks FROM hub_patients WHERE patient_id IN "
+        "({ids})", patients)}
+    state = {pid: (json.loads(r["clocks"]), r["registered_hlc"]) for pid, r in current.items()}
+    writes = [(pid, name, hlc, origin, value, source)
+              for _, name, pid, source, value, _, _, hlc, origin in history]
+    writes += [(*row, "PatientRegistered") for row in fixed]
+    for pid, name, hlc, origin, value, source in writes:
+        clocks, registered = state.setdefault(pid, ({}, None))
+        known = clocks.get(name)
+        # the greatest (hlc, origin) wins, so the order of arrival does not matter
+        if known is None or (hlc, origin) > (known[0], known[1]):
+            clocks[name] = [hlc, origin, value]
+        if source == "PatientRegistered" and (registered is None or hlc < registered):
+            state[pid] = (clocks, hlc)
+    columns = ("patient_id", "registered", *PATIENT_COLUMNS, PHONE_CONFIRMED, "registered_hlc",
+               "clocks")
+    rows = [_patient_row(pid, *state[pid]) for pid in sorted(patients)]
+    tx.append_rows("hub_patients", columns, [r for r in rows if r[0] not in current])
+    tx.insert_many("hub_patients", columns, [r for r in rows if r[0] in current],
+                   "ON CONFLICT (patient_id) DO UPDATE SET " + ", ".join(
+                       f"{c} = excluded.{c}" for c in columns[1:]))
+
+
+def _patient_row(patient_id: str, clocks: dict[str, list], registered: str | None) -> tuple:
+    values = [clocks[c][2] if c in clocks else None for c in PATIENT_COLUMNS]
+    phone, confirmed = clocks.get("phone"), clocks.get(PHONE_CONFIRMED)
+    # Confirmed: the latest confirmation is of the current phone and came after it was set.
+    is_confirmed = bool(phone and confirmed and confirmed[2] == phone[2] and
+                        (confirmed[0], confirmed[1]) > (phone[0], phone[1]))
+    return (patient_id, int(registered is not None), *values, int(is_confirmed), registered,
+            json.dumps(clocks, sort_keys=True))
+
+
+# -- slots and appointments ---------------------------------------------------------------
+
+def project_slots(tx: Tx, events: list[Event]) -> None:
+    rows = []
+    for e in events:
+        p = e.payload
+        minutes = p["slot_minutes"]
+        rows.extend((p["practitioner_id"], start,
+                     to_instant(from_instant(start) + timedelta(minutes=minutes)), p["facility_id"],
+                     p["schedule_id"]) for start in p["starts"])
+    tx.insert_many("hub_slots", ("practitioner_id", "starts_at", "ends_at", "facility_id",
+                                 "schedule_id"), rows,
+                   "ON CONFLICT (practitioner_id, starts_at) DO NOTHING")
+
+
+APPOINTMENT_EVENT_COLUMNS = ("event_id", "appointment_id", "type", "hlc", "origin",
+                             "patient_id", "practitioner_id", "facility_id", "starts_at",
+                             "channel", "queue_number", "reason")
+
+
+def project_appointments(tx: Tx, events: list[Event]) -> None:
+    if not events:
+        return
+    tx.append_rows("hub_appointment_events", APPOINTMENT_EVENT_COLUMNS, [
+        (e.id, e.payload["appointment_id"], e.type, e.hlc, e.origin, e.payload.get("patient_id"),
+         e.payload.get("practitioner_id"), e.payload.get("facility_id"),
+         e.payload.get("starts_at"), e.payload.get("channel"), e.payload.get("queue_number"),
+         e.payload.get("reason")) for e in events])
+    rows = _closure(tx, {e.payload["appointment_id"] for e in events})
+    appointments, claims = replay_appointments(rows)
+    # Appointments whose every event is in this batch have no row yet: append those.
+    batch = {e.id for e in events}
+    seen_before = {r["appointment_id"] for r in rows if r["event_id"] not in batch}
+    columns = ("appointment_id", "patient_id", "practitioner_id", "facility_id", "starts_at",
+               "channel", "status", "queue_number", "cancel_reason", "booked_hlc",
+               "booked_origin", "bumped_by")
+    upserts = [tuple(a[c] for c in columns) for _, a in sorted(appointments.items())]
+    tx.append_rows("hub_appointments", columns,
+                   [r for r in upserts if r[0] not in seen_before])
+    tx.insert_many("hub_appointments", columns, [r for r in upserts if r[0] in seen_before],
+                   "ON CONFLICT (appointment_id) DO UPDATE SET " + ", ".join(
+                       f"{c} = excluded.{c}" for c in columns[1:]))
+    _delete_in(tx, "hub_appointment_claims", "appointment_id", sorted(seen_before))
+    claim_columns = ("event_id", "appointment_id", "slot", "practitioner_id", "starts_at",
+                     "facility_id", "patient_id", "hlc", "origin", "release_hlc",
+                     "release_origin", "release_event_id")
+    tx.append_rows("hub_appointment_claims", claim_columns,
+                   [tuple(c[k] for k in claim_columns) for c in claims])
+
+
+def _delete_in(tx: Tx, table: str, column: str, values: Sequence[str]) -> None:
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        tx.execute(f"DELETE FROM {table} WHERE {column} IN ({', '.join('?' * len(chunk))})",  # noqa: S608 - names are code constants
+                   chunk)
+
+
+def _closure(tx: Tx, appointment_ids: set[str]) -> list[dict[str, Any]]:
+    """The events of these appointments and of every appointment that shares a slot with
+    them, transitively: together they decide who holds each of those slots."""
+    rows: dict[str, dict[str, Any]] = {}
+    loaded: set[str] = set()
+    slots_seen: set[str] = set()
+    wanted = set(appointment_ids)
+    for _ in range(MAX_CLOSURE_ROUNDS):
+        fresh = wanted - loaded
+        if not fresh:
+            break
+        for row in tx.query_in("SELECT * FROM hub_appointment_events WHERE appointment_id IN "
+                               "({ids})", fresh):
+            rows[row["event_id"]] = row
+        loaded |= fresh
+        slots = {slot for slot in _claimed_slots(rows.values()) if slot not in slots_seen}
+        slots_seen |= slots
+        for row in tx.query_in("SELECT DISTINCT appointment_id FROM hub_appointment_claims "
+                               "WHERE slot IN ({ids})", slots):
+            wanted.add(row["appointment_id"])
+    else:
+        log.warning("appointment closure cut after %s rounds", MAX_CLOSURE_ROUNDS)
+    return list(rows.values())
+
+
+def _claimed_slots(rows: Iterable[dict[str, Any]]) -> set[str]:
+    doctor: dict[str, str] = {}
+    out = set()
+    for row in sorted(rows, key=_clock):
+        if row["type"] not in ("AppointmentBooked", "AppointmentRescheduled"):
+            continue
+        who = row["practitioner_id"] or doctor.get(row["appointment_id"])
+        if who:
+            doctor[row["appointment_id"]] = who
+            out.add(slot_key(who, row["starts_at"]))
+    return out
+
+
+def _clock(row: dict[str, Any]) -> tuple[str, str, str]:
+    return row["hlc"], row["origin"], row["event_id"]
+
+
+def replay_appointments(rows: list[dict[str, Any]]
+                        ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The node's appointment rules (edge_node.projections) applied in clock order.
+
+    Returns the appointments and every slot claim with its release. In clock order a claim
+    never meets a holder with a later clock, so the earlier (hlc, origin) always keeps the slot.
+    """
+    state: dict[str, dict[str, Any]] = {}
+    claims: list[dict[str, Any]] = []
+    open_claim: dict[str, dict[str, Any]] = {}
+
+    def claim(a: dict[str, Any], row: dict[str, Any]) -> None:
+        holders = [h for h in state.values() if h is not a and h["status"] in HOLDING and
+                   h["practitioner_id"] == a["practitioner_id"] and
+                   h["starts_at"] == a["starts_at"]]
+        holder = min(holders, key=lambda h: (h["booked_hlc"], h["booked_origin"]), default=None)
+        a["booked_hlc"], a["booked_origin"], a["bumped_by"] = row["hlc"], row["origin"], None
+        if holder is None:
+            a["status"] = "booked"
+        elif (holder["booked_hlc"], holder["booked_origin"]) < (row["hlc"], row["origin"]):
+            a["status"], a["bumped_by"] = "bumped", holder["appointment_id"]
+        else:
+            holder["status"], holder["bumped_by"] = "bumped", a["appointment_id"]
+            a["status"] = "booked"
+        release(a, None)
+        open_claim[a["appointment_id"]] = record = {
+            "event_id": row["event_id"], "appointment_id": a["appointment_id"],
+            "slot": slot_key(a["practitioner_id"], a["starts_at"]),
+            "practitioner_id": a["practitioner_id"], "starts_at": a["starts_at"],
+            "facility_id": a["facility_id"], "patient_id": a["patient_id"], "hlc": row["hlc"],
+            "origin": row["origin"], "release_hlc": None, "release_origin": None,
+            "release_event_id": None}
+        claims.append(record)
+
+    def release(a: dict[str, Any], row: dict[str, Any] | None) -> None:
+        record = open_claim.pop(a["appointment_id"], None)
+        if record is not None and row is not None:
+            record.update(release_hlc=row["hlc"], release_origin=row["origin"],
+                          release_event_id=row["event_id"])
+
+    for row in sorted(rows, key=_clock):
+        kind, a = row["type"], state.get(row["appointment_id"])
+        if kind == "AppointmentBooked":
+            if a is not None:
+                continue
+            a = {"appointment_id": row["appointment_id"], "patient_id": row["patient_id"],
+                 "practitioner_id": row["practitioner_id"], "facility_id": row["facility_id"],
+                 "starts_at": row["starts_at"], "channel": row["channel"], "status": None,
+                 "queue_number": None, "cancel_reason": None}
+            claim(a, row)
+            state[a["appointment_id"]] = a
+        elif a is None:
+            continue  # as on the node: an event about an appointment not booked (yet)
+        elif kind == "AppointmentRescheduled":
+            release(a, row)
+            a["status"] = "moving"
+            a["practitioner_id"] = row["practitioner_id"] or a["practitioner_id"]
+            a["starts_at"] = row["starts_at"]
+            claim(a, row)
+        else:
+            a["status"] = LIFECYCLE[kind]
+            if kind == "AppointmentCheckedIn":
+                a["queue_number"] = row["queue_number"]
+            elif kind == "AppointmentCancelled":
+                a["cancel_reason"] = row["reason"]
+                release(a, row)
+    return state, claims
+
+
+# -- prescriptions and dispenses ----------------------------------------------------------
+
+PRESCRIPTION_COLUMNS = ("prescription_id", "event_id", "hlc", "origin", "number", "kind",
+                        "patient_id", "pinfl", "facility_id", "practitioner_id", "issued_at",
+                        "not_before", "expires_at", "chronic", "qr", "paper_serial",
+                        "paper_reason", "entered_at", "patient_document", "status")
+ITEM_COLUMNS = ("prescription_id", "item_no", "inn", "form", "strength", "unit", "quantity",
+                "dosage", "repeats", "min_days_between_fills")
+
+
+def project_prescriptions(tx: Tx, events: list[Event]) -> None:
+    issued = [e for e in events if e.type == "PrescriptionIssued"]
+    cancelled = [e for e in events if e.type == "PrescriptionCancelled"]
+    if issued:
+        # A prescription id is issued once; should one come again, the first stored stays.
+        held = {r["prescription_id"] for r in tx.query_in(
+            "SELECT prescription_id FROM hub_prescriptions WHERE prescription_id IN ({ids})",
+            {e.payload["prescription_id"] for e in issued})}
+        rows, items = [], []
+        for e in issued:
+            p = {**e.payload, "event_id": e.id, "hlc": e.hlc, "origin": e.origin,
+                 "status": "active"}
+            if p["prescription_id"] in held:
+                log.warning("prescription %s issued again by event %s; the first stays",
+                            p["prescription_id"], e.id)
+                continue
+            held.add(p["prescription_id"])
+            p["chronic"] = int(p["chronic"])
+            rows.append(tuple(p.get(c) for c in PRESCRIPTION_COLUMNS))
+            items.extend(tuple({**i, "prescription_id": p["prescription_id"]}.get(c)
+                               for c in ITEM_COLUMNS) for i in e.payload["items"])
+        tx.append_rows("hub_prescriptions", PRESCRIPTION_COLUMNS, rows)
+        tx.append_rows("hub_prescription_items", ITEM_COLUMNS, items)
+    tx.append_rows("hub_prescription_cancellations", ("event_id", "prescription_id", "hlc",
+                                                      "origin", "cancelled_at", "reason"),
+                   [(e.id, e.payload["prescription_id"], e.hlc, e.origin, hlc_instant(e.hlc),
+                     e.payload["reason"]) for e in cancelled])
+    # The earliest cancellation (by clock) is the one in force, whichever came first.
+    touched = {e.payload["prescription_id"] for e in events}
+    first: dict[str, dict[str, Any]] = {}
+    for row in tx.query_in("SELECT * FROM hub_prescription_cancellations WHERE "
+                           "prescription_id IN ({ids})", touched):
+        known = first.get(row["prescription_id"])
+        if known is None or (row["hlc"], row["origin"]) < (known["hlc"], known["origin"]):
+            first[row["prescription_id"]] = row
+    tx.executemany("UPDATE hub_prescriptions SET status = 'cancelled', cancelled_at = ?, "
+                   "cancel_reason = ?, cancel_event_id = ? WHERE prescription_id = ?",
+                   [(r["cancelled_at"], r["reason"], r["event_id"], pid)
+                    for pid, r in sorted(first.items())])
+
+
+DISPENSE_COLUMNS = ("event_id", "dispense_id", "hlc", "origin", "prescription_id", "item_no",
+                    "quantity", "product", "batch", "expiry", "dispensed_at", "facility_id",
+                    "mode", "fill_number", "pharmacist", "claim_id")
+PAPER_COLUMNS = ("event_id", "dispense_id", "hlc", "origin", "facility_id", "paper_serial",
+                 "prescription_number", "prescription_id", "patient_document", "pinfl",
+                 "dispensed_at", "entered_at", "paper_reason", "items", "pharmacist")
+
+
+def project_dispenses(tx: Tx, dispensed: list[Event], paper: list[Event]) -> None:
+    """Every dispense is kept, even one beyond the prescription: the drug was handed over."""
+    def row(e: Event, columns: tuple[str, ...]) -> tuple:
+        p = {**e.payload, "event_id": e.id, "hlc": e.hlc, "origin": e.origin}
+        if "items" in columns:  # stored as the node stores it, so snapshots compare equal
+            p["items"] = json.dumps(e.payload["items"], sort_keys=True)
+        return tuple(p.get(c) for c in columns)
+
+    tx.append_rows("hub_dispenses", DISPENSE_COLUMNS, [row(e, DISPENSE_COLUMNS) for e in dispensed])
+    tx.append_rows("hub_paper_dispenses", PAPER_COLUMNS, [row(e, PAPER_COLUMNS) for e in paper])
+
+
+def rebuild(storage: Storage, chunk: int = 5000) -> int:
+    """Empty the projection tables and apply the whole log again; return events applied."""
+    tables = ("hub_patients", "hub_patient_history", "hub_slots", "hub_appointment_events",
+              "hub_appointments", "hub_appointment_claims", "hub_prescriptions",
+              "hub_prescription_items", "hub_prescription_cancellations", "hub_dispenses",
+              "hub_paper_dispenses")
+    hook, count, after = ProjectionHook(), 0, 0
+    with storage.transaction() as tx:
+        for table in tables:
+            tx.execute(f"DELETE FROM {table}")  # noqa: S608 - names are code constants
+        while True:
+            rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? "
+                            "ORDER BY position LIMIT ?", (after, HUB_ORIGIN, chunk))
+            if not rows:
+                return count
+            after = rows[-1]["position"]
+            events = [row_event(r) for r in rows if r["type"] in PROJECTED_TYPES]
+            hook.apply(tx, events)
+            count += len(events)
+
+
+
+# -- snapshots ----------------------------------------------------------------------------
+
+_RX_AT = ("(facility_id = ? OR prescription_id IN (SELECT prescription_id FROM hub_dispenses "
+          "WHERE facility_id = ?))")
+# The shared records, in the node's table and column names (edge_node.migrations), so the
+# node-side equivalent is a plain SELECT of the same columns. phone_confirmed is left out:
+# the node also sets it locally (kiosk sign-in), which is not a synced fact.
+SNAPSHOT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "patients": ("patient_id", "med_id", "pinfl", "document", "full_name", "birth_date", "sex",
+                 "phone", "facility_id", "family_doctor_id", "registered_hlc"),
+    "patient_field_clock": ("patient_id", "field", "hlc", "origin"),
+    "slots": ("practitioner_id", "starts_at", "ends_at", "facility_id", "schedule_id"),
+    "appointments": ("appointment_id", "patient_id", "practitioner_id", "facility_id",
+                     "starts_at", "channel", "status", "queue_number", "cancel_reason",
+                     "booked_hlc", "booked_origin"),
+    "prescriptions": ("prescription_id", "number", "kind", "patient_id", "pinfl", "facility_id",
+                      "practitioner_id", "issued_at", "not_before", "expires_at", "chronic",
+                      "qr", "status", "cancelled_at", "cancel_reason", "paper_serial",
+                      "paper_reason", "entered_at", "patient_document"),
+    "prescription_items": ITEM_COLUMNS,
+    "dispenses": ("dispense_id", "prescription_id", "item_no", "quantity", "product", "batch",
+                  "expiry", "dispensed_at", "facility_id", "mode", "fill_number", "pharmacist",
+                  "origin"),
+    "paper_dispenses": ("dispense_id", "facility_id", "paper_serial", "prescription_number",
+                        "prescription_id", "patient_document", "pinfl", "dispensed_at",
+                        "entered_at", "paper_reason", "items", "origin"),
+}
+SNAPSHOT_KEYS: dict[str, tuple[str, ...]] = {
+    "patients": ("patient_id",), "patient_field_clock": ("patient_id", "field"),
+    "slots": ("practitioner_id", "starts_at"), "appointments": ("appointment_id",),
+    "prescriptions": ("prescription_id",), "prescription_items": ("prescription_id", "item_no"),
+    "dispenses": ("dispense_id",), "paper_dispenses": ("dispense_id",),
+}
+# Per table: FROM (and WHERE) of the hub's query, and its filter for one facility.
+_SNAPSHOT_FROM: dict[str, tuple[str, str]] = {
+    "patients": ("hub_patients WHERE registered = 1", "facility_id = ?"),
+    # the node keeps the clock of the last edit per field (registration sets none)
+    "patient_field_clock": (
+        "hub_patient_history h WHERE source = 'PatientFieldChanged' AND NOT EXISTS (SELECT 1 "
+        "FROM hub_patient_history l WHERE l.patient_id = h.patient_id AND l.field = h.field "
+        "AND l.source = 'PatientFieldChanged' AND (l.hlc > h.hlc OR (l.hlc = h.hlc AND "
+        "l.origin > h.origin)))",
+        "patient_id IN (SELECT patient_id FROM hub_patients WHERE facility_id = ?)"),
+    "slots": ("hub_slots", "facility_id = ?"),
+    "appointments": ("hub_appointments", "facility_id = ?"),
+    "prescriptions": ("hub_prescriptions", _RX_AT),
+    "prescription_items": ("hub_prescription_items", f"prescription_id IN (SELECT "  # noqa: S608 - constants
+                           f"prescription_id FROM hub_prescriptions WHERE {_RX_AT})"),
+    "dispenses": ("hub_dispenses", "(facility_id = ? OR prescription_id IN (SELECT "
+                  "prescription_id FROM hub_prescriptions WHERE facility_id = ?))"),
+    "paper_dispenses": ("hub_paper_dispenses", "facility_id = ?"),
+}
+
+
+def register_snapshot_table(table: str, keys: tuple[str, ...], columns: tuple[str, ...],
+                            source: str, facility_filter: str) -> None:
+    """Add a table to snapshots (conflicts adds theirs); `source` is FROM [... WHERE ...]."""
+    SNAPSHOT_COLUMNS[table] = columns
+    SNAPSHOT_KEYS[table] = keys
+    _SNAPSHOT_FROM[table] = (source, facility_filter)
+
+
+def snapshot(source: Storage | Tx, facility_id: str | None = None) -> dict[str, list[dict]]:
+    """Every shared record the hub holds: {node table name: rows sorted by primary key}.
+
+    With `facility_id`, the records of that facility: patients attached to it, its slots and
+    appointments, prescriptions it issued or dispensed and their dispenses, its paper
+    dispenses, and the conflicts sent to it.
+
+    The node-side equivalent (edge_node's SQLite, same tables and column names):
+        {table: [dict(r) for r in conn.execute(
+            f"SELECT {columns} FROM {table} ORDER BY {keys}")] for table in SNAPSHOT_KEYS}
+    with `columns` = SNAPSHOT_COLUMNS[table] and `keys` = SNAPSHOT_KEYS[table]. A node holds its
+    scope only, so compare with `diff_snapshots(hub, node)`, which checks the records the node has.
+    """
+    if isinstance(source, Storage):
+        with source.reader() as tx:
+            return snapshot(tx, facility_id)
+    out = {}
+    for table, columns in SNAPSHOT_COLUMNS.items():
+        keys = SNAPSHOT_KEYS[table]
+        source_sql, facility_sql = _SNAPSHOT_FROM[table]
+        sql, params = f"SELECT {', '.join(columns)} FROM {source_sql}", []  # noqa: S608 - constants
+        if facility_id:
+            sql += (" AND " if " WHERE " in source_sql else " WHERE ") + facility_sql
+            params = [facility_id] * facility_sql.count("?")
+        rows = [dict(row) for row in source.query(sql, params)]
+        rows.sort(key=lambda r, keys=keys: (*(r[k] for k in keys), r.get("origin") or ""))
+        unique: dict[tuple, dict] = {}
+        for row in rows:  # a dispense id sent twice: the node keeps one, and so do we
+            unique.setdefault(tuple(row[k] for k in keys), row)
+        out[table] = list(unique.values())
+    return out
+
+
+def diff_snapshots(hub: dict[str, list[dict]], node: dict[str, list[dict]], *,
+                   complete: bool = False) -> list[str]:
+    """Differences between two snapshots: every record `node` holds must be in `hub` with
+    the same value in every column both have; `complete`: and the other way round."""
+    diffs = []
+    for table, node_rows in node.items():
+        keys = SNAPSHOT_KEYS.get(table)
+        if keys is None or table not in hub:
+            continue
+        theirs = {tuple(r.get(k) for k in keys): r for r in hub[table]}
+        ours = {tuple(r.get(k) for k in keys): r for r in node_rows}
+        for key, row in ours.items():
+            other = theirs.get(key)
+            if other is None:
+                diffs.append(f"{table}{list(key)}: missing at the hub")
+                continue
+            for column in sorted(set(row) & set(other)):
+                if row[column] != other[column]:
+                    diffs.append(f"{table}{list(key)}.{column}: {other[column]!r} at the hub, "
+                                 f"{row[column]!r} at the node")
+        if complete:
+            diffs.extend(f"{table}{list(k)}: missing at the node" for k in theirs if k not in ours)
+    return diffs
