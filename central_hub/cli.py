@@ -111,6 +111,17 @@ def nodes(database: str | None, as_json: bool) -> None:
 
 @main.command()
 @DB
+def reconcile(database: str | None) -> None:
+    """Raise paper mismatches that only time reveals (never matched, late online checks);
+    run it periodically, e.g. hourly from a timer."""
+    from .reconciliation import reconcile_overdue
+    with _storage(database) as storage:
+        raised = reconcile_overdue(storage, utc_now())
+    click.echo(f"{len(raised)} paper mismatch(es) raised")
+
+
+@main.command()
+@DB
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for all)")
 @click.option("--port", default=8700, help="Port to listen on")
 @click.option("--threads", default=16, help="Server threads (above the sync limit, so "

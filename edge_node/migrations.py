@@ -18,6 +18,7 @@ PROJECTION_TABLES = (
     "facilities", "practitioners", "slots", "patients", "patient_field_clock", "appointments",
     "visits", "diagnoses", "orders", "lab_results", "chronic_conditions", "prescriptions",
     "prescription_items", "dispenses", "conflicts", "paper_pads", "paper_dispenses",
+    "remote_requests",
 )
 
 V1 = """
@@ -199,7 +200,21 @@ CREATE TABLE paper_dispenses (
 );
 """
 
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5))
+# v6: remote prescriptions for bedridden patients (1003 call centre): requests the hub sent
+# to this facility and the decision in force (the earliest by clock, if two doctors decided).
+V6 = """
+CREATE TABLE remote_requests (
+    request_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, facility_id TEXT NOT NULL,
+    practitioner_id TEXT, requested_by TEXT NOT NULL, request_text TEXT NOT NULL,
+    phone TEXT, requested_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'requested',
+    decided_by TEXT, decided_at TEXT, decided_hlc TEXT, decided_origin TEXT,
+    prescription_id TEXT, pickup_code TEXT, note TEXT
+);
+CREATE INDEX remote_requests_by_status ON remote_requests (facility_id, status, requested_at);
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
+                                           (6, V6))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
@@ -335,3 +336,36 @@ def _paper_dispense(conn: sqlite3.Connection, event: Event) -> None:
         "dispensed_at": p["dispensed_at"], "entered_at": p["entered_at"],
         "paper_reason": p["paper_reason"], "items": json.dumps(p["items"], sort_keys=True),
         "origin": event.origin})
+
+
+@handles("RemotePrescriptionRequested")
+def _requested(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    conn.execute(
+        "INSERT INTO remote_requests (request_id, patient_id, facility_id, practitioner_id,"
+        " requested_by, request_text, phone, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (request_id) DO NOTHING",
+        (p["request_id"], p["patient_id"], p["facility_id"], p.get("practitioner_id"),
+         p["requested_by"], p["request_text"], p.get("phone"), event.timestamp.to_instant()))
+    # A decision that arrived first (sync delivers in any order) still applies.
+    for row in conn.execute("SELECT * FROM events WHERE type = 'RemotePrescriptionDecided' AND"
+                            " json_extract(payload, '$.request_id') = ?", (p["request_id"],)):
+        _decide(conn, json.loads(row["payload"]), row["hlc"], row["origin"])
+
+
+@handles("RemotePrescriptionDecided")
+def _decided(conn: sqlite3.Connection, event: Event) -> None:
+    _decide(conn, event.payload, event.hlc, event.origin)
+
+
+def _decide(conn: sqlite3.Connection, p: dict[str, Any], hlc: str, origin: str) -> None:
+    """The earliest decision by (clock, origin) is in force; a later one (two doctors on two
+    nodes at once) stays in the log and is shown at the hub."""
+    conn.execute(
+        "UPDATE remote_requests SET status = ?, decided_by = ?, decided_at = ?,"
+        " decided_hlc = ?, decided_origin = ?, prescription_id = ?, pickup_code = ?, note = ?"
+        " WHERE request_id = ? AND (decided_hlc IS NULL OR (decided_hlc, decided_origin) >"
+        " (?, ?))",
+        (p["decision"], p["practitioner_id"], HlcTimestamp.parse(hlc).to_instant(), hlc,
+         origin, p.get("prescription_id"), p.get("pickup_code"), p.get("note"),
+         p["request_id"], hlc, origin))

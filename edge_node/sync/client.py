@@ -109,9 +109,9 @@ class HubClient:
             error = (data or {}).get("error") or {}
             if error.get("code") == CursorAhead.code:
                 raise CursorAhead("The hub is behind this node's cursor")
-            raise HubRefused("The hub refused the request: %(code)s %(message)s",
-                             code=error.get("code", response.status_code),
-                             message=error.get("message", ""))
+            raise HubRefused("The hub refused the request: %(reason)s %(detail)s",
+                             reason=error.get("code", response.status_code),
+                             detail=error.get("message", ""))
         return data
 
 
