@@ -10,6 +10,7 @@ from ..catalogue import Catalogue
 from ..errors import NodeNotInitialised, ValidationFailed
 from ..services import clock, dispensing, prescribing
 from ..services.patients import get_patient
+from ..trust_store import current_trust_list
 from .endpoint import ID, STR, endpoint, obj, store
 from .errors import translate_text
 
@@ -94,7 +95,9 @@ def qr_image(prescription_id, fmt):
           body=obj({"code": {"type": "string", "maxLength": 100_000}}, {"pinfl": STR}))
 def verify(data):
     typed = dispensing.parse_typed_pinfl(data.get("pinfl"))
-    verdict = dispensing.check_code(store(), g.actor, credentials().trust_list, data["code"],
+    # The synced trust list: revocations and cancellations from the hub apply at once.
+    trust_list = current_trust_list(store(), credentials())
+    verdict = dispensing.check_code(store(), g.actor, trust_list, data["code"],
                                     typed_pinfl=typed)
     return jsonify(verdict_json(verdict))
 
