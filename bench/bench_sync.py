@@ -1,0 +1,498 @@
+"""Sync benchmarks (issue 4): a node's catch-up after an outage, and hub ingest with many
+nodes pushing at once, on SQLite and PostgreSQL, against a naive one-event-per-request
+baseline.
+
+    .venv/bin/python bench/bench_sync.py [--events 100000] [--nodes 20]
+                                         [--backends sqlite,postgresql] [--naive-events 2000]
+
+- catch-up: the hub holds --events prescription events of the pharmacy's region (issued,
+  dispensed, cancelled by other nodes); a freshly enrolled pharmacy node runs one sync
+  (SyncAgent.run_once: push, pull and apply every page, trust list) against `dmed-hub serve`
+  over loopback HTTP, in a process of its own. Target: < 10 s for 100,000 events.
+- ingest: --nodes clinic identities push their --events in total at once, each from its own
+  thread, signed batches as the agent cuts them, to `dmed-hub serve`; the hub validates,
+  stores, routes, projects and checks conflicts. Baseline: one event per request. Also the
+  same ingest in-process (Ingestor.push, no HTTP, no signatures) to separate the costs.
+  Target: >= 10,000 events/s on PostgreSQL.
+
+Prints JSON, then a table (bench/common.report). Peak memory is the peak resident set of the
+process doing the work (VmHWM of the hub or node process). Everything runs on 127.0.0.1;
+PostgreSQL is the test server (127.0.0.1:5432, database test), in a schema dropped after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import getpass
+import io
+import json
+import os
+import pstats
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report  # noqa: E402
+
+from central_hub.app import create_app  # noqa: E402
+from central_hub.storage import open_storage  # noqa: E402
+from edge_node.credentials import load_credentials  # noqa: E402
+from edge_node.seed import seed_pharmacy  # noqa: E402
+from edge_node.store import NodeStore  # noqa: E402
+from edge_node.sync.agent import SyncAgent  # noqa: E402
+from edge_node.sync.client import HubClient  # noqa: E402
+from provisioning.keystore import write_bundle  # noqa: E402
+from provisioning.pki import create_node, create_region, create_root, make_bundle  # noqa: E402
+from sync_protocol.event_types import latest_version  # noqa: E402
+from sync_protocol.events import GENESIS_HASH, seal  # noqa: E402
+from sync_protocol.hlc import HybridLogicalClock  # noqa: E402
+from sync_protocol.identifiers import make_pinfl, new_ulid  # noqa: E402
+from sync_protocol.request_signing import sign_request  # noqa: E402
+from sync_protocol.timeutil import to_instant, utc_now  # noqa: E402
+from sync_protocol.trust import NodeIdentity, NodeKind, TrustList  # noqa: E402
+from sync_protocol.wire import PUSH_PATH, PushRequest, encode_body, split_batches  # noqa: E402
+
+HOST = "127.0.0.1"
+REGION = "TAS"
+CATCHUP_TARGET_S = 10.0
+INGEST_TARGET_PER_S = 10_000
+POSTGRES = f"postgresql://{{user}}@{HOST}:5432/test"
+BIN = Path(sys.executable).parent
+
+
+# -- identities and events -----------------------------------------------------------------
+
+class Region:
+    """A root, region TAS and node credentials under it (in memory)."""
+
+    def __init__(self) -> None:
+        self.root = create_root("DMED Bench Root")
+        self.region = create_region(self.root, REGION, "Toshkent shahri")
+        self.nodes = {}
+
+    def node(self, node_id: str, code: str, kind: NodeKind):
+        if node_id not in self.nodes:
+            self.nodes[node_id] = create_node(self.region, node_id, code, kind)
+        return self.nodes[node_id]
+
+    def trust_list(self) -> TrustList:
+        return TrustList([self.root.cert],
+                         [self.region.cert, *(c.cert for c in self.nodes.values())])
+
+
+class Chain:
+    """One node's own chain of sealed events, as its store would append them."""
+
+    def __init__(self, cred) -> None:
+        self.cred = cred
+        self.identity: NodeIdentity = cred.identity
+        self.seq, self.prev, self.clock = 0, GENESIS_HASH, HybridLogicalClock()
+        self.events: list[dict] = []
+        self.facility_id = new_ulid()
+        self.emit("FacilityRegistered", {
+            "facility_id": self.facility_id, "code": self.identity.facility_code,
+            "name": f"Facility {self.identity.facility_code}", "kind": str(self.identity.kind),
+            "region": REGION})
+
+    def emit(self, event_type: str, payload: dict) -> dict:
+        self.seq += 1
+        event = seal(id=new_ulid(), origin=self.identity.node_id, seq=self.seq,
+                     hlc=self.clock.now(), type=event_type, version=latest_version(event_type),
+                     payload=payload, prev_hash=self.prev)
+        self.prev = event.hash
+        self.events.append(event.to_dict())
+        return self.events[-1]
+
+
+def prescription(chain: Chain, doctor: str, now: datetime) -> dict:
+    rx = new_ulid()
+    return chain.emit("PrescriptionIssued", {
+        "prescription_id": rx, "number": f"RX{rx[-12:]}", "kind": "e",
+        "patient_id": new_ulid(), "pinfl": make_pinfl(date(1980, 1, 1), "male"),
+        "facility_id": chain.facility_id, "practitioner_id": doctor,
+        "issued_at": to_instant(now), "not_before": to_instant(now),
+        "expires_at": to_instant(now + timedelta(days=10)), "chronic": False,
+        "items": [{"item_no": 1, "inn": "amoxicillin", "form": "capsule", "strength": "500 mg",
+                   "quantity": 20, "repeats": 0, "min_days_between_fills": 0}]})
+
+
+def doctor_of(chain: Chain) -> str:
+    doctor = new_ulid()
+    chain.emit("PractitionerRegistered", {
+        "practitioner_id": doctor, "facility_id": chain.facility_id,
+        "full_name": "Aliyeva Dilnoza", "specialty": "family_medicine",
+        "is_family_doctor": True})
+    return doctor
+
+
+def clinic_workload(chain: Chain, count: int, number: int) -> None:
+    """A clinic's day: registrations, bookings (each its own slot), prescriptions, some
+    cancelled."""
+    doctor, now = doctor_of(chain), utc_now()
+    start = now.replace(minute=0, second=0) + timedelta(days=1)
+    i = 0
+    while chain.seq < count:
+        i += 1
+        patient, born = new_ulid(), date(1950, 1, 1) + timedelta(days=i // 999)
+        chain.emit("PatientRegistered", {
+            "patient_id": patient, "med_id": "MED-" + patient[-10:], "full_name": "Bemor",
+            "birth_date": born.isoformat(), "sex": "female", "phone": "+998901234567",
+            "facility_id": chain.facility_id,
+            "pinfl": make_pinfl(born, "female", f"{100 + number:03d}", f"{1 + i % 999:03d}")})
+        chain.emit("AppointmentBooked", {
+            "appointment_id": new_ulid(), "patient_id": patient, "practitioner_id": doctor,
+            "facility_id": chain.facility_id, "channel": "registry",
+            "starts_at": to_instant(start + timedelta(minutes=20 * i))})
+        rx = prescription(chain, doctor, now)
+        if i % 5 == 0:
+            chain.emit("PrescriptionCancelled", {
+                "prescription_id": rx["payload"]["prescription_id"], "reason": "Boshqa dori"})
+    del chain.events[count:]
+
+
+def region_prescriptions(region: Region, total: int) -> list[Chain]:
+    """What a pharmacy catches up on: prescriptions of 5 clinics, dispenses of 3 other
+    pharmacies, cancellations (of prescriptions nobody dispensed)."""
+    clinics = [Chain(region.node(f"tas-clinic-{i:04d}", f"TAS-POLY-{i}", NodeKind.CLINIC))
+               for i in range(1, 6)]
+    pharmacies = [Chain(region.node(f"tas-pharmacy-{i:04d}", f"TAS-APT-{i}", NodeKind.PHARMACY))
+                  for i in range(2, 5)]
+    doctors = [doctor_of(c) for c in clinics]
+    now, i, made = utc_now(), 0, 13
+    while made < total:
+        i += 1
+        clinic = clinics[i % len(clinics)]
+        rx = prescription(clinic, doctors[i % len(clinics)], now)["payload"]
+        made += 1
+        if i % 10 == 0:
+            clinic.emit("PrescriptionCancelled", {"prescription_id": rx["prescription_id"],
+                                                  "reason": "Allergiya"})
+            made += 1
+        elif i % 2 == 0:
+            for pharmacy in pharmacies[: 1 + i % 2]:
+                pharmacy.emit("MedicationDispensed", {
+                    "dispense_id": new_ulid(), "prescription_id": rx["prescription_id"],
+                    "item_no": 1, "quantity": 5, "product": "Amoksitsillin 500",
+                    "batch": "B-1", "expiry": "2028-01-31", "dispensed_at": to_instant(now),
+                    "facility_id": pharmacy.facility_id, "mode": "offline"})
+                made += 1
+    return clinics + pharmacies
+
+
+def batches(chain: Chain, one_by_one: bool = False) -> list[tuple[bytes, dict]]:
+    """Encoded push bodies, cut as the agent cuts them (or one event each)."""
+    groups = ([[e] for e in chain.events] if one_by_one else split_batches(chain.events))
+    return [encode_body(PushRequest(chain.identity.node_id, group).to_dict())
+            for group in groups]
+
+
+# -- backends and processes ----------------------------------------------------------------
+
+@contextmanager
+def backend(name: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty hub database URL; PostgreSQL gets its own schema, dropped after."""
+    if name == "sqlite":
+        yield f"sqlite:///{directory / f'hub-{secrets.token_hex(4)}.db'}"
+        return
+    import psycopg
+    for user in ("postgres", getpass.getuser()):
+        base = POSTGRES.format(user=user)
+        try:
+            psycopg.connect(base, connect_timeout=3).close()
+            break
+        except psycopg.Error:
+            continue
+    else:
+        raise SystemExit("PostgreSQL is not reachable on 127.0.0.1:5432 (database test)")
+    schema = f"bench_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{base}?schema={schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def init_hub(url: str, trust: TrustList):
+    """dmed-hub init, in effect: migrations (with projections and conflicts) and trust."""
+    storage = open_storage(url)
+    app = create_app({"DATABASE": url}, storage=storage)
+    app.extensions["dmed_hub"].trust.import_list(trust, accept_roots=True)
+    return app, storage
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class HubProcess:
+    """`dmed-hub serve` on a free loopback port, admitting `admit` syncs at once."""
+
+    def __init__(self, url: str, admit: int, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        env = {**os.environ, "DMED_HUB_MAX_CONCURRENT_SYNCS": str(admit)}
+        self.log = open(directory / f"hub-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(BIN / "dmed-hub"), "serve", "--db", url, "--host", HOST, "--port",
+             str(self.port), "--threads", str(admit + 4)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=directory)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise SystemExit("the hub did not start")
+
+    def peak_mb(self) -> float:
+        return peak_rss_mb(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident set (VmHWM) of a running process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+def push_all(hub_url: str, work: list[tuple[Chain, list[tuple[bytes, dict]]]]) -> dict:
+    """Every node pushes its batches in order, all nodes at once; returns the tally."""
+    tally = {"accepted": 0, "requests": 0, "busy": 0, "errors": []}
+    lock = threading.Lock()
+
+    def node(chain: Chain, bodies: list[tuple[bytes, dict]]) -> None:
+        session, cred = requests.Session(), chain.cred
+        for body, headers in bodies:
+            while True:
+                signed = sign_request("POST", PUSH_PATH, body, cred.key, cred.cert,
+                                      chain.identity.node_id, utc_now())
+                answer = session.post(hub_url + PUSH_PATH, data=body,
+                                      headers={**headers, **signed}, timeout=300)
+                if answer.status_code != 503:
+                    break
+                with lock:
+                    tally["busy"] += 1
+                time.sleep(0.02)
+            results = answer.json().get("results", []) if answer.ok else []
+            with lock:
+                tally["requests"] += 1
+                tally["accepted"] += sum(r["status"] == "accepted" for r in results)
+                if not answer.ok:
+                    tally["errors"].append(answer.text[:200])
+        session.close()
+
+    threads = [threading.Thread(target=node, args=item) for item in work]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tally["seconds"] = time.perf_counter() - start
+    return tally
+
+
+def ingest_row(name: str, backend_name: str, events: int, seconds: float, peak: float,
+               target: bool, extra: dict) -> dict:
+    rate = events / seconds if seconds else 0.0
+    return {"benchmark": name, "backend": backend_name, "events": events,
+            "seconds": round(seconds, 2), "events_per_s": round(rate, 1), "peak_mb": peak,
+            "target": f">= {INGEST_TARGET_PER_S:,}/s" if target else "-",
+            "met": (rate >= INGEST_TARGET_PER_S) if target else "-", **extra}
+
+
+def bench_ingest(backend_name: str, args, directory: Path, profile: dict) -> list[dict]:
+    region = Region()
+    chains = [Chain(region.node(f"tas-clinic-{i:04d}", f"TAS-POLY-{i}", NodeKind.CLINIC))
+              for i in range(1, args.nodes + 1)]
+    per_node = max(4, args.events // args.nodes)
+    for number, chain in enumerate(chains):
+        clinic_workload(chain, per_node, number)
+    total = sum(len(c.events) for c in chains)
+    naive_per_node = max(4, args.naive_events // args.nodes)
+    naive = [Chain(region.node(f"tas-clinic-{i:04d}", f"TAS-POLY-{i}", NodeKind.CLINIC))
+             for i in range(1, args.nodes + 1)]
+    for number, chain in enumerate(naive):
+        clinic_workload(chain, naive_per_node, number)
+    rows = []
+    for label, group, one_by_one in (("ingest, batched", chains, False),
+                                     ("ingest, 1 event/request", naive, True)):
+        work = [(c, batches(c, one_by_one)) for c in group]
+        with backend(backend_name, directory) as url:
+            _app, storage = init_hub(url, region.trust_list())
+            storage.close()
+            hub = HubProcess(url, args.nodes, directory)
+            try:
+                tally = push_all(hub.url, work)
+                peak = hub.peak_mb()
+            finally:
+                hub.stop()
+        events = sum(len(c.events) for c in group)
+        if tally["accepted"] != events or tally["errors"]:
+            raise SystemExit(f"{label}: {tally['accepted']} of {events} accepted; "
+                             f"{tally['errors'][:3]}")
+        rows.append(ingest_row(f"{label} ({args.nodes} nodes, HTTP)", backend_name, events,
+                               tally["seconds"], peak,
+                               backend_name == "postgresql" and not one_by_one,
+                               {"requests": tally["requests"], "busy_503": tally["busy"]}))
+    rows.append(ingest_in_process(backend_name, chains, total, directory, region, profile))
+    return rows
+
+
+def ingest_in_process(backend_name: str, chains: list[Chain], total: int, directory: Path,
+                      region: Region, profile: dict) -> dict:
+    """The same batches through Ingestor.push in this process: no HTTP, no signatures."""
+    with backend(backend_name, directory) as url:
+        app, storage = init_hub(url, region.trust_list())
+        ingestor = app.extensions["dmed_hub"].ingestor
+        work = [(c.identity, list(split_batches(c.events))) for c in chains]
+        profiler = cProfile.Profile()
+        rounds = max(len(b) for _, b in work)
+        profiled = min(1, rounds - 1)  # a batch past each node's first, if there is one
+        start = time.perf_counter()
+        for round_no in range(rounds):
+            for identity, groups in work:
+                if round_no < len(groups):
+                    if round_no == profiled:
+                        profiler.enable()
+                    ingestor.push(identity, groups[round_no])
+                    profiler.disable()
+        seconds = time.perf_counter() - start
+        storage.close()
+    profile[f"ingest in-process ({backend_name}), batch {profiled + 1} of each node"] = top(
+        profiler)
+    return ingest_row("ingest, batched (in-process, no HTTP)", backend_name, total, seconds,
+                      peak_rss_mb(), False, {"requests": "-", "busy_503": "-"})
+
+
+# -- catch-up ------------------------------------------------------------------------------
+
+def bench_catchup(args, directory: Path) -> tuple[dict, dict]:
+    region = Region()
+    chains = region_prescriptions(region, args.events)
+    me = region.node("tas-pharmacy-0001", "TAS-APT-1", NodeKind.PHARMACY)
+    bundle = write_bundle(make_bundle(me, region.trust_list()), directory / "pharmacy.json")
+    events = sum(len(c.events) for c in chains)
+    with backend(args.catchup_backend, directory) as url:
+        app, storage = init_hub(url, region.trust_list())
+        ingestor = app.extensions["dmed_hub"].ingestor
+        fill = time.perf_counter()
+        for chain in chains:
+            for group in split_batches(chain.events):
+                ingestor.push(chain.identity, group)
+        fill = time.perf_counter() - fill
+        storage.close()
+        hub = HubProcess(url, 8, directory)
+        database = directory / "catchup-node.db"
+        try:
+            child = subprocess.run(
+                [sys.executable, __file__, "_catchup", hub.url, str(bundle), str(database)],
+                capture_output=True, text=True, timeout=args.catchup_deadline)
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            result = {"seconds": float(args.catchup_deadline), "deadline_hit": True,
+                      **progress(database)}
+        finally:
+            hub.stop()
+    rate = result.get("pulled", 0) / result["seconds"] if result["seconds"] else 0
+    return {"benchmark": "catch-up after an outage (pharmacy, HTTP)",
+            "backend": args.catchup_backend, "events": events,
+            "seconds": round(result["seconds"], 2), "events_per_s": round(rate, 1),
+            "peak_mb": result.get("peak_mb", "-"), "target": f"< {CATCHUP_TARGET_S:.0f} s",
+            "met": not result.get("deadline_hit") and result["seconds"] < CATCHUP_TARGET_S
+            and result.get("pulled", 0) >= events,
+            "requests": "-", "busy_503": "-"}, {
+            "catch-up hub filled in-process (events/s)": round(events / fill, 1),
+            "catch-up node outcome": result}
+
+
+def progress(database: Path) -> dict:
+    """How far a catch-up killed at the deadline came (events applied)."""
+    import sqlite3
+    conn = sqlite3.connect(database)
+    try:
+        pulled = conn.execute("SELECT COUNT(*) FROM events WHERE origin <> "
+                              "'tas-pharmacy-0001'").fetchone()[0]
+    finally:
+        conn.close()
+    return {"pulled": pulled}
+
+
+def run_catchup(hub_url: str, bundle: str, database: str) -> None:
+    """Child process: a freshly enrolled pharmacy node catches up with one sync."""
+    credentials = load_credentials(bundle)
+    store = NodeStore(database)
+    store.initialise(credentials.identity.node_id)
+    seed_pharmacy(store, code=credentials.identity.facility_code)
+    agent = SyncAgent(store, HubClient(hub_url, credentials, store.node_id), credentials)
+    start = time.perf_counter()
+    outcome = agent.run_once()
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "pulled": outcome["pulled"], "ok": outcome["ok"],
+                      "error": outcome.get("error"), "peak_mb": peak_rss_mb()}))
+
+
+def top(profiler: cProfile.Profile, count: int = 12) -> list[str]:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(count)
+    lines = [line.strip() for line in out.getvalue().splitlines() if "(" in line and "/" in line]
+    return lines[:count]
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_catchup"]:
+        run_catchup(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000,
+                        help="events to catch up on, and to ingest per backend")
+    parser.add_argument("--nodes", type=int, default=20, help="nodes pushing at once")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--naive-events", type=int, default=2000,
+                        help="events for the one-event-per-request baseline")
+    parser.add_argument("--catchup-backend", default="sqlite", help="hub backend for catch-up")
+    parser.add_argument("--catchup-deadline", type=int, default=300,
+                        help="seconds before an unfinished catch-up is stopped and measured")
+    parser.add_argument("--skip-catchup", action="store_true")
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+    rows, profile, notes = [], {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        if not args.skip_catchup:
+            row, notes = bench_catchup(args, directory)
+            rows.append(row)
+        if not args.skip_ingest:
+            for name in args.backends.split(","):
+                rows.extend(bench_ingest(name.strip(), args, directory, profile))
+    report("sync", rows, {"started": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "options": vars(args), "notes": notes, "profile": profile})
+
+
+if __name__ == "__main__":
+    main()

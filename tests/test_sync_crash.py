@@ -1,0 +1,173 @@
+"""Crash safety (DESIGN 4.1): a node process or the hub process killed with SIGKILL in the
+middle of a sync loses nothing and duplicates nothing once restarted and synced.
+
+- The node is the real `dmed-node serve` (its agent runs on its own schedule); it is killed
+  from outside once the hub has acknowledged its first batch (push) or once it has applied
+  its first page (pull), with more still to go.
+- The hub is killed from inside its ingest transaction, before the commit: a hub process
+  that SIGKILLs itself from an ingest hook at a chosen event (sync_harness, using only
+  create_app(on_accepted=...)); it is restarted as the real `dmed-hub serve`. Both backends.
+"""
+
+import pytest
+from sync_harness import (
+    CLINIC,
+    PHARMACY,
+    Hub,
+    Node,
+    add_backlog,
+    add_doctors,
+    check_exactly_once,
+    check_hub_snapshot,
+    check_same_records,
+    check_synced,
+    free_port,
+    hub_process,
+    node_process,
+    node_state,
+    reference_store,
+    wait_until,
+)
+
+from edge_node.store import NodeStore
+from sync_protocol.wire import MAX_BATCH_EVENTS, split_batches
+
+pytest_plugins = ("sync_harness", "hub_helpers")
+
+# Several batches (MAX_BATCH_EVENTS each) of backlog: the kill lands with more to go.
+BACKLOG = 3 * MAX_BATCH_EVENTS
+# Generous bounds for a busy 2-core machine; a healthy run takes a few seconds.
+START_SECONDS = 30
+SYNC_SECONDS = 60
+
+
+def open_node(role, database, enrolments, hub_url) -> Node:
+    """The node's database opened in the test process (its agent is not used)."""
+    return Node(role, NodeStore(database), enrolments.credentials(role), hub_url, web=False)
+
+
+def synced_since_start(database) -> bool:
+    return bool(node_state(database, "sync_last_success_at"))
+
+
+@pytest.fixture
+def hub(tmp_path, sync_pki):
+    hub = Hub.start(tmp_path, sync_pki)
+    yield hub
+    hub.close()
+
+
+def test_a_node_killed_mid_push_resends_and_the_hub_keeps_each_event_once(
+        tmp_path, hub, sync_pki, node_templates):
+    database = node_templates.copy(CLINIC, tmp_path / "clinic" / "node.db")
+    node = open_node(CLINIC, database, sync_pki, hub.url)
+    add_backlog(node, BACKLOG)
+    total = node.head_seq()
+    node.close()
+
+    def acked() -> int:
+        return (hub.node_row(CLINIC.node_id) or {}).get("acked_seq", 0)
+
+    process = node_process(database, sync_pki.bundle(CLINIC), hub.url, tmp_path, free_port())
+    try:
+        process.start(START_SECONDS)
+        at_kill = wait_until(lambda: 0 < acked() < total and acked(), SYNC_SECONDS,
+                             "the hub to acknowledge a first batch")
+        process.kill()
+        assert at_kill < total and acked() < total, "the kill came after the whole push"
+        node_acked = int(node_state(database, "sync_acked_seq") or 0)
+        assert node_acked <= acked()  # the node never believes more than the hub holds
+        process.start(START_SECONDS)
+        wait_until(lambda: synced_since_start(database), SYNC_SECONDS, "the resumed sync")
+    finally:
+        process.stop()
+
+    node = open_node(CLINIC, database, sync_pki, hub.url)
+    try:
+        assert acked() == total == node.head_seq()
+        check_exactly_once(hub, [node])
+        check_synced(hub, node)
+        assert node.store.query("SELECT * FROM sync_refusals") == []
+    finally:
+        node.close()
+
+
+def test_a_node_killed_mid_pull_resumes_from_its_cursor_and_holds_each_event_once(
+        tmp_path, hub, sync_pki, node_templates):
+    clinic = Node.start(CLINIC, tmp_path, sync_pki, node_templates, hub.url, web=False)
+    add_doctors(clinic, BACKLOG)  # region-wide: the pharmacy pulls every one
+    assert clinic.sync()["ok"]
+    database = node_templates.copy(PHARMACY, tmp_path / "pharmacy" / "node.db")
+    head = hub.feed_head()
+
+    def cursor() -> int:
+        return int(node_state(database, "sync_cursor") or 0)
+
+    process = node_process(database, sync_pki.bundle(PHARMACY), hub.url, tmp_path,
+                           free_port())
+    try:
+        process.start(START_SECONDS)
+        at_kill = wait_until(lambda: 0 < cursor() < head and cursor(), SYNC_SECONDS,
+                             "the pharmacy to apply a first page")
+        process.kill()
+        assert at_kill < head and cursor() < head, "the kill came after the whole pull"
+        process.start(START_SECONDS)
+        wait_until(lambda: synced_since_start(database), SYNC_SECONDS, "the resumed pull")
+    finally:
+        process.stop()
+    assert clinic.sync()["ok"]  # it learns the pharmacy's registration
+
+    pharmacy = open_node(PHARMACY, database, sync_pki, hub.url)
+    try:
+        assert cursor() == hub.feed_head()
+        check_exactly_once(hub, [clinic, pharmacy])
+        doctors = pharmacy.store.one("SELECT COUNT(*) AS n FROM practitioners")["n"]
+        assert doctors == clinic.store.one("SELECT COUNT(*) AS n FROM practitioners")["n"]
+        reference = reference_store(hub, tmp_path / "reference.db")
+        check_same_records(reference, [clinic, pharmacy])
+        reference.close()
+    finally:
+        pharmacy.close()
+        clinic.close()
+
+
+def test_the_hub_killed_mid_ingest_keeps_nothing_half_stored_and_takes_the_resend(
+        tmp_path, storage_url, sync_pki, node_templates):
+    Hub(storage_url, sync_pki.trust_list(), serve=False).close()  # dmed-hub init, in effect
+    port = free_port()
+    hub_url = f"http://127.0.0.1:{port}"
+    node = Node.start(CLINIC, tmp_path, sync_pki, node_templates, hub_url, web=False)
+    add_backlog(node, 2 * MAX_BATCH_EVENTS)
+    total = node.head_seq()
+    # The agent's batches, as it will cut them: the hub dies halfway through storing the
+    # second one, inside its transaction.
+    batches = [len(b) for b in split_batches(e.to_dict() for e in node.store.local_events_after(
+        0, limit=total))]
+    first = batches[0]
+    crash_at = first + batches[1] // 2
+    crashing = hub_process(storage_url, tmp_path, port, crash_after_events=crash_at)
+    restarted = hub_process(storage_url, tmp_path, port)
+    reader = None
+    try:
+        crashing.start(START_SECONDS)
+        report = node.sync()
+        crashing.kill()  # it is gone already; this reaps it
+        assert not report["ok"] and report["pushed"] == first, report
+        assert node.status()["pending"] == total - first
+        reader = Hub(storage_url, serve=False)
+        held = reader.events(CLINIC.node_id)
+        assert [r["seq"] for r in held] == list(range(1, first + 1))
+        assert reader.node_row(CLINIC.node_id)["acked_seq"] == first
+        restarted.start(START_SECONDS)
+        report = node.sync()
+        assert report["ok"] and report["pushed"] == total - first, report
+        assert node.sync()["pushed"] == 0
+        check_exactly_once(reader, [node])
+        check_synced(reader, node)
+        check_hub_snapshot(reader, [node])
+    finally:
+        restarted.stop()
+        crashing.kill()
+        node.close()
+        if reader is not None:
+            reader.close()
