@@ -38,7 +38,7 @@ from waitress.server import create_server
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import report  # noqa: E402
-from edge_node.seed import seed_demo  # noqa: E402
+from edge_node.seed import DEMO_PIN, seed_demo  # noqa: E402
 from edge_node.store import NodeStore  # noqa: E402
 from edge_node.web import create_app  # noqa: E402
 
@@ -84,6 +84,22 @@ def kiosk_session(base: str, person: dict) -> requests.Session:
     return http
 
 
+def counter_session(base: str, code: str) -> requests.Session:
+    """A pharmacist signed in at the counter who has just scanned ``code``."""
+    http = requests.Session()
+    page = http.get(f"{base}/ui/desk/sign-in", timeout=TIMEOUT_SECONDS).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    http.post(f"{base}/ui/desk/sign-in", timeout=TIMEOUT_SECONDS, data={
+        "csrf_token": token, "username": "pharmacist", "pin": DEMO_PIN["pharmacist"]})
+    page = http.get(f"{base}/ui/counter/", timeout=TIMEOUT_SECONDS).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    shown = http.post(f"{base}/ui/counter/scan", timeout=TIMEOUT_SECONDS,
+                      data={"csrf_token": token, "code": code})
+    if "verdict" not in shown.text:
+        raise SystemExit("the counter did not show a verdict")
+    return http
+
+
 def pages(base: str, doctor_id: str) -> dict[str, str]:
     return {"home": f"{base}/ui/kiosk/home", "doctors": f"{base}/ui/kiosk/book",
             "free times": f"{base}/ui/kiosk/book/{doctor_id}",
@@ -99,7 +115,8 @@ def _run(sessions, urls: dict[str, str], args, think: float) -> tuple[list, floa
         index, (name, url) = item
         if think:
             time.sleep(pauses.expovariate(1 / think))
-        http = sessions[index % len(sessions)]
+        pool = sessions["counter" if name.startswith("counter") else "kiosk"]
+        http = pool[index % len(pool)]
         start = time.perf_counter()
         response = http.get(url, timeout=TIMEOUT_SECONDS)
         elapsed = time.perf_counter() - start
@@ -116,6 +133,30 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def enrol_and_prescribe(store: NodeStore, tmp: Path) -> str:
+    """Enrol the node from a bundle (so the served app can sign and verify) and write one
+    prescription for the counter to scan; returns its code."""
+    from datetime import timedelta
+
+    from edge_node.credentials import install_bundle, load_credentials
+    from edge_node.services import prescribing, staff
+    from edge_node.services.clock import confirm_clock
+    from sync_protocol.timeutil import utc_now
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pki_helpers import make_pki
+    pki = make_pki(tmp / "pki", now=utc_now() - timedelta(days=1))
+    installed = install_bundle(pki.paths["clinic_bundle"], tmp)
+    with store.transaction() as tx:
+        store.set_state(tx.conn, "bundle_path", str(installed))
+    confirm_clock(store, "bench")
+    doctor = staff.actor_for_staff(store.one("SELECT * FROM staff WHERE username = 'doctor'"))
+    patient = store.one("SELECT patient_id FROM patients")["patient_id"]
+    return prescribing.issue_prescription(
+        store, doctor, load_credentials(installed), patient_id=patient,
+        items=[{"inn": "amoxicillin", "form": "capsule", "strength": "500 mg",
+                "quantity": 20, "dosage": "1 x 3"}])["qr"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=20)
@@ -130,15 +171,23 @@ def main() -> None:
         demo = seed_demo(store)
         doctor = store.one("SELECT family_doctor_id FROM patients WHERE pinfl = ?",
                            (demo["patients"][0]["pinfl"],))["family_doctor_id"]
+        code = enrol_and_prescribe(store, Path(tmp))
         store.close()
         process, base = start_node(database)
         try:
             urls = pages(base, doctor)
-            sessions = [kiosk_session(base, demo["patients"][i % len(demo["patients"])])
-                        for i in range(args.clients)]
-            for http in sessions:  # warm up: templates compiled, connections open
-                for url in urls.values():
-                    http.get(url, timeout=TIMEOUT_SECONDS)
+            sessions = {
+                "kiosk": [kiosk_session(base, demo["patients"][i % len(demo["patients"])])
+                          for i in range(args.clients)],
+                # The counter page with a verdict: verify, chain, dispensing state, render.
+                "counter": [counter_session(base, code) for _ in range(args.clients // 4)]}
+            urls["counter verdict"] = f"{base}/ui/counter/"
+            for http in sessions["kiosk"]:  # warm up: templates compiled, connections open
+                for name, url in urls.items():
+                    if not name.startswith("counter"):
+                        http.get(url, timeout=TIMEOUT_SECONDS)
+            for http in sessions["counter"]:
+                http.get(urls["counter verdict"], timeout=TIMEOUT_SECONDS)
             runs = {"paced": args.think_ms / 1000, "saturated": 0.0}
             results, walls = {}, {}
             for run, think in runs.items():
@@ -158,7 +207,7 @@ def main() -> None:
                         "p95_ms": round(rows[-1]["p95_ms"], 1),
                         "failures": sum(1 for _, _, ok in items if not ok)}
     paced = summary["paced"]
-    report("kiosk_pages_under_load", rows, {
+    report("kiosk_and_counter_pages_under_load", rows, {
         "clients": args.clients, "requests_per_run": args.requests,
         "think_ms": args.think_ms, "runs": summary, "p95_target_ms": P95_TARGET_MS,
         "meets_target": paced["p95_ms"] < P95_TARGET_MS and paced["failures"] == 0,
