@@ -123,6 +123,14 @@ class NodeStore:
             raise NodeNotInitialised("This node has no identity yet; run dmed-node init")
         return value
 
+    @property
+    def facility_id(self) -> str:
+        """The facility this node serves (set when its facility is registered on it)."""
+        value = self.state("facility_id")
+        if value is None:
+            raise NodeNotInitialised("This node has no facility yet")
+        return value
+
     def initialise(self, node_id: str, facility_id: str | None = None) -> None:
         with self._write_lock:
             self._writer.execute("BEGIN IMMEDIATE")

@@ -47,13 +47,6 @@ def _(message: str) -> str:
     return message
 
 
-def facility_id() -> str:
-    value = store().state("facility_id")
-    if not value:
-        raise NodeNotInitialised("This node has no facility yet")
-    return value
-
-
 def trust_list():
     credentials = current_app.extensions.get("dmed_credentials")
     if credentials is None:
@@ -150,7 +143,7 @@ def dispense():
             raise ValidationFailed("Quantity must be a whole number of at least 1",
                                    field="quantity")
         result = dispensing.dispense(
-            store(), g.actor, facility_id=facility_id(),
+            store(), g.actor, facility_id=store().facility_id,
             prescription_id=verdict.prescription["prescription_id"], item_no=item_no,
             quantity=quantity, product=form["product"], batch=form["batch"],
             expiry=form["expiry"])

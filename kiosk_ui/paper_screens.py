@@ -13,7 +13,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from edge_node.catalogue import Catalogue
-from edge_node.errors import NodeNotInitialised, ValidationFailed
+from edge_node.errors import ValidationFailed
 from edge_node.services import facilities, paper
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import TASHKENT, to_instant
@@ -43,13 +43,6 @@ REASON_WORDS = {"outage": _l("Technical failure (outage)"), "emergency": _l("Eme
 def _(message: str) -> str:
     """Marks an error's English msgid for extraction; error_text() translates it when shown."""
     return message
-
-
-def facility_id() -> str:
-    value = store().state("facility_id")
-    if not value:
-        raise NodeNotInitialised("This node has no facility yet")
-    return value
 
 
 def may_write_paper() -> None:
@@ -110,7 +103,8 @@ def paper_prescription(patient_id: str):
         try:
             issued_at = paper_time(form["day"], form["time"], "issued_at")
             result = paper.enter_paper_prescription(
-                store(), g.actor, facility_id=facility_id(), paper_serial=form["paper_serial"],
+                store(), g.actor, facility_id=store().facility_id,
+                paper_serial=form["paper_serial"],
                 patient_id=patient_id, practitioner_id=form["practitioner_id"], items=items,
                 paper_reason=form["paper_reason"], issued_at=issued_at)
         except ProtocolError as e:
@@ -126,7 +120,7 @@ def paper_prescription(patient_id: str):
     return render("paper/prescription.html", error, patient=summary, form=form, rows=rows,
                   error_row=row, error_item_field=field, reasons=paper.PAPER_REASONS,
                   reason_words=REASON_WORDS,
-                  doctors=facilities.list_practitioners(store(), facility_id=facility_id()),
+                  doctors=facilities.list_practitioners(store(), facility_id=store().facility_id),
                   inns=[d.inn for d in Catalogue.load()], today=ui_now().date().isoformat())
 
 
@@ -135,7 +129,7 @@ def paper_prescription(patient_id: str):
 def blank():
     """A printable blank paper prescription carrying a serial of a pad this facility holds."""
     may_write_paper()
-    pads = paper.pads(store(), facility_id())
+    pads = paper.pads(store(), store().facility_id)
     chosen = next((p for p in pads if p["pad_id"] == request.args.get("pad")), None)
     number = request.args.get("number", "")
     serial, error = None, None
@@ -147,7 +141,7 @@ def blank():
             error = ValidationFailed(_("Choose a number from %(first)s to %(last)s"),
                                      field="number", first=chosen["first_serial"],
                                      last=chosen["last_serial"])
-    facility = facilities.get_facility(store().reader(), facility_id())
+    facility = facilities.get_facility(store().reader(), store().facility_id)
     return render("paper/blank.html", error, pads=pads, chosen=chosen, number=number,
                   serial=serial, facility=facility)
 
@@ -167,7 +161,7 @@ def paper_dispense():
                                                  "patient_document", "pinfl")}
         try:
             dispensed_at = paper_time(form["day"], form["time"], "dispensed_at")
-            paper.enter_paper_dispense(store(), g.actor, facility_id=facility_id(),
+            paper.enter_paper_dispense(store(), g.actor, facility_id=store().facility_id,
                                        items=items, paper_reason=form["paper_reason"],
                                        dispensed_at=dispensed_at, **optional)
         except ProtocolError as e:

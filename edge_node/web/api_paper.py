@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from ..errors import NodeNotInitialised
 from ..services import paper
 from .api_rx import ITEM
 from .endpoint import ID, STR, endpoint, obj, store
@@ -15,18 +14,11 @@ DISPENSED = obj({"inn": STR, "form": STR, "strength": STR, "quantity": {"type": 
                  "product": STR, "batch": STR, "expiry": STR})
 
 
-def facility_id() -> str:
-    value = store().state("facility_id")
-    if not value:
-        raise NodeNotInitialised("This node has no facility yet")
-    return value
-
-
 @endpoint(bp, "GET", "/pads", summary="Paper prescription pads held by this facility")
 def pads():
     if not (g.actor.can("prescribe") or g.actor.can("register_patient")):
         g.actor.require("prescribe")
-    return jsonify({"pads": paper.pads(store(), facility_id())})
+    return jsonify({"pads": paper.pads(store(), store().facility_id)})
 
 
 @endpoint(bp, "POST", "/prescriptions", summary="Enter a prescription written on paper",
@@ -34,7 +26,8 @@ def pads():
                     "items": {"type": "array", "items": ITEM}, "paper_reason": REASON,
                     "issued_at": STR}))
 def enter_prescription(data):
-    result = paper.enter_paper_prescription(store(), g.actor, facility_id=facility_id(), **data)
+    result = paper.enter_paper_prescription(store(), g.actor,
+                                            facility_id=store().facility_id, **data)
     return jsonify(result), 201
 
 
@@ -44,5 +37,5 @@ def enter_prescription(data):
                    {"paper_serial": STR, "prescription_number": STR,
                     "patient_document": STR, "pinfl": STR}))
 def enter_dispense(data):
-    return jsonify(paper.enter_paper_dispense(store(), g.actor, facility_id=facility_id(),
+    return jsonify(paper.enter_paper_dispense(store(), g.actor, facility_id=store().facility_id,
                                               **data)), 201

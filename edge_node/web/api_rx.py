@@ -114,10 +114,8 @@ def verdict_json(verdict: dispensing.Verdict) -> dict:
                     "quantity": {"type": "integer"}, "product": STR, "batch": STR,
                     "expiry": STR}))
 def dispense(data):
-    facility_id = store().state("facility_id")
-    if not facility_id:
-        raise NodeNotInitialised("This node has no facility yet")
-    return jsonify(dispensing.dispense(store(), g.actor, facility_id=facility_id, **data)), 201
+    return jsonify(dispensing.dispense(store(), g.actor, facility_id=store().facility_id,
+                                       **data)), 201
 
 
 @endpoint(bp, "GET", "/pharmacy/lookup",
