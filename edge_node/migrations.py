@@ -213,8 +213,16 @@ CREATE TABLE remote_requests (
 CREATE INDEX remote_requests_by_status ON remote_requests (facility_id, status, requested_at);
 """
 
+# v7: a node catching up after an outage looks up each prescription's cancellation; without
+# this index that lookup scans the log and catch-up grows quadratic.
+V7 = """
+CREATE INDEX events_cancellation_by_prescription
+    ON events (json_extract(payload, '$.prescription_id'))
+    WHERE type = 'PrescriptionCancelled';
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
-                                           (6, V6))
+                                           (6, V6), (7, V7))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -31,6 +31,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +41,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import requests
 from pki_helpers import (
@@ -298,6 +302,34 @@ class RepeatingClient(HubClient):
 
 
 # -- the hub -------------------------------------------------------------------------------
+
+BACKENDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+@contextmanager
+def hub_database(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh hub database URL: a SQLite file, or a PostgreSQL schema of database `test`
+    dropped afterwards (skipped when the server is unreachable, failed under
+    DMED_REQUIRE_POSTGRES=1, as hub_helpers.storage_url does)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'hub.db'}"
+        return
+    from hub_helpers import postgres_base_url
+    base = postgres_base_url()
+    if base is None:
+        message = "PostgreSQL is not reachable on 127.0.0.1:5432 (database test)"
+        if os.environ.get("DMED_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    schema = f"sync_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{base}?schema={schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
 
 class Hub:
     """The hub app on its storage, served over loopback HTTP unless `serve=False`."""
@@ -633,6 +665,12 @@ def free_slot(node: Node, *, hours_ahead: int = 2, index: int = 0) -> tuple[str,
         "'no_show')) ORDER BY s.starts_at, s.practitioner_id", (after,))
     row = rows[index % len(rows)]
     return row["practitioner_id"], row["starts_at"]
+
+
+def next_second() -> None:
+    """Instants are kept to the second: let the next event fall in a later second, so
+    "before" and "after" hold by every clock the hub may compare (HLC or instants)."""
+    time.sleep(1.02 - time.time() % 1)
 
 
 def pack_expiry() -> str:

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import random
 import tempfile
+from collections import Counter
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from sync_harness import (
     conflict_signature,
     free_slot,
     hub_projections_available,
+    next_second,
     pack_expiry,
     reference_store,
 )
@@ -51,8 +53,9 @@ ROLES = (CLINIC, PHARMACY, PHARMACY2)
 NAMES = tuple(r.name for r in ROLES)
 HUB_URL = "http://hub.invalid"  # never resolved: the transport carries it in-process
 CLINIC_OPS = ("register", "book", "cancel_booking", "edit_phone", "prescribe", "prescribe",
-              "cancel_prescription")
+              "cancel_prescription", "cancel_prescription")
 PHONES = ("+998901234500", "+998935550011", "+998977001122")
+PRESCRIBE, CANCEL_RX = CLINIC_OPS.index("prescribe"), CLINIC_OPS.index("cancel_prescription")
 # Throw-away databases on tmpfs when there is one: every node commit is an fsync.
 FAST_DIR = "/dev/shm" if Path("/dev/shm").is_dir() else None
 # Rounds of syncing after the partitions heal before we call it a failure to converge.
@@ -185,7 +188,7 @@ def converge(world: World, plan: dict) -> None:
     plays the rounds and heals."""
     clinic = world.nodes[CLINIC.name]
     for pick in (0, 1):
-        world.operate(clinic, CLINIC_OPS.index("prescribe"), pick, 1)
+        world.operate(clinic, PRESCRIBE, pick, 1)
     world.heal()
     for partition in plan["rounds"]:
         world.play(partition)
@@ -223,7 +226,9 @@ def situations(world: World, reference) -> dict[str, int]:
             "events at the hub": reference.one("SELECT COUNT(*) AS n FROM events")["n"],
             "answers lost after the hub acted": sum(t.dropped
                                                     for t in world.transports.values()),
-            "batches pushed twice": sum(n.client.repeated for n in world.nodes.values())}
+            "batches pushed twice": sum(n.client.repeated for n in world.nodes.values()),
+            **{f"hub conflicts {kind}": n for kind, n in Counter(
+                c["kind"] for c in world.hub.conflicts()).items()}}
 
 
 def describe(reached: dict[str, int]) -> None:
@@ -303,28 +308,38 @@ def test_conflicts_found_do_not_depend_on_delivery_order(sync_pki, node_template
     prop()
 
 
-def test_the_scenarios_reach_conflicts(sync_pki, node_templates):
-    """The property is only as good as its operations: two pharmacies that each dispense
-    one prescription offline, and a cancellation the pharmacies hear of late, happen."""
-    plan = {"batch": 1000, "rounds": [
-        {"offline": set(), "ops": [("clinic", 4, 0, 1)], "order": NAMES, "drops": {},
-         "repeats": {}},
-        {"offline": {"pharmacy", "pharmacy2", "clinic"},
-         "ops": [("pharmacy", 0, 0, 15), ("pharmacy2", 0, 0, 15), ("clinic", 6, 0, 1),
-                 ("pharmacy", 0, 0, 3)],
-         "order": NAMES, "drops": {}, "repeats": {}},
-    ]}
+def test_the_operations_reach_both_dispensing_conflicts(sync_pki, node_templates):
+    """The property is only as good as its operations: two offline pharmacies dispensing
+    one prescription past its quantity, one of them after the doctor cancelled it."""
     with tempfile.TemporaryDirectory(dir=FAST_DIR) as tmp, ExitStack() as stack:
-        world = World(Path(tmp), sync_pki, node_templates, plan["batch"])
+        world = World(Path(tmp), sync_pki, node_templates, 1000)
         stack.callback(world.close)
-        converge(world, plan)
+        converge(world, {"rounds": []})
+        nodes = world.nodes
+        for node in nodes.values():
+            node.go_offline()
+        world.operate(nodes["pharmacy"], 0, 0, 15)
+        world.operate(nodes["pharmacy2"], 0, 0, 15)
+        world.operate(nodes["clinic"], CANCEL_RX, 0, 1)
+        next_second()
+        world.operate(nodes["pharmacy"], 0, 0, 3)
+        world.heal()
         check_converged(world, Path(tmp))
-        dispensed = world.nodes["clinic"].store.query(
-            "SELECT origin, SUM(quantity) AS n FROM dispenses GROUP BY origin ORDER BY origin")
-        assert [(r["origin"], r["n"]) for r in dispensed] == [
-            (PHARMACY.node_id, 18), (PHARMACY2.node_id, 15)]
-        cancelled = world.nodes["pharmacy2"].store.one("SELECT status FROM prescriptions")
-        assert cancelled["status"] == "cancelled"
+
+        dispensed = nodes["clinic"].store.query(
+            "SELECT d.prescription_id, d.origin, d.quantity, e.id FROM dispenses d JOIN events e"
+            " ON e.type = 'MedicationDispensed' AND json_extract(e.payload, '$.dispense_id') ="
+            " d.dispense_id ORDER BY e.hlc")
+        assert [(r["origin"], r["quantity"]) for r in dispensed] == [
+            (PHARMACY.node_id, 15), (PHARMACY2.node_id, 15), (PHARMACY.node_id, 3)]
+        rx = dispensed[0]["prescription_id"]
+        for node in nodes.values():
+            row = node.store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
+                                 (rx,))
+            assert row["status"] == "cancelled", node.role.name
         if importlib.util.find_spec("central_hub.conflicts") is not None:
-            kinds = sorted(c["kind"] for c in world.hub.conflicts())
-            assert "over_dispensing" in kinds, kinds
+            raised = world.hub.conflicts()
+            assert {(c["kind"], c["subject_id"]) for c in raised} == {
+                ("over_dispensing", rx), ("dispense_after_cancellation", rx)}, raised
+            late = [c for c in raised if c["kind"] == "dispense_after_cancellation"]
+            assert [dispensed[2]["id"] in c["event_ids"] for c in late] == [True]

@@ -7,7 +7,6 @@ over more of the cancelled drug. Both come back and sync until nothing moves. Th
 runs once per module; each test below checks one thing it must leave behind.
 """
 
-import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from sync_harness import (
     AMOXICILLIN,
+    BACKENDS,
     CLINIC,
     PHARMACY,
     Hub,
@@ -24,6 +24,8 @@ from sync_harness import (
     check_same_records,
     check_synced,
     free_slot,
+    hub_database,
+    next_second,
     pack_expiry,
     reference_store,
 )
@@ -47,31 +49,28 @@ class Outage:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def next_second() -> None:
-    """Instants are kept to the second: let the next event fall in a later second, so
-    "before" and "after" hold by every clock the hub may compare."""
-    time.sleep(1.02 - time.time() % 1)
-
-
 def synced_ok(node: Node) -> dict:
     report = node.sync()
     assert report["ok"], report
     return report
 
 
-@pytest.fixture(scope="module")
-def outage(tmp_path_factory, sync_pki, node_templates):
+@pytest.fixture(scope="module", params=BACKENDS)
+def outage(request, tmp_path_factory, sync_pki, node_templates):
+    """The scenario, played once per hub backend."""
     directory = tmp_path_factory.mktemp("outage")
-    hub = Hub.start(directory, sync_pki)
-    clinic = Node.start(CLINIC, directory, sync_pki, node_templates, hub.url, serve=True)
-    pharmacy = Node.start(PHARMACY, directory, sync_pki, node_templates, hub.url, serve=True)
-    o = Outage(hub, clinic, pharmacy)
-    try:
-        run(o)
-        yield o
-    finally:
-        for part in (clinic, pharmacy, hub):
-            part.close()
+    with hub_database(request.param, directory) as db_url:
+        hub = Hub.start(directory, sync_pki, db_url=db_url)
+        clinic = Node.start(CLINIC, directory, sync_pki, node_templates, hub.url, serve=True)
+        pharmacy = Node.start(PHARMACY, directory, sync_pki, node_templates, hub.url,
+                              serve=True)
+        o = Outage(hub, clinic, pharmacy)
+        try:
+            run(o)
+            yield o
+        finally:
+            for part in (clinic, pharmacy, hub):
+                part.close()
 
 
 def run(o: Outage) -> None:
