@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -70,13 +71,21 @@ def storage_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"test_{secrets.token_hex(6)}"
+    with temporary_schema(request.getfixturevalue("postgres_url"), "test") as url:
+        yield url
+
+
+@contextmanager
+def temporary_schema(base: str, prefix: str) -> Iterator[str]:
+    """A database URL naming a fresh PostgreSQL schema, dropped afterwards."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{base}?schema={schema}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        yield f"{base}?schema={schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

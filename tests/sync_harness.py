@@ -31,7 +31,6 @@ import itertools
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -50,7 +49,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import requests
 from pki_helpers import (
@@ -314,21 +312,15 @@ def hub_database(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'hub.db'}"
         return
-    from hub_helpers import postgres_base_url
+    from hub_helpers import postgres_base_url, temporary_schema
     base = postgres_base_url()
     if base is None:
         message = "PostgreSQL is not reachable on 127.0.0.1:5432 (database test)"
         if os.environ.get("DMED_REQUIRE_POSTGRES") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    schema = f"sync_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}?schema={schema}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with temporary_schema(base, "sync") as url:
+        yield url
 
 
 class Hub:

@@ -154,9 +154,10 @@ class SyncAgent:
             # Parse the whole page first: an event this node cannot read stops the pull
             # before anything is applied, and the cursor stays put (nothing is skipped).
             events = [event_from_dict(p.event) for p in response.events]
+            node_id = self.store.node_id  # one read per page, not per event
             with self.store.transaction() as tx:
                 for event in events:
-                    if event.origin != self.store.node_id:
+                    if event.origin != node_id:
                         tx.receive(event)
                 self.store.set_state(tx.conn, "sync_cursor", str(response.next))
                 self.store.set_state(tx.conn, "sync_hub_head", str(response.head))
