@@ -35,8 +35,7 @@ from sync_protocol.events import (
     ENVELOPE_FIELDS,
     MAX_EVENT_BYTES,
     Event,
-    canonical_json,
-    event_from_dict,
+    read_event,
 )
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import NodeIdentity
@@ -118,7 +117,7 @@ class _Batch:
 def parse_item(raw: Any) -> _Item:
     """Check one pushed item on its own (no database): envelope, schema, own hash, size."""
     try:
-        event = event_from_dict(raw)
+        event, size = read_event(raw)
     except FINAL_PARSE_ERRORS as e:
         shell = Event(**{name: raw[name] for name in ENVELOPE_FIELDS})
         if shell.compute_hash() != shell.hash:
@@ -127,7 +126,7 @@ def parse_item(raw: Any) -> _Item:
         return _Item(raw, shell, e)
     except EventRejected as e:
         return _Item(raw, error=e)
-    if len(canonical_json(event.body())) > MAX_EVENT_BYTES:
+    if size > MAX_EVENT_BYTES:
         return _Item(raw, event, EventRejected("Event is larger than %(limit)s bytes",
                                                code="event_too_large", limit=MAX_EVENT_BYTES))
     return _Item(raw, event)

@@ -77,11 +77,16 @@ def seal(*, id: str, origin: str, seq: int, hlc: HlcTimestamp, type: str, versio
 
 def event_from_dict(data: Any) -> Event:
     """Check a received event's envelope, payload schema and own hash; return it."""
+    return read_event(data)[0]
+
+
+def read_event(data: Any) -> tuple[Event, int]:
+    """As event_from_dict, and the size of its canonical body (serialised once for both)."""
     if not isinstance(data, dict):
         raise EventRejected("Event must be a JSON object", code="bad_envelope")
-    missing = [name for name in ENVELOPE_FIELDS if name not in data]
-    extra = sorted(set(data) - set(ENVELOPE_FIELDS))
-    if missing or extra:
+    if len(data) != len(ENVELOPE_FIELDS) or not all(name in data for name in ENVELOPE_FIELDS):
+        missing = [name for name in ENVELOPE_FIELDS if name not in data]
+        extra = sorted(set(data) - set(ENVELOPE_FIELDS))
         raise EventRejected("Event envelope has missing fields %(missing)s or unknown fields "
                             "%(extra)s", code="bad_envelope", missing=missing, extra=extra)
     checks = (
@@ -105,10 +110,11 @@ def event_from_dict(data: Any) -> Event:
                             code="bad_envelope", name="hlc") from None
     validate_payload(data["type"], data["version"], data["payload"])
     event = Event(**{name: data[name] for name in ENVELOPE_FIELDS})
-    if event.compute_hash() != event.hash:
+    body = canonical_json(event.body())
+    if hashlib.sha256(body).hexdigest() != event.hash:
         raise ChainBroken("Event %(id)s does not match its hash", field="hash", id=event.id,
                           code="bad_hash")
-    return event
+    return event, len(body)
 
 
 def verify_chain(events: Iterable[Event], prev_hash: str = GENESIS_HASH,
