@@ -76,7 +76,9 @@ class StoredEvent:
     received_at: str
 
 
-Hook = Callable[[Tx, StoredEvent], None]
+# Called once per batch with its accepted events in chain order, inside the batch's transaction
+# (so a hook fetches what it needs once per batch); when isolating a failure, once per event.
+Hook = Callable[[Tx, list[StoredEvent]], None]
 
 
 @dataclass
@@ -279,27 +281,27 @@ class Ingestor:
                           accepted=len(batch.stored), now=now, error=error)
 
     def _run_hooks(self, tx: Tx, batch: _Batch) -> None:
-        """All hooks over the batch at once; if one fails, again event by event to isolate it."""
+        """Each hook over the whole batch; if one fails, again event by event to isolate it."""
         if not self.on_accepted or not batch.stored:
             return
+        stored = [s for s, _ in batch.stored]
         try:
             with tx.savepoint("hooks"):
-                for stored, _ in batch.stored:
-                    for hook in self.on_accepted:
-                        hook(tx, stored)
+                for hook in self.on_accepted:
+                    hook(tx, stored)
             return
         except Exception:  # noqa: BLE001 - isolated below, then recorded
             log.warning("an ingest hook failed; retrying event by event to isolate it")
         failed = []
-        for stored, _ in batch.stored:
+        for one in stored:
             for hook in self.on_accepted:
                 try:
                     with tx.savepoint("hook"):
-                        hook(tx, stored)
+                        hook(tx, [one])
                 except Exception as e:  # noqa: BLE001 - a projection bug must not lose events
                     name = getattr(hook, "__qualname__", repr(hook))
-                    log.exception("hook %s failed on event %s", name, stored.event.id)
-                    failed.append(Refusal(batch.node.node_id, stored.event.to_dict(),
+                    log.exception("hook %s failed on event %s", name, one.event.id)
+                    failed.append(Refusal(batch.node.node_id, one.event.to_dict(),
                                           HOOK_FAILED, f"{name}: {e}"[:2000]))
         quarantine.record(tx, failed, batch.now)
 

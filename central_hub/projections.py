@@ -164,60 +164,21 @@ def hlc_instant(hlc: str) -> str:
 
 
 class BatchHook:
-    """Adapts a set-based `apply(tx, events)` to the Ingestor's per-event hooks.
+    """An ingest hook (central_hub.ingest.Hook) that applies the events of its types as a set.
 
-    The Ingestor stores a whole batch (one node's events), then calls each hook event by
-    event in the same transaction. The first call looks up the batch's last position (the
-    pushing node's newest event); the calls are collected and applied together at that last
-    one. Hooks run in order for each event, so at the last event a later hook (conflicts) sees
-    what an earlier one (projections) made of the whole batch. If a position comes again in
-    the same transaction, the batch's hooks were rolled back and ingest is isolating a failure
-    event by event: from then on each call applies its own event only.
+    Hooks run in order over the whole batch, so a later hook (conflicts) sees what an earlier
+    one (projections) made of all of it.
     """
 
     types: frozenset[str] = frozenset()
-    # The batch's last position, shared by the hooks of one transaction: (tx, origin, last)
-    _last_of_batch: tuple[Tx, str, int] | None = None
-
-    def __init__(self) -> None:
-        self._tx: Tx | None = None
-        self._last = 0  # the last position this transaction called us with
-        self._end = 0  # the batch's last position
-        self._pending: list[Event] = []
-        self._single = False
 
     def apply(self, tx: Tx, events: list[Event]) -> None:
         raise NotImplementedError
 
-    def __call__(self, tx: Tx, stored: StoredEvent) -> None:
-        position, event = stored.position, stored.event
-        if tx is not self._tx:
-            self._tx, self._last, self._single = tx, 0, False
-            self._end, self._pending = self._batch_end(tx, event.origin, position), []
-        elif position <= self._last:
-            self._single, self._pending = True, []
-        self._last = position
-        if self._single:
-            if event.type in self.types:
-                self.apply(tx, [event])
-            return
-        if event.type in self.types:
-            self._pending.append(event)
-        if position >= self._end:
-            pending, self._pending = self._pending, []
-            if pending:
-                self.apply(tx, pending)
-
-    @staticmethod
-    def _batch_end(tx: Tx, origin: str, position: int) -> int:
-        known = BatchHook._last_of_batch
-        if known is not None and known[0] is tx and known[1] == origin:
-            return known[2]
-        row = tx.one("SELECT position FROM events WHERE origin = ? ORDER BY seq DESC LIMIT 1",
-                     (origin,))
-        end = max(position, row["position"] if row else position)
-        BatchHook._last_of_batch = (tx, origin, end)
-        return end
+    def __call__(self, tx: Tx, stored: list[StoredEvent]) -> None:
+        events = [s.event for s in stored if s.event.type in self.types]
+        if events:
+            self.apply(tx, events)
 
 
 class ProjectionHook(BatchHook):

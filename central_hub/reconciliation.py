@@ -41,6 +41,7 @@ Nothing here changes or drops a record: the dispense happened.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -91,11 +92,66 @@ def day_of(instant: str) -> str:
 
 # -- the ingest hook -----------------------------------------------------------------------
 
-def on_accepted(tx: Tx, stored: StoredEvent) -> None:
-    """Ingest hook (central_hub.ingest.Hook): index, match and check paper records."""
-    handler = _HANDLERS.get(stored.event.type)
-    if handler is not None:
-        handler(tx, stored.event, stored.position, from_instant(stored.received_at))
+def on_accepted(tx: Tx, stored: list[StoredEvent]) -> None:
+    """Ingest hook (central_hub.ingest.Hook): index, match and check paper records.
+
+    Paper records are handled one by one, in order. Runs of electronic prescriptions and of
+    electronic dispenses, the bulk of every batch, are handled as sets: a few statements a run
+    instead of a few an event. Matching is symmetric (whichever of a prescription and its paper
+    dispense comes first, the second finds the first), so this gives the same matches.
+    """
+    for kind, group in itertools.groupby(stored, key=_run_kind):
+        run = list(group)
+        if kind == E_PRESCRIPTIONS:
+            _on_e_prescriptions(tx, run)
+        elif kind == E_DISPENSES:
+            _on_dispenses(tx, [s.event for s in run])
+        elif kind == PAPER:
+            for one in run:
+                handler = _PAPER_HANDLERS[one.event.type]
+                handler(tx, one.event, one.position, from_instant(one.received_at))
+
+
+E_PRESCRIPTIONS, E_DISPENSES, PAPER = "e_prescriptions", "e_dispenses", "paper"
+RECON_PRESCRIPTION_COLUMNS = ("prescription_id", "number", "kind", "paper_serial",
+                              "facility_id", "local_day", "position")
+
+
+def _run_kind(stored: StoredEvent) -> str | None:
+    event_type = stored.event.type
+    if event_type == "PrescriptionIssued":
+        return PAPER if stored.event.payload["kind"] == "paper" else E_PRESCRIPTIONS
+    if event_type == "MedicationDispensed":
+        return E_DISPENSES
+    return PAPER if event_type == "PaperDispenseRecorded" else None
+
+
+def _on_e_prescriptions(tx: Tx, run: list[StoredEvent]) -> None:
+    """Index electronic prescriptions; match the paper dispenses that were waiting for them."""
+    rows = []
+    for one in run:
+        p = one.event.payload
+        rows.append((p["prescription_id"], p["number"], p["kind"], p.get("paper_serial"),
+                     p["facility_id"], day_of(p["issued_at"]), one.position))
+    tx.insert_many("recon_prescriptions", RECON_PRESCRIPTION_COLUMNS, rows,
+                   "ON CONFLICT (prescription_id) DO NOTHING")
+    waiting: dict[str, dict[str, Any]] = {}
+    for column, values in (("prescription_id", [r[0] for r in rows]),
+                           ("prescription_number", [r[1] for r in rows]),
+                           ("paper_serial", [r[3] for r in rows if r[3]])):
+        statement = ("SELECT * FROM recon_dispenses WHERE matched_prescription_id IS NULL "  # noqa: S608 - fixed names
+                     f"AND {column} IN ({{ids}})")
+        for row in tx.query_in(statement, values):
+            waiting.setdefault(row["dispense_id"], row)
+    prescriptions = [{"prescription_id": r[0], "number": r[1], "paper_serial": r[3]}
+                     for r in rows]
+    matched: dict[str, None] = {}
+    for dispense in sorted(waiting.values(), key=lambda d: d["position"]):
+        rx = next((rx for rx in prescriptions if _match(tx, dispense, rx)), None)
+        if rx is not None:
+            matched[rx["prescription_id"]] = None
+    for prescription_id in matched:
+        check_quantities(tx, prescription_id)
 
 
 def _on_prescription(tx: Tx, event: Event, position: int, now: datetime) -> None:
@@ -137,17 +193,19 @@ def _on_paper_dispense(tx: Tx, event: Event, position: int, now: datetime) -> No
     _check_e_rx(tx, event, now)
 
 
-def _on_dispense(tx: Tx, event: Event, position: int, now: datetime) -> None:
-    """An electronic dispense counts towards a prescription that paper was dispensed on."""
-    prescription_id = event.payload["prescription_id"]
-    if tx.one("SELECT 1 AS x FROM recon_dispenses WHERE matched_prescription_id = ?",
-              (prescription_id,)):
-        check_quantities(tx, prescription_id)
+def _on_dispenses(tx: Tx, events: list[Event]) -> None:
+    """Electronic dispenses count towards prescriptions that paper was dispensed on."""
+    named = list(dict.fromkeys(e.payload["prescription_id"] for e in events))
+    with_paper = {r["matched_prescription_id"] for r in tx.query_in(
+        "SELECT DISTINCT matched_prescription_id FROM recon_dispenses WHERE "
+        "matched_prescription_id IN ({ids})", named)}
+    for prescription_id in named:
+        if prescription_id in with_paper:
+            check_quantities(tx, prescription_id)
 
 
-_HANDLERS = {"PrescriptionIssued": _on_prescription,
-             "PaperDispenseRecorded": _on_paper_dispense,
-             "MedicationDispensed": _on_dispense}
+_PAPER_HANDLERS = {"PrescriptionIssued": _on_prescription,
+                   "PaperDispenseRecorded": _on_paper_dispense}
 
 
 # -- matching -------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from __future__ import annotations
 import gzip
 import importlib
 import importlib.util
-import itertools
 import json
 import logging
 import os
@@ -806,10 +805,11 @@ def _serve_crashing_hub(db_url: str, port: int, crash_after: int) -> None:
     hub's public hook (create_app(on_accepted=...)); the hub's own hooks run first."""
     from waitress import serve
 
-    accepted = itertools.count(1)
+    accepted = [0]
 
-    def crash(_tx, _stored) -> None:
-        if next(accepted) >= crash_after:
+    def crash(_tx, stored) -> None:
+        accepted[0] += len(stored)
+        if accepted[0] >= crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
     app = create_hub_app({"DATABASE": db_url}, on_accepted=[crash])

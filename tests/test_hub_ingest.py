@@ -218,20 +218,21 @@ def test_two_devices_with_one_identity_are_flagged(nodes, storage, hub_app, worl
     assert statuses(clinic.push())[-1] == ("accepted", None)
 
 
-def test_hooks_see_each_accepted_event_in_the_same_transaction(nodes, storage):
+def test_hooks_see_the_batch_once_in_the_same_transaction(nodes, storage):
     clinic = nodes["clinic"]
     clinic_with_patient(clinic)
-    seen = []
+    calls = []
 
     def project(tx, stored):
-        count = tx.scalar("SELECT COUNT(*) AS n FROM events WHERE id = ?", (stored.event.id,))
-        seen.append((stored.position, stored.event.type, count, stored.scope.patient_id))
+        calls.append([(s.position, s.event.type, tx.scalar(
+            "SELECT COUNT(*) AS n FROM events WHERE id = ?", (s.event.id,)), s.scope.patient_id)
+            for s in stored])
 
     result = Ingestor(storage, [project]).push(clinic.identity, clinic.log)
     assert result.acked_seq == 3
     patient = clinic.log[2]["payload"]["patient_id"]
-    assert seen == [(1, "FacilityRegistered", 1, None), (2, "PractitionerRegistered", 1, None),
-                    (3, "PatientRegistered", 1, patient)]
+    assert calls == [[(1, "FacilityRegistered", 1, None), (2, "PractitionerRegistered", 1, None),
+                      (3, "PatientRegistered", 1, patient)]]
 
 
 def test_a_failing_hook_loses_no_event_and_is_shown(nodes, storage):
@@ -240,11 +241,12 @@ def test_a_failing_hook_loses_no_event_and_is_shown(nodes, storage):
     written = []
 
     def projection(tx, stored):
-        tx.execute("INSERT INTO hub_state (key, value, updated_at) VALUES (?, 'x', 'x')",
-                   (stored.event.id,))
-        if stored.event.type == "PractitionerRegistered":
-            raise RuntimeError("projection bug")
-        written.append(stored.event.id)
+        for one in stored:
+            tx.execute("INSERT INTO hub_state (key, value, updated_at) VALUES (?, 'x', 'x')",
+                       (one.event.id,))
+            if one.event.type == "PractitionerRegistered":
+                raise RuntimeError("projection bug")
+            written.append(one.event.id)
 
     Ingestor(storage, [projection]).push(clinic.identity, clinic.log)
     assert stored_ids(storage) == [e["id"] for e in clinic.log]
