@@ -41,7 +41,6 @@ Nothing here changes or drops a record: the dispense happened.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -95,35 +94,36 @@ def day_of(instant: str) -> str:
 def on_accepted(tx: Tx, stored: list[StoredEvent]) -> None:
     """Ingest hook (central_hub.ingest.Hook): index, match and check paper records.
 
-    Paper records are handled one by one, in order. Runs of electronic prescriptions and of
-    electronic dispenses, the bulk of every batch, are handled as sets: a few statements a run
-    instead of a few an event. Matching is symmetric (whichever of a prescription and its paper
-    dispense comes first, the second finds the first), so this gives the same matches.
+    Paper records are handled one by one, in order. The electronic prescriptions and
+    dispenses between them, the bulk of every batch, are handled as sets: a few statements a
+    batch instead of a few an event. Matching is symmetric (whichever of a prescription and its
+    paper dispense comes first, the second finds the first), so this gives the same matches.
     """
-    for kind, group in itertools.groupby(stored, key=_run_kind):
-        run = list(group)
-        if kind == E_PRESCRIPTIONS:
-            _on_e_prescriptions(tx, run)
-        elif kind == E_DISPENSES:
-            _on_dispenses(tx, [s.event for s in run])
-        elif kind == PAPER:
-            for one in run:
-                handler = _PAPER_HANDLERS[one.event.type]
-                handler(tx, one.event, one.position, from_instant(one.received_at))
+    prescriptions: list[StoredEvent] = []
+    dispenses: list[Event] = []
+
+    def flush() -> None:
+        if prescriptions:
+            _on_e_prescriptions(tx, prescriptions)
+        if dispenses:
+            _on_dispenses(tx, dispenses)
+        prescriptions.clear()
+        dispenses.clear()
+
+    for one in stored:
+        event = one.event
+        if event.type == "MedicationDispensed":
+            dispenses.append(event)
+        elif event.type == "PrescriptionIssued" and event.payload["kind"] != "paper":
+            prescriptions.append(one)
+        elif event.type in _PAPER_HANDLERS:
+            flush()
+            _PAPER_HANDLERS[event.type](tx, event, one.position, from_instant(one.received_at))
+    flush()
 
 
-E_PRESCRIPTIONS, E_DISPENSES, PAPER = "e_prescriptions", "e_dispenses", "paper"
 RECON_PRESCRIPTION_COLUMNS = ("prescription_id", "number", "kind", "paper_serial",
                               "facility_id", "local_day", "position")
-
-
-def _run_kind(stored: StoredEvent) -> str | None:
-    event_type = stored.event.type
-    if event_type == "PrescriptionIssued":
-        return PAPER if stored.event.payload["kind"] == "paper" else E_PRESCRIPTIONS
-    if event_type == "MedicationDispensed":
-        return E_DISPENSES
-    return PAPER if event_type == "PaperDispenseRecorded" else None
 
 
 def _on_e_prescriptions(tx: Tx, run: list[StoredEvent]) -> None:

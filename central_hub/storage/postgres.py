@@ -4,7 +4,10 @@ The URL is a libpq URL (`postgresql://user@host:5432/db?...`) plus one parameter
 `schema=<name>`, which puts the hub's tables in that schema (search_path), e.g. one schema
 per test. Exclusive transactions take a transaction-scoped advisory lock, the hub's writer
 lock: positions are handed out and committed in one order even with several hub processes.
-Bulk appends use COPY, the fastest way into PostgreSQL.
+Bulk appends use COPY, the fastest way into PostgreSQL. A table that grew by as many rows as
+it had when last analysed is analysed after the commit (`Growth`): a new hub filling up from
+empty would otherwise be planned with no statistics, and `= ANY(array)` lookups turn into
+sequential scans whose cost grows with the table.
 """
 
 from __future__ import annotations
@@ -58,11 +61,39 @@ def redact(url: str) -> str:
     return url
 
 
+# Rows a table must gain (and at least double) before it is analysed again.
+ANALYSE_AFTER_ROWS = 2000
+
+
+class Growth:
+    """Rows appended per table since it was last analysed, for the whole storage."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._appended: dict[str, int] = {}
+        self._analysed_at: dict[str, int] = {}  # rows appended (by us) when last analysed
+
+    def add(self, table: str, rows: int) -> None:
+        with self._lock:
+            self._appended[table] = self._appended.get(table, 0) + rows
+
+    def due(self) -> list[str]:
+        """Tables to analyse now; each is taken off the list until it doubles again."""
+        with self._lock:
+            tables = [t for t, n in self._appended.items()
+                      if n - self._analysed_at.get(t, 0) >= max(ANALYSE_AFTER_ROWS,
+                                                                 self._analysed_at.get(t, 0))]
+            for table in tables:
+                self._analysed_at[table] = self._appended[table]
+            return tables
+
+
 class PostgresTx(Tx):
     dialect = POSTGRESQL
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, growth: Growth | None = None) -> None:
         self.conn = conn
+        self.growth = growth
 
     def execute(self, statement: str, params: Params = ()) -> int:
         if not params:
@@ -99,6 +130,8 @@ class PostgresTx(Tx):
         with self.conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(row)
+        if self.growth is not None:
+            self.growth.add(table, len(rows))
 
 
 class PostgresStorage(Storage):
@@ -110,6 +143,7 @@ class PostgresStorage(Storage):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection] = []
+        self._growth = Growth()
         self._conn()  # fail now, with the server's message, if the database is unreachable
 
     def _conn(self) -> psycopg.Connection:
@@ -133,7 +167,10 @@ class PostgresStorage(Storage):
         with conn.transaction():
             if exclusive:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
-            yield PostgresTx(conn)
+            yield PostgresTx(conn, self._growth)
+        for table in self._growth.due():  # after the commit, outside the writer lock
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+            log.debug("analysed %s after it grew", table)
 
     @contextmanager
     def reader(self) -> Iterator[Tx]:
