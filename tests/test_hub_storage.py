@@ -5,6 +5,8 @@ import pytest
 from central_hub.nonces import NonceStore
 from central_hub.storage import IN_CHUNK, SQLITE, latest_versions, open_storage
 from central_hub.storage.migrations import Migration, register
+from central_hub.storage.postgres import ANALYSE_AFTER_ROWS, Growth
+from hub_helpers import temporary_schema
 
 pytest_plugins = ("hub_helpers",)
 
@@ -114,3 +116,32 @@ def test_nonces_are_remembered_until_they_expire(storage):
     with storage.reader() as tx:
         left = [r["nonce"] for r in tx.query("SELECT nonce FROM nonces")]
     assert left == ["nonce-bbbbbbbbbbbbbbbb"]
+
+
+def test_growth_asks_for_analysis_when_a_table_doubles():
+    growth = Growth()
+    growth.add("events", ANALYSE_AFTER_ROWS - 1)
+    assert growth.due() == []
+    growth.add("events", 1)
+    assert growth.due() == ["events"]  # 2,000 rows
+    growth.add("events", ANALYSE_AFTER_ROWS - 1)
+    assert growth.due() == []  # not yet doubled
+    growth.add("events", 1)
+    assert growth.due() == ["events"]  # 4,000 rows
+    assert growth.due() == []
+
+
+@pytest.mark.postgres
+def test_postgres_analyses_a_table_after_it_grew(postgres_url):
+    with temporary_schema(postgres_url, "growth") as url, open_storage(url) as storage:
+        rows = [(f"k{i:05d}", "v", "t") for i in range(ANALYSE_AFTER_ROWS)]
+        with storage.transaction() as tx:
+            tx.append_rows("hub_state", ("key", "value", "updated_at"), rows[:-1])
+        with storage.transaction() as tx:
+            tx.append_rows("hub_state", ("key", "value", "updated_at"), rows[-1:])
+        with storage.reader() as tx:
+            (stats,) = tx.query("SELECT s.last_analyze, c.reltuples FROM pg_stat_user_tables s "
+                                "JOIN pg_class c ON c.oid = s.relid WHERE s.relname = "
+                                "'hub_state' AND s.schemaname = current_schema()")
+        # the planner now knows the table's size (never analysed, reltuples would be -1)
+        assert stats["last_analyze"] is not None and stats["reltuples"] >= ANALYSE_AFTER_ROWS
