@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ulid import ULID
 
 from sync_protocol.errors import InvalidDocument, InvalidPhone, InvalidPinfl
 from sync_protocol.identifiers import (
@@ -116,3 +117,20 @@ def test_ulids_are_unique_and_recognised():
     assert len(ids) == 1000
     assert all(is_ulid(i) for i in ids)
     assert not is_ulid("not-a-ulid")
+
+
+@given(st.one_of(
+    st.from_regex(r"[0-9A-Za-z]{26}", fullmatch=True),
+    st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_ ",
+            min_size=24, max_size=28)))
+def test_is_ulid_agrees_with_the_ulid_library(text):
+    try:
+        ULID.from_str(text)
+        expected = True
+    except ValueError:
+        expected = False
+    assert is_ulid(text) is expected
+
+
+def test_is_ulid_refuses_what_is_not_text():
+    assert not is_ulid(None) and not is_ulid(12345678901234567890123456)
