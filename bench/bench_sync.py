@@ -244,14 +244,14 @@ def free_port() -> int:
 class HubProcess:
     """`dmed-hub serve` on a free loopback port, admitting `admit` syncs at once."""
 
-    def __init__(self, url: str, admit: int, directory: Path) -> None:
+    def __init__(self, url: str, admit: int, directory: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         env = {**os.environ, "DMED_HUB_MAX_CONCURRENT_SYNCS": str(admit)}
         self.log = open(directory / f"hub-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(BIN / "dmed-hub"), "serve", "--db", url, "--host", HOST, "--port",
-             str(self.port), "--threads", str(admit + 4)],
+             str(self.port), "--threads", str(admit + 4), "--workers", str(workers)],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=directory)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -263,7 +263,10 @@ class HubProcess:
         raise SystemExit("the hub did not start")
 
     def peak_mb(self) -> float:
-        return peak_rss_mb(self.proc.pid)
+        """The hub's peak resident set: the process, plus its workers if it forked any."""
+        pid = self.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return round(peak_rss_mb(pid) + sum(peak_rss_mb(child) for child in children), 1)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -346,7 +349,7 @@ def bench_ingest(backend_name: str, args, directory: Path, profile: dict) -> lis
         with backend(backend_name, directory) as url:
             _app, storage = init_hub(url, region.trust_list())
             storage.close()
-            hub = HubProcess(url, args.nodes, directory)
+            hub = HubProcess(url, args.nodes, directory, args.hub_workers)
             try:
                 tally = push_all(hub.url, work)
                 peak = hub.peak_mb()
@@ -411,7 +414,8 @@ def bench_catchup(args, directory: Path) -> tuple[dict, dict]:
         database = directory / "catchup-node.db"
         try:
             result = run_child([sys.executable, __file__, "_catchup", hub.url, str(bundle),
-                                str(database)], args.catchup_deadline, database)
+                                str(database), "profile" if args.catchup_profile else ""],
+                               args.catchup_deadline, database)
         finally:
             hub.stop()
     rate = result.get("pulled", 0) / result["seconds"] if result["seconds"] else 0
@@ -452,18 +456,48 @@ def progress(database: Path) -> dict:
     return {"pulled": pulled}
 
 
-def run_catchup(hub_url: str, bundle: str, database: str) -> None:
-    """Child process: a freshly enrolled pharmacy node catches up with one sync."""
+def run_catchup(hub_url: str, bundle: str, database: str, profile: str = "") -> None:
+    """Child process: a freshly enrolled pharmacy node catches up with one sync.
+
+    `hub_wait_s` is the time spent waiting for the hub's answers (HTTP round trips: the hub
+    building and sending pages), so the rest is the node's own cost; with "profile", the
+    node's top functions by own time are reported too."""
     credentials = load_credentials(bundle)
     store = NodeStore(database)
     store.initialise(credentials.identity.node_id)
     seed_pharmacy(store, code=credentials.identity.facility_code)
-    agent = SyncAgent(store, HubClient(hub_url, credentials, store.node_id), credentials)
+    client = HubClient(hub_url, credentials, store.node_id)
+    agent = SyncAgent(store, client, credentials)
+    waited = [0.0, 0]
+    send = client.session.request
+
+    def timed_request(*a, **kw):
+        began = time.perf_counter()
+        try:
+            return send(*a, **kw)
+        finally:
+            waited[0] += time.perf_counter() - began
+            waited[1] += 1
+
+    client.session.request = timed_request
+    profiler = cProfile.Profile() if profile else None
     start = time.perf_counter()
+    if profiler:
+        profiler.enable()
     outcome = agent.run_once()
+    if profiler:
+        profiler.disable()
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "pulled": outcome["pulled"], "ok": outcome["ok"],
-                      "error": outcome.get("error"), "peak_mb": peak_rss_mb()}))
+    result = {"seconds": seconds, "pulled": outcome["pulled"], "ok": outcome["ok"],
+              "error": outcome.get("error"), "peak_mb": peak_rss_mb(),
+              "hub_wait_s": round(waited[0], 2), "requests": waited[1],
+              "node_s": round(seconds - waited[0], 2)}
+    if profiler:
+        out = io.StringIO()  # built-ins too: SQLite's execute is where much of it goes
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        result["profile"] = [line.strip() for line in out.getvalue().splitlines()
+                             if line.strip()[:1].isdigit()][:25]
+    print(json.dumps(result))
 
 
 def top(profiler: cProfile.Profile, count: int = 12) -> list[str]:
@@ -475,7 +509,7 @@ def top(profiler: cProfile.Profile, count: int = 12) -> list[str]:
 
 def main() -> None:
     if sys.argv[1:2] == ["_catchup"]:
-        run_catchup(*sys.argv[2:5])
+        run_catchup(*sys.argv[2:6])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000,
@@ -488,6 +522,10 @@ def main() -> None:
     parser.add_argument("--catchup-backend", default="sqlite", help="hub backend for catch-up")
     parser.add_argument("--catchup-deadline", type=int, default=300,
                         help="seconds before an unfinished catch-up is stopped and measured")
+    parser.add_argument("--catchup-profile", action="store_true",
+                        help="profile the catch-up node (cProfile; slows it down)")
+    parser.add_argument("--hub-workers", type=int, default=2,
+                        help="hub worker processes for ingest (dmed-hub serve --workers)")
     parser.add_argument("--skip-catchup", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()

@@ -124,17 +124,20 @@ def reconcile(database: str | None) -> None:
 @DB
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for all)")
 @click.option("--port", default=8700, help="Port to listen on")
-@click.option("--threads", default=16, help="Server threads (above the sync limit, so "
-              "health checks and the dashboard still answer when syncs are full)")
-def serve(database: str | None, host: str, port: int, threads: int) -> None:
+@click.option("--threads", default=16, help="Server threads per worker (above the sync limit, "
+              "so health checks and the dashboard still answer when syncs are full)")
+@click.option("--workers", default=1, type=click.IntRange(1, 64),
+              help="Worker processes sharing the port (e.g. one per core); each has --threads "
+              "and its own sync limit")
+def serve(database: str | None, host: str, port: int, threads: int, workers: int) -> None:
     """Run the hub's sync API and dashboard API."""
-    from waitress import serve as waitress_serve
-
     from .app import create_app
+    from .serving import serve as serve_hub
     overrides = {"DATABASE": database} if database else {}
-    app = create_app(overrides)
-    click.echo(f"DMED Edge hub on http://{host}:{port}/ ({app.extensions['dmed_hub'].storage})")
-    waitress_serve(app, host=host, port=port, threads=threads)
+    click.echo(f"DMED Edge hub on http://{host}:{port}/ ({workers} worker(s), "
+               f"{redact(str(load_config(overrides=overrides)['DATABASE']))})")
+    serve_hub(lambda: create_app(overrides), host=host, port=port, threads=threads,
+              workers=workers)
 
 
 @main.command()

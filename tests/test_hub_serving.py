@@ -1,0 +1,68 @@
+"""`dmed-hub serve --workers N`: worker processes share the port and stop together."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sync_harness import free_port
+
+HOST = "127.0.0.1"
+HUB = Path(sys.executable).parent / "dmed-hub"
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture
+def hub(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([str(HUB), "serve", "--db", f"sqlite:///{tmp_path / 'hub.db'}",
+                             "--host", HOST, "--port", str(port), "--workers", "2",
+                             "--threads", "4"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=1).ok and len(children_of(proc.pid)) == 2:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "the hub did not start"
+        time.sleep(0.1)
+    yield proc, url
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    proc.stdout.close()
+
+
+def gone(pids: list[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() and "zombie" not in
+                   Path(f"/proc/{pid}/status").read_text() for pid in pids)
+
+
+def test_workers_answer_on_one_port_and_stop_with_the_hub(hub):
+    proc, url = hub
+    workers = children_of(proc.pid)
+    assert all(requests.get(url + "/healthz", timeout=5).ok for _ in range(20))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert gone(workers)
+    assert "stopping the others" not in proc.stdout.read()  # an orderly stop, not a failure
+
+
+def test_a_worker_that_dies_takes_the_hub_down_rather_than_serving_half(hub):
+    proc, _url = hub
+    first, second = children_of(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    proc.wait(15)
+    assert gone([second])
+    assert "stopping the others" in proc.stdout.read()
