@@ -156,9 +156,7 @@ class SyncAgent:
             events = [event_from_dict(p.event) for p in response.events]
             node_id = self.store.node_id  # one read per page, not per event
             with self.store.transaction() as tx:
-                for event in events:
-                    if event.origin != node_id:
-                        tx.receive(event)
+                tx.receive_page([event for event in events if event.origin != node_id])
                 self.store.set_state(tx.conn, "sync_cursor", str(response.next))
                 self.store.set_state(tx.conn, "sync_hub_head", str(response.head))
             report["pulled"] += len(events)
