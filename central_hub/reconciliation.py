@@ -133,8 +133,14 @@ def _on_e_prescriptions(tx: Tx, run: list[StoredEvent]) -> None:
         p = one.event.payload
         rows.append((p["prescription_id"], p["number"], p["kind"], p.get("paper_serial"),
                      p["facility_id"], day_of(p["issued_at"]), one.position))
-    tx.insert_many("recon_prescriptions", RECON_PRESCRIPTION_COLUMNS, rows,
-                   "ON CONFLICT (prescription_id) DO NOTHING")
+    # A prescription id is indexed once (the first stays, as in ON CONFLICT DO NOTHING);
+    # the rest are new, so they go in as one bulk append.
+    held = {r["prescription_id"] for r in tx.query_in(
+        "SELECT prescription_id FROM recon_prescriptions WHERE prescription_id IN ({ids})",
+        [r[0] for r in rows])}
+    fresh = {r[0]: r for r in reversed(rows) if r[0] not in held}
+    tx.append_rows("recon_prescriptions", RECON_PRESCRIPTION_COLUMNS,
+                   sorted(fresh.values(), key=lambda r: r[-1]))
     waiting: dict[str, dict[str, Any]] = {}
     for column, values in (("prescription_id", [r[0] for r in rows]),
                            ("prescription_number", [r[1] for r in rows]),
