@@ -307,7 +307,8 @@ def _after_cancellation(ctx: Context, rx: dict[str, Any], cancels: list[dict[str
     out = []
     for c in cancels:
         for d in dispenses:
-            if d["dispensed_at"] <= c["cancelled_at"]:
+            # Instants are to the second; within the cancellation's second the clocks decide.
+            if (d["dispensed_at"], d["hlc"]) <= (c["cancelled_at"], c["hlc"]):
                 continue
             out.append(Candidate(
                 "dispense_after_cancellation", rx["prescription_id"],

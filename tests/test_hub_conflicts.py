@@ -7,6 +7,7 @@ import itertools
 import json
 import secrets
 import tempfile
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from central_hub.app import create_app
 from central_hub.conflicts import hub_hooks
 from central_hub.ingest import Ingestor
-from central_hub.projections import slot_key, snapshot
+from central_hub.projections import hlc_instant, slot_key, snapshot
 from central_hub.storage import open_storage
 from central_hub.trust_store import TrustStore
 from provisioning.pki import create_node
@@ -254,6 +255,35 @@ def test_a_dispense_after_the_cancellation_is_flagged_and_one_before_is_not(cast
         row = tx.one("SELECT status, cancel_event_id FROM hub_prescriptions WHERE "
                      "prescription_id = ?", (rx,))
     assert (row["status"], row["cancel_event_id"]) == ("cancelled", cancel["id"])
+
+
+def test_within_the_cancellations_second_the_clocks_decide(cast, hub):
+    for _attempt in range(5):  # until the cancellation falls in the second we dispensed in
+        rx, _ = cast.prescribe(quantity=20)
+        second = to_instant(datetime.now(UTC))
+        before = dispense_at(cast, rx, second)
+        time.sleep(0.002)
+        cancel = cast.clinic.emit("PrescriptionCancelled", {"prescription_id": rx,
+                                                            "reason": "allergy"})
+        if hlc_instant(cancel["hlc"]) == second:
+            break
+    else:
+        pytest.fail("could not place a cancellation within one second")
+    time.sleep(0.002)
+    after = dispense_at(cast, rx, second)  # the same second, later by the clock
+    cast.sync("pharmacy", "clinic")
+    flagged = [c for c in hub.conflicts() if c["kind"] == "dispense_after_cancellation"
+               and c["subject_id"] == rx]
+    assert [sorted(c["event_ids"]) for c in flagged] == [sorted([cancel["id"], after])]
+    assert before not in flagged[0]["event_ids"]
+
+
+def dispense_at(cast, rx, instant_text):
+    node = cast.nodes["pharmacy"]
+    return node.emit("MedicationDispensed", {
+        "dispense_id": new_ulid(), "prescription_id": rx, "item_no": 1, "quantity": 5,
+        "product": "Amoksitsillin 500", "batch": "B-1", "expiry": "2030-01-31",
+        "dispensed_at": instant_text, "mode": "offline", "facility_id": node.facility_id})["id"]
 
 
 @pytest.mark.parametrize(("days", "when"), [(40, "expired"), (-3, "before_validity")])
