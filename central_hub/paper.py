@@ -22,7 +22,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from sync_protocol.identifiers import new_ulid
+from sync_protocol.identifiers import MAX_PAD_SERIAL, format_pad_serial, new_ulid, read_pad_serial
 from sync_protocol.timeutil import to_instant
 
 from .errors import HubError, NotFound
@@ -31,11 +31,8 @@ from .storage import Migration, Storage, Tx, register
 
 log = logging.getLogger(__name__)
 
-# The node's serial form (edge_node.services.paper.SERIAL_PATTERN), repeated here because the
-# hub may not import the node: pad letters, an optional dash, the number.
-SERIAL_RE = re.compile(r"^([A-Z]{2,6})-?(\d{1,9})$")
 SERIES_RE = re.compile(r"^[A-Z]{2,6}$")
-MAX_SERIAL = 999_999_999  # nine digits, the most the node's serial form accepts
+MAX_SERIAL = MAX_PAD_SERIAL
 # A printed pad holds 50 or 100 forms; a region's whole year of paper is a few thousand.
 # Larger ranges are typing slips (an extra zero) that would block the series for everyone.
 MAX_PAD_SERIALS = 10_000
@@ -131,14 +128,8 @@ class PadOverlap(HubError):
 
 # -- serials and pads ------------------------------------------------------------------------
 
-def parse_serial(text: str) -> tuple[str, int] | None:
-    """(series, number) of a pad serial such as TAS-000123, or None if it is not one."""
-    match = SERIAL_RE.match(str(text or "").strip().upper())
-    return (match.group(1), int(match.group(2))) if match else None
-
-
-def format_serial(series: str, number: int) -> str:
-    return f"{series}-{number:06d}"
+parse_serial = read_pad_serial
+format_serial = format_pad_serial
 
 
 def allocate_pad(storage: Storage, *, facility_id: str, series: str, first_serial: int,

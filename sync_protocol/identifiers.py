@@ -132,3 +132,19 @@ ULID_PATTERN = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
 
 def is_ulid(text: str) -> bool:
     return isinstance(text, str) and ULID_PATTERN.fullmatch(text) is not None
+
+
+# A paper prescription pad's serial, as printed (TAS-000123): series letters, an optional
+# dash, the number. Node and hub read and write it alike.
+PAD_SERIAL_PATTERN = re.compile(r"^([A-Z]{2,6})-?(\d{1,9})$")
+MAX_PAD_SERIAL = 999_999_999  # nine digits, the most the pattern accepts
+
+
+def read_pad_serial(text: str | None) -> tuple[str, int] | None:
+    """(series, number) of a pad serial such as TAS-000123, or None if it is not one."""
+    match = PAD_SERIAL_PATTERN.match(str(text or "").strip().upper())
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def format_pad_serial(series: str, number: int) -> str:
+    return f"{series}-{number:06d}"

@@ -10,11 +10,16 @@ mismatches (serial not this facility's, used twice, more than prescribed, ...).
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, datetime
 from typing import Any
 
-from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
+from sync_protocol.identifiers import (
+    format_pad_serial,
+    new_ulid,
+    parse_document,
+    parse_pinfl,
+    read_pad_serial,
+)
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..catalogue import Catalogue
@@ -29,22 +34,20 @@ from .prescribing import _item_requests, is_chronic
 log = logging.getLogger(__name__)
 
 PAPER_REASONS = ("outage", "emergency")
-SERIAL_PATTERN = re.compile(r"^([A-Z]{2,6})-?(\d{1,9})$")
 # Paper is entered within days; a paper record dated months back is a typing error.
 MAX_LATE_DAYS = 30
 
 
 def parse_serial(text: str) -> tuple[str, int]:
     """A pad serial such as TAS-000123: series letters and a number."""
-    match = SERIAL_PATTERN.match(str(text or "").strip().upper())
-    if not match:
+    parsed = read_pad_serial(text)
+    if parsed is None:
         raise ValidationFailed("A paper serial is the pad's letters and number, e.g. "
                                "TAS-000123", field="paper_serial")
-    return match.group(1), int(match.group(2))
+    return parsed
 
 
-def format_serial(series: str, number: int) -> str:
-    return f"{series}-{number:06d}"
+format_serial = format_pad_serial
 
 
 def _original_time(value: datetime | str, now: datetime, field: str) -> datetime:
