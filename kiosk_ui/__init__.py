@@ -11,7 +11,19 @@ from pathlib import Path
 
 from flask import Flask, redirect, url_for
 
-from . import common, counter, desk, doctor, kiosk, pages, paper_screens, prescribe, sync_now
+from . import (
+    banner,
+    common,
+    counter,
+    desk,
+    doctor,
+    i18n,
+    kiosk,
+    pages,
+    paper_screens,
+    prescribe,
+    sync_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +38,9 @@ def register(app: Flask) -> None:
     app.config.setdefault("KIOSK_IDLE_SECONDS", DEFAULT_KIOSK_IDLE_SECONDS)
     app.config.setdefault("SESSION_COOKIE_SECURE", False)  # True behind HTTPS (see README)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
+    i18n.install(app)
     common.install_template_helpers(app)
+    banner.install(app)
     app.jinja_env.globals.update(sync_available=sync_now.sync_available)
     for blueprint in (pages.bp, kiosk.bp, desk.bp, doctor.bp, prescribe.bp, counter.bp,
                       paper_screens.bp, sync_now.bp):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import date, datetime
+from urllib.parse import quote
 
 from babel.dates import format_date
 from flask import Flask, Response, current_app, request, url_for
-from flask_babel import get_locale, gettext
+from flask_babel import gettext
 
-from edge_node.services import node_status
 from edge_node.store import NodeStore
 from edge_node.web.app import LOCALES
 from edge_node.web.errors import translate
@@ -18,13 +17,12 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, utc_now
 
 from . import labels
+from .i18n import locale_code
 
 log = logging.getLogger(__name__)
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600  # a workstation keeps its language; kiosks reset it
-# Every page shows the node banner (eight small queries); it may be this many seconds old.
-STATUS_CACHE_SECONDS = 2.0
 
 
 def store() -> NodeStore:
@@ -61,21 +59,44 @@ def error_text(error: ProtocolError) -> str:
     return translate(error)
 
 
-def locale_code() -> str:
-    return str(get_locale() or current_app.config.get("DEFAULT_LOCALE", "uz"))
-
-
 def language_url(code: str) -> str:
     """This page in another language. After a POST the form's page is shown afresh (every
     view that renders a form also answers GET)."""
+    return _with_lang(_this_page(), code)
+
+
+def language_links() -> list[tuple[str, str, str, bool]]:
+    """The language bar: (code, name, this page in that language, whether it is current)."""
+    page, current = _this_page(), locale_code()
+    return [(code, name, _with_lang(page, code), code == current)
+            for code, name in labels.LANGUAGES]
+
+
+def _this_page() -> str:
+    """The address language_url() adds ``lang`` to (url_for puts it last, after the rest)."""
     if not request.endpoint or request.url_rule is None:
-        return url_for("ui.index", lang=code)
+        return url_for("ui.index")
     if "GET" not in (request.url_rule.methods or ()):  # an action's error page: go home
-        home = "kiosk.home" if request.blueprint == "kiosk" else "desk.home"
-        return url_for(home, lang=code)
+        return url_for("kiosk.home" if request.blueprint == "kiosk" else "desk.home")
     args = {k: v for k, v in request.args.items() if k != "lang"} \
         if request.method == "GET" else {}
-    return url_for(request.endpoint, **(request.view_args or {}), **args, lang=code)
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def _with_lang(url: str, code: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}lang={quote(code, safe='')}"
+
+
+def static_url(filename: str) -> str:
+    """url_for('ui.static', filename=...), kept per script root: three on every page."""
+    key = (request.script_root, filename)
+    url = _STATIC_URLS.get(key)
+    if url is None:
+        url = _STATIC_URLS[key] = url_for("ui.static", filename=filename)
+    return url
+
+
+_STATIC_URLS: dict[tuple[str, str], str] = {}
 
 
 def remember_language(response: Response) -> Response:
@@ -121,39 +142,6 @@ def fmt_date(value: str | date | None) -> str:
     return format_date(day, "d MMMM y", locale=locale_code())
 
 
-# -- the node banner on every screen ------------------------------------------------------
-
-def node_banner() -> dict:
-    """Online, offline (since when) or stand-alone, and how many changes wait to sync.
-
-    Read from node_status.status()["sync"], which the sync agent keeps; "synced" is said
-    only when that status proves it. Shown by the one partial _node_status.html.
-    """
-    ttl = float(current_app.config.get("UI_STATUS_CACHE_SECONDS", STATUS_CACHE_SECONDS))
-    cached = current_app.extensions.get("kiosk_ui_banner")
-    if cached and time.monotonic() - cached[0] < ttl:
-        return cached[1]
-    banner = _read_banner()
-    current_app.extensions["kiosk_ui_banner"] = (time.monotonic(), banner)
-    return banner
-
-
-def _read_banner() -> dict:
-    configured = "dmed_sync_agent" in current_app.extensions
-    try:
-        sync = node_status.status(store(), configured).get("sync") or {}
-    except Exception:  # the banner must never take a page down with it
-        log.exception("node status unavailable")
-        return {"state": "unknown"}
-    if not configured and not current_app.config.get("HUB_URL"):
-        return {"state": "standalone"}
-    online = bool(configured and sync.get("online"))
-    return {"state": "online" if online else "offline",
-            "since": sync.get("offline_since"), "pending": sync.get("pending"),
-            "synced": bool(sync.get("synced")), "last_success": sync.get("last_success_at"),
-            "last_error": sync.get("last_error")}
-
-
 def install_template_helpers(app: Flask) -> None:
     app.jinja_env.filters.update(tashkent_time=fmt_time, tashkent_day=fmt_day,
                                  tashkent_datetime=fmt_datetime, short_day=fmt_short_day,
@@ -161,8 +149,9 @@ def install_template_helpers(app: Flask) -> None:
     from .security import csrf_token
 
     app.jinja_env.globals.update(
-        csrf_token=csrf_token, node_banner=node_banner, is_today=is_today,
-        language_url=language_url, languages=labels.LANGUAGES, locale_code=locale_code,
+        csrf_token=csrf_token, is_today=is_today,
+        language_url=language_url, language_links=language_links, static_url=static_url,
+        languages=labels.LANGUAGES, locale_code=locale_code,
         specialty=lambda c: labels.label(labels.SPECIALTIES, c),
         status_label=lambda c: labels.label(labels.STATUSES, c),
         reason_label=lambda c: labels.label(labels.READ_REASONS, c),

@@ -13,6 +13,7 @@ from flask_babel import gettext
 
 from edge_node.services.access import ROLES, Actor
 
+from . import banner
 from .auth import safe_next, signed_in, to_sign_in
 from .common import remember_language
 from .errors import register_html_errors
@@ -26,7 +27,6 @@ bp.after_request(remember_language)
 register_html_errors(bp, "desk", to_sign_in)
 
 AGENT = "dmed_sync_agent"
-BANNER_CACHE = "kiosk_ui_banner"  # common.node_banner()'s cache, stale after a run
 
 
 def sync_available(actor) -> bool:
@@ -45,7 +45,7 @@ def run():
               "error")
         return redirect(back)
     report = agent.run_once()
-    current_app.extensions.pop(BANNER_CACHE, None)
+    banner.forget(current_app)
     log.info("sync run by %s: %s", g.actor.actor_id, "ok" if report.get("ok") else "failed")
     if report.get("ok"):
         flash(gettext("Synced: %(pushed)s changes sent, %(pulled)s received.",

@@ -23,3 +23,8 @@ def status(store: NodeStore, sync_configured: bool = False) -> dict:
         "sms_waiting": sms["n"],
         "sync": sync_status(store, sync_configured),
     }
+
+
+def sync_banner(store: NodeStore, sync_configured: bool = False) -> dict:
+    """The part of status() every screen shows: status()["sync"] without the other queries."""
+    return sync_status(store, sync_configured)
