@@ -74,6 +74,7 @@ class StoredEvent:
     node: NodeIdentity | None  # the node that pushed it (its origin); None: the hub's own
     scope: Derived
     received_at: str
+    payload_json: str | None = None  # as stored, when made before the writer lock
 
 
 # Called once per batch with its accepted events in chain order, inside the batch's transaction
@@ -86,6 +87,7 @@ class _Item:
     raw: Any
     event: Event | None = None  # readable, with a verified own hash
     error: EventRejected | None = None  # why it is refused whatever the chain says
+    payload_json: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,12 @@ def parse_item(raw: Any) -> _Item:
     if size > MAX_EVENT_BYTES:
         return _Item(raw, event, EventRejected("Event is larger than %(limit)s bytes",
                                                code="event_too_large", limit=MAX_EVENT_BYTES))
-    return _Item(raw, event)
+    return _Item(raw, event, payload_json=payload_text(event.payload))
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """A payload as the events table stores it."""
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
 
 
 class Ingestor:
@@ -228,8 +235,8 @@ class Ingestor:
         batch.by_id[event.id] = event.hash
         batch.position += 1
         derived, targets = index.route(event, node)
-        batch.stored.append((StoredEvent(batch.position, event, node, derived, batch.now),
-                             targets))
+        batch.stored.append((StoredEvent(batch.position, event, node, derived, batch.now,
+                                         item.payload_json), targets))
         return EventResult(event.id, ACCEPTED)
 
     def _behind_head(self, item: _Item, event: Event, batch: _Batch,
@@ -324,7 +331,8 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
     tx.append_rows("deliveries", DELIVERY_COLUMNS, rows)
     index.write()
     fresh, older = [], []  # for this batch's events, `routed` knows every row there is
-    for position, target, origin in index.backfill(first_position):
+    batch = [(s.position, s.event.type, s.scope.patient_id, s.event.origin) for s, _ in stored]
+    for position, target, origin in index.backfill(first_position, batch):
         if (position, target.kind, target.target) not in routed:
             routed.add((position, target.kind, target.target))
             delivery += 1
@@ -338,6 +346,6 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
 def _event_row(stored: StoredEvent) -> tuple:
     event, scope = stored.event, stored.scope
     return (stored.position, event.id, event.origin, event.seq, event.hlc, event.type,
-            event.version, json.dumps(event.payload, sort_keys=True, ensure_ascii=False),
+            event.version, stored.payload_json or payload_text(event.payload),
             event.prev_hash, event.hash, stored.received_at, scope.facility_id, scope.region,
             scope.patient_id, scope.subject_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -307,11 +308,14 @@ class ScopeIndex:
                        "ON CONFLICT (patient_id) DO UPDATE SET facility_id = "
                        "excluded.facility_id, hlc = excluded.hlc, origin = excluded.origin")
 
-    def backfill(self, before: int) -> list[tuple[int, Target, str]]:
+    def backfill(self, before: int, batch: Iterable[tuple[int, str, str | None, str]] = ()
+                 ) -> list[tuple[int, Target, str]]:
         """(position, audience, origin) for older events that audiences learnt now need.
 
         `before`: the first position of this batch; subjects resolved now re-route the
-        events stored before it that refer to them.
+        events stored before it that refer to them. `batch`: (position, type, patient_id,
+        origin) of the batch's own events, which a patient's new audiences need too (read
+        from here rather than back from the database).
         """
         out: list[tuple[int, Target, str]] = []
         resolved = [s for s in self._new_subjects if s]
@@ -327,12 +331,16 @@ class ScopeIndex:
         wanted: dict[str, list[tuple[str, bool]]] = {}  # patient -> (facility, whole history)
         for patient, facility in self._full | self._profile:
             wanted.setdefault(patient, []).append((facility, (patient, facility) in self._full))
-        for row in self.tx.query_in(
-                "SELECT position, origin, type, patient_id FROM events WHERE patient_id IN "
-                "({ids})", wanted):
-            for facility, whole in wanted[row["patient_id"]]:
-                if whole or row["type"] in PROFILE_TYPES:
-                    out.append((row["position"], Target(FACILITY, facility), row["origin"]))
+        if not wanted:
+            return out
+        older = self.tx.query_in("SELECT position, type, patient_id, origin FROM events WHERE "
+                                 "patient_id IN ({ids}) AND position < ?", wanted, (before,))
+        rows = [(r["position"], r["type"], r["patient_id"], r["origin"]) for r in older]
+        rows += [row for row in batch if row[2] in wanted]
+        for position, event_type, patient, origin in rows:
+            for facility, whole in wanted[patient]:
+                if whole or event_type in PROFILE_TYPES:
+                    out.append((position, Target(FACILITY, facility), origin))
         return out
 
 

@@ -141,6 +141,17 @@ def test_a_transferred_patient_brings_their_history_to_the_new_clinic(region):
     assert clinic2.log[-2]["id"] not in clinic.received
 
 
+def test_a_transfer_in_the_same_batch_brings_the_batchs_earlier_history_too(region):
+    clinic, clinic2 = region["clinic"], region["clinic2"]
+    clinic.book(clinic.patient, clinic.doctor)
+    clinic.change_patient(clinic.patient, "facility_id", clinic2.facility_id)
+    pushed(clinic)  # one batch: the booking is routed before the hub learns of the transfer
+    clinic2.sync_down()
+    history = {e["id"] for e in clinic.log if e["type"] in (
+        "PatientRegistered", "PrescriptionIssued", "AppointmentBooked", "PatientFieldChanged")}
+    assert len(history) >= 4 and history <= set(clinic2.received)
+
+
 @pytest.mark.parametrize("limit, max_bytes", [(7, MAX_BATCH_BYTES), (1000, 1024), (1, 1024)])
 def test_pages_resume_from_the_cursor_with_no_loss_or_duplicate(region, limit, max_bytes):
     clinic, clinic2 = region["clinic"], region["clinic2"]
