@@ -11,6 +11,7 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sync_protocol import wire
@@ -141,27 +142,41 @@ class SyncAgent:
         log.warning("the hub refused %s event(s) of this node", len(refused))
 
     def _pull(self, report: dict) -> None:
-        while True:
+        """Pull and apply pages until the hub's head. The next page is fetched while this
+        one is applied (the hub serves while the node writes); only a page applied and
+        committed with its cursor counts, so a sync cut anywhere resumes from the cursor."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmed-pull") as fetcher:
             cursor = int(self.store.state("sync_cursor") or 0)
-            try:
-                response = self.client.pull(wire.PullQuery(
-                    after=cursor, limit=self.batch.max_events, max_bytes=self.batch.max_bytes))
-            except CursorAhead:
-                # Start over: events already held are recognised by id and skipped.
-                log.warning("pull cursor %s is ahead of the hub; pulling from the start", cursor)
-                self._save(cursor="0")
-                continue
-            # Parse the whole page first: an event this node cannot read stops the pull
-            # before anything is applied, and the cursor stays put (nothing is skipped).
-            events = [event_from_dict(p.event) for p in response.events]
-            node_id = self.store.node_id  # one read per page, not per event
-            with self.store.transaction() as tx:
-                tx.receive_page([event for event in events if event.origin != node_id])
-                self.store.set_state(tx.conn, "sync_cursor", str(response.next))
-                self.store.set_state(tx.conn, "sync_hub_head", str(response.head))
-            report["pulled"] += len(events)
-            if not response.more:
-                return
+            pending = self._fetch(fetcher, cursor)
+            while True:
+                try:
+                    response = pending.result()
+                except CursorAhead:
+                    # Start over: events already held are recognised by id and skipped.
+                    log.warning("pull cursor %s is ahead of the hub; pulling from the start",
+                                cursor)
+                    self._save(cursor="0")
+                    cursor = 0
+                    pending = self._fetch(fetcher, cursor)
+                    continue
+                if response.more:
+                    pending = self._fetch(fetcher, response.next)
+                # Parse the whole page first: an event this node cannot read stops the pull
+                # before anything is applied, and the cursor stays put (nothing is skipped).
+                events = [event_from_dict(p.event) for p in response.events]
+                node_id = self.store.node_id  # one read per page, not per event
+                with self.store.transaction() as tx:
+                    tx.receive_page([event for event in events if event.origin != node_id])
+                    self.store.set_state(tx.conn, "sync_cursor", str(response.next))
+                    self.store.set_state(tx.conn, "sync_hub_head", str(response.head))
+                report["pulled"] += len(events)
+                if not response.more:
+                    return
+                cursor = response.next
+
+    def _fetch(self, fetcher: ThreadPoolExecutor, cursor: int) -> Future[wire.PullResponse]:
+        return fetcher.submit(self.client.pull, wire.PullQuery(
+            after=cursor, limit=self.batch.max_events, max_bytes=self.batch.max_bytes))
 
     def _trust(self, report: dict) -> None:
         merged = merge_trust_list(self.store, self.credentials, self.client.trust_list())
