@@ -368,11 +368,16 @@ def replay_appointments(rows: list[dict[str, Any]]
     state: dict[str, dict[str, Any]] = {}
     claims: list[dict[str, Any]] = []
     open_claim: dict[str, dict[str, Any]] = {}
+    # Appointments filed under each slot they were booked or moved to; one moved away since is
+    # skipped by the slot check below, so filing never has to be undone.
+    filed: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def claim(a: dict[str, Any], row: dict[str, Any]) -> None:
-        holders = [h for h in state.values() if h is not a and h["status"] in HOLDING and
+        slot = (a["practitioner_id"], a["starts_at"])
+        holders = [h for h in filed.get(slot, ()) if h is not a and h["status"] in HOLDING and
                    h["practitioner_id"] == a["practitioner_id"] and
                    h["starts_at"] == a["starts_at"]]
+        filed.setdefault(slot, []).append(a)
         holder = min(holders, key=lambda h: (h["booked_hlc"], h["booked_origin"]), default=None)
         a["booked_hlc"], a["booked_origin"], a["bumped_by"] = row["hlc"], row["origin"], None
         if holder is None:
