@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from babel.dates import format_date
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600  # a workstation keeps its language; kiosks reset it
+# Days in words kept per (day, pattern, language): a few months of pages in three languages.
+FORMATTED_DAYS_KEPT = 2048
 
 
 def store() -> NodeStore:
@@ -122,16 +125,16 @@ def fmt_time(instant: str | datetime) -> str:
 def fmt_day(value: str | datetime | date) -> str:
     day = value if isinstance(value, date) and not isinstance(value, datetime) else \
         _moment(value).date()
-    return format_date(day, "EEEE, d MMMM", locale=locale_code())
+    return _format_day(day, "EEEE, d MMMM", locale_code())
 
 
 def fmt_short_day(value: date) -> str:
-    return format_date(value, "EEE d MMM", locale=locale_code())
+    return _format_day(value, "EEE d MMM", locale_code())
 
 
 def fmt_datetime(instant: str | datetime) -> str:
     moment = _moment(instant)
-    return f"{format_date(moment.date(), 'd MMMM y', locale=locale_code())}, " \
+    return f"{_format_day(moment.date(), 'd MMMM y', locale_code())}, " \
            f"{moment:%H:%M}"
 
 
@@ -139,7 +142,13 @@ def fmt_date(value: str | date | None) -> str:
     if not value:
         return ""
     day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-    return format_date(day, "d MMMM y", locale=locale_code())
+    return _format_day(day, "d MMMM y", locale_code())
+
+
+@lru_cache(maxsize=FORMATTED_DAYS_KEPT)
+def _format_day(day: date, pattern: str, locale: str) -> str:
+    """A day in words; the same few days (this week's slots, visits) are on every page."""
+    return format_date(day, pattern, locale=locale)
 
 
 def install_template_helpers(app: Flask) -> None:

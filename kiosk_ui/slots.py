@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from edge_node.services import scheduling
-from sync_protocol.timeutil import from_instant, local_date
+from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant
 
 from .common import store
 
@@ -19,10 +19,16 @@ MAX_SLOTS_READ = 600  # a week of several doctors' 20-minute slots, with room to
 def free_days(practitioner_id: str, now: datetime) -> dict[date, list[dict]]:
     """The next days that have free slots, each with its slots in time order."""
     days: dict[date, list[dict]] = {}
+    day, day_ends = None, ""
     for slot in scheduling.free_slots(store(), practitioner_id, after=now, limit=MAX_SLOTS_READ):
-        day = local_date(from_instant(slot["starts_at"]))
-        if day not in days and len(days) >= DAYS_SHOWN:
-            break
+        # Stored instants are UTC text of one fixed format, so they compare as text: the
+        # Tashkent day is worked out once per day, not once per slot.
+        if slot["starts_at"] >= day_ends:
+            day = local_date(from_instant(slot["starts_at"]))
+            if day not in days and len(days) >= DAYS_SHOWN:
+                break
+            day_ends = to_instant(datetime.combine(day + timedelta(days=1), time(0),
+                                                   tzinfo=TASHKENT))
         days.setdefault(day, []).append(slot)
     return days
 
