@@ -23,7 +23,6 @@ batch run in one transaction, so a batch costs one commit.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from sync_protocol.events import (
     ENVELOPE_FIELDS,
     MAX_EVENT_BYTES,
     Event,
-    read_event,
+    payload_json,
+    read_event_text,
 )
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import NodeIdentity
@@ -121,7 +121,7 @@ class _Batch:
 def parse_item(raw: Any) -> _Item:
     """Check one pushed item on its own (no database): envelope, schema, own hash, size."""
     try:
-        event, size = read_event(raw)
+        event, size, payload = read_event_text(raw)
     except FINAL_PARSE_ERRORS as e:
         shell = Event(**{name: raw[name] for name in ENVELOPE_FIELDS})
         if shell.compute_hash() != shell.hash:
@@ -133,12 +133,7 @@ def parse_item(raw: Any) -> _Item:
     if size > MAX_EVENT_BYTES:
         return _Item(raw, event, EventRejected("Event is larger than %(limit)s bytes",
                                                code="event_too_large", limit=MAX_EVENT_BYTES))
-    return _Item(raw, event, payload_json=payload_text(event.payload))
-
-
-def payload_text(payload: dict[str, Any]) -> str:
-    """A payload as the events table stores it."""
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return _Item(raw, event, payload_json=payload)
 
 
 class Ingestor:
@@ -346,6 +341,6 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
 def _event_row(stored: StoredEvent) -> tuple:
     event, scope = stored.event, stored.scope
     return (stored.position, event.id, event.origin, event.seq, event.hlc, event.type,
-            event.version, stored.payload_json or payload_text(event.payload),
+            event.version, stored.payload_json or payload_json(event.payload),
             event.prev_hash, event.hash, stored.received_at, scope.facility_id, scope.region,
             scope.patient_id, scope.subject_id)

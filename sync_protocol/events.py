@@ -22,6 +22,7 @@ from .identifiers import is_ulid
 log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
+_quote = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False
 ENVELOPE_FIELDS = ("id", "origin", "seq", "hlc", "type", "version", "payload", "prev_hash",
                    "hash")
 # Bounds a single event so one bad record cannot fill a batch or a small SD card.
@@ -31,6 +32,20 @@ MAX_EVENT_BYTES = 64 * 1024
 def canonical_json(value: Any) -> bytes:
     """The one byte form used for hashing: sorted keys, no spaces, UTF-8."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_body(event: Event, payload_json: str) -> bytes:
+    """canonical_json(event.body()), given the payload's canonical text: the envelope's keys
+    in their sorted order around it, so a received event's payload is serialised once."""
+    quote = _quote
+    return (f'{{"hlc":{quote(event.hlc)},"id":{quote(event.id)},"origin":{quote(event.origin)},'
+            f'"payload":{payload_json},"prev_hash":{quote(event.prev_hash)},"seq":{event.seq},'
+            f'"type":{quote(event.type)},"version":{event.version}}}').encode()
+
+
+def payload_json(payload: dict[str, Any]) -> str:
+    """A payload's canonical text (canonical_json, as str)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,12 @@ def event_from_dict(data: Any) -> Event:
 
 def read_event(data: Any) -> tuple[Event, int]:
     """As event_from_dict, and the size of its canonical body (serialised once for both)."""
+    event, size, _payload = read_event_text(data)
+    return event, size
+
+
+def read_event_text(data: Any) -> tuple[Event, int, str]:
+    """As read_event, and the payload's canonical text (for storing it as it was hashed)."""
     if not isinstance(data, dict):
         raise EventRejected("Event must be a JSON object", code="bad_envelope")
     if len(data) != len(ENVELOPE_FIELDS) or not all(name in data for name in ENVELOPE_FIELDS):
@@ -110,11 +131,12 @@ def read_event(data: Any) -> tuple[Event, int]:
                             code="bad_envelope", name="hlc") from None
     validate_payload(data["type"], data["version"], data["payload"])
     event = Event(**{name: data[name] for name in ENVELOPE_FIELDS})
-    body = canonical_json(event.body())
+    payload = payload_json(event.payload)
+    body = canonical_body(event, payload)
     if hashlib.sha256(body).hexdigest() != event.hash:
         raise ChainBroken("Event %(id)s does not match its hash", field="hash", id=event.id,
                           code="bad_hash")
-    return event, len(body)
+    return event, len(body), payload
 
 
 def verify_chain(events: Iterable[Event], prev_hash: str = GENESIS_HASH,
