@@ -20,6 +20,7 @@ dispense or cancellation (the pharmacy synced first) routes them to the clinic a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -87,6 +88,13 @@ def subject_of(event: Event) -> str | None:
     if event.type == "PaperDispenseRecorded":
         value = event.payload.get("prescription_id") or event.payload.get("dispense_id")
     return value
+
+
+@functools.cache
+def _ref_fields(event_type: str) -> tuple[str, ...]:
+    """The payload fields naming a record an event refers to; the record it is about first
+    (a decision names its request first)."""
+    return tuple(f for f in (SUBJECT_FIELD.get(event_type), *SUBJECT_REFS) if f in SUBJECT_REFS)
 
 
 class ScopeIndex:
@@ -177,9 +185,8 @@ class ScopeIndex:
     def derive(self, event: Event, node: NodeIdentity | None) -> Derived:
         payload = event.payload
         subject_id = subject_of(event)
-        # The record an event is about comes first (a decision names its request first).
-        fields = [f for f in (SUBJECT_FIELD.get(event.type), *SUBJECT_REFS) if f in SUBJECT_REFS]
-        ref = next((payload[k] for k in fields if isinstance(payload.get(k), str)), None)
+        ref = next((payload[k] for k in _ref_fields(event.type)
+                    if isinstance(payload.get(k), str)), None)
         known = self._subject(ref) if ref else None
         patient = payload.get("patient_id") or (known or {}).get("patient_id")
         facility = payload.get("facility_id") or (known or {}).get("facility_id")
