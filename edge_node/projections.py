@@ -40,13 +40,22 @@ def apply(conn: sqlite3.Connection, event: Event) -> None:
     handler(conn, event)
 
 
+# The INSERT of each (table, columns, conflict key) a handler writes, made once: a catch-up
+# runs the same few statements a hundred thousand times.
+_INSERTS: dict[tuple[str, tuple[str, ...], str | None], str] = {}
+
+
 def _insert(conn: sqlite3.Connection, table: str, row: dict, key: str | None = None) -> None:
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    # Applying the same event twice changes nothing; any other constraint still raises.
-    target = key or next(iter(row))
-    conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
-                 f" ON CONFLICT ({target}) DO NOTHING", tuple(row.values()))
+    shape = (table, tuple(row), key)
+    sql = _INSERTS.get(shape)
+    if sql is None:
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        # Applying the same event twice changes nothing; any other constraint still raises.
+        target = key or next(iter(row))
+        sql = _INSERTS[shape] = (f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
+                                 f" ON CONFLICT ({target}) DO NOTHING")
+    conn.execute(sql, tuple(row.values()))
 
 
 @handles("FacilityRegistered")

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
 # Ids per `id IN (...)` look-up: well under SQLite's bound parameters (999 before 3.32).
 ID_LOOKUP_CHUNK = 500
+# The log's payload text (sorted keys, as _insert_event writes it), with one encoder for all.
+_payload_text = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -305,8 +307,8 @@ def _insert_events(conn: sqlite3.Connection, events: list[Event]) -> None:
         "INSERT INTO events (id, origin, seq, hlc, type, version, payload, prev_hash, hash,"
         " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(event.id, event.origin, event.seq, event.hlc, event.type, event.version,
-          json.dumps(event.payload, sort_keys=True, ensure_ascii=False), event.prev_hash,
-          event.hash, recorded_at) for event in events],
+          _payload_text(event.payload), event.prev_hash, event.hash, recorded_at)
+         for event in events],
     )
 
 
