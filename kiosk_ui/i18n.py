@@ -12,6 +12,9 @@ import logging
 
 from flask import Flask, current_app, g
 from flask_babel import get_locale, get_translations
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,32 @@ def locale_code() -> str:
         return code
 
 
+def template_gettext() -> dict:
+    """Per render: ``_``, ``gettext`` and ``ngettext`` bound to the request's catalogue, doing
+    what Jinja's newstyle callables do (the text is markup, always %-formatted with the
+    escaped variables) in one call instead of three."""
+    translations = request_translations()
+    ugettext, ungettext = translations.ugettext, translations.ungettext
+
+    @pass_eval_context
+    def gettext(eval_ctx: EvalContext, string: str, /, **variables) -> str:
+        text = ugettext(string)
+        # Catalogue text is trusted markup, as in Jinja's own callables; variables are escaped.
+        return (Markup(text) if eval_ctx.autoescape else text) % variables  # noqa: S704
+
+    @pass_eval_context
+    def ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int, /,
+                 **variables) -> str:
+        variables.setdefault("num", num)
+        text = ungettext(singular, plural, num)
+        return (Markup(text) if eval_ctx.autoescape else text) % variables  # noqa: S704
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
+
+
 def install(app: Flask) -> None:
-    """Replace Flask-Babel's template callables (installed by Babel(app)) with cached ones."""
+    """Replace Flask-Babel's template callables (installed by Babel(app)) with cached ones:
+    the globals (used by imported macros) and, per render, the context's own."""
     app.jinja_env.install_gettext_callables(
         gettext=lambda s: request_translations().ugettext(s),
         ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
@@ -43,3 +70,4 @@ def install(app: Flask) -> None:
         npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
         newstyle=True,
     )
+    app.context_processor(template_gettext)
