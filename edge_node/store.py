@@ -109,11 +109,14 @@ class Transaction:
         self.store.set_state(self.conn, "hlc_last", str(self.store.clock.last))
         return outcome
 
-    def receive_page(self, events: Sequence[Event]) -> list[str]:
+    def receive_page(self, events: Sequence[Event],
+                     payloads: Sequence[str] | None = None) -> list[str]:
         """Record a page of events from other nodes, in order: one outcome per event, the
         same as ``receive`` gives each (a page is the unit of a catch-up, so this does per
         page what ``receive`` does per event: one duplicate look-up, one clock merge, one
-        insert of the log rows, and one savepoint around the projections).
+        insert of the log rows, and one savepoint around the projections). ``payloads``: each
+        event's payload as JSON text, if the caller has it (the canonical text its hash was
+        checked on), so it is not encoded again.
 
         If one event cannot be projected, the page's projections are undone and redone one
         event at a time, so the bad event is quarantined alone and the good ones apply.
@@ -121,17 +124,20 @@ class Transaction:
         known = self._known_ids([event.id for event in events])
         outcomes: list[str] = []
         fresh: list[Event] = []
-        for event in events:
+        texts: list[str] = []
+        for index, event in enumerate(events):
             if event.id in known:
                 outcomes.append("duplicate")
                 continue
             known.add(event.id)  # the same event twice in one page
             fresh.append(event)
+            texts.append(payloads[index] if payloads is not None
+                         else _payload_text(event.payload))
             outcomes.append("applied")
         if not fresh:
             return outcomes
         refused = self._observe_clocks(fresh)
-        _insert_events(self.conn, fresh)
+        _insert_events(self.conn, fresh, texts)
         for event in fresh:
             if event.id in refused:
                 _record_failure(self.conn, event, refused[event.id])
@@ -301,14 +307,14 @@ def _insert_event(conn: sqlite3.Connection, event: Event) -> None:
     )
 
 
-def _insert_events(conn: sqlite3.Connection, events: list[Event]) -> None:
+def _insert_events(conn: sqlite3.Connection, events: list[Event], payloads: list[str]) -> None:
     recorded_at = to_instant(utc_now())
     conn.executemany(
         "INSERT INTO events (id, origin, seq, hlc, type, version, payload, prev_hash, hash,"
         " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(event.id, event.origin, event.seq, event.hlc, event.type, event.version,
-          _payload_text(event.payload), event.prev_hash, event.hash, recorded_at)
-         for event in events],
+        [(event.id, event.origin, event.seq, event.hlc, event.type, event.version, payload,
+          event.prev_hash, event.hash, recorded_at)
+         for event, payload in zip(events, payloads, strict=True)],
     )
 
 

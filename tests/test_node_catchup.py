@@ -16,9 +16,9 @@ from tests.test_remote_apply import RemoteNode, booking
 DOCUMENTS = itertools.count(1_000_000)
 
 
-def receive_page(store, events):
+def receive_page(store, events, payloads=None):
     with store.transaction() as tx:
-        return tx.receive_page(events)
+        return tx.receive_page(events, payloads)
 
 
 def state(store):
@@ -135,3 +135,16 @@ def test_a_failing_page_leaves_nothing_behind(store, seeded, monkeypatch):
     with pytest.raises(sqlite3.OperationalError):
         receive_page(store, events)
     assert snapshot(store) == held
+
+
+def test_payload_texts_given_with_a_page_are_what_the_log_keeps(store, seeded, mixed):
+    from sync_protocol.events import read_event_text
+
+    read = [read_event_text(event.to_dict()) for event in mixed]
+    outcomes = receive_page(store, [event for event, _, _ in read],
+                            [text for _, _, text in read])
+    assert outcomes.count("applied") == 5
+    for event, _size, text in read:
+        stored = store.one("SELECT payload FROM events WHERE id = ?", (event.id,))
+        assert stored["payload"] == text
+    assert {e.id: e for e in store.events()}[mixed[0].id] == mixed[0]

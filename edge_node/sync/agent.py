@@ -16,7 +16,7 @@ from typing import Any
 
 from sync_protocol import wire
 from sync_protocol.errors import ProtocolError
-from sync_protocol.events import event_from_dict
+from sync_protocol.events import read_event_text
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
@@ -163,13 +163,15 @@ class SyncAgent:
                     pending = self._fetch(fetcher, response.next)
                 # Parse the whole page first: an event this node cannot read stops the pull
                 # before anything is applied, and the cursor stays put (nothing is skipped).
-                events = [event_from_dict(p.event) for p in response.events]
+                # Each payload's canonical text (made for the hash check) is what is stored.
+                read = [read_event_text(p.event) for p in response.events]
                 node_id = self.store.node_id  # one read per page, not per event
+                theirs = [(event, text) for event, _size, text in read if event.origin != node_id]
                 with self.store.transaction() as tx:
-                    tx.receive_page([event for event in events if event.origin != node_id])
+                    tx.receive_page([event for event, _ in theirs], [text for _, text in theirs])
                     self.store.set_state(tx.conn, "sync_cursor", str(response.next))
                     self.store.set_state(tx.conn, "sync_hub_head", str(response.head))
-                report["pulled"] += len(events)
+                report["pulled"] += len(read)
                 if not response.more:
                     return
                 cursor = response.next
