@@ -29,6 +29,7 @@ from edge_node.seed import seed_demo, seed_pharmacy
 from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore
 from edge_node.web import create_app as create_node
+from edge_node.web.serving import create_node_server
 from provisioning.keystore import CaStore
 from sync_protocol.trust import NodeKind
 
@@ -74,8 +75,10 @@ def enrol(name: str, bundle: Path, seed) -> tuple[NodeStore, dict]:
     return store, seed(store, code=credentials.identity.facility_code)
 
 
-def serve_in_thread(app, port: int):
-    server = create_server(app, host=HOST, port=port, threads=8)
+def serve_in_thread(app, port: int, *, node: bool = False):
+    """The hub with waitress's defaults; a node as `dmed-node serve` serves it."""
+    server = create_node_server(app, HOST, port) if node else \
+        create_server(app, host=HOST, port=port, threads=8)
     threading.Thread(target=server.run, daemon=True, name=f"serve-{port}").start()
     return server
 
@@ -106,7 +109,7 @@ def main() -> None:
         agent = app.extensions["dmed_sync_agent"]
         agent.run_once()
         jobs.append(BackgroundJobs(store, app.config, agent))
-        servers.append(serve_in_thread(app, ports[name]))
+        servers.append(serve_in_thread(app, ports[name], node=True))
     for job in jobs:
         job.start()
 

@@ -160,10 +160,9 @@ def config() -> None:
 @click.option("--port", default=8080, help="Port to listen on")
 def serve(database: str | None, host: str, port: int) -> None:
     """Run the node's web server and background jobs."""
-    from waitress import serve as waitress_serve
-
     from .background import BackgroundJobs
     from .web import create_app
+    from .web.serving import serve as serve_app
     overrides = {"DATABASE": database} if database else {}
     app = create_app(overrides)
     store = app.extensions["dmed_store"]
@@ -174,7 +173,7 @@ def serve(database: str | None, host: str, port: int) -> None:
         jobs.start()
     click.echo(f"DMED Edge node {store.state('node_id')} on http://{host}:{port}/")
     try:
-        waitress_serve(app, host=host, port=port, threads=8)
+        serve_app(app, host, port)
     finally:
         if jobs:
             jobs.stop()
