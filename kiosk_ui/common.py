@@ -26,6 +26,8 @@ LANG_COOKIE = "lang"
 LANG_COOKIE_SECONDS = 365 * 24 * 3600  # a workstation keeps its language; kiosks reset it
 # Days in words kept per (day, pattern, language): a few months of pages in three languages.
 FORMATTED_DAYS_KEPT = 2048
+# Stored instants (slots, visits) kept converted to Tashkent time: weeks of several doctors.
+INSTANTS_KEPT = 8192
 
 
 def store() -> NodeStore:
@@ -114,8 +116,15 @@ def remember_language(response: Response) -> Response:
 # -- formatting in Tashkent time and the reader's language ---------------------------------
 
 def _moment(instant: str | datetime) -> datetime:
-    moment = instant if isinstance(instant, datetime) else from_instant(str(instant))
-    return moment.astimezone(TASHKENT)
+    if isinstance(instant, datetime):
+        return instant.astimezone(TASHKENT)
+    return _tashkent(str(instant))
+
+
+@lru_cache(maxsize=INSTANTS_KEPT)
+def _tashkent(instant: str) -> datetime:
+    """A stored instant in Tashkent time; a week of slots is shown again and again."""
+    return from_instant(instant).astimezone(TASHKENT)
 
 
 def fmt_time(instant: str | datetime) -> str:
