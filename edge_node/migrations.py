@@ -235,8 +235,15 @@ CREATE INDEX events_decision_by_request
     WHERE type = 'RemotePrescriptionDecided';
 """
 
+# v9: why a received event was not applied. 'clock': refused before applying (its clock is
+# too far ahead), so a rebuild leaves it out as the live path did; 'apply': it failed to apply.
+V9 = """
+ALTER TABLE apply_failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'apply';
+UPDATE apply_failures SET kind = 'clock' WHERE reason LIKE 'Remote clock % ahead of this node';
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
-                                           (6, V6), (7, V7), (8, V8))
+                                           (6, V6), (7, V7), (8, V8), (9, V9))
 LATEST = MIGRATIONS[-1][0]
 
 

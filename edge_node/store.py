@@ -102,7 +102,7 @@ class Transaction:
             self.store.clock.observe(event.timestamp)
         except ProtocolError as e:
             _insert_event(self.conn, event)
-            _record_failure(self.conn, event, e.text)
+            _record_failure(self.conn, event, e.text, CLOCK_REFUSED)
             return "quarantined"
         _insert_event(self.conn, event)
         outcome = _project_isolated(self.conn, event)
@@ -140,7 +140,7 @@ class Transaction:
         _insert_events(self.conn, fresh, texts)
         for event in fresh:
             if event.id in refused:
-                _record_failure(self.conn, event, refused[event.id])
+                _record_failure(self.conn, event, refused[event.id], CLOCK_REFUSED)
         projectable = [event for event in fresh if event.id not in refused]
         quarantined = set(refused)
         if not _project_together(self.conn, projectable):
@@ -280,11 +280,16 @@ class NodeStore:
         return [row_to_event(row) for row in rows]
 
     def rebuild_projections(self) -> int:
-        """Empty every projection and re-apply the whole log in its order; return the count."""
+        """Empty every projection and re-apply the log in its order; return the count.
+
+        Events refused before applying (a clock too far ahead) stay out, as they did live.
+        """
         with self.transaction() as tx:
             for table in PROJECTION_TABLES:
                 tx.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            rows = tx.query("SELECT * FROM events ORDER BY position")
+            rows = tx.query("SELECT * FROM events WHERE id NOT IN (SELECT event_id FROM "
+                            "apply_failures WHERE kind = ?) ORDER BY position",
+                            (CLOCK_REFUSED,))
             for row in rows:
                 _project_isolated(tx.conn, row_to_event(row))
         return len(rows)
@@ -348,11 +353,15 @@ def _project_isolated(conn: sqlite3.Connection, event: Event) -> str:
     return "applied"
 
 
-def _record_failure(conn: sqlite3.Connection, event: Event, reason: str) -> None:
+APPLY_FAILED, CLOCK_REFUSED = "apply", "clock"  # apply_failures.kind
+
+
+def _record_failure(conn: sqlite3.Connection, event: Event, reason: str,
+                    kind: str = APPLY_FAILED) -> None:
     log.warning("could not apply %s %s from %s: %s", event.type, event.id, event.origin, reason)
     conn.execute("INSERT OR REPLACE INTO apply_failures (event_id, origin, type, reason,"
-                 " failed_at) VALUES (?, ?, ?, ?, ?)",
-                 (event.id, event.origin, event.type, reason[:500], to_instant(utc_now())))
+                 " failed_at, kind) VALUES (?, ?, ?, ?, ?, ?)",
+                 (event.id, event.origin, event.type, reason[:500], to_instant(utc_now()), kind))
 
 
 def row_to_event(row: sqlite3.Row) -> Event:

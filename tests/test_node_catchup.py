@@ -148,3 +148,21 @@ def test_payload_texts_given_with_a_page_are_what_the_log_keeps(store, seeded, m
         stored = store.one("SELECT payload FROM events WHERE id = ?", (event.id,))
         assert stored["payload"] == text
     assert {e.id: e for e in store.events()}[mixed[0].id] == mixed[0]
+
+
+@pytest.mark.parametrize("by_page", [True, False])
+def test_a_rebuild_leaves_out_what_was_refused_for_its_clock_as_the_live_path_did(
+        store, seeded, by_page):
+    doctor = seeded["doctors"][0]["practitioner_id"]
+    ahead = booking(RemoteNode("node-future", 40 * 86_400_000), seeded,
+                    future_slot(store, doctor, index=1), 1)
+    if by_page:
+        assert receive_page(store, [ahead]) == ["quarantined"]
+    else:
+        with store.transaction() as tx:
+            assert tx.receive(ahead) == "quarantined"
+    live = snapshot(store)
+    assert ahead.payload["appointment_id"] not in {r["appointment_id"] for r in store.query(
+        "SELECT appointment_id FROM appointments")}
+    store.rebuild_projections()
+    assert snapshot(store) == live
