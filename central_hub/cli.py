@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from sync_protocol.trust import TrustList
 # The app's modules (projections, conflicts, reconciliation) register their migrations on
 # import: init and migrate must create their tables too.
 from . import app as _app  # noqa: F401
+from . import staff
 from .config import SETTINGS, load_config
 from .storage import Storage, open_storage
 from .storage.postgres import redact
@@ -22,6 +24,7 @@ from .trust_store import TrustStore
 
 log = logging.getLogger(__name__)
 
+PASSWORD_ENV = "DMED_HUB_STAFF_PASSWORD"  # noqa: S105 - the variable name; else prompted
 DB = click.option("--db", "database", help="Database URL: sqlite:///path or postgresql://... "
                   "(default from config)")
 
@@ -138,6 +141,30 @@ def serve(database: str | None, host: str, port: int, threads: int, workers: int
                f"{redact(str(load_config(overrides=overrides)['DATABASE']))})")
     serve_hub(lambda: create_app(overrides), host=host, port=port, threads=threads,
               workers=workers)
+
+
+@main.command("create-staff")
+@DB
+@click.option("--login", required=True, help="Sign-in name: small Latin letters, digits, . _ -")
+@click.option("--name", "full_name", required=True, help="Full name, shown on the pages and "
+              "recorded with every conflict review")
+@click.option("--role", type=click.Choice(staff.ROLES), default=staff.ROLES[0],
+              show_default=True, help="What the account may do")
+def create_staff(database: str | None, login: str, full_name: str, role: str) -> None:
+    """Add a central staff account for the dashboard pages. The password is asked for
+    (hidden, twice), or read from DMED_HUB_STAFF_PASSWORD for scripts."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        staff.check_password(password)
+        with _storage(database) as storage:
+            account = staff.create_staff(storage, login=login, full_name=full_name, role=role,
+                                         password=password)
+    except ProtocolError as e:
+        raise click.ClickException(e.text) from e
+    click.echo(f"staff account {account['login']} ({account['full_name']}, {account['role']}) "
+               "created; sign in at /staff/sign-in")
 
 
 @main.command()
