@@ -214,7 +214,8 @@ def screen():
 def submit():
     form = {name: request.form.get(name, "").strip() for name in REQUEST_FIELDS}
     token = request.cookies.get(CSRF_COOKIE, "")
-    if not token or not hmac.compare_digest(token, request.form.get("csrf", "")):
+    # as bytes: compare_digest refuses str with characters outside ASCII (a 500, not a 400)
+    if not token or not hmac.compare_digest(token.encode(), request.form.get("csrf", "").encode()):
         return _screen(form, HubError("The form expired; reload the page and send it again",
                                       field="csrf"), 400)
     try:

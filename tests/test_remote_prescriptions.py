@@ -191,6 +191,9 @@ def test_the_operator_screen_form(network):
     forged = requests.post(f"{network.hub.url}/call-centre", data={**form, "csrf": "x"},
                            timeout=10)
     assert forged.status_code == 400
+    not_ascii = operator.post(f"{network.hub.url}/call-centre", data={**form, "csrf": "ключ"},
+                              timeout=10)
+    assert not_ascii.status_code == 400  # a clear refusal, not a server error
     bad = operator.post(f"{network.hub.url}/call-centre?lang=uz",
                         data={**form, "pinfl": "12345678901234", "csrf": csrf}, timeout=10)
     assert bad.status_code == 400 and "JShShIR" in bad.text
