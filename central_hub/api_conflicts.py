@@ -118,6 +118,14 @@ def list_conflicts(storage: Storage, *, state: str | None = None, kind: str | No
         return _expand(tx, rows)
 
 
+def open_by_kind(storage: Storage) -> dict[str, int]:
+    """How many conflicts wait for review, per kind (counted in the database)."""
+    with storage.reader() as tx:
+        return {row["kind"]: int(row["n"]) for row in tx.query(
+            "SELECT kind, COUNT(*) AS n FROM hub_conflicts WHERE state = ? GROUP BY kind",
+            (OPEN,))}
+
+
 def get_conflict(storage: Storage, conflict_id: str) -> dict[str, Any]:
     with storage.reader() as tx:
         rows = tx.query("SELECT * FROM hub_conflicts WHERE conflict_id = ?", (conflict_id,))

@@ -36,7 +36,7 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
-from . import nodes, staff
+from . import nodes, quarantine, staff
 from .api_conflicts import (
     ACTIONS,
     DEFAULT_LIMIT,
@@ -45,6 +45,7 @@ from .api_conflicts import (
     change_state,
     get_conflict,
     list_conflicts,
+    open_by_kind,
 )
 from .api_paper import LABELS, local, page_translations, render_page, select_locale
 from .app import EXTENSION, hub
@@ -139,14 +140,10 @@ class StaffSessions(SecureCookieSessionInterface):
 # -- the one count the views need ----------------------------------------------------------
 
 def review_counts(storage: Storage) -> dict[str, Any]:
-    """Open conflicts by kind and quarantined events still open, counted in the database."""
-    with storage.reader() as tx:
-        by_kind = {row["kind"]: int(row["n"]) for row in tx.query(
-            "SELECT kind, COUNT(*) AS n FROM hub_conflicts WHERE state = ? GROUP BY kind",
-            (OPEN,))}
-        quarantined = int(tx.scalar("SELECT COUNT(*) AS n FROM quarantine WHERE "
-                                    "resolved_at IS NULL"))
-    return {"open_by_kind": by_kind, "open": sum(by_kind.values()), "quarantined": quarantined}
+    """Open conflicts by kind and quarantined events still open."""
+    by_kind = open_by_kind(storage)
+    return {"open_by_kind": by_kind, "open": sum(by_kind.values()),
+            "quarantined": quarantine.open_count(storage)}
 
 
 # -- sign-in state, CSRF and headers --------------------------------------------------------

@@ -98,3 +98,9 @@ def list_quarantine(storage: Storage, *, node_id: str | None = None, open_only: 
     with storage.reader() as tx:
         rows = tx.query(sql, params)
     return [{**row, "chained": bool(row["chained"])} for row in rows]
+
+
+def open_count(storage: Storage) -> int:
+    """Quarantined events nobody has resolved yet."""
+    with storage.reader() as tx:
+        return int(tx.scalar("SELECT COUNT(*) AS n FROM quarantine WHERE resolved_at IS NULL"))
