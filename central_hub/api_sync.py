@@ -7,18 +7,12 @@ answered at once with 503 and Retry-After, before anything is read or verified.
 from __future__ import annotations
 
 import base64
-import gzip
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from json.encoder import encode_basestring  # a JSON string, as json.dumps writes it
-from typing import Any
 
 from cryptography import x509
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, g, request
 
 from sync_protocol.errors import ProtocolError
 from sync_protocol.request_signing import (
@@ -35,10 +29,6 @@ from sync_protocol.request_signing import (
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust import NodeIdentity, kid_of
 from sync_protocol.wire import (
-    GZIP,
-    GZIP_LEVEL,
-    GZIP_MIN_BYTES,
-    JSON_TYPE,
     PULL_PATH,
     PUSH_PATH,
     TRUST_PATH,
@@ -48,11 +38,9 @@ from sync_protocol.wire import (
 )
 
 from . import nodes
-from .app import Hub, hub, respond
+from .app import Hub, hub, respond, respond_bytes
 from .errors import Busy
-from .routing import node_audiences
-from .scope import PAGE_OVERHEAD_BYTES, CursorAhead, _feed_query, feed_head, node_facilities
-from .storage import SQLITE, Storage
+from .scope import pull_body
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +130,7 @@ def pull():
         page = pull_body(current.storage, node, query, current.now())
     nodes.record_pull(current.storage, node.node_id, cursor=page.next, synced=not page.more,
                       count=page.count, now=to_instant(current.now()))
-    return respond_body(page.body)
+    return respond_bytes(page.body)
 
 
 @bp.get(TRUST_PATH)
@@ -150,83 +138,3 @@ def trust():
     current = hub()
     authenticate(current, request.get_data(cache=False))
     return respond(current.trust.trust_list.to_dict())
-
-
-# -- pull pages, serialised once -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class PullBody:
-    body: bytes  # the page as compact JSON: what PullResponse.to_dict() would encode to
-    count: int
-    next: int
-    more: bool
-
-
-# The event envelope's columns, in the order Event.to_dict() writes them.
-EVENT_JSON = ('{"position":%d,"event":{"id":%s,"origin":%s,"seq":%d,"hlc":%s,"type":%s,'
-              '"version":%d,"payload":%s,"prev_hash":%s,"hash":%s}}')
-
-
-def pull_body(storage: Storage, node: NodeIdentity, query: PullQuery,
-              now: datetime) -> PullBody:
-    """central_hub.scope.pull_page, encoded as it is cut: the same scope, events, cursor and
-    byte bound, and the same bytes, but each event is encoded once, from its stored payload
-    (SQLite's json() compacts the stored text), instead of being decoded, encoded to be
-    measured, and encoded again to be sent."""
-    with storage.reader() as tx:
-        head = feed_head(tx)
-        if query.after > head:
-            raise CursorAhead("Cursor %(cursor)s is past the hub's head %(head)s; pull again "
-                              "from 0", field="after", cursor=query.after, head=head)
-        audiences = node_audiences(node, node_facilities(tx, node))
-        union, params = _feed_query(audiences, node.node_id, query.after, head,
-                                    query.limit + 1, to_instant(now), "id, position")
-        payload = "json(e.payload)" if tx.dialect == SQLITE else "e.payload"
-        rows = tx.query(
-            f"SELECT d.id AS delivery_id, e.position, e.id, e.origin, e.seq, e.hlc, e.type,"  # noqa: S608 - fixed fragments
-            f" e.version, {payload} AS payload, e.prev_hash, e.hash FROM ({union}) AS d"
-            " JOIN events e ON e.position = d.position ORDER BY d.id LIMIT ?",
-            (*params, query.limit + 1))
-    items: list[bytes] = []
-    seen: set[int] = set()
-    size, last, more = PAGE_OVERHEAD_BYTES, query.after, False
-    for index, row in enumerate(rows):
-        if index == query.limit:
-            more = True
-            break
-        if row["position"] in seen:  # one event, two of the node's audiences
-            last = row["delivery_id"]
-            continue
-        item = _event_json(row)
-        if items and size + len(item) + 1 > query.max_bytes:
-            more = True
-            break
-        items.append(item)
-        seen.add(row["position"])
-        size += len(item) + 1
-        last = row["delivery_id"]
-    cursor = last if more else head
-    body = b'{"events":[%s],"next":%d,"head":%d,"more":%s}' % (
-        b",".join(items), cursor, head, b"true" if more else b"false")
-    return PullBody(body, len(items), cursor, more)
-
-
-def _event_json(row: dict[str, Any]) -> bytes:
-    payload = row["payload"]
-    if not isinstance(payload, str):  # PostgreSQL hands JSONB over decoded
-        payload = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-    return (EVENT_JSON % (
-        row["position"], encode_basestring(row["id"]), encode_basestring(row["origin"]),
-        row["seq"], encode_basestring(row["hlc"]), encode_basestring(row["type"]),
-        row["version"], payload, encode_basestring(row["prev_hash"]),
-        encode_basestring(row["hash"]))).encode()
-
-
-def respond_body(body: bytes) -> Response:
-    """central_hub.app.respond for a body already encoded."""
-    response = Response(body, mimetype=JSON_TYPE)
-    response.vary.add("Accept-Encoding")
-    if len(body) >= GZIP_MIN_BYTES and GZIP in request.accept_encodings:
-        response.set_data(gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0))
-        response.headers["Content-Encoding"] = GZIP
-    return response

@@ -92,7 +92,11 @@ def hub() -> Hub:
 
 def respond(data: Any, status: int = 200) -> Response:
     """JSON, gzip-compressed when the client accepts it and it is worth it."""
-    body = dumps(data)
+    return respond_bytes(dumps(data), status)
+
+
+def respond_bytes(body: bytes, status: int = 200) -> Response:
+    """`respond` for JSON already encoded."""
     response = Response(body, status=status, mimetype=JSON_TYPE)
     response.vary.add("Accept-Encoding")
     if len(body) >= GZIP_MIN_BYTES and GZIP in request.accept_encodings:

@@ -14,17 +14,20 @@ Pharmacies get prescription events only until the prescription expires.
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring  # a JSON string, as json.dumps writes it
 from typing import Any
 
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust import NodeIdentity, NodeKind
-from sync_protocol.wire import PulledEvent, PullQuery, PullResponse, json_size
+from sync_protocol.wire import PullQuery, PullResponse
 
 from .errors import HubError
-from .routing import PHARMACIES, Target, node_audiences, row_event
-from .storage import Storage, Tx
+from .routing import PHARMACIES, Target, node_audiences
+from .storage import SQLITE, Storage, Tx
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +70,24 @@ def _feed_query(audiences: list[Target], node_id: str, after: int, head: int, li
     return " UNION ALL ".join(parts), params
 
 
-def pull_page(storage: Storage, node: NodeIdentity, query: PullQuery,
-              now: datetime) -> PullResponse:
-    """One page of the events in `node`'s scope after `query.after`."""
+@dataclass(frozen=True)
+class PullBody:
+    body: bytes  # the page as compact JSON: what PullResponse.to_dict() would encode to
+    count: int
+    next: int
+    more: bool
+
+
+# The event envelope's columns, in the order Event.to_dict() writes them.
+EVENT_JSON = ('{"position":%d,"event":{"id":%s,"origin":%s,"seq":%d,"hlc":%s,"type":%s,'
+              '"version":%d,"payload":%s,"prev_hash":%s,"hash":%s}}')
+
+
+def pull_body(storage: Storage, node: NodeIdentity, query: PullQuery,
+              now: datetime) -> PullBody:
+    """One page of the events in `node`'s scope after `query.after`, as the JSON of a
+    PullResponse: each event encoded once, from its stored payload (SQLite's json() compacts
+    the stored text), and measured as it is added, so the page stops at the byte bound."""
     with storage.reader() as tx:
         head = feed_head(tx)
         if query.after > head:
@@ -78,10 +96,13 @@ def pull_page(storage: Storage, node: NodeIdentity, query: PullQuery,
         audiences = node_audiences(node, node_facilities(tx, node))
         union, params = _feed_query(audiences, node.node_id, query.after, head,
                                     query.limit + 1, to_instant(now), "id, position")
-        rows = tx.query(f"SELECT d.id AS delivery_id, e.* FROM ({union}) AS d "  # noqa: S608
-                        "JOIN events e ON e.position = d.position ORDER BY d.id LIMIT ?",
-                        (*params, query.limit + 1))
-    events: list[PulledEvent] = []
+        payload = "json(e.payload)" if tx.dialect == SQLITE else "e.payload"
+        rows = tx.query(
+            f"SELECT d.id AS delivery_id, e.position, e.id, e.origin, e.seq, e.hlc, e.type,"  # noqa: S608 - fixed fragments
+            f" e.version, {payload} AS payload, e.prev_hash, e.hash FROM ({union}) AS d"
+            " JOIN events e ON e.position = d.position ORDER BY d.id LIMIT ?",
+            (*params, query.limit + 1))
+    items: list[bytes] = []
     seen: set[int] = set()
     size, last, more = PAGE_OVERHEAD_BYTES, query.after, False
     for index, row in enumerate(rows):
@@ -91,16 +112,35 @@ def pull_page(storage: Storage, node: NodeIdentity, query: PullQuery,
         if row["position"] in seen:  # one event, two of the node's audiences
             last = row["delivery_id"]
             continue
-        item = PulledEvent(row["position"], row_event(row).to_dict())
-        item_bytes = json_size(item.to_dict()) + 1
-        if events and size + item_bytes > query.max_bytes:
+        item = _event_json(row)
+        if items and size + len(item) + 1 > query.max_bytes:
             more = True
             break
-        events.append(item)
+        items.append(item)
         seen.add(row["position"])
-        size += item_bytes
+        size += len(item) + 1
         last = row["delivery_id"]
-    return PullResponse(events, last if more else head, head, more)
+    cursor = last if more else head
+    body = b'{"events":[%s],"next":%d,"head":%d,"more":%s}' % (
+        b",".join(items), cursor, head, b"true" if more else b"false")
+    return PullBody(body, len(items), cursor, more)
+
+
+def _event_json(row: dict[str, Any]) -> bytes:
+    payload = row["payload"]
+    if not isinstance(payload, str):  # PostgreSQL hands JSONB over decoded
+        payload = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return (EVENT_JSON % (
+        row["position"], encode_basestring(row["id"]), encode_basestring(row["origin"]),
+        row["seq"], encode_basestring(row["hlc"]), encode_basestring(row["type"]),
+        row["version"], payload, encode_basestring(row["prev_hash"]),
+        encode_basestring(row["hash"]))).encode()
+
+
+def pull_page(storage: Storage, node: NodeIdentity, query: PullQuery,
+              now: datetime) -> PullResponse:
+    """One page of the events in `node`'s scope after `query.after` (pull_body, decoded)."""
+    return PullResponse.from_dict(json.loads(pull_body(storage, node, query, now).body))
 
 
 def pending_count(tx: Tx, node_row: dict[str, Any], now: datetime) -> tuple[int, bool]:
