@@ -10,7 +10,8 @@ import random
 import sys
 import tempfile
 import time
-from datetime import date, time as clock_time, timedelta
+from datetime import date, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -21,6 +21,8 @@ from waitress.server import create_server
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from pki_helpers import make_pki  # noqa: E402
+
 from bench.common import report  # noqa: E402
 from edge_node.credentials import NodeCredentials  # noqa: E402
 from edge_node.seed import DEMO_PIN, seed_demo  # noqa: E402
@@ -28,7 +30,6 @@ from edge_node.services import prescribing, staff  # noqa: E402
 from edge_node.services.clock import confirm_clock  # noqa: E402
 from edge_node.store import NodeStore  # noqa: E402
 from edge_node.web import create_app  # noqa: E402
-from pki_helpers import make_pki  # noqa: E402
 from sync_protocol.timeutil import utc_now  # noqa: E402
 
 ITEM = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from edge_node.seed import DEMO_PIN, seed_demo
 from edge_node.credentials import NodeCredentials
+from edge_node.seed import DEMO_PIN, seed_demo
 from edge_node.services import staff
 from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore
@@ -54,6 +54,7 @@ def seeded(store, seeded_template):
 def pki():
     """National root, the TAS region, a clinic node and a pharmacy node (tests/pki_helpers)."""
     from pki_helpers import make_pki
+
     from sync_protocol.timeutil import utc_now
     return make_pki(now=utc_now() - timedelta(days=30))  # enrolled a month ago
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from edge_node.errors import NotSignedIn
 from edge_node.seed import DEMO_PIN
 from edge_node.services import staff
 from edge_node.web.endpoint import REGISTRY
@@ -36,7 +37,7 @@ def test_wrong_pin_is_refused_and_throttled(client, seeded):
 
 def test_throttle_expires_after_the_window(store, seeded):
     for _ in range(staff.MAX_FAILURES):
-        with pytest.raises(Exception):
+        with pytest.raises(NotSignedIn):
             staff.sign_in(store, "doctor", "0000")
     later = utc_now() + staff.FAILURE_WINDOW + timedelta(seconds=1)
     assert staff.sign_in(store, "doctor", "2222", now=later)["role"] == "doctor"
@@ -50,7 +51,7 @@ def test_sign_out_and_expiry_end_the_session(client, store, seeded):
     client.post("/api/v1/auth/sign-out", headers=headers)
     assert client.get("/api/v1/auth/me", headers=headers).status_code == 401
     fresh = staff.sign_in(store, "registrar", "1111")["token"]
-    with pytest.raises(Exception):
+    with pytest.raises(NotSignedIn):
         staff.actor_for_token(store, fresh, now=utc_now() + staff.TOKEN_TTL + timedelta(1))
 
 

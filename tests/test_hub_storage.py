@@ -1,12 +1,12 @@
 """Hub storage: one interface, SQLite and PostgreSQL, numbered migrations."""
 
 import pytest
+from hub_helpers import temporary_schema
 
 from central_hub.nonces import NonceStore
 from central_hub.storage import IN_CHUNK, SQLITE, latest_versions, open_storage
 from central_hub.storage.migrations import Migration, register
 from central_hub.storage.postgres import ANALYSE_AFTER_ROWS, Growth
-from hub_helpers import temporary_schema
 
 pytest_plugins = ("hub_helpers",)
 

@@ -28,7 +28,8 @@ def check(store, actor_for, trust_list, code, **kw):
 
 
 def give(store, actor_for, rx, item_no, quantity, **kw):
-    return dispensing.dispense(store, actor_for("pharmacist"), facility_id="01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    return dispensing.dispense(store, actor_for("pharmacist"),
+                               facility_id="01ARZ3NDEKTSV4RRFFQ69G5FAV",
                                prescription_id=rx["prescription_id"], item_no=item_no,
                                quantity=quantity, product=kw.pop("product", "Amoksiklav"),
                                batch="B2311", expiry="2030-01-31", **kw)
