@@ -6,7 +6,7 @@ from hub_helpers import temporary_schema
 from central_hub.nonces import NonceStore
 from central_hub.storage import IN_CHUNK, SQLITE, latest_versions, open_storage
 from central_hub.storage.migrations import Migration, register
-from central_hub.storage.postgres import ANALYSE_AFTER_ROWS, Growth
+from central_hub.storage.postgres import ANALYSE_AFTER_ROWS, GROWTH_FACTOR, Growth
 
 pytest_plugins = ("hub_helpers",)
 
@@ -118,16 +118,16 @@ def test_nonces_are_remembered_until_they_expire(storage):
     assert left == ["nonce-bbbbbbbbbbbbbbbb"]
 
 
-def test_growth_asks_for_analysis_when_a_table_doubles():
+def test_growth_asks_for_analysis_when_a_table_grew_enough():
     growth = Growth()
     growth.add("events", ANALYSE_AFTER_ROWS - 1)
     assert growth.due() == []
     growth.add("events", 1)
     assert growth.due() == ["events"]  # 2,000 rows
-    growth.add("events", ANALYSE_AFTER_ROWS - 1)
-    assert growth.due() == []  # not yet doubled
+    growth.add("events", (GROWTH_FACTOR - 1) * ANALYSE_AFTER_ROWS - 1)
+    assert growth.due() == []  # not yet four times as many
     growth.add("events", 1)
-    assert growth.due() == ["events"]  # 4,000 rows
+    assert growth.due() == ["events"]  # 8,000 rows
     assert growth.due() == []
 
 
