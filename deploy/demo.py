@@ -20,6 +20,7 @@ from pathlib import Path
 
 from waitress.server import create_server
 
+from central_hub import staff
 from central_hub.app import create_app as create_hub
 from central_hub.storage import open_storage
 from central_hub.trust_store import TrustStore
@@ -38,6 +39,8 @@ HOST = "127.0.0.1"
 REGION = "TAS"
 CLINIC = ("tas-pol-012", "TAS-POL-012")
 PHARMACY = ("tas-apt-007", "TAS-APT-007")
+# The demo hub's dashboard account (a demo on loopback; real accounts: dmed-hub create-staff).
+DEMO_STAFF = ("central", "demo-central-2026")
 
 
 def free_port(preferred: int) -> int:
@@ -97,6 +100,8 @@ def main() -> None:
     TrustStore(storage).import_list(load_credentials(bundles["clinic"]).trust_list,
                                     accept_roots=True)
     hub = create_hub({"DATABASE": hub_url}, storage=storage)
+    staff.create_staff(storage, login=DEMO_STAFF[0], full_name="Demo Central Staff",
+                       role="central", password=DEMO_STAFF[1])
     servers = [serve_in_thread(hub, ports["hub"])]
 
     jobs = []
@@ -120,6 +125,8 @@ def main() -> None:
         f"  clinic node    http://{HOST}:{ports['clinic']}/   {CLINIC[1]}",
         f"  pharmacy node  http://{HOST}:{ports['pharmacy']}/   {PHARMACY[1]}",
         f"  node API doc   http://{HOST}:{ports['clinic']}/api/v1/openapi.json",
+        f"  hub dashboard  http://{HOST}:{ports['hub']}/dashboard   (central staff: "
+        f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})",
         "", "Clinic sign-ins (username / PIN):",
         *(f"  {s['username']:<11} {s['pin']}   ({s['role']})" for s in clinic["sign_ins"]),
         "Pharmacy sign-ins (username / PIN):",
