@@ -14,6 +14,7 @@ from flask import Flask, redirect, url_for
 from . import (
     banner,
     common,
+    conflict_screens,
     counter,
     desk,
     doctor,
@@ -22,6 +23,7 @@ from . import (
     pages,
     paper_screens,
     prescribe,
+    remote_screens,
     sync_now,
 )
 
@@ -41,9 +43,11 @@ def register(app: Flask) -> None:
     i18n.install(app)
     common.install_template_helpers(app)
     banner.install(app)
-    app.jinja_env.globals.update(sync_available=sync_now.sync_available)
+    app.jinja_env.globals.update(sync_available=sync_now.sync_available,
+                                 open_requests_count=remote_screens.open_count,
+                                 open_conflicts_count=conflict_screens.open_count)
     for blueprint in (pages.bp, kiosk.bp, desk.bp, doctor.bp, prescribe.bp, counter.bp,
-                      paper_screens.bp, sync_now.bp):
+                      paper_screens.bp, sync_now.bp, remote_screens.bp, conflict_screens.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="ui_root", view_func=lambda: redirect(url_for("ui.index")))
 

@@ -177,4 +177,7 @@ def install_template_helpers(app: Flask) -> None:
         flag_label=lambda c: labels.label(labels.LAB_FLAGS, c or ""),
         sex_label=lambda c: labels.label(labels.SEXES, c),
         role_label=lambda c: labels.label(labels.ROLES, c),
+        request_status_label=lambda c: labels.label(labels.REQUEST_STATUSES, c),
+        conflict_kind_label=lambda c: labels.label(labels.CONFLICT_KINDS, c),
+        conflict_state_label=lambda c: labels.label(labels.CONFLICT_STATES, c),
     )

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, g, redirect, request, session, 
 from flask_babel import gettext
 
 from edge_node.errors import Conflict, NodeNotInitialised, ValidationFailed
-from edge_node.services import clock, dispensing
+from edge_node.services import clock, dispensing, remote_requests
 from edge_node.trust_store import current_trust_list
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
@@ -188,3 +188,35 @@ def lookup():
         row["view"] = verdicts.describe(dispensing.check_code(
             store(), g.actor, trusted, row["qr"])) if row.get("qr") else None
     return render("counter/lookup.html", query=query, found=found)
+
+
+@bp.route("/pickup", methods=["GET", "POST"])
+@signed_in
+def pickup():
+    """A remote prescription (1003 call centre): the patient's document or PINFL and the
+    six-digit code from the SMS. Found, it opens on the counter like a scanned code."""
+    g.actor.require("verify_prescription")
+    form = {"identity": request.form.get("identity", "").strip()[:40],
+            "code": request.form.get("code", "").strip()[:20]}
+    if request.method == "GET":
+        return render("counter/pickup.html", form=form)
+    compact = form["identity"].replace(" ", "")
+    is_pinfl = compact.isdigit()
+    try:
+        if not compact:
+            raise ValidationFailed(_("Give the patient's identity document or PINFL"),
+                                   field="identity")
+        found = remote_requests.find_by_pickup_code(
+            store(), g.actor, code=form["code"], pinfl=compact if is_pinfl else None,
+            document=None if is_pinfl else compact)
+        prescription = found["prescriptions"][0]
+        if not prescription.get("qr"):
+            raise Conflict(_("This prescription has no code to check: record it in the paper"
+                             " dispense log"), field="code", code="no_code")
+    except ProtocolError as e:
+        return render("counter/pickup.html", e, form=form)
+    # The same verdict and dispense form as a scan; the PINFL it was found by is the typed one.
+    session[CODE_KEY] = prescription["qr"]
+    session[PINFL_KEY] = found["pinfl"] or ""
+    log.info("remote prescription %s opened by pickup code", prescription["number"])
+    return redirect(url_for(".home", _anchor="verdict"))

@@ -73,6 +73,62 @@ FIELDS = {
     "phone": _l("Phone"),
 }
 
+# A call-centre request's state (remote_requests.STATUSES), and the list's "all" filter.
+REQUEST_STATUSES = {
+    "requested": _l("Waiting"),
+    "approved": _l("Approved"),
+    "declined": _l("Declined"),
+    "all": _l("All"),
+}
+
+# Conflicts as the hub raises them (sync_protocol.event_types.CONFLICT_KINDS) and their states.
+CONFLICT_KINDS = {
+    "over_dispensing": _l("More dispensed than prescribed"),
+    "dispense_after_cancellation": _l("Dispensed after the prescription was cancelled"),
+    "dispense_after_expiry": _l("Dispensed outside the prescription's validity"),
+    "dispense_after_revocation": _l("Dispensed after the signer's key was revoked"),
+    "double_booking": _l("One slot booked twice"),
+    "patient_field": _l("A patient's detail changed at two places"),
+    "paper_mismatch": _l("Paper records do not match"),
+    "identity_clash": _l("One identity on two patient records"),
+}
+CONFLICT_STATES = {
+    "open": _l("Open"),
+    "acknowledged": _l("Acknowledged"),
+    "resolved": _l("Resolved"),
+    "all": _l("All"),
+}
+
+# What an event involved in a conflict did, in words (the facts it carries follow).
+EVENT_WORDS = {
+    "PrescriptionIssued": _l("Prescription issued"),
+    "PrescriptionCancelled": _l("Prescription cancelled"),
+    "MedicationDispensed": _l("Medicine dispensed"),
+    "PaperDispenseRecorded": _l("Paper dispense entered"),
+    "AppointmentBooked": _l("Visit booked"),
+    "AppointmentRescheduled": _l("Visit moved"),
+    "AppointmentCancelled": _l("Visit cancelled"),
+    "PatientRegistered": _l("Patient registered"),
+    "PatientFieldChanged": _l("Patient's detail changed"),
+}
+FACT_WORDS = {
+    "number": _l("Prescription"),
+    "item_no": _l("Medicine no."),
+    "quantity": _l("Quantity"),
+    "product": _l("Product"),
+    "batch": _l("Batch"),
+    "facility_id": _l("Facility"),
+    "dispensed_at": _l("Dispensed at"),
+    "starts_at": _l("Visit time"),
+    "practitioner_id": _l("Doctor"),
+    "field": _l("Field"),
+    "issued_at": _l("Issued"),
+    "expires_at": _l("Valid until"),
+    "paper_serial": _l("Paper serial"),
+    "prescription_number": _l("Prescription"),
+    "reason": _l("Reason"),
+}
+
 SEXES = {"male": _l("Male"), "female": _l("Female")}
 
 ROLES = {

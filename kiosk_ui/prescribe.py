@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, 
 from flask_babel import gettext
 
 from edge_node.errors import NodeNotInitialised
-from edge_node.services import facilities, patients, prescribing
+from edge_node.services import facilities, patients, prescribing, remote_requests
 from sync_protocol.errors import ProtocolError
 
 from . import drug_rules, prescriptions_hook
@@ -80,7 +80,7 @@ def _items(rows: list[dict]) -> list[dict]:
 
 def _page(patient_id: str, rows: list[dict], error: ProtocolError | None = None,
           results: dict | None = None, validity: str = "", chronic_error=None,
-          chronic_code: str = ""):
+          chronic_code: str = "", remote: dict | None = None, note: str = ""):
     summary = _summary(patient_id)
     chronic = prescribing.is_chronic(store().reader(), patient_id)
     views = [_row_view(r, chronic) for r in rows]
@@ -92,7 +92,7 @@ def _page(patient_id: str, rows: list[dict], error: ProtocolError | None = None,
                   error_item_field=(where.group(2) or "inn") if where else None,
                   max_items=drug_rules.MAX_ITEMS,
                   chronic_error=error_text(chronic_error) if chronic_error else None,
-                  chronic_code=chronic_code)
+                  chronic_code=chronic_code, remote=remote, note=note)
     return page, (getattr(chronic_error, "http_status", 422) if chronic_error else status)
 
 
@@ -100,8 +100,27 @@ def _page(patient_id: str, rows: list[dict], error: ProtocolError | None = None,
 @signed_in
 def new(patient_id: str):
     g.actor.require("prescribe")
+    return _form(patient_id)
+
+
+@bp.route("/desk/requests/<request_id>/prescribe", methods=["GET", "POST"],
+          endpoint="for_request")
+@signed_in
+def for_request(request_id: str):
+    """Approving a call-centre request is writing its prescription on this same form: signing
+    issues it through remote_requests.approve, which records the decision with it."""
+    g.actor.require("prescribe")
+    remote = dict(remote_requests.get_request(store().reader(), request_id))
+    if remote["status"] != remote_requests.REQUESTED:
+        flash(gettext("This request has already been decided."), "error")
+        return redirect(url_for("remote_ui.show", request_id=request_id))
+    return _form(remote["patient_id"], remote)
+
+
+def _form(patient_id: str, remote: dict | None = None):
+    note = request.form.get("note", "").strip()[:remote_requests.MAX_NOTE] if remote else ""
     if request.method == "GET":
-        return _page(patient_id, read_rows({}))
+        return _page(patient_id, read_rows({}), remote=remote)
     rows = read_rows(request.form)
     validity = request.form.get("validity_days", "").strip()
     action = request.form.get("action", "")
@@ -120,11 +139,13 @@ def new(patient_id: str):
     elif action == "add" and len(rows) < drug_rules.MAX_ITEMS:
         rows.append(dict.fromkeys(ITEM_FIELDS, ""))
     elif action == "sign":
-        return _sign(patient_id, rows, validity)
-    return _page(patient_id, rows, results=results, validity=validity)
+        return _sign(patient_id, rows, validity, remote, note)
+    return _page(patient_id, rows, results=results, validity=validity, remote=remote,
+                 note=note)
 
 
-def _sign(patient_id: str, rows: list[dict], validity: str):
+def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None = None,
+          note: str = ""):
     filled = [r for r in rows if r["inn"]] or rows[:1]
     credentials = current_app.extensions.get("dmed_credentials")
     try:
@@ -137,11 +158,21 @@ def _sign(patient_id: str, rows: list[dict], validity: str):
         items = _items([{**r, "form": r["form"] or v["form"],
                          "strength": r["strength"] or v["strength"]} if v["drug"] else r
                         for r, v in zip(filled, shown, strict=True)])
-        issued = prescribing.issue_prescription(
-            store(), g.actor, credentials, patient_id=patient_id, items=items,
-            validity_days=_number(validity))
+        if remote:
+            issued = remote_requests.approve(
+                store(), g.actor, credentials, remote["request_id"], items=items,
+                validity_days=_number(validity), note=note or None)
+        else:
+            issued = prescribing.issue_prescription(
+                store(), g.actor, credentials, patient_id=patient_id, items=items,
+                validity_days=_number(validity))
     except ProtocolError as e:
-        return _page(patient_id, filled, e, validity=validity)
+        return _page(patient_id, filled, e, validity=validity, remote=remote, note=note)
+    if remote:
+        flash(gettext("The request is approved: prescription %(number)s is signed and the"
+                      " patient gets an SMS with the pickup code.", number=issued["number"]),
+              "ok")
+        return redirect(url_for(".show", prescription_id=issued["prescription_id"]))
     flash(gettext("The prescription %(number)s is signed. Show the QR code to the patient or"
                   " print it.", number=issued["number"]), "ok")
     return redirect(url_for(".show", prescription_id=issued["prescription_id"]))

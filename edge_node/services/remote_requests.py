@@ -74,6 +74,13 @@ def list_requests(store: NodeStore, actor: Actor, status: str | None = REQUESTED
                                          params)]
 
 
+def count_requests(store: NodeStore, actor: Actor, status: str = REQUESTED) -> int:
+    """How many of this facility's requests are in this state (waiting, by default)."""
+    actor.require("prescribe")
+    row = store.one("SELECT COUNT(*) AS n FROM remote_requests WHERE status = ?", (status,))
+    return int(row["n"]) if row else 0
+
+
 def get_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM remote_requests WHERE request_id = ?",
                        (request_id,)).fetchone()
