@@ -184,11 +184,20 @@ def chronic(patient_id: str):
     """Mark the patient chronic for a diagnosis: longer validity and repeats become possible."""
     g.actor.require("write_clinical")
     code = request.form.get("code", "").strip()[:10]
+    # Marked while answering a call-centre request: back to that request's form.
+    request_id = request.form.get("request_id", "").strip()[:40]
+    remote = dict(remote_requests.get_request(store().reader(), request_id)) \
+        if request_id and g.actor.can("prescribe") else None
+    if remote and remote["patient_id"] != patient_id:
+        remote = None
     try:
         prescribing.set_chronic_condition(store(), g.actor, patient_id, code)
     except ProtocolError as e:
-        return _page(patient_id, read_rows({}), chronic_error=e, chronic_code=code)
+        return _page(patient_id, read_rows({}), chronic_error=e, chronic_code=code,
+                     remote=remote)
     flash(gettext("The patient is marked chronic for %(code)s.", code=code.upper()), "ok")
+    if remote:
+        return redirect(url_for(".for_request", request_id=remote["request_id"]))
     return redirect(url_for(".new", patient_id=patient_id))
 
 

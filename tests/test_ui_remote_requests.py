@@ -221,6 +221,24 @@ def test_declining_needs_a_note_then_records_it(client, store, request_id, lang)
     assert event_count(store) == before
 
 
+def test_marking_chronic_while_answering_returns_to_the_request(client, store, seeded,
+                                                               request_id):
+    staff_sign_in(client, "doctor")
+    patient_id = seeded["patient_rows"][0]["patient_id"]
+    form = client.get(f"/ui/desk/requests/{request_id}/prescribe").text
+    assert f'name="request_id" value="{request_id}"' in form
+    before = event_count(store)
+    refused = post(client, f"/ui/desk/patients/{patient_id}/chronic",
+                   {"code": "ZZZ", "request_id": request_id})
+    assert refused.status_code in (404, 422) and "data-error" in refused.text
+    assert f'data-remote-request="{request_id}"' in refused.text
+    assert event_count(store) == before
+    marked = post(client, f"/ui/desk/patients/{patient_id}/chronic",
+                  {"code": "I10", "request_id": request_id})
+    assert marked.headers["Location"].endswith(f"/ui/desk/requests/{request_id}/prescribe")
+    assert status_of(store, request_id)["status"] == "requested"
+
+
 def test_an_unknown_request_is_a_clear_404(client, seeded):
     staff_sign_in(client, "doctor")
     response = client.get("/ui/desk/requests/01HZZZZZZZZZZZZZZZZZZZZZZZ")
