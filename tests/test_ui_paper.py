@@ -188,14 +188,15 @@ def test_a_post_without_the_sessions_csrf_token_is_refused(app, client, store, s
         items=[{"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
                 "dosage": "x"}])
     rules = _post_rules(app)
-    assert len(rules) == 10, rules
+    assert len(rules) == 12, rules
     staff_sign_in(client, who)
     post(client, "/ui/counter/scan", {"code": issued["qr"]}) if who == "pharmacist" else None
     before = event_count(store)
     for rule in rules:
         address = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: {
             "patient_id": seeded["patient_rows"][0]["patient_id"],
-            "prescription_id": issued["prescription_id"]}[m.group(1)], rule)
+            "prescription_id": issued["prescription_id"],
+            "request_id": "01HZZZZZZZZZZZZZZZZZZZZZZZ"}[m.group(1)], rule)
         data = {"reason": "x", "code": "I10", "action": "sign", **rx_form(seeded),
                 **dispense_form(), "prescription_id": issued["prescription_id"],
                 "item_no": "1", "remaining": "20", "quantity": "1", "product": "A",
