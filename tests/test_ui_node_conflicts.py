@@ -148,3 +148,10 @@ def test_the_counter_navigation_counts_the_pharmacists_open_conflicts(client, st
         "facility_ids": [], "details": {}})])
     assert nav_count(client.get("/ui/counter/").text) == 1
     assert conflicts.count_conflicts(store, Actor("s", "registrar")) == 1  # the booking one
+
+
+def test_every_kind_the_hub_raises_is_shown_to_someone_at_the_node():
+    from edge_node.services.conflicts import KINDS, KINDS_BY_ROLE
+    from sync_protocol.event_types import CONFLICT_KINDS
+    assert set(KINDS) == set(CONFLICT_KINDS)
+    assert set().union(*KINDS_BY_ROLE.values()) == set(CONFLICT_KINDS)
