@@ -7,11 +7,15 @@ it covers), so a sync cut at any byte resumes without loss or duplication.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sync_protocol import wire
@@ -58,7 +62,10 @@ class SyncAgent:
         if not self._running.acquire(blocking=False):
             return {"ok": False, "stage": None, "error": "A sync is already running"}
         try:
-            return self._run()
+            with _process_lock(self.store.path) as held:
+                if not held:  # another process of this node (a server worker) is syncing
+                    return {"ok": False, "stage": None, "error": "A sync is already running"}
+                return self._run()
         finally:
             self._running.release()
 
@@ -212,3 +219,22 @@ def sync_status(store: NodeStore, configured: bool) -> dict:
         "seconds_since_success": (int((utc_now() - from_instant(last_success)).total_seconds())
                                   if last_success else None),
     }
+
+
+@contextmanager
+def _process_lock(database: Path) -> Iterator[bool]:
+    """Whether this process holds the node's sync lock (a file beside its database): one sync
+    at a time even when several server processes share the node."""
+    if str(database) == ":memory:":
+        yield True
+        return
+    with open(f"{database}.sync-lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
