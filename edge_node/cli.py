@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -158,22 +160,44 @@ def config() -> None:
 @DB
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for the LAN)")
 @click.option("--port", default=8080, help="Port to listen on")
-def serve(database: str | None, host: str, port: int) -> None:
+@click.option("--workers", default=2, type=click.IntRange(1, 16),
+              help="Server processes sharing the port (a Raspberry Pi has 4 cores; 1: a "
+              "single process, as before)")
+def serve(database: str | None, host: str, port: int, workers: int) -> None:
     """Run the node's web server and background jobs."""
-    from .background import BackgroundJobs
     from .web import create_app
     from .web.serving import serve as serve_app
+    from .web.serving import serve_workers
     overrides = {"DATABASE": database} if database else {}
-    app = create_app(overrides)
-    store = app.extensions["dmed_store"]
+    if workers == 1:
+        app = create_app(overrides)
+        with _background_jobs(app):
+            click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
+                       f"http://{host}:{port}/")
+            serve_app(app, host, port)
+        return
+    first = create_app(overrides)  # migrations run here, once, before any worker opens the db
+    node_id = first.extensions["dmed_store"].state("node_id")
+    first.extensions["dmed_store"].close()
+    workers_config = {**overrides, "BACKGROUND_JOBS": False}  # this process runs them
+
+    def started(bound: int) -> None:
+        click.echo(f"DMED Edge node {node_id} on http://{host}:{bound}/ ({workers} workers)")
+
+    serve_workers(lambda: create_app(workers_config), host, port, workers,
+                  on_listening=started, in_parent=lambda: _background_jobs(create_app(overrides)))
+
+
+@contextmanager
+def _background_jobs(app) -> Iterator[None]:
+    from .background import BackgroundJobs
     jobs = None
     if app.config["BACKGROUND_JOBS"]:
-        jobs = BackgroundJobs(store, app.config, app.extensions.get("dmed_sync_agent"))
-    if jobs:
+        jobs = BackgroundJobs(app.extensions["dmed_store"], app.config,
+                              app.extensions.get("dmed_sync_agent"))
         jobs.start()
-    click.echo(f"DMED Edge node {store.state('node_id')} on http://{host}:{port}/")
     try:
-        serve_app(app, host, port)
+        yield
     finally:
         if jobs:
             jobs.stop()

@@ -1,13 +1,25 @@
 """How the node's web server runs: waitress with the options every entry point shares
 (``dmed-node serve``, ``make demo`` and bench/bench_ui.py), so the benchmark times what is
-deployed."""
+deployed; with ``workers`` > 1, in that many processes sharing one listening socket.
+
+Pages are CPU-bound Python and one process runs one thread at a time, so a node with more
+than one core (a Raspberry Pi has four) serves more pages, with shorter queues, from more
+processes. What a worker keeps in memory is a cache of the database (the status banner, for
+at most a second) or an in-process bound; the clock, throttles, clock confirmation and the
+sync lock live in SQLite or beside it, so the workers agree.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from waitress.server import create_server
 
@@ -25,6 +37,7 @@ SEND_BYTES = 16 * 1024
 # under load that is a log line per page. Once per this many seconds tells the operator as much.
 QUEUE_WARNING_SECONDS = 60.0
 QUEUE_LOGGER = "waitress.queue"
+LISTEN_BACKLOG = 1024
 
 
 def server_options() -> dict:
@@ -44,6 +57,71 @@ def serve(app, host: str, port: int) -> None:
     server = create_node_server(app, host, port)
     server.print_listen("Serving on http://{}:{}")
     server.run()
+
+
+def serve_workers(make_app: Callable[[], object], host: str, port: int, workers: int, *,
+                  on_listening: Callable[[int], None] | None = None,
+                  in_parent: Callable[[], AbstractContextManager] | None = None) -> None:
+    """Serve from `workers` forked processes, each with its own app from `make_app`, on one
+    socket; return when they have ended (a signal to this process, or one worker ending,
+    stops them all). Call before this process starts threads (fork copies only one); what
+    should run beside the workers (the background jobs) is `in_parent`, entered after the
+    fork for as long as they serve."""
+    listener = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    port = listener.getsockname()[1]
+    if on_listening is not None:
+        on_listening(port)
+    children = [_fork_worker(make_app, listener) for _ in range(workers)]
+    listener.close()
+    log.info("serving on http://%s:%s from %s worker processes", host, port, workers)
+    with in_parent() if in_parent is not None else nullcontext():
+        _supervise(children)
+
+
+def _fork_worker(make_app: Callable[[], object], listener: socket.socket) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _limit_queue_warnings()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "send_bytes", DeprecationWarning)
+            server = create_server(make_app(), sockets=[listener], **server_options())
+        server.run()
+        code = 0
+    except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
+        log.exception("node worker %s stopped", os.getpid())
+    finally:
+        os._exit(code)
+
+
+def _supervise(children: list[int]) -> None:
+    running = set(children)
+    stopping = False
+
+    def stop(_signum: int = 0, _frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in running:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while running:
+            pid, status = os.wait()
+            running.discard(pid)
+            if not stopping:
+                log.warning("node worker %s ended (status %s); stopping the others", pid, status)
+                stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class EveryNSeconds(logging.Filter):

@@ -1,0 +1,88 @@
+"""`dmed-node serve --workers N`: worker processes share the port, the background jobs run
+beside them (once, in the serving process), and they all stop together."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sync_harness import free_port
+from test_hub_serving import children_of, gone
+
+HOST = "127.0.0.1"
+NODE = Path(sys.executable).parent / "dmed-node"
+
+
+def wait_for(check, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def unsent_sms(database: Path) -> int:
+    with sqlite3.connect(database) as conn:
+        return conn.execute("SELECT COUNT(*) FROM sms_outbox WHERE sent_at IS NULL").fetchone()[0]
+
+
+@pytest.fixture
+def node(tmp_path):
+    database = tmp_path / "node.db"
+    for command in (["init", "--node-id", "tas-pol-099"], ["seed-demo"]):
+        subprocess.run([str(NODE), command[0], "--db", str(database), *command[1:]],
+                       check=True, capture_output=True, cwd=tmp_path)
+    queued = unsent_sms(database)
+    assert queued > 0  # the demo patients' codes wait for the SMS job
+    port = free_port()
+    env = {**os.environ, "DMED_SECRET_KEY": "test", "DMED_SMS_INTERVAL_SECONDS": "1"}
+    proc = subprocess.Popen([str(NODE), "serve", "--db", str(database), "--host", HOST,
+                             "--port", str(port), "--workers", "2"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://{HOST}:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, "the node stopped"
+        try:
+            return requests.get(url + "/ui/kiosk/identify", timeout=1).ok and len(
+                children_of(proc.pid)) == 2
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_for(up, "the node's workers")
+        yield proc, url, database, queued
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for child in children_of(proc.pid):
+            os.kill(child, signal.SIGKILL)
+        proc.stdout.close()
+
+
+def test_workers_serve_the_screens_and_the_jobs_run_once_beside_them(node):
+    proc, url, database, queued = node
+    workers = children_of(proc.pid)
+    pages = [requests.get(url + "/ui/kiosk/identify", timeout=5) for _ in range(20)]
+    assert all(p.status_code == 200 and "csrf_token" in p.text for p in pages)
+    wait_for(lambda: unsent_sms(database) == 0, "the SMS job")  # jobs run beside the workers
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert gone(workers)
+    log = proc.stdout.read()
+    assert "(2 workers)" in log and "stopping the others" not in log
+    assert log.count("SMS to ") == queued  # each code sent once, by one job, not per worker
+
+
+def test_a_worker_that_dies_stops_the_node_rather_than_serving_half(node):
+    proc, _url, _database, _queued = node
+    first, second = children_of(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    proc.wait(15)
+    assert gone([second])
+    assert "stopping the others" in proc.stdout.read()
