@@ -11,6 +11,7 @@ keeps in memory is a cache of the database (trust list, contact times) or a per-
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 LISTEN_BACKLOG = 1024
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def serve(make_app: Callable[[], Flask], *, host: str, port: int, threads: int,
@@ -43,6 +45,7 @@ def serve(make_app: Callable[[], Flask], *, host: str, port: int, threads: int,
 def _fork_worker(make_app: Callable[[], Flask], listener: socket.socket, threads: int) -> int:
     from waitress import serve as waitress_serve
 
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -50,12 +53,22 @@ def _fork_worker(make_app: Callable[[], Flask], listener: socket.socket, threads
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _end_with(parent)
         waitress_serve(make_app(), sockets=[listener], threads=threads)
         code = 0
     except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
         log.exception("hub worker %s stopped", os.getpid())
     finally:
         os._exit(code)
+
+
+def _end_with(parent: int) -> None:
+    """A worker ends when its supervisor does, even one killed outright (SIGKILL, OOM):
+    orphans would hold the port and answer with nobody watching them (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _supervise(children: list[int]) -> None:

@@ -66,3 +66,14 @@ def test_a_worker_that_dies_takes_the_hub_down_rather_than_serving_half(hub):
     proc.wait(15)
     assert gone([second])
     assert "stopping the others" in proc.stdout.read()
+
+
+def test_workers_end_with_a_hub_killed_outright(hub):
+    proc, _url = hub
+    workers = children_of(proc.pid)
+    proc.kill()  # SIGKILL: no handler runs; orphans would keep the port
+    proc.wait(10)
+    deadline = time.monotonic() + 15
+    while not gone(workers):
+        assert time.monotonic() < deadline, "the workers outlived the hub"
+        time.sleep(0.1)

@@ -86,3 +86,11 @@ def test_a_worker_that_dies_stops_the_node_rather_than_serving_half(node):
     proc.wait(15)
     assert gone([second])
     assert "stopping the others" in proc.stdout.read()
+
+
+def test_workers_end_with_a_supervisor_killed_outright(node):
+    proc, _url, _database, _queued = node
+    workers = children_of(proc.pid)
+    proc.kill()  # SIGKILL: no handler runs; orphans would keep the port
+    proc.wait(10)
+    wait_for(lambda: gone(workers), "the workers to end")

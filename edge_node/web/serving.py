@@ -11,6 +11,7 @@ sync lock live in SQLite or beside it, so the workers agree.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ SEND_BYTES = 16 * 1024
 QUEUE_WARNING_SECONDS = 60.0
 QUEUE_LOGGER = "waitress.queue"
 LISTEN_BACKLOG = 1024
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def server_options() -> dict:
@@ -79,6 +81,7 @@ def serve_workers(make_app: Callable[[], object], host: str, port: int, workers:
 
 
 def _fork_worker(make_app: Callable[[], object], listener: socket.socket) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -86,6 +89,7 @@ def _fork_worker(make_app: Callable[[], object], listener: socket.socket) -> int
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _end_with(parent)
         _limit_queue_warnings()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "send_bytes", DeprecationWarning)
@@ -96,6 +100,15 @@ def _fork_worker(make_app: Callable[[], object], listener: socket.socket) -> int
         log.exception("node worker %s stopped", os.getpid())
     finally:
         os._exit(code)
+
+
+def _end_with(parent: int) -> None:
+    """A worker ends when its supervisor does, even one killed outright (SIGKILL, OOM):
+    orphans would hold the port and answer with nobody watching them (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _supervise(children: list[int]) -> None:
