@@ -11,18 +11,17 @@ sync lock live in SQLite or beside it, so the workers agree.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
 import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 from waitress.server import create_server
+
+from sync_protocol.workers import listen, run_workers
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,6 @@ SEND_BYTES = 16 * 1024
 # under load that is a log line per page. Once per this many seconds tells the operator as much.
 QUEUE_WARNING_SECONDS = 60.0
 QUEUE_LOGGER = "waitress.queue"
-LISTEN_BACKLOG = 1024
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def server_options() -> dict:
@@ -65,76 +62,22 @@ def serve_workers(make_app: Callable[[], object], host: str, port: int, workers:
                   on_listening: Callable[[int], None] | None = None,
                   in_parent: Callable[[], AbstractContextManager] | None = None) -> None:
     """Serve from `workers` forked processes, each with its own app from `make_app`, on one
-    socket; return when they have ended (a signal to this process, or one worker ending,
-    stops them all). Call before this process starts threads (fork copies only one); what
-    should run beside the workers (the background jobs) is `in_parent`, entered after the
-    fork for as long as they serve."""
-    listener = socket.create_server((host, port), backlog=LISTEN_BACKLOG)
+    socket; return when they have ended (sync_protocol.workers: a signal, or one worker
+    ending, stops them all). `in_parent` (the background jobs) runs beside them."""
+    listener = listen(host, port)
     port = listener.getsockname()[1]
     if on_listening is not None:
         on_listening(port)
-    children = [_fork_worker(make_app, listener) for _ in range(workers)]
-    listener.close()
-    log.info("serving on http://%s:%s from %s worker processes", host, port, workers)
-    with in_parent() if in_parent is not None else nullcontext():
-        _supervise(children)
 
-
-def _fork_worker(make_app: Callable[[], object], listener: socket.socket) -> int:
-    parent = os.getpid()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _end_with(parent)
+    def serve_one(shared: socket.socket) -> None:
         _limit_queue_warnings()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "send_bytes", DeprecationWarning)
-            server = create_server(make_app(), sockets=[listener], **server_options())
+            server = create_server(make_app(), sockets=[shared], **server_options())
         server.run()
-        code = 0
-    except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
-        log.exception("node worker %s stopped", os.getpid())
-    finally:
-        os._exit(code)
 
-
-def _end_with(parent: int) -> None:
-    """A worker ends when its supervisor does, even one killed outright (SIGKILL, OOM):
-    orphans would hold the port and answer with nobody watching them (Linux prctl)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before the request took effect
-        os._exit(1)
-
-
-def _supervise(children: list[int]) -> None:
-    running = set(children)
-    stopping = False
-
-    def stop(_signum: int = 0, _frame: object = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in running:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while running:
-            pid, status = os.wait()
-            running.discard(pid)
-            if not stopping:
-                log.warning("node worker %s ended (status %s); stopping the others", pid, status)
-                stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    log.info("serving on http://%s:%s from %s worker processes", host, port, workers)
+    run_workers(listener, workers, serve_one, name="node worker", in_parent=in_parent)
 
 
 class EveryNSeconds(logging.Filter):
