@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import getpass
 import io
 import json
 import os
@@ -45,7 +44,9 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
+from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
 
 from central_hub.app import create_app  # noqa: E402
 from central_hub.storage import open_storage  # noqa: E402
@@ -69,7 +70,6 @@ HOST = "127.0.0.1"
 REGION = "TAS"
 CATCHUP_TARGET_S = 10.0
 INGEST_TARGET_PER_S = 10_000
-POSTGRES = f"postgresql://{{user}}@{HOST}:5432/test"
 BIN = Path(sys.executable).parent
 
 
@@ -203,28 +203,16 @@ def batches(chain: Chain, one_by_one: bool = False) -> list[tuple[bytes, dict]]:
 
 @contextmanager
 def backend(name: str, directory: Path) -> Iterator[str]:
-    """A fresh, empty hub database URL; PostgreSQL gets its own schema, dropped after."""
+    """A fresh, empty hub database URL; PostgreSQL gets its own schema, dropped after (the
+    tests' helpers: tests/hub_helpers.py)."""
     if name == "sqlite":
         yield f"sqlite:///{directory / f'hub-{secrets.token_hex(4)}.db'}"
         return
-    import psycopg
-    for user in ("postgres", getpass.getuser()):
-        base = POSTGRES.format(user=user)
-        try:
-            psycopg.connect(base, connect_timeout=3).close()
-            break
-        except psycopg.Error:
-            continue
-    else:
+    base = postgres_base_url()
+    if base is None:
         raise SystemExit("PostgreSQL is not reachable on 127.0.0.1:5432 (database test)")
-    schema = f"bench_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{base}?schema={schema}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with temporary_schema(base, "bench") as url:
+        yield url
 
 
 def init_hub(url: str, trust: TrustList):
@@ -376,7 +364,7 @@ def ingest_in_process(backend_name: str, chains: list[Chain], directory: Path,
         work = [(c.identity, list(split_batches(c.events))) for c in chains]
         profiler = cProfile.Profile()
         rounds = max(len(b) for _, b in work)
-        profiled = min(1, rounds - 1)  # a batch past each node's first, if there is one
+        profiled = 1 if rounds > 1 else None  # a batch past each node's first, if any
         seconds, timed = 0.0, 0  # the profiled round runs slower: it is not timed
         for round_no in range(rounds):
             for identity, groups in work:
@@ -390,8 +378,9 @@ def ingest_in_process(backend_name: str, chains: list[Chain], directory: Path,
                         timed += len(groups[round_no])
                     profiler.disable()
         storage.close()
-    profile[f"ingest in-process ({backend_name}), batch {profiled + 1} of each node"] = top(
-        profiler)
+    if profiled is not None:
+        profile[f"ingest in-process ({backend_name}), batch {profiled + 1} of each node"] = top(
+            profiler)
     return ingest_row("ingest, batched (in-process, no HTTP)", backend_name, timed, seconds,
                       peak_rss_mb(), False, {"requests": "-", "busy_503": "-"})
 
