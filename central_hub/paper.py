@@ -128,8 +128,10 @@ class PadOverlap(HubError):
 
 # -- serials and pads ------------------------------------------------------------------------
 
-parse_serial = read_pad_serial
-format_serial = format_pad_serial
+def normal_serial(text: str | None) -> str | None:
+    """A pad serial in its one printed form (TAS-000123); text that is not one, as it is."""
+    parsed = read_pad_serial(text)
+    return format_pad_serial(*parsed) if parsed else text
 
 
 def allocate_pad(storage: Storage, *, facility_id: str, series: str, first_serial: int,
@@ -165,10 +167,10 @@ def allocate_pad(storage: Storage, *, facility_id: str, series: str, first_seria
         if clash is not None:
             raise PadOverlap("Serials %(first)s to %(last)s overlap pad %(pad)s (%(pad_first)s "
                              "to %(pad_last)s, facility %(facility)s); choose a free range",
-                             field="first_serial", first=format_serial(series, first_serial),
-                             last=format_serial(series, last_serial), pad=clash["pad_id"],
-                             pad_first=format_serial(series, clash["first_serial"]),
-                             pad_last=format_serial(series, clash["last_serial"]),
+                             field="first_serial", first=format_pad_serial(series, first_serial),
+                             last=format_pad_serial(series, last_serial), pad=clash["pad_id"],
+                             pad_first=format_pad_serial(series, clash["first_serial"]),
+                             pad_last=format_pad_serial(series, clash["last_serial"]),
                              facility=clash["facility_id"])
         pad = {"pad_id": new_ulid(), "facility_id": facility_id, "series": series,
                "first_serial": first_serial, "last_serial": last_serial,
@@ -193,7 +195,7 @@ def list_pads(storage: Storage, facility_id: str | None = None) -> list[dict[str
 
 def pad_facility(tx: Tx, serial: str) -> str | None:
     """The facility holding the pad a serial belongs to, or None."""
-    parsed = parse_serial(serial)
+    parsed = read_pad_serial(serial)
     if parsed is None:
         return None
     row = tx.one("SELECT facility_id FROM paper_pads WHERE series = ? AND first_serial <= ? AND "

@@ -53,7 +53,7 @@ from sync_protocol.timeutil import from_instant, local_date, to_instant
 
 from .conflicts import Candidate, raise_conflict
 from .ingest import StoredEvent
-from .paper import ONLINE_GAP, facility_online, format_serial, pad_facility, parse_serial
+from .paper import ONLINE_GAP, facility_online, normal_serial, pad_facility
 from .routing import row_event
 from .storage import Storage, Tx
 
@@ -162,8 +162,8 @@ def _on_e_prescriptions(tx: Tx, run: list[StoredEvent]) -> None:
 
 def _on_prescription(tx: Tx, event: Event, position: int, now: datetime) -> None:
     p = event.payload
-    parsed = parse_serial(p.get("paper_serial", "")) if p["kind"] == "paper" else None
-    serial = format_serial(*parsed) if parsed else p.get("paper_serial")
+    serial = normal_serial(p.get("paper_serial")) if p["kind"] == "paper" else \
+        p.get("paper_serial")
     tx.execute("INSERT INTO recon_prescriptions (prescription_id, number, kind, paper_serial, "
                "facility_id, local_day, position) VALUES (?, ?, ?, ?, ?, ?, ?) "
                "ON CONFLICT (prescription_id) DO NOTHING",
@@ -184,10 +184,9 @@ def _on_prescription(tx: Tx, event: Event, position: int, now: datetime) -> None
 
 def _on_paper_dispense(tx: Tx, event: Event, position: int, now: datetime) -> None:
     p = event.payload
-    parsed = parse_serial(p.get("paper_serial", ""))
     dispense = {"dispense_id": p["dispense_id"], "facility_id": p["facility_id"],
                 "local_day": day_of(p["dispensed_at"]), "entered_at": p["entered_at"],
-                "paper_serial": format_serial(*parsed) if parsed else p.get("paper_serial"),
+                "paper_serial": normal_serial(p.get("paper_serial")),
                 "prescription_number": p.get("prescription_number"),
                 "prescription_id": p.get("prescription_id"), "position": position}
     tx.execute(f"INSERT INTO recon_dispenses ({', '.join(dispense)}) VALUES "  # noqa: S608 - fixed names

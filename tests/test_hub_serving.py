@@ -44,6 +44,13 @@ def hub(tmp_path):
     proc.stdout.close()
 
 
+def wait_for(check, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def gone(pids: list[int]) -> bool:
     return not any(Path(f"/proc/{pid}").exists() and "zombie" not in
                    Path(f"/proc/{pid}/status").read_text() for pid in pids)
@@ -73,7 +80,4 @@ def test_workers_end_with_a_hub_killed_outright(hub):
     workers = children_of(proc.pid)
     proc.kill()  # SIGKILL: no handler runs; orphans would keep the port
     proc.wait(10)
-    deadline = time.monotonic() + 15
-    while not gone(workers):
-        assert time.monotonic() < deadline, "the workers outlived the hub"
-        time.sleep(0.1)
+    wait_for(lambda: gone(workers), "the workers to end")

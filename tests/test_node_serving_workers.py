@@ -6,23 +6,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from sync_harness import free_port
-from test_hub_serving import children_of, gone
+from test_hub_serving import children_of, gone, wait_for
 
 HOST = "127.0.0.1"
 NODE = Path(sys.executable).parent / "dmed-node"
-
-
-def wait_for(check, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def unsent_sms(database: Path) -> int:
