@@ -16,8 +16,16 @@ baseline.
   Baseline: one event per request. Also the same ingest in-process (Ingestor.push, no HTTP,
   no signatures) to separate the costs. Target: >= 10,000 events/s on PostgreSQL.
 
+- reference: the same event rows appended bare to the same backend (bulk append with and
+  without the events table's indexes, and batched INSERT), so the ingest rates can be read
+  against what this machine's database does at all. The issue's target assumes about 100,000
+  rows/s by COPY; the machines we run on differ by more than 2x from day to day.
+
 Prints JSON, then a table (bench/common.report). Peak memory is the peak resident set of the
-process doing the work (VmHWM of the hub or node process). Everything runs on 127.0.0.1;
+process doing the work (VmHWM of the hub or node process). CPU columns are microseconds per
+event spent by the hub (its processes), the PostgreSQL server (all its processes) and this
+process (the pushing clients, or the in-process hub): steadier than wall time on a shared
+machine. Everything runs on 127.0.0.1;
 PostgreSQL is the test server (127.0.0.1:5432, database test), in a schema dropped after.
 """
 
@@ -49,6 +57,7 @@ from common import report  # noqa: E402
 from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
 
 from central_hub.app import create_app  # noqa: E402
+from central_hub.ingest import EVENT_COLUMNS  # noqa: E402
 from central_hub.storage import open_storage  # noqa: E402
 from edge_node.credentials import load_credentials  # noqa: E402
 from edge_node.seed import seed_pharmacy  # noqa: E402
@@ -58,7 +67,7 @@ from edge_node.sync.client import HubClient  # noqa: E402
 from provisioning.keystore import write_bundle  # noqa: E402
 from provisioning.pki import create_node, create_region, create_root, make_bundle  # noqa: E402
 from sync_protocol.event_types import latest_version  # noqa: E402
-from sync_protocol.events import GENESIS_HASH, seal  # noqa: E402
+from sync_protocol.events import GENESIS_HASH, payload_json, seal  # noqa: E402
 from sync_protocol.hlc import HybridLogicalClock  # noqa: E402
 from sync_protocol.identifiers import make_pinfl, new_ulid  # noqa: E402
 from sync_protocol.request_signing import sign_request  # noqa: E402
@@ -338,7 +347,10 @@ def bench_ingest(backend_name: str, args, directory: Path, profile: dict) -> lis
             storage.close()
             hub = HubProcess(url, args.nodes, directory, args.hub_workers)
             try:
-                tally = push_all(hub.url, work)
+                meter = CpuMeter(hub.proc.pid, backend_name)
+                with meter.measuring():
+                    tally = push_all(hub.url, work)
+                cpu = meter.per_event(sum(len(c.events) for c in group))
                 peak = hub.peak_mb()
             finally:
                 hub.stop()
@@ -349,9 +361,57 @@ def bench_ingest(backend_name: str, args, directory: Path, profile: dict) -> lis
         rows.append(ingest_row(f"{label} ({args.nodes} nodes, HTTP)", backend_name, events,
                                tally["seconds"], peak,
                                backend_name == "postgresql" and not one_by_one,
-                               {"requests": tally["requests"], "busy_503": tally["busy"]}))
+                               {"requests": tally["requests"], "busy_503": tally["busy"],
+                                **cpu}))
     rows.append(ingest_in_process(backend_name, chains, directory, region, profile))
+    rows.extend(bare_appends(backend_name, chains, directory, region))
     return rows
+
+
+def bare_appends(backend_name: str, chains: list[Chain], directory: Path,
+                 region: Region) -> list[dict]:
+    """What this machine's database does with the same events as bare rows, for reading the
+    ingest figures against. Each batch is appended in one transaction by the storage's bulk
+    append (COPY on PostgreSQL), first to a table with the columns of `events` and no index,
+    then to the hub's `events` table with its indexes; then by batched INSERT (insert_many).
+    No checks, no routing, no projections. The issue's target assumes a machine where COPY
+    takes about 100,000 such rows/s and batched INSERTs 30,000."""
+    rows = []
+    for label, method, table in (
+            ("bare bulk append of the event rows, no indexes", "append_rows", "bare_events"),
+            ("bare bulk append of the event rows", "append_rows", "events"),
+            ("bare batched INSERT of the event rows", "insert_many", "events")):
+        with backend(backend_name, directory) as url:
+            _app, storage = init_hub(url, region.trust_list())
+            with storage.transaction() as tx:  # the columns of `events`, none of its indexes
+                tx.execute("CREATE TABLE bare_events AS SELECT * FROM events WHERE 1 = 0")
+            position, groups = 0, []
+            for chain in chains:
+                for group in split_batches(chain.events):
+                    groups.append([event_row(position := position + 1, e) for e in group])
+            meter = CpuMeter(None, backend_name)
+            start = time.perf_counter()
+            with meter.measuring():
+                for group in groups:
+                    with storage.transaction() as tx:
+                        getattr(tx, method)(table, EVENT_COLUMNS, group)
+            seconds = time.perf_counter() - start
+            cpu = meter.per_event(position)
+            storage.close()
+        rows.append(ingest_row(label, backend_name, position, seconds, peak_rss_mb(), False,
+                               {"requests": "-", "busy_503": "-", **cpu}))
+    return rows
+
+
+def event_row(position: int, event: dict) -> tuple:
+    """An event as the hub stores it, with plausible scope columns."""
+    payload = event["payload"]
+    subject = next((payload[k] for k in ("patient_id", "appointment_id", "prescription_id",
+                                         "facility_id") if k in payload), None)
+    return (position, event["id"], event["origin"], event["seq"], event["hlc"], event["type"],
+            event["version"], payload_json(payload), event["prev_hash"], event["hash"],
+            to_instant(utc_now()), payload.get("facility_id"), REGION,
+            payload.get("patient_id"), subject)
 
 
 def ingest_in_process(backend_name: str, chains: list[Chain], directory: Path,
@@ -366,23 +426,26 @@ def ingest_in_process(backend_name: str, chains: list[Chain], directory: Path,
         rounds = max(len(b) for _, b in work)
         profiled = 1 if rounds > 1 else None  # a batch past each node's first, if any
         seconds, timed = 0.0, 0  # the profiled round runs slower: it is not timed
+        meter = CpuMeter(None, backend_name)
         for round_no in range(rounds):
             for identity, groups in work:
-                if round_no < len(groups):
-                    if round_no == profiled:
-                        profiler.enable()
+                if round_no >= len(groups):
+                    continue
+                if round_no == profiled:
+                    profiler.runcall(ingestor.push, identity, groups[round_no])
+                    continue
+                with meter.measuring():
                     start = time.perf_counter()
                     ingestor.push(identity, groups[round_no])
-                    if round_no != profiled:
-                        seconds += time.perf_counter() - start
-                        timed += len(groups[round_no])
-                    profiler.disable()
+                    seconds += time.perf_counter() - start
+                timed += len(groups[round_no])
+        cpu = meter.per_event(timed)
         storage.close()
     if profiled is not None:
         profile[f"ingest in-process ({backend_name}), batch {profiled + 1} of each node"] = top(
             profiler)
     return ingest_row("ingest, batched (in-process, no HTTP)", backend_name, timed, seconds,
-                      peak_rss_mb(), False, {"requests": "-", "busy_503": "-"})
+                      peak_rss_mb(), False, {"requests": "-", "busy_503": "-", **cpu})
 
 
 # -- catch-up ------------------------------------------------------------------------------
@@ -420,7 +483,9 @@ def bench_catchup(args, directory: Path) -> tuple[dict, dict]:
             "peak_mb": result.get("peak_mb", "-"), "target": f"< {CATCHUP_TARGET_S:.0f} s",
             "met": not result.get("deadline_hit") and result["seconds"] < CATCHUP_TARGET_S
             and result.get("pulled", 0) >= events,
-            "requests": "-", "busy_503": "-"}, {
+            "requests": "-", "busy_503": "-", "hub_cpu_us": round(
+                result["hub_cpu_s"] / max(result.get("pulled", 0), 1) * 1e6),
+            "db_cpu_us": "-", "bench_cpu_us": "-"}, {
             "catch-up hub filled in-process (events/s)": round(events / fill, 1),
             "catch-up node outcome": result}
 
@@ -429,6 +494,52 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a running process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (the hub's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL server process on this machine (the bench's backends;
+    nothing else uses the server while it runs)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        if text.split("(", 1)[1].startswith("postgres)"):
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class CpuMeter:
+    """CPU microseconds per event, by who spent them: the hub, PostgreSQL, this process (the
+    clients). Unlike wall time, it hardly depends on what else the machine runs."""
+
+    def __init__(self, hub_pid: int | None, backend_name: str) -> None:
+        self.hub_pid, self.postgres = hub_pid, backend_name == "postgresql"
+        self.spent = [0.0, 0.0, 0.0]
+
+    def _read(self) -> tuple[float, float, float]:
+        hub = tree_cpu_seconds(self.hub_pid) if self.hub_pid else 0.0
+        return hub, postgres_cpu_seconds() if self.postgres else 0.0, cpu_seconds(os.getpid())
+
+    @contextmanager
+    def measuring(self) -> Iterator[None]:
+        start = self._read()
+        yield
+        for i, (a, b) in enumerate(zip(start, self._read(), strict=True)):
+            self.spent[i] += b - a
+
+    def per_event(self, events: int) -> dict:
+        hub, db, me = (round(spent / max(events, 1) * 1e6) for spent in self.spent)
+        return {"hub_cpu_us": hub if self.hub_pid else "-",
+                "db_cpu_us": db if self.postgres else "-", "bench_cpu_us": me}
 
 
 def run_child(command: list[str], deadline: float, database: Path) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from edge_node.services import appointments, kiosk_identity, patients, sms
 from kiosk_ui import kiosk_session, prescriptions_hook
 from sync_protocol.identifiers import make_pinfl
+from sync_protocol.timeutil import to_instant
 from tests.ui_helpers import (  # noqa: F401
     catalogues,
     escaped,
@@ -218,9 +219,11 @@ def test_moving_to_a_past_time_is_refused(client, store, me, actor_for):
                                        patient_id=me["patient"]["patient_id"],
                                        practitioner_id=me["doctor_id"], starts_at=me["slot"],
                                        channel="registry", now=me["now"])
+    # the latest published slot before the pinned clock (slots between it and the booked one,
+    # an hour later, are still to come)
     past = store.one("SELECT starts_at FROM slots WHERE practitioner_id = ? AND starts_at < ?"
-                     " ORDER BY starts_at DESC LIMIT 1", (me["doctor_id"], me["slot"]))
-    if past is None:  # the pinned slot opens the schedule: an unpublished time is refused too
+                     " ORDER BY starts_at DESC LIMIT 1", (me["doctor_id"], to_instant(me["now"])))
+    if past is None:  # the pinned clock precedes the schedule: an unpublished time is refused too
         target, msgid = "2020-01-01T05:00:00Z", "The doctor has no slot at this time"
     else:
         target, msgid = past["starts_at"], "This time has already passed; choose a later one"

@@ -195,8 +195,17 @@ class Migration:
         return [s.strip() for s in text.split(";") if s.strip()]
 
 
+# Every accepted event updates each index of `events`: keep only those a query reads. Nothing
+# looks events up by facility, and by type only the call centre's list of remote requests.
+CORE_V2 = """
+DROP INDEX events_by_facility;
+DROP INDEX events_by_type;
+CREATE INDEX events_remote_requests ON events (position)
+    WHERE type = 'RemotePrescriptionRequested'
+"""
+
 COMPONENTS: dict[str, tuple[Migration, ...]] = {
-    "core": (Migration("core", 1, CORE_V1),),
+    "core": (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2)),
 }
 
 

@@ -70,6 +70,20 @@ GROWTH_FACTOR = 4
 ANALYSE_STATISTICS_TARGET = 10
 
 
+def id_array(values: list[Any]) -> tuple[str, Any]:
+    """(SQL array expression with one `?`, its parameter) for a list of ids.
+
+    psycopg adapts a Python list element by element, about 4 us per id; ids joined into one
+    text that the server splits cost a tenth of that. Only lists the split gives back exactly
+    take that way: all strings, none empty or holding the separator; or all integers.
+    """
+    if all(type(v) is str and v and "," not in v for v in values):
+        return "string_to_array(?, ',')", ",".join(values)
+    if all(type(v) is int for v in values):
+        return "string_to_array(?, ',')::bigint[]", ",".join(map(str, values))
+    return "?", values
+
+
 class Growth:
     """Rows appended per table since it was last analysed, for the whole storage."""
 
@@ -117,6 +131,14 @@ class PostgresTx(Tx):
             with self.conn.cursor() as cursor:
                 cursor.executemany(to_pyformat(statement), rows)  # type: ignore[arg-type]
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    conflict: str = "") -> None:
+        # One prepared single-row INSERT, pipelined by executemany: psycopg adapts the
+        # thousands of parameters of a multi-row statement at 5 times the CPU per row.
+        if rows:
+            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - names are code constants
+                             f"VALUES ({', '.join('?' * len(columns))}) {conflict}", rows)
+
     def query_in(self, statement: str, values: Iterable[Any], params: Params = ()) -> list[Row]:
         # One array parameter: parsed and planned once, whatever the number of ids.
         values = list(dict.fromkeys(values))
@@ -124,7 +146,8 @@ class PostgresTx(Tx):
             return []
         if "IN ({ids})" not in statement:
             raise ValueError("query_in needs the form IN ({ids})")
-        return self.query(statement.replace("IN ({ids})", "= ANY(?)"), (values, *params))
+        array, value = id_array(values)
+        return self.query(statement.replace("IN ({ids})", f"= ANY({array})"), (value, *params))
 
     def append_rows(self, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
@@ -161,6 +184,9 @@ class PostgresStorage(Storage):
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
                 sql.Identifier(self.schema)))
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        # psycopg prepares a statement run 5 times; PostgreSQL then tries a generic plan, and
+        # for `= ANY($1)` over a few hundred ids that plan was 9x slower than the custom one.
+        conn.execute("SET plan_cache_mode = force_custom_plan")
         self._local.conn = conn
         with self._lock:
             self._connections.append(conn)
