@@ -11,7 +11,18 @@ from collections.abc import Callable
 
 def machine() -> dict:
     return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "machine": platform.machine()}
+            "machine": platform.machine(), "speed_probe_s": speed_probe()}
+
+
+def speed_probe() -> float:
+    """Seconds for a fixed pure-Python loop (best of 3): the same shared 2-core machines have
+    run it 2.5x slower on one day than on another, so figures from different runs are
+    compared through this."""
+    def loop() -> None:
+        total = 0
+        for i in range(2_000_000):
+            total += i
+    return round(min(timed(loop, 1) for _ in range(3)), 3)
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:

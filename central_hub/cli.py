@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -34,9 +35,9 @@ def _storage(database: str | None) -> Storage:
     try:
         return open_storage(url)
     except (ValueError, OSError) as e:
-        raise click.ClickException(f"cannot open {url}: {e}") from e
+        raise click.ClickException(f"cannot open {redact(str(url))}: {e}") from e
     except Exception as e:  # psycopg.OperationalError and friends
-        raise click.ClickException(f"cannot open {url}: {e}") from e
+        raise click.ClickException(f"cannot open {redact(str(url))}: {e}") from e
 
 
 def _read_trust(path: str) -> TrustList:
@@ -143,6 +144,13 @@ def serve(database: str | None, host: str, port: int, threads: int, workers: int
               workers=workers)
 
 
+def _new_password() -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
 @main.command("create-staff")
 @DB
 @click.option("--login", required=True, help="Sign-in name: small Latin letters, digits, . _ -")
@@ -153,9 +161,7 @@ def serve(database: str | None, host: str, port: int, threads: int, workers: int
 def create_staff(database: str | None, login: str, full_name: str, role: str) -> None:
     """Add a central staff account for the dashboard pages. The password is asked for
     (hidden, twice), or read from DMED_HUB_STAFF_PASSWORD for scripts."""
-    password = os.environ.get(PASSWORD_ENV)
-    if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _new_password()
     try:
         staff.check_password(password)
         with _storage(database) as storage:
@@ -165,6 +171,58 @@ def create_staff(database: str | None, login: str, full_name: str, role: str) ->
         raise click.ClickException(e.text) from e
     click.echo(f"staff account {account['login']} ({account['full_name']}, {account['role']}) "
                "created; sign in at /staff/sign-in")
+
+
+@main.command("list-staff")
+@DB
+def list_staff(database: str | None) -> None:
+    """List the central staff accounts, with those disabled or locked now."""
+    with _storage(database) as storage:
+        accounts = staff.list_staff(storage)
+    if not accounts:
+        click.echo("no staff accounts; add one with dmed-hub create-staff")
+    for account in accounts:
+        state = ("disabled" if account["disabled"] else
+                 "locked after wrong passwords" if account["locked"] else "active")
+        click.echo(f"{account['login']}\t{account['full_name']}\t{account['role']}\t{state}")
+
+
+@main.command("staff-password")
+@DB
+@click.option("--login", required=True, help="The account's sign-in name")
+def staff_password(database: str | None, login: str) -> None:
+    """Set a new password for a staff account: lifts a lock after wrong passwords and signs
+    the account out everywhere. Asked for (hidden, twice) or read from
+    DMED_HUB_STAFF_PASSWORD."""
+    password = _new_password()
+    _staff_change(database, lambda storage: staff.set_password(storage, login, password))
+    click.echo(f"new password set for {staff.normalise_login(login)}; its open sessions ended")
+
+
+@main.command("disable-staff")
+@DB
+@click.option("--login", required=True, help="The account's sign-in name")
+def disable_staff(database: str | None, login: str) -> None:
+    """Disable a staff account: it can no longer sign in, and its open sessions end now."""
+    _staff_change(database, lambda storage: staff.set_disabled(storage, login, True))
+    click.echo(f"staff account {staff.normalise_login(login)} disabled; its sessions ended")
+
+
+@main.command("enable-staff")
+@DB
+@click.option("--login", required=True, help="The account's sign-in name")
+def enable_staff(database: str | None, login: str) -> None:
+    """Enable a disabled staff account again (it signs in anew)."""
+    _staff_change(database, lambda storage: staff.set_disabled(storage, login, False))
+    click.echo(f"staff account {staff.normalise_login(login)} enabled")
+
+
+def _staff_change(database: str | None, change: Callable[[Storage], None]) -> None:
+    try:
+        with _storage(database) as storage:
+            change(storage)
+    except ProtocolError as e:
+        raise click.ClickException(e.text) from e
 
 
 @main.command()

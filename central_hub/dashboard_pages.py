@@ -172,8 +172,10 @@ def _signed_in() -> dict[str, Any] | None:
         g.expired = True
         return None
     account = staff.get_staff(hub().storage, staff_id)
-    if account is None:  # disabled or removed since sign-in
+    # disabled, removed or given a new password since sign-in
+    if account is None or account["session_epoch"] != session.get("epoch"):
         session.clear()
+        return None
     return account
 
 
@@ -303,6 +305,7 @@ def sign_in():
     session.permanent = True
     session["staff_id"] = account["staff_id"]
     session["signed_in_at"] = to_instant(hub().now())
+    session["epoch"] = account["session_epoch"]
     return redirect(target, code=303)
 
 

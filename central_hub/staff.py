@@ -1,7 +1,8 @@
 """Hub staff accounts: central staff sign in to the dashboard pages with a password.
 
-Accounts live in the hub database (table hub_staff), never sync to nodes, and are made with
-`dmed-hub create-staff`. Passwords are hashed with argon2id. Failed sign-ins are counted in
+Accounts live in the hub database (table hub_staff), never sync to nodes, and are managed
+with `dmed-hub create-staff`, `list-staff`, `staff-password`, `disable-staff` and
+`enable-staff`. Passwords are hashed with argon2id. Failed sign-ins are counted in
 the row itself, so every hub worker process agrees: after MAX_FAILURES wrong passwords the
 login is locked for LOCK_DURATION, and a successful sign-in resets the count. An unknown
 login is checked against a dummy hash, so it takes as long as a wrong password.
@@ -46,7 +47,12 @@ CREATE TABLE hub_staff (
     disabled INTEGER NOT NULL DEFAULT 0
 )
 """
-register(COMPONENT, (Migration(COMPONENT, 1, STAFF_V1),))
+# session_epoch: part of every session cookie; a new password or disabling the account moves it
+# on, which ends the account's open sessions on every worker.
+STAFF_V2 = """
+ALTER TABLE hub_staff ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0
+"""
+register(COMPONENT, (Migration(COMPONENT, 1, STAFF_V1), Migration(COMPONENT, 2, STAFF_V2)))
 
 ROLES = ("central",)
 # Same parameters as the nodes' PINs (OWASP's argon2id minimum: 19 MiB, 2 passes).
@@ -73,6 +79,11 @@ class StaffError(HubError):
 class LoginTaken(StaffError):
     code = "login_taken"
     http_status = 409
+
+
+class UnknownLogin(StaffError):
+    code = "unknown_login"
+    http_status = 404
 
 
 class SignInFailed(HubError):
@@ -127,12 +138,48 @@ def create_staff(storage: Storage, *, login: str, full_name: str, role: str, pas
     return get_staff(storage, staff_id) or {}
 
 
+PUBLIC_COLUMNS = ("staff_id", "login", "full_name", "role", "created_at", "session_epoch")
+
+
 def get_staff(storage: Storage, staff_id: str) -> dict[str, Any] | None:
     """An enabled account by id, without its hash; None when unknown or disabled."""
     with storage.reader() as tx:
-        row = tx.one("SELECT staff_id, login, full_name, role, created_at FROM hub_staff "
+        row = tx.one(f"SELECT {', '.join(PUBLIC_COLUMNS)} FROM hub_staff "  # noqa: S608 - constants
                      "WHERE staff_id = ? AND disabled = 0", (str(staff_id or ""),))
     return row
+
+
+def list_staff(storage: Storage, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every account by login, with whether it is disabled or locked now."""
+    now = now or utc_now()
+    with storage.reader() as tx:
+        rows = tx.query("SELECT * FROM hub_staff ORDER BY login")
+    return [{**{k: row[k] for k in PUBLIC_COLUMNS}, "disabled": bool(row["disabled"]),
+             "locked": _locked(row, now)} for row in rows]
+
+
+def set_password(storage: Storage, login: str, password: str) -> None:
+    """Give an account a new password: lifts a lock and ends its open sessions."""
+    password_hash = HASHER.hash(check_password(password))
+    _update(storage, login, "password_hash = ?, failed_count = 0, locked_until = NULL",
+            (password_hash,))
+    log.info("hub staff %s has a new password; open sessions ended", normalise_login(login))
+
+
+def set_disabled(storage: Storage, login: str, disabled: bool) -> None:
+    """Disable an account (its sessions end at once) or enable it again."""
+    _update(storage, login, "disabled = ?", (int(disabled),))
+    log.info("hub staff %s %s", normalise_login(login), "disabled" if disabled else "enabled")
+
+
+def _update(storage: Storage, login: str, assignments: str, params: tuple) -> None:
+    with storage.transaction(exclusive=False) as tx:
+        changed = tx.execute(f"UPDATE hub_staff SET {assignments}, "  # noqa: S608 - constants
+                             "session_epoch = session_epoch + 1 WHERE login = ?",
+                             (*params, normalise_login(login)))
+    if changed != 1:
+        raise UnknownLogin("No staff account has the login %(login)s", field="login",
+                           login=normalise_login(login)[:64])
 
 
 def display_name(staff: dict[str, Any]) -> str:
@@ -184,7 +231,7 @@ def authenticate(storage: Storage, login: str, password: str,
     if reset != 1:
         raise _locked_error()
     log.info("hub staff %s signed in", login)
-    return {k: account[k] for k in ("staff_id", "login", "full_name", "role", "created_at")}
+    return {k: account[k] for k in PUBLIC_COLUMNS}
 
 
 def _locked(row: dict[str, Any], now: datetime) -> bool:

@@ -218,6 +218,25 @@ def test_a_disabled_account_loses_its_session(client, storage):
     assert client.get("/dashboard").status_code == 302
 
 
+def test_a_new_password_ends_open_sessions(client, app, storage):
+    other = app.test_client()  # the same account, signed in on another desk
+    assert sign_in(other).status_code == 303
+    staff.set_password(storage, "karimova", "a brand new passphrase")
+    assert client.get("/dashboard").status_code == 302
+    assert other.get("/dashboard").status_code == 302
+    assert sign_in(client).status_code == 401  # the old password no longer works
+    assert sign_in(client, password="a brand new passphrase").status_code == 303
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_a_disabled_then_enabled_account_signs_in_anew(client, storage):
+    staff.set_disabled(storage, "karimova", True)
+    staff.set_disabled(storage, "karimova", False)
+    assert client.get("/dashboard").status_code == 302  # the old session stays ended
+    assert sign_in(client).status_code == 303
+    assert client.get("/dashboard").status_code == 200
+
+
 def test_a_session_is_valid_on_every_hub_worker(client, storage_url):
     """Another worker process has its own app and connections but the same database."""
     with open_storage(storage_url) as other_storage:

@@ -1,6 +1,7 @@
 """Hub staff accounts (central_hub.staff): creation, password sign-in, the lock after wrong
 passwords (kept in the database, so every hub worker agrees), the shared session secret, and
-`dmed-hub create-staff`."""
+the commands `dmed-hub create-staff`, `list-staff`, `staff-password`, `disable-staff` and
+`enable-staff`."""
 
 import logging
 from datetime import timedelta
@@ -128,6 +129,46 @@ def test_a_disabled_account_cannot_sign_in(storage, account):
     assert staff.get_staff(storage, account["staff_id"]) is None
 
 
+def test_a_new_password_replaces_the_old_one_lifts_the_lock_and_ends_sessions(storage,
+                                                                              account):
+    for _ in range(staff.MAX_FAILURES - 1):
+        with pytest.raises(staff.SignInFailed):
+            staff.authenticate(storage, "karimova", "wrong password!")
+    with pytest.raises(staff.LoginLocked):
+        staff.authenticate(storage, "karimova", "wrong password!")
+    epoch = row_of(storage, "karimova")["session_epoch"]
+    staff.set_password(storage, " KARIMOVA ", "a brand new passphrase")
+    row = row_of(storage, "karimova")
+    assert row["session_epoch"] == epoch + 1 and row["locked_until"] is None
+    assert "a brand new passphrase" not in str(row.values())
+    with pytest.raises(staff.SignInFailed):
+        staff.authenticate(storage, "karimova", PASSWORD)
+    assert staff.authenticate(storage, "karimova", "a brand new passphrase")["session_epoch"] \
+        == epoch + 1
+
+
+def test_disabling_and_enabling_move_the_session_epoch(storage, account):
+    staff.set_disabled(storage, "karimova", True)
+    assert staff.get_staff(storage, account["staff_id"]) is None
+    [listed] = staff.list_staff(storage)
+    assert listed["disabled"] is True and listed["session_epoch"] == 1
+    with pytest.raises(staff.SignInFailed):
+        staff.authenticate(storage, "karimova", PASSWORD)
+    staff.set_disabled(storage, "karimova", False)
+    assert staff.authenticate(storage, "karimova", PASSWORD)["session_epoch"] == 2
+
+
+def test_changes_to_an_unknown_login_are_refused_and_change_nothing(storage, account):
+    before = row_of(storage, "karimova")
+    with pytest.raises(staff.UnknownLogin):
+        staff.set_password(storage, "nobody", "a brand new passphrase")
+    with pytest.raises(staff.UnknownLogin):
+        staff.set_disabled(storage, "nobody", True)
+    with pytest.raises(staff.StaffError):  # a short password is refused before any lookup
+        staff.set_password(storage, "karimova", "short")
+    assert row_of(storage, "karimova") == before
+
+
 def test_every_worker_shares_one_session_secret(storage, storage_url):
     first = staff.session_secret(storage)
     with open_storage(storage_url) as other:
@@ -184,3 +225,47 @@ def test_create_staff_refuses_bad_input_and_creates_nothing(storage_url, option,
     assert message in result.output
     with open_storage(storage_url) as storage, storage.reader() as tx:
         assert tx.scalar("SELECT COUNT(*) AS n FROM hub_staff") == 0
+
+
+# -- dmed-hub list-staff, staff-password, disable-staff, enable-staff -----------------------
+
+def run(storage_url, *args, password=None):
+    env = {"DMED_HUB_STAFF_PASSWORD": password}
+    return CliRunner().invoke(main, [args[0], "--db", storage_url, *args[1:]], env=env)
+
+
+def test_staff_commands_manage_an_account(storage_url, caplog):
+    caplog.set_level(logging.DEBUG)
+    assert "no staff accounts" in run(storage_url, "list-staff").output
+    assert run(storage_url, "create-staff", "--login", "nazarov", "--name", "Nazarov Akmal",
+               password=PASSWORD).exit_code == 0
+    listed = run(storage_url, "list-staff")
+    assert listed.exit_code == 0 and "nazarov\tNazarov Akmal\tcentral\tactive" in listed.output
+
+    disabled = run(storage_url, "disable-staff", "--login", "Nazarov")
+    assert disabled.exit_code == 0, disabled.output
+    assert "\tdisabled" in run(storage_url, "list-staff").output
+    enabled = run(storage_url, "enable-staff", "--login", "nazarov")
+    assert enabled.exit_code == 0 and "\tactive" in run(storage_url, "list-staff").output
+
+    changed = run(storage_url, "staff-password", "--login", "nazarov",
+                  password="another good passphrase")
+    assert changed.exit_code == 0, changed.output
+    assert "another good passphrase" not in changed.output + caplog.text
+    with open_storage(storage_url) as storage:
+        assert staff.authenticate(storage, "nazarov", "another good passphrase")
+        with pytest.raises(staff.SignInFailed):
+            staff.authenticate(storage, "nazarov", PASSWORD)
+
+
+def test_staff_commands_refuse_an_unknown_login_or_a_bad_password(storage_url):
+    for args in (("disable-staff", "--login", "ghost"), ("enable-staff", "--login", "ghost"),
+                 ("staff-password", "--login", "ghost")):
+        result = run(storage_url, *args, password=PASSWORD)
+        assert result.exit_code == 1 and "No staff account has the login ghost" in result.output
+    run(storage_url, "create-staff", "--login", "nazarov", "--name", "Nazarov Akmal",
+        password=PASSWORD)
+    short = run(storage_url, "staff-password", "--login", "nazarov", password="short")
+    assert short.exit_code == 1 and "10 to 1024 characters" in short.output
+    with open_storage(storage_url) as storage:
+        assert staff.authenticate(storage, "nazarov", PASSWORD)["session_epoch"] == 0
