@@ -14,6 +14,7 @@ from flask import Blueprint, request
 from . import nodes, quarantine
 from .app import hub, respond
 from .errors import Forbidden, HubError
+from .ingest import projected_through
 from .scope import feed_head
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ def list_nodes():
     with current.storage.reader() as tx:
         hub_head = int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
         head = feed_head(tx)
-    return respond({"hub_head": hub_head, "feed_head": head,
+        through = projected_through(tx)
+    return respond({"hub_head": hub_head, "feed_head": head, "projected_through": through,
                     "nodes": nodes.list_nodes(current.storage, current.now())})
 
 
@@ -73,12 +75,13 @@ def healthz():
     try:
         with current.storage.reader() as tx:
             hub_head = int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
+            through = projected_through(tx)
     except Exception:  # noqa: BLE001 - a probe reports, it does not raise
         log.exception("health check: database unreachable")
         return respond({"status": "down", "database": current.storage.dialect}, 503)
     return respond({"status": "ok", "database": current.storage.dialect,
                     "schema": current.storage.schema_versions(), "hub_head": hub_head,
-                    "trust_list": current.trust.initialised})
+                    "projected_through": through, "trust_list": current.trust.initialised})
 
 
 def _int_arg(name: str, default: int) -> int:

@@ -72,6 +72,7 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     call_centre.init_app(app)
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
     register_error_handlers(app)
+    app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app
 
 

@@ -1,10 +1,9 @@
 """Events the hub itself appends to the global log: conflicts and their review, paper pads,
 call-centre requests (the types central_hub.rights marks hub-only).
 
-They form one more chain, of origin HUB_ORIGIN, and are routed and pulled like any node's
-events. HUB_ORIGIN contains a character node ids cannot have (trust.NODE_ID_RE), so no node
-certificate can ever claim it. Call `emit_hub_event` inside a transaction that holds the
-writer lock: an ingest hook's, or `storage.transaction()`.
+They form one more chain, of origin HUB_ORIGIN (central_hub.rights), and are routed and
+pulled like any node's events. Call `emit_hub_event` inside a write transaction: an ingest
+hook's, or `storage.transaction()`; it takes the writer lock if the transaction lacks it.
 """
 
 from __future__ import annotations
@@ -19,12 +18,13 @@ from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
 
 from .ingest import StoredEvent, append_routed
+from .rights import HUB_ORIGIN
+
+__all__ = ["HUB_ORIGIN", "emit_hub_event"]
 from .routing import ScopeIndex
 from .storage import Tx
 
 log = logging.getLogger(__name__)
-
-HUB_ORIGIN = "hub:central"
 
 
 def emit_hub_event(tx: Tx, event_type: str, payload: dict[str, Any], *,
@@ -34,6 +34,7 @@ def emit_hub_event(tx: Tx, event_type: str, payload: dict[str, Any], *,
     `after_hlc`: the clock of the event that caused this one (a dispense raising a
     conflict), so the hub's event is ordered after its cause on every node.
     """
+    tx.hold_writer_lock()  # a projector's transaction holds only its own lock
     head = tx.one("SELECT seq, hash, hlc FROM events WHERE origin = ? ORDER BY seq DESC "
                   "LIMIT 1", (HUB_ORIGIN,))
     last = max(HlcTimestamp.parse(head["hlc"]) if head else ZERO,

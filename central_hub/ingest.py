@@ -17,8 +17,16 @@ its reason. Refusals come in two kinds:
   payload, not the node's right). It keeps its place in the chain and the head moves on, so
   one bad event does not stop everything after it; it stays in quarantine for people.
 
-Parsing and schema checks run before the writer lock; the decisions, inserts and hooks of a
-batch run in one transaction, so a batch costs one commit.
+Parsing and schema checks run before the writer lock; the decisions and inserts of a batch
+run in one transaction under it. On PostgreSQL the hooks (projections, conflicts,
+reconciliation) then run in a second transaction under the projector's lock
+(`project_pending`): over every node event the log holds past the projector's cursor, in log
+order, each exactly once. So one batch is projected while the next is stored, and the writer
+lock is held half as long. A push answers once its events are projected (by its own request
+or by another that came first). Should the hub stop between the two transactions, the next
+push or the next start projects what waits; nothing is lost and nothing projected twice, as
+the cursor moves in the same transaction as the projections. SQLite has one writer, so there
+the hooks run in the storing transaction, by the same cursor.
 """
 
 from __future__ import annotations
@@ -43,8 +51,8 @@ from sync_protocol.wire import ACCEPTED, DUPLICATE, REFUSED, EventResult, PushRe
 
 from . import nodes, quarantine
 from .quarantine import Refusal
-from .rights import NotPermitted, check_right
-from .routing import Derived, ScopeIndex, Target
+from .rights import HUB_ORIGIN, NotPermitted, check_right
+from .routing import Derived, ScopeIndex, Target, row_event
 from .storage import Storage, Tx
 
 log = logging.getLogger(__name__)
@@ -77,9 +85,15 @@ class StoredEvent:
     payload_json: str | None = None  # as stored, when made before the writer lock
 
 
-# Called once per batch with its accepted events in chain order, inside the batch's transaction
-# (so a hook fetches what it needs once per batch); when isolating a failure, once per event.
+# Called with node events in log order (a pushed batch, or what waited), inside the projector's
+# transaction (so a hook fetches what it needs once per batch); when isolating a failure, once
+# per event.
 Hook = Callable[[Tx, list[StoredEvent]], None]
+
+# hub_state key: every node event up to this position has been through the hooks.
+PROJECTED_THROUGH = "projected_through"
+# Events the projector takes per transaction when it works off a backlog.
+PROJECT_CHUNK = 5000
 
 
 @dataclass
@@ -160,9 +174,15 @@ class Ingestor:
             for item in parsed:
                 batch.results.append(self._decide(item, batch, index))
             self._store(tx, batch, index, first_position)
-            self._run_hooks(tx, batch)
-            if self.on_accepted and batch.stored:  # hooks may have appended hub events
-                batch.position = int(tx.scalar("SELECT MAX(position) AS p FROM events"))
+            fresh = [s for s, _ in batch.stored]
+            # SQLite has one writer: a second transaction would only wait for it (and cost a
+            # commit), so the hooks run in this one.
+            waiting = bool(fresh) and (self.storage.separate_projector or
+                                       self._project_chunk(tx, fresh))
+        if waiting:
+            batch.position = max(batch.position, self._project_logged(fresh))
+        elif fresh:
+            batch.position = self._head()
         accepted = len(batch.stored)
         if accepted or batch.refusals:
             log.info("push from %s: %s accepted, %s refused, acked seq %s", node.node_id,
@@ -282,11 +302,58 @@ class Ingestor:
         nodes.record_push(tx, node_id, acked_seq=batch.head_seq, head_hash=batch.head_hash,
                           accepted=len(batch.stored), now=now, error=error)
 
-    def _run_hooks(self, tx: Tx, batch: _Batch) -> None:
-        """Each hook over the whole batch; if one fails, again event by event to isolate it."""
-        if not self.on_accepted or not batch.stored:
+    # -- projecting ---------------------------------------------------------------------------
+    def catch_up(self) -> None:
+        """At start: project what a stop between storing and projecting left waiting."""
+        self._project_logged([])
+
+    def _project_logged(self, fresh: list[StoredEvent]) -> int:
+        try:
+            return self.project_pending(fresh)
+        except Exception:  # noqa: BLE001 - the events are stored; the next push projects them
+            log.exception("the ingest hooks could not run; the events are stored, and the "
+                          "next push or start projects them")
+            return 0
+
+    def project_pending(self, fresh: Sequence[StoredEvent] = ()) -> int:
+        """Run the hooks over every node event past the projector's cursor, in log order, in
+        transactions of at most PROJECT_CHUNK events; return the log's head position.
+
+        `fresh`: events just stored and still in memory, so they are not read back.
+        """
+        while True:
+            with self.storage.transaction(projector=True) as tx:
+                more = self._project_chunk(tx, fresh)
+            if not more:
+                return self._head()
+
+    def _project_chunk(self, tx: Tx, fresh: Sequence[StoredEvent]) -> bool:
+        """Run the hooks over up to PROJECT_CHUNK events past the cursor and move it on;
+        True if more wait."""
+        through = projected_through(tx)
+        own = [s for s in fresh if s.position > through]
+        first, last = (own[0].position, own[-1].position) if own else (0, 0)
+        rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? AND "
+                        "(position < ? OR position > ?) ORDER BY position LIMIT ?",
+                        (through, HUB_ORIGIN, first, last, PROJECT_CHUNK))
+        pending = sorted([*own, *map(stored_from_row, rows)], key=_position)
+        more = len(rows) == PROJECT_CHUNK
+        if more:  # the rest of `own` comes after rows not read yet
+            pending = [s for s in pending if s.position <= rows[-1]["position"]]
+        if pending:
+            self._run_hooks(tx, pending)
+            tx.execute("UPDATE hub_state SET value = ?, updated_at = ? WHERE key = ?",
+                       (str(pending[-1].position), to_instant(self.clock()), PROJECTED_THROUGH))
+        return more
+
+    def _head(self) -> int:
+        with self.storage.reader() as tx:
+            return int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
+
+    def _run_hooks(self, tx: Tx, stored: list[StoredEvent]) -> None:
+        """Each hook over all of `stored`; if one fails, again event by event to isolate it."""
+        if not self.on_accepted:
             return
-        stored = [s for s, _ in batch.stored]
         try:
             with tx.savepoint("hooks"):
                 for hook in self.on_accepted:
@@ -303,9 +370,10 @@ class Ingestor:
                 except Exception as e:  # noqa: BLE001 - a projection bug must not lose events
                     name = getattr(hook, "__qualname__", repr(hook))
                     log.exception("hook %s failed on event %s", name, one.event.id)
-                    failed.append(Refusal(batch.node.node_id, one.event.to_dict(),
+                    # the pushing node is the origin: no one pushes another's events
+                    failed.append(Refusal(one.event.origin, one.event.to_dict(),
                                           HOOK_FAILED, f"{name}: {e}"[:2000]))
-        quarantine.record(tx, failed, batch.now)
+        quarantine.record(tx, failed, to_instant(self.clock()))
 
 
 def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index: ScopeIndex,
@@ -336,6 +404,25 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
     tx.append_rows("deliveries", DELIVERY_COLUMNS, fresh)
     tx.insert_many("deliveries", DELIVERY_COLUMNS, older,
                    "ON CONFLICT (position, target_kind, target) DO NOTHING")
+
+
+def projected_through(tx: Tx) -> int:
+    """The projector's cursor: every node event up to here has been through the hooks (the
+    log's head, unless pushes are being projected or a stop left some waiting)."""
+    return int(tx.scalar("SELECT value FROM hub_state WHERE key = ?", (PROJECTED_THROUGH,)) or 0)
+
+
+def stored_from_row(row: dict[str, Any]) -> StoredEvent:
+    """An event of the log as the hooks receive it (read back, for the projector)."""
+    payload = row["payload"]
+    return StoredEvent(row["position"], row_event(row), None,
+                       Derived(row["facility_id"], row["region"], row["patient_id"],
+                               row["subject_id"]), row["received_at"],
+                       payload if isinstance(payload, str) else None)
+
+
+def _position(stored: StoredEvent) -> int:
+    return stored.position
 
 
 def _event_row(stored: StoredEvent) -> tuple:

@@ -31,7 +31,7 @@ from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
 from .hub_events import HUB_ORIGIN
-from .ingest import StoredEvent
+from .ingest import PROJECTED_THROUGH, StoredEvent
 from .routing import row_event
 from .storage import Migration, Storage, Tx, register
 
@@ -510,12 +510,17 @@ def rebuild(storage: Storage, chunk: int = 5000) -> int:
               "hub_prescription_items", "hub_prescription_cancellations", "hub_dispenses",
               "hub_paper_dispenses")
     hook, count, after = ProjectionHook(), 0, 0
-    with storage.transaction() as tx:
+    with storage.transaction(projector=True) as tx:
+        tx.hold_writer_lock()  # neither pushes nor the projector run meanwhile
+        # up to the projector's cursor: what waits beyond it gets all its hooks in its turn
+        through = int(tx.scalar("SELECT value FROM hub_state WHERE key = ?",
+                                (PROJECTED_THROUGH,)) or 0)
         for table in tables:
             tx.execute(f"DELETE FROM {table}")  # noqa: S608 - names are code constants
         while True:
-            rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? "
-                            "ORDER BY position LIMIT ?", (after, HUB_ORIGIN, chunk))
+            rows = tx.query("SELECT * FROM events WHERE position > ? AND position <= ? AND "
+                            "origin <> ? ORDER BY position LIMIT ?",
+                            (after, through, HUB_ORIGIN, chunk))
             if not rows:
                 return count
             after = rows[-1]["position"]

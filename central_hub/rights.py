@@ -25,6 +25,9 @@ CLINIC = frozenset({NodeKind.CLINIC})
 PHARMACY = frozenset({NodeKind.PHARMACY})
 ANY_NODE = frozenset(NodeKind)
 HUB_ONLY: frozenset[NodeKind] = frozenset()  # the hub appends these itself (hub_events)
+# The origin of the hub's own events. It holds a character node ids cannot have
+# (trust.NODE_ID_RE), so no node certificate can ever claim it.
+HUB_ORIGIN = "hub:central"
 
 
 class NotPermitted(EventRejected):

@@ -757,14 +757,16 @@ class Process:
 
 
 def hub_process(db_url: str, directory: Path, port: int, *,
-                crash_after_events: int | None = None) -> Process:
-    """`dmed-hub serve`, or with `crash_after_events` this module's crashing hub."""
+                crash_after_events: int | None = None, crash_in: str = "store") -> Process:
+    """`dmed-hub serve`, or with `crash_after_events` this module's crashing hub (crashing
+    in the transaction that stores a batch, or with crash_in="project" in the one that
+    projects it)."""
     if crash_after_events is None:
         args = [*cli("dmed-hub", "central_hub.cli"), "serve", "--db", db_url, "--host", HOST,
                 "--port", str(port)]
     else:
         args = [sys.executable, __file__, "crashing-hub", db_url, str(port),
-                str(crash_after_events)]
+                str(crash_after_events), crash_in]
     return Process(args, ready_url=f"http://{HOST}:{port}/healthz", directory=directory)
 
 
@@ -799,23 +801,37 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.005) ->
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _serve_crashing_hub(db_url: str, port: int, crash_after: int) -> None:
-    """A hub whose ingest SIGKILLs its own process inside the transaction that stores the
-    `crash_after`-th accepted event: a crash mid-ingest, before the commit. Uses only the
-    hub's public hook (create_app(on_accepted=...)); the hub's own hooks run first."""
+def _serve_crashing_hub(db_url: str, port: int, crash_after: int, crash_in: str) -> None:
+    """A hub that SIGKILLs its own process once it has taken `crash_after` events, before
+    the commit of either the transaction that stores them (crash_in="store": its rows are
+    written, not committed) or the one that projects them ("project": they are stored and
+    committed, their projections written, not committed). The projecting crash uses only
+    the hub's public hook (create_app(on_accepted=...)); the hub's own hooks run first."""
     from waitress import serve
+
+    from central_hub.ingest import Ingestor
 
     accepted = [0]
 
-    def crash(_tx, stored) -> None:
-        accepted[0] += len(stored)
+    def count(events: int) -> None:
+        accepted[0] += events
         if accepted[0] >= crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    app = create_hub_app({"DATABASE": db_url}, on_accepted=[crash])
+    hooks = []
+    if crash_in == "store":
+        store = Ingestor._store
+
+        def storing(self, tx, batch, *args) -> None:  # noqa: ANN001 - the method's own
+            store(self, tx, batch, *args)
+            count(len(batch.stored))
+        Ingestor._store = storing
+    else:
+        hooks.append(lambda _tx, stored: count(len(stored)))
+    app = create_hub_app({"DATABASE": db_url}, on_accepted=hooks)
     serve(app, host=HOST, port=port, threads=4)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["crashing-hub"]:
-        _serve_crashing_hub(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        _serve_crashing_hub(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])

@@ -246,10 +246,13 @@ def test_the_dashboard_needs_its_token_or_loopback(storage, world):
     assert (remote.status_code, error_of(remote)["code"]) == (403, "forbidden")
 
 
-def test_health_and_unknown_routes_answer_in_json(hub_app, storage):
+def test_health_and_unknown_routes_answer_in_json(hub_app, storage, nodes):
+    nodes["clinic"].register_facility()
+    assert nodes["clinic"].push().status_code == 200
     client = hub_app.test_client()
     health = body_of(client.get("/healthz"))
     assert (health["status"], health["database"], health["trust_list"]) == (
         "ok", storage.dialect, True)
+    assert health["projected_through"] == health["hub_head"] > 0  # nothing waits
     missing = client.get("/sync/v1/nowhere")
     assert (missing.status_code, error_of(missing)["code"]) == (404, "not_found")

@@ -29,6 +29,8 @@ from sync_harness import (
     wait_until,
 )
 
+from central_hub.ingest import PROJECTED_THROUGH
+from central_hub.storage import open_storage
 from edge_node.store import NodeStore
 from sync_protocol.wire import MAX_BATCH_EVENTS, split_batches
 
@@ -171,3 +173,65 @@ def test_the_hub_killed_mid_ingest_keeps_nothing_half_stored_and_takes_the_resen
         node.close()
         if reader is not None:
             reader.close()
+
+
+def test_the_hub_killed_while_projecting_projects_at_restart_exactly_once(
+        tmp_path, storage_url, sync_pki, node_templates):
+    """The hub dies projecting the second batch. On PostgreSQL it was stored and committed
+    before: the events are kept, the node (never answered) resends them as duplicates, and
+    the restarted hub projects what waited, once. On SQLite the hooks run in the storing
+    transaction: nothing of the batch was kept, and the resend stores it."""
+    Hub(storage_url, sync_pki.trust_list(), serve=False).close()
+    port = free_port()
+    hub_url = f"http://127.0.0.1:{port}"
+    node = Node.start(CLINIC, tmp_path, sync_pki, node_templates, hub_url, web=False)
+    add_backlog(node, 2 * MAX_BATCH_EVENTS)
+    total = node.head_seq()
+    batches = [len(b) for b in split_batches(e.to_dict() for e in node.store.local_events_after(
+        0, limit=total))]
+    first = batches[0]
+    crashing = hub_process(storage_url, tmp_path, port, crash_after_events=first + 1,
+                           crash_in="project")
+    restarted = hub_process(storage_url, tmp_path, port)
+    reader = None
+    try:
+        crashing.start(START_SECONDS)
+        report = node.sync()
+        crashing.kill()
+        assert not report["ok"] and report["pushed"] == first, report
+        # the database as the crash left it (a hub app would catch up as it opens)
+        acked, through, patients, head = projector_state(storage_url)
+        if storage_url.startswith("postgresql"):
+            assert acked == first + batches[1]  # the second batch: stored and committed,
+            assert through < head  # not projected
+        else:
+            assert acked == first and through == head
+        assert patients <= first
+        restarted.start(START_SECONDS)  # it projects what waited as it starts
+        assert projector_state(storage_url)[1] == head
+        report = node.sync()
+        assert report["ok"], report
+        assert node.status()["pending"] == 0
+        reader = Hub(storage_url, serve=False)
+        check_exactly_once(reader, [node])
+        check_synced(reader, node)
+        check_hub_snapshot(reader, [node])
+        acked, through, _, head = projector_state(storage_url)
+        assert acked == total and through == head
+    finally:
+        restarted.stop()
+        crashing.kill()
+        node.close()
+        if reader is not None:
+            reader.close()
+
+
+def projector_state(storage_url: str) -> tuple[int, int, int, int]:
+    """(clinic's acked seq, projector's cursor, projected patients, log head), read without
+    a hub app."""
+    with open_storage(storage_url, migrate=False) as storage, storage.reader() as tx:
+        return (tx.scalar("SELECT acked_seq FROM nodes WHERE node_id = ?", (CLINIC.node_id,)),
+                int(tx.scalar("SELECT value FROM hub_state WHERE key = ?",
+                              (PROJECTED_THROUGH,))),
+                tx.scalar("SELECT COUNT(*) AS n FROM hub_patients"),
+                tx.scalar("SELECT MAX(position) AS p FROM events"))

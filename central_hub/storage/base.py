@@ -90,6 +90,11 @@ class Tx(ABC):
             rows.extend(self.query(sql.format(ids=marks), (*chunk, *params)))
         return rows
 
+    @abstractmethod
+    def hold_writer_lock(self) -> None:
+        """Take the writer lock for the rest of this transaction, if it does not hold it yet
+        (a projector's transaction appending a hub event)."""
+
     @contextmanager
     def savepoint(self, name: str = "hub_sp") -> Iterator[None]:
         """A nested transaction: an error inside rolls back to here and is re-raised."""
@@ -108,14 +113,20 @@ class Storage(ABC):
 
     dialect: str
     url: str
+    # Whether a projector's transaction runs beside a writer's (PostgreSQL), or waits for the
+    # one writer like everything else (SQLite).
+    separate_projector: bool = False
 
     @abstractmethod
-    def transaction(self, *, exclusive: bool = True) -> AbstractContextManager[Tx]:
+    def transaction(self, *, exclusive: bool = True,
+                    projector: bool = False) -> AbstractContextManager[Tx]:
         """A write transaction, committed when the block ends and rolled back on error.
 
         `exclusive` (the default) holds the hub's writer lock for the whole transaction;
         every write that appends to the log or to the delivery feed must take it. Small
         writes that append to neither (nonces, node bookkeeping) may pass False.
+        `projector` holds the projector's lock instead (central_hub.ingest: the hooks run
+        over the log in its order, one transaction at a time, beside the writer).
         """
 
     @abstractmethod

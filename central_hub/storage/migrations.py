@@ -204,8 +204,17 @@ CREATE INDEX events_remote_requests ON events (position)
     WHERE type = 'RemotePrescriptionRequested'
 """
 
+# The projector's cursor (central_hub.ingest): every node event up to this position has been
+# through the ingest hooks. Until now they ran in the storing transaction: all of the log.
+CORE_V3 = """
+INSERT INTO hub_state (key, value, updated_at)
+    SELECT 'projected_through', CAST(COALESCE(MAX(position), 0) AS TEXT), '1970-01-01T00:00:00Z'
+    FROM events
+"""
+
 COMPONENTS: dict[str, tuple[Migration, ...]] = {
-    "core": (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2)),
+    "core": (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2),
+             Migration("core", 3, CORE_V3)),
 }
 
 

@@ -4,6 +4,8 @@ The URL is a libpq URL (`postgresql://user@host:5432/db?...`) plus one parameter
 `schema=<name>`, which puts the hub's tables in that schema (search_path), e.g. one schema
 per test. Exclusive transactions take a transaction-scoped advisory lock, the hub's writer
 lock: positions are handed out and committed in one order even with several hub processes.
+The projector's transactions take another, so one batch is projected while the next is
+stored.
 Bulk appends use COPY, the fastest way into PostgreSQL. A table that grew to four times the
 rows it had when last analysed is analysed after the commit (`Growth`), from a small sample: a
 new hub filling up from empty would otherwise be planned with no statistics, and `= ANY(array)`
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 # The writer lock: any fixed 64-bit number shared by every hub process ("DMEDHUB1" in ASCII).
 WRITER_LOCK_KEY = 0x444D4544_48554231
+# The projector's lock ("DMEDHUB2"). A projector may take the writer lock after its own; a
+# writer never takes the projector's, so the two cannot deadlock.
+PROJECTOR_LOCK_KEY = 0x444D4544_48554232
 # Seconds to wait for the server when (re)connecting; a hub must not hang on a dead database.
 CONNECT_TIMEOUT_S = 10
 SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -131,6 +136,10 @@ class PostgresTx(Tx):
             with self.conn.cursor() as cursor:
                 cursor.executemany(to_pyformat(statement), rows)  # type: ignore[arg-type]
 
+    def hold_writer_lock(self) -> None:
+        # Taken again by its holder, an advisory lock just counts up; all go at the commit.
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
+
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                     conflict: str = "") -> None:
         # One prepared single-row INSERT, pipelined by executemany: psycopg adapts the
@@ -164,6 +173,7 @@ class PostgresTx(Tx):
 
 class PostgresStorage(Storage):
     dialect = POSTGRESQL
+    separate_projector = True
 
     def __init__(self, url: str) -> None:
         self._conninfo, self.schema = split_url(url)
@@ -193,10 +203,12 @@ class PostgresStorage(Storage):
         return conn
 
     @contextmanager
-    def transaction(self, *, exclusive: bool = True) -> Iterator[Tx]:
+    def transaction(self, *, exclusive: bool = True, projector: bool = False) -> Iterator[Tx]:
         conn = self._conn()
         with conn.transaction():
-            if exclusive:
+            if projector:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (PROJECTOR_LOCK_KEY,))
+            elif exclusive:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK_KEY,))
             yield PostgresTx(conn, self._growth)
         for table in self._growth.due():  # after the commit, outside the writer lock

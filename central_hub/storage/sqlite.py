@@ -52,6 +52,9 @@ class SqliteTx(Tx):
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         self.conn.executemany(sql, rows)
 
+    def hold_writer_lock(self) -> None:
+        pass  # every write transaction holds SQLite's one writer already
+
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                     conflict: str = "") -> None:
         # In-process SQLite has no round trips: executemany is the fastest form.
@@ -85,8 +88,8 @@ class SqliteStorage(Storage):
         self._writer = connect(self.path)
 
     @contextmanager
-    def transaction(self, *, exclusive: bool = True) -> Iterator[Tx]:
-        # SQLite has one writer whatever `exclusive` says.
+    def transaction(self, *, exclusive: bool = True, projector: bool = False) -> Iterator[Tx]:
+        # SQLite has one writer whatever `exclusive` and `projector` say.
         with self._lock:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
