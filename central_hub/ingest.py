@@ -179,10 +179,10 @@ class Ingestor:
             # commit), so the hooks run in this one.
             waiting = bool(fresh) and (self.storage.separate_projector or
                                        self._project_chunk(tx, fresh))
+            if fresh and not waiting:  # projected here; the hooks may have added hub events
+                batch.position = int(tx.scalar("SELECT MAX(position) AS p FROM events"))
         if waiting:
             batch.position = max(batch.position, self._project_logged(fresh))
-        elif fresh:
-            batch.position = self._head()
         accepted = len(batch.stored)
         if accepted or batch.refusals:
             log.info("push from %s: %s accepted, %s refused, acked seq %s", node.node_id,

@@ -31,7 +31,7 @@ from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
 from .hub_events import HUB_ORIGIN
-from .ingest import PROJECTED_THROUGH, StoredEvent
+from .ingest import StoredEvent, projected_through
 from .routing import row_event
 from .storage import Migration, Storage, Tx, register
 
@@ -513,8 +513,7 @@ def rebuild(storage: Storage, chunk: int = 5000) -> int:
     with storage.transaction(projector=True) as tx:
         tx.hold_writer_lock()  # neither pushes nor the projector run meanwhile
         # up to the projector's cursor: what waits beyond it gets all its hooks in its turn
-        through = int(tx.scalar("SELECT value FROM hub_state WHERE key = ?",
-                                (PROJECTED_THROUGH,)) or 0)
+        through = projected_through(tx)
         for table in tables:
             tx.execute(f"DELETE FROM {table}")  # noqa: S608 - names are code constants
         while True:

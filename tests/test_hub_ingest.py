@@ -5,7 +5,7 @@ import threading
 import pytest
 from hub_helpers import SimNode, body_of
 
-from central_hub.ingest import PROJECTED_THROUGH, Ingestor
+from central_hub.ingest import PROJECTED_THROUGH, Ingestor, projected_through
 from central_hub.projections import rebuild
 from central_hub.rights import missing_rules
 from sync_protocol.events import Event
@@ -260,6 +260,26 @@ def test_a_failing_hook_loses_no_event_and_is_shown(nodes, storage):
     assert "projection bug" in row["reason"]
 
 
+def push_at_once(ingestor, sims, batch: int) -> list[Exception]:
+    """Each node pushes its log in batches of `batch`, all nodes at once, one thread each;
+    returns what was raised."""
+    errors = []
+
+    def push(sim):
+        try:
+            for start in range(0, len(sim.log), batch):
+                ingestor.push(sim.identity, sim.log[start:start + batch])
+        except Exception as e:  # noqa: BLE001 - returned
+            errors.append(e)
+
+    threads = [threading.Thread(target=push, args=(sim,)) for sim in sims]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_concurrent_pushes_get_gap_free_unique_positions(nodes, storage):
     ingestor = Ingestor(storage)
     sims = [nodes[name] for name in ("clinic", "clinic2", "pharmacy", "sam_pharmacy")]
@@ -268,21 +288,7 @@ def test_concurrent_pushes_get_gap_free_unique_positions(nodes, storage):
         if sim.identity.kind == "clinic":
             for _ in range(30):
                 sim.register_patient()
-    errors = []
-
-    def push(sim):
-        try:
-            for start in range(0, len(sim.log), 4):
-                ingestor.push(sim.identity, sim.log[start:start + 4])
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=push, args=(sim,)) for sim in sims]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert push_at_once(ingestor, sims, 4) == []
     with storage.reader() as tx:
         positions = [r["position"] for r in tx.query("SELECT position FROM events ORDER BY "
                                                      "position")]
@@ -316,24 +322,9 @@ def test_concurrent_pushes_are_projected_once_each_in_log_order(nodes, hub_app, 
     for rx in prescriptions[:5]:  # twice 20 of 20 capsules: over-dispensing, once each
         pharmacy.dispense(rx)
         pharmacy.dispense(rx)
-    errors = []
-
-    def push(sim):
-        try:
-            for start in range(0, len(sim.log), 3):
-                ingestor.push(sim.identity, sim.log[start:start + 3])
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=push, args=(sim,)) for sim in (clinic, clinic2, pharmacy)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert push_at_once(ingestor, [clinic, clinic2, pharmacy], 3) == []
     with storage.reader() as tx:
-        through = int(tx.scalar("SELECT value FROM hub_state WHERE key = ?",
-                                (PROJECTED_THROUGH,)))
+        through = projected_through(tx)
         last_node_event = tx.scalar("SELECT MAX(position) AS p FROM events WHERE origin IN "
                                     "(?, ?, ?)", (clinic.node_id, clinic2.node_id,
                                                   pharmacy.node_id))

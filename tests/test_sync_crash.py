@@ -29,7 +29,7 @@ from sync_harness import (
     wait_until,
 )
 
-from central_hub.ingest import PROJECTED_THROUGH
+from central_hub.ingest import projected_through
 from central_hub.storage import open_storage
 from edge_node.store import NodeStore
 from sync_protocol.wire import MAX_BATCH_EVENTS, split_batches
@@ -135,17 +135,9 @@ def test_a_node_killed_mid_pull_resumes_from_its_cursor_and_holds_each_event_onc
 
 def test_the_hub_killed_mid_ingest_keeps_nothing_half_stored_and_takes_the_resend(
         tmp_path, storage_url, sync_pki, node_templates):
-    Hub(storage_url, sync_pki.trust_list(), serve=False).close()  # dmed-hub init, in effect
-    port = free_port()
-    hub_url = f"http://127.0.0.1:{port}"
-    node = Node.start(CLINIC, tmp_path, sync_pki, node_templates, hub_url, web=False)
-    add_backlog(node, 2 * MAX_BATCH_EVENTS)
-    total = node.head_seq()
-    # The agent's batches, as it will cut them: the hub dies halfway through storing the
-    # second one, inside its transaction.
-    batches = [len(b) for b in split_batches(e.to_dict() for e in node.store.local_events_after(
-        0, limit=total))]
-    first = batches[0]
+    port, node, batches = clinic_with_backlog(tmp_path, storage_url, sync_pki, node_templates)
+    total, first = node.head_seq(), batches[0]
+    # the hub dies halfway through storing the second batch, inside its transaction
     crash_at = first + batches[1] // 2
     crashing = hub_process(storage_url, tmp_path, port, crash_after_events=crash_at)
     restarted = hub_process(storage_url, tmp_path, port)
@@ -181,15 +173,8 @@ def test_the_hub_killed_while_projecting_projects_at_restart_exactly_once(
     before: the events are kept, the node (never answered) resends them as duplicates, and
     the restarted hub projects what waited, once. On SQLite the hooks run in the storing
     transaction: nothing of the batch was kept, and the resend stores it."""
-    Hub(storage_url, sync_pki.trust_list(), serve=False).close()
-    port = free_port()
-    hub_url = f"http://127.0.0.1:{port}"
-    node = Node.start(CLINIC, tmp_path, sync_pki, node_templates, hub_url, web=False)
-    add_backlog(node, 2 * MAX_BATCH_EVENTS)
-    total = node.head_seq()
-    batches = [len(b) for b in split_batches(e.to_dict() for e in node.store.local_events_after(
-        0, limit=total))]
-    first = batches[0]
+    port, node, batches = clinic_with_backlog(tmp_path, storage_url, sync_pki, node_templates)
+    total, first = node.head_seq(), batches[0]
     crashing = hub_process(storage_url, tmp_path, port, crash_after_events=first + 1,
                            crash_in="project")
     restarted = hub_process(storage_url, tmp_path, port)
@@ -226,12 +211,26 @@ def test_the_hub_killed_while_projecting_projects_at_restart_exactly_once(
             reader.close()
 
 
+def clinic_with_backlog(tmp_path, storage_url, sync_pki, node_templates
+                        ) -> tuple[int, Node, list[int]]:
+    """An initialised hub database, a free port for its hub, and a clinic with two batches'
+    worth of registrations waiting; returns (port, clinic, the sizes of the batches the agent
+    will cut)."""
+    Hub(storage_url, sync_pki.trust_list(), serve=False).close()  # dmed-hub init, in effect
+    port = free_port()
+    node = Node.start(CLINIC, tmp_path, sync_pki, node_templates, f"http://127.0.0.1:{port}",
+                      web=False)
+    add_backlog(node, 2 * MAX_BATCH_EVENTS)
+    batches = [len(b) for b in split_batches(e.to_dict() for e in node.store.local_events_after(
+        0, limit=node.head_seq()))]
+    return port, node, batches
+
+
 def projector_state(storage_url: str) -> tuple[int, int, int, int]:
     """(clinic's acked seq, projector's cursor, projected patients, log head), read without
     a hub app."""
     with open_storage(storage_url, migrate=False) as storage, storage.reader() as tx:
         return (tx.scalar("SELECT acked_seq FROM nodes WHERE node_id = ?", (CLINIC.node_id,)),
-                int(tx.scalar("SELECT value FROM hub_state WHERE key = ?",
-                              (PROJECTED_THROUGH,))),
+                projected_through(tx),
                 tx.scalar("SELECT COUNT(*) AS n FROM hub_patients"),
                 tx.scalar("SELECT MAX(position) AS p FROM events"))

@@ -17,12 +17,15 @@ from edge_node.services import appointments, prescribing
 from edge_node.web import create_app
 from tests.test_ui_browser import browser, live, page, shot  # noqa: F401
 from tests.test_ui_counter import forged
-from tests.ui_helpers import catalogues, pinned, translated  # noqa: F401
+from tests.ui_helpers import (  # noqa: F401
+    AMOXICILLIN,
+    catalogues,
+    pinned,
+    translated,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 
 
 def sign_in(tab, base: str, username: str, pin: str, nxt: str) -> None:

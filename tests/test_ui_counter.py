@@ -14,6 +14,8 @@ from edge_node.services import prescribing
 from edge_node.web import create_app
 from sync_protocol.numeric import FORMAT_PREFIX, digits_to_bytes, encode_transport
 from tests.ui_helpers import (  # noqa: F401
+    AMOXICILLIN,
+    STAFF,
     catalogues,
     escaped,
     event_count,
@@ -25,9 +27,6 @@ from tests.ui_helpers import (  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
-STAFF = ("registrar", "doctor", "pharmacist", "admin")
 PACK = {"product": "Amoksil", "batch": "B2311", "expiry": "2031-01-31"}
 
 

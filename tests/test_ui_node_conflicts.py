@@ -14,6 +14,7 @@ from edge_node.services.access import Actor
 from sync_protocol.identifiers import new_ulid
 from tests.test_remote_apply import RemoteNode, receive
 from tests.ui_helpers import (  # noqa: F401
+    AMOXICILLIN,
     catalogues,
     event_count,
     post,
@@ -24,8 +25,6 @@ from tests.ui_helpers import (  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 REVIEWER = "Karimova Dilnoza (dkarimova)"
 WHY = "Checked with the pharmacy: two tills, one patient"
 

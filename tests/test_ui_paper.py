@@ -14,6 +14,7 @@ from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import TASHKENT, utc_now
 from tests.test_remote_apply import RemoteNode, receive
 from tests.ui_helpers import (  # noqa: F401
+    STAFF,
     catalogues,
     escaped,
     event_count,
@@ -24,7 +25,6 @@ from tests.ui_helpers import (  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 
-STAFF = ("registrar", "doctor", "pharmacist", "admin")
 
 
 @pytest.fixture

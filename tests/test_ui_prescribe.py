@@ -10,6 +10,7 @@ import pytest
 
 from edge_node.services import prescribing
 from tests.ui_helpers import (  # noqa: F401
+    STAFF,
     catalogues,
     escaped,
     event_count,
@@ -21,7 +22,6 @@ from tests.ui_helpers import (  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 
-STAFF = ("registrar", "doctor", "pharmacist", "admin")
 ROW = {"rows": "1", "inn_0": "amoxicillin", "form_0": "capsule", "strength_0": "500 mg",
        "quantity_0": "20", "dosage_0": "1 kapsula kuniga 3 mahal"}
 

@@ -13,6 +13,8 @@ from edge_node.services import remote_requests
 from sync_protocol.identifiers import new_ulid
 from tests.test_remote_apply import RemoteNode, receive
 from tests.ui_helpers import (  # noqa: F401
+    AMOXICILLIN,
+    STAFF,
     catalogues,
     escaped,
     event_count,
@@ -24,9 +26,6 @@ from tests.ui_helpers import (  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 
-STAFF = ("registrar", "doctor", "pharmacist", "admin")
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 REQUEST_TEXT = "Qon bosimi dorisi tugadi, bemor yotoqda"
 PACK = {"product": "Amoksil", "batch": "B2311", "expiry": "2031-01-31"}
 

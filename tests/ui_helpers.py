@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE_DIRS = (ROOT / "edge_node" / "translations", ROOT / "kiosk_ui" / "translations")
 SCREENSHOTS = ROOT / "screenshots"
 TOKEN = "test-csrf-token"
+# Every staff role of the node's screens, and the item most screens prescribe.
+STAFF = ("registrar", "doctor", "pharmacist", "admin")
+AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
+               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 
 
 def compile_catalogues() -> None:
