@@ -180,4 +180,5 @@ def install_template_helpers(app: Flask) -> None:
         request_status_label=lambda c: labels.label(labels.REQUEST_STATUSES, c),
         conflict_kind_label=lambda c: labels.label(labels.CONFLICT_KINDS, c),
         conflict_state_label=lambda c: labels.label(labels.CONFLICT_STATES, c),
+        drug_form=lambda c: labels.label(labels.DRUG_FORMS, c),
     )

@@ -275,6 +275,23 @@ def prescription(prescription_id: str):
     for item in found["items"]:
         if item.get("prescription_id") == prescription_id:
             return render_template("kiosk/prescription.html", area="kiosk", actor=actor,
-                                   rx=item, qr=prescriptions_hook.qr_svg(item.get("qr")))
+                                   rx=item, qr=prescriptions_hook.qr_svg(item.get("qr")),
+                                   issuer=_issuer_names(item))
     raise NotFound("Prescription %(id)s is not known on this node", field="prescription_id",
                    id=prescription_id)
+
+
+def _issuer_names(rx: dict) -> dict:
+    """The clinic's and the doctor's names for a patient's eyes (never their codes); a record
+    not held on this node leaves its name out rather than showing a code."""
+    reader = store().reader()
+    names = {"facility": None, "doctor": None}
+    try:
+        names["facility"] = facilities.get_facility(reader, rx["facility_id"])["name"]
+    except (KeyError, NotFound):
+        pass
+    try:
+        names["doctor"] = facilities.get_practitioner(reader, rx["practitioner_id"])["full_name"]
+    except (KeyError, NotFound):
+        pass
+    return names
