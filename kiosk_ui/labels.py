@@ -165,6 +165,32 @@ DRUG_FORMS = {
     "transdermal patch": _l("transdermal patch"),
 }
 
+# What each permission (edge_node.services.access.PERMISSIONS) lets a person do, for the
+# "may not do this" message: a screen never shows a permission's code.
+PERMISSION_WORDS = {
+    "manage_facility": _l("change the facility's details"),
+    "manage_staff": _l("manage staff accounts"),
+    "manage_schedule": _l("change doctors' schedules"),
+    "view_patient": _l("look patients up"),
+    "view_schedule": _l("see the schedule"),
+    "export_log": _l("export the node's log"),
+    "register_patient": _l("register patients"),
+    "edit_patient": _l("change a patient's details"),
+    "book": _l("book visits"),
+    "check_in": _l("check patients in"),
+    "complete_visit": _l("complete visits"),
+    "read_card": _l("open medical cards"),
+    "write_clinical": _l("write diagnoses and orders"),
+    "prescribe": _l("write prescriptions"),
+    "find_patient_for_dispensing": _l("look patients up for dispensing"),
+    "verify_prescription": _l("check prescriptions at the counter"),
+    "dispense": _l("dispense medicines"),
+    "book_own": _l("book their own visits"),
+    "read_own_card": _l("see their own card"),
+    "view_conflicts": _l("review sync conflicts"),
+}
+SOME_ACTION = _l("do this")  # a permission this table does not know yet
+
 SEXES = {"male": _l("Male"), "female": _l("Female")}
 
 ROLES = {
