@@ -136,6 +136,8 @@ def test_the_printed_prescription_qr_scans_at_a5_and_a6_in_every_language(
                 assert_scans(svg, code, name)
                 print_page.screenshot(path=str(SCREENSHOTS / f"{name}-page.png"),
                                       full_page=True)
+                if count == 1:  # one medicine fits one sheet, QR and signature included
+                    assert sheet_box["height"] <= px(height_mm), (name, sheet_box["height"])
 
 
 def test_the_kiosk_prescription_qr_scans_on_screen_and_in_print(
