@@ -92,8 +92,17 @@ def inside(inner: dict, outer: dict) -> bool:
 
 @pytest.fixture
 def print_page(browser):  # noqa: F811
+    yield from _tab(browser, PRINT_SCALE)
+
+
+@pytest.fixture
+def screen_page(browser):  # noqa: F811
+    yield from _tab(browser, 1)  # a kiosk's screen: one device pixel per CSS pixel
+
+
+def _tab(browser, scale: int):  # noqa: F811
     context = browser.new_context(viewport={"width": 800, "height": 800},
-                                  device_scale_factor=PRINT_SCALE, locale="uz-UZ")
+                                  device_scale_factor=scale, locale="uz-UZ")
     context.set_default_timeout(WAIT_MS)
     tab = context.new_page()
     errors: list[str] = []
@@ -141,23 +150,25 @@ def test_the_printed_prescription_qr_scans_at_a5_and_a6_in_every_language(
 
 
 def test_the_kiosk_prescription_qr_scans_on_screen_and_in_print(
-        print_page, live, store, pinned, actor_for, clinic_credentials, seeded):  # noqa: F811
+        screen_page, live, store, pinned, actor_for, clinic_credentials, seeded):  # noqa: F811
+    """At one device pixel per CSS pixel, as a kiosk's screen (and a draft print) shows it."""
+    tab = screen_page
     person = pinned["patient"]
     rx = prescribing.issue_prescription(store, actor_for("doctor"), clinic_credentials,
                                         patient_id=person["patient_id"], items=ITEMS)
-    print_page.set_viewport_size({"width": 1024, "height": 600})
-    kiosk_identify(print_page, live, person, lang="ru")
-    print_page.goto(f"{live}/ui/kiosk/prescriptions/{rx['prescription_id']}")
+    tab.set_viewport_size({"width": 1024, "height": 600})
+    kiosk_identify(tab, live, person, lang="ru")
+    tab.goto(f"{live}/ui/kiosk/prescriptions/{rx['prescription_id']}")
     # Names a patient knows, never codes: the clinic, the doctor, the drug's form in Russian.
     clinic = store.one("SELECT name FROM facilities WHERE facility_id = ?",
                        (seeded["facility_id"],))
-    issued_by = print_page.inner_text("[data-issued-by]")
+    issued_by = tab.inner_text("[data-issued-by]")
     assert clinic["name"] in issued_by and seeded["facility_id"] not in issued_by
-    assert "капсулы" in print_page.inner_text(".rx-items")
-    svg = print_page.locator(".qr svg")
+    assert "капсулы" in tab.inner_text(".rx-items")
+    svg = tab.locator(".qr svg")
     assert_scans(svg, rx["qr"], "kiosk-qr-screen-ru")
-    print_page.emulate_media(media="print")
-    print_page.set_viewport_size({"width": px(PRINTABLE_MM["a5"][0]),
+    tab.emulate_media(media="print")
+    tab.set_viewport_size({"width": px(PRINTABLE_MM["a5"][0]),
                                   "height": px(PRINTABLE_MM["a5"][1])})
-    assert print_page.evaluate(WIDER_THAN_PAGE) == []
+    assert tab.evaluate(WIDER_THAN_PAGE) == []
     assert_scans(svg, rx["qr"], "kiosk-qr-print-ru")
