@@ -65,8 +65,10 @@ def _form(template: str, error: ProtocolError | None, *, words: str | None = Non
 def start():
     if session.get(ks.PATIENT):
         return redirect(url_for(".home"))
+    # A pharmacy holds no patients to sign in: say so rather than fail at the first step.
     return render_template("kiosk/start.html", area="kiosk",
-                           ended=request.args.get("ended") == "1")
+                           ended=request.args.get("ended") == "1",
+                           pharmacy=facilities.node_kind(store()) == "pharmacy")
 
 
 @bp.route("/identify", methods=["GET", "POST"])

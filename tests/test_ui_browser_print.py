@@ -120,6 +120,14 @@ def test_the_printed_prescription_qr_scans_at_a5_and_a6_in_every_language(
                                                 patient_id=patient_id, items=ITEMS[:n])
               for n in (1, 5)}
     sign_in(print_page, live, "doctor", "2222", "/ui/desk/today")
+    # On screen first (the sheet drawn with its dashed border, as the doctor sees it).
+    print_page.set_viewport_size({"width": 1024, "height": 600})
+    for size in PRINTABLE_MM:
+        print_page.goto(f"{live}/ui/desk/prescriptions/{issued[5]['prescription_id']}"
+                        f"?size={size}&lang=uz")
+        svg = print_page.locator("[data-qr] svg")
+        assert inside(svg.bounding_box(), print_page.locator("article.rx-sheet").bounding_box())
+        assert_scans(svg, issued[5]["qr"], f"screen-{size}-uz-5-items")
     print_page.emulate_media(media="print")
     for size, (width_mm, height_mm) in PRINTABLE_MM.items():
         print_page.set_viewport_size({"width": px(width_mm), "height": px(height_mm)})

@@ -71,3 +71,11 @@ def test_a_refusal_names_the_action_in_words(client, seeded, lang):
 def test_every_permission_has_words():
     named = {p for permissions in PERMISSIONS.values() for p in permissions}
     assert named <= set(labels.PERMISSION_WORDS)
+
+
+def test_the_kiosk_on_a_pharmacy_says_it_belongs_at_a_clinic(client, store):
+    seed_pharmacy(store)
+    page = client.get("/ui/kiosk/?lang=ru").text
+    assert translated("ru", "This node is a pharmacy: the reception kiosk works at a"
+                      " polyclinic.") in text_of(page)
+    assert "/ui/kiosk/identify" not in page
