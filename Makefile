@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install translations clean
+.PHONY: demo demo-hub-stop demo-hub-start test lint bench install translations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ translations: $(STAMP)
 
 demo: $(STAMP) translations
 	$(BIN)/python deploy/demo.py
+
+# The outage story by hand, beside a running `make demo`: the hub alone stops and starts.
+demo-hub-stop: $(STAMP)
+	$(BIN)/python deploy/demo.py hub-stop
+
+demo-hub-start: $(STAMP)
+	$(BIN)/python deploy/demo.py hub-start
 
 test: $(STAMP) translations
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

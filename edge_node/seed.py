@@ -75,12 +75,13 @@ def seed_demo(store: NodeStore, *, code: str = "TAS-POL-012", kind: str = "clini
         "patients": demo_patients}
 
 
-def seed_pharmacy(store: NodeStore, *, code: str = "TAS-APT-007", region: str = "TAS") -> dict:
+def seed_pharmacy(store: NodeStore, *, code: str = "TAS-APT-007", region: str = "TAS",
+                  name: str = "7-son dorixona",
+                  address: str = "Toshkent sh., Chilonzor tumani, Qatortol ko'ch. 3") -> dict:
     """A demo pharmacy: its facility and its staff (it learns patients and prescriptions by
     sync, or from the codes it scans)."""
     facility_id = facilities.register_facility(
-        store, SYSTEM, code=code, name="7-son dorixona", kind="pharmacy", region=region,
-        address="Toshkent sh., Chilonzor tumani, Qatortol ko'ch. 3")
+        store, SYSTEM, code=code, name=name, kind="pharmacy", region=region, address=address)
     with store.transaction() as tx:
         store.set_state(tx.conn, "facility_id", facility_id)
     accounts = [("admin", "Administrator", "admin"), ("pharmacist", "Dorixona", "pharmacist")]

@@ -32,12 +32,16 @@ log = logging.getLogger(__name__)
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 # A kiosk left alone for this long ends its session and clears the screen.
 DEFAULT_KIOSK_IDLE_SECONDS = 60
+# The kiosk warns this long before it ends an idle session, with a countdown and a button to
+# go on: long enough to read the warning and touch the screen, short of the whole limit.
+DEFAULT_KIOSK_IDLE_WARNING_SECONDS = 15
 
 
 def register(app: Flask) -> None:
     """Entry point called by edge_node's app factory (group dmed_edge.node_blueprints)."""
     _add_translations(app)
     app.config.setdefault("KIOSK_IDLE_SECONDS", DEFAULT_KIOSK_IDLE_SECONDS)
+    app.config.setdefault("KIOSK_IDLE_WARNING_SECONDS", DEFAULT_KIOSK_IDLE_WARNING_SECONDS)
     app.config.setdefault("SESSION_COOKIE_SECURE", False)  # True behind HTTPS (see README)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
     i18n.install(app)

@@ -13,7 +13,7 @@ from flask_babel import gettext
 
 from edge_node.store import NodeStore
 from edge_node.web.app import LOCALES
-from edge_node.web.errors import translate
+from edge_node.web.errors import translate, translate_text
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, utc_now
 
@@ -54,6 +54,11 @@ def is_today(instant: str) -> bool:
 def error_text(error: ProtocolError) -> str:
     """The error in the reader's language. Some services name the field only as the error's
     ``field`` while their message says %(field)s: fill it with the field's label."""
+    if "permission" in error.params:  # "may not do this": words, never a permission's code
+        permission = labels.PERMISSION_WORDS.get(error.params["permission"], labels.SOME_ACTION)
+        return translate_text(error.message, {
+            **error.message_params, "permission": str(permission),
+            "role": labels.label(labels.ROLES, error.params.get("role"))})
     if "%(field)s" in error.message and "field" not in error.params and error.field:
         params = {**error.params, "field": labels.label(labels.FIELDS, error.field)}
         message = gettext(error.message)
@@ -180,4 +185,5 @@ def install_template_helpers(app: Flask) -> None:
         request_status_label=lambda c: labels.label(labels.REQUEST_STATUSES, c),
         conflict_kind_label=lambda c: labels.label(labels.CONFLICT_KINDS, c),
         conflict_state_label=lambda c: labels.label(labels.CONFLICT_STATES, c),
+        drug_form=lambda c: labels.label(labels.DRUG_FORMS, c),
     )

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from edge_node.errors import NotFound
 from edge_node.services import appointments, facilities, kiosk_identity
 from edge_node.services.patients import get_patient
-from sync_protocol.errors import ProtocolError
+from sync_protocol.errors import InvalidPinfl, ProtocolError
 from sync_protocol.identifiers import PINFL_LENGTH, parse_pinfl
 from sync_protocol.timeutil import from_instant, local_date
 
@@ -21,6 +21,7 @@ from . import kiosk_session as ks
 from . import prescriptions_hook
 from .common import error_text, remember_language, store, today, ui_now
 from .errors import register_html_errors
+from .patient_words import pinfl_advice
 from .security import protect
 from .slots import chosen_day, free_days
 
@@ -49,10 +50,13 @@ def keypad_value(field: str, length: int) -> str:
     return value[:length]
 
 
-def _form(template: str, error: ProtocolError | None, **context):
+def _form(template: str, error: ProtocolError | None, *, words: str | None = None,
+          **context):
+    """The form again with its error; ``words`` replaces the service's message with one
+    written for patients (patient_words)."""
     status = getattr(error, "http_status", 422) if error else 200
-    return render_template(template, error=error_text(error) if error else None,
-                           area="kiosk", **context), status
+    shown = words or (error_text(error) if error else None)
+    return render_template(template, error=shown, area="kiosk", **context), status
 
 
 # -- language and identification ------------------------------------------------------------
@@ -61,8 +65,10 @@ def _form(template: str, error: ProtocolError | None, **context):
 def start():
     if session.get(ks.PATIENT):
         return redirect(url_for(".home"))
+    # A pharmacy holds no patients to sign in: say so rather than fail at the first step.
     return render_template("kiosk/start.html", area="kiosk",
-                           ended=request.args.get("ended") == "1")
+                           ended=request.args.get("ended") == "1",
+                           pharmacy=facilities.node_kind(store()) == "pharmacy")
 
 
 @bp.route("/identify", methods=["GET", "POST"])
@@ -74,6 +80,8 @@ def identify():
         try:
             digits = parse_pinfl(value).digits
             kiosk_identity.check_allowed(store(), ks.kiosk_id(), digits)
+        except InvalidPinfl as e:
+            return _form("kiosk/identify.html", e, value=value, words=pinfl_advice(e))
         except ProtocolError as e:
             return _form("kiosk/identify.html", e, value=value)
         session[ks.PINFL] = digits
@@ -275,6 +283,23 @@ def prescription(prescription_id: str):
     for item in found["items"]:
         if item.get("prescription_id") == prescription_id:
             return render_template("kiosk/prescription.html", area="kiosk", actor=actor,
-                                   rx=item, qr=prescriptions_hook.qr_svg(item.get("qr")))
+                                   rx=item, qr=prescriptions_hook.qr_svg(item.get("qr")),
+                                   issuer=_issuer_names(item))
     raise NotFound("Prescription %(id)s is not known on this node", field="prescription_id",
                    id=prescription_id)
+
+
+def _issuer_names(rx: dict) -> dict:
+    """The clinic's and the doctor's names for a patient's eyes (never their codes); a record
+    not held on this node leaves its name out rather than showing a code."""
+    reader = store().reader()
+    names = {"facility": None, "doctor": None}
+    try:
+        names["facility"] = facilities.get_facility(reader, rx["facility_id"])["name"]
+    except (KeyError, NotFound):
+        pass
+    try:
+        names["doctor"] = facilities.get_practitioner(reader, rx["practitioner_id"])["full_name"]
+    except (KeyError, NotFound):
+        pass
+    return names

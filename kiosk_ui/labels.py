@@ -129,6 +129,68 @@ FACT_WORDS = {
     "reason": _l("Reason"),
 }
 
+# The catalogue's dosage forms (edge_node/data/drugs.json), in the patient's and pharmacist's
+# language; the catalogue keeps the English term as the code.
+DRUG_FORMS = {
+    "capsule": _l("capsule"),
+    "chewable tablet": _l("chewable tablet"),
+    "dispersible tablet": _l("dispersible tablet"),
+    "effervescent tablet": _l("effervescent tablet"),
+    "emulsion for injection": _l("emulsion for injection"),
+    "eye drops": _l("eye drops"),
+    "gastro-resistant tablet": _l("gastro-resistant tablet"),
+    "granules for oral solution": _l("granules for oral solution"),
+    "granules for oral suspension": _l("granules for oral suspension"),
+    "inhalation aerosol": _l("inhalation aerosol"),
+    "inhalation powder": _l("inhalation powder"),
+    "inhalation spray": _l("inhalation spray"),
+    "modified-release tablet": _l("modified-release tablet"),
+    "nasal spray": _l("nasal spray"),
+    "nebuliser solution": _l("nebuliser solution"),
+    "nebuliser suspension": _l("nebuliser suspension"),
+    "oral drops": _l("oral drops"),
+    "oral emulsion": _l("oral emulsion"),
+    "oral solution": _l("oral solution"),
+    "oral suspension": _l("oral suspension"),
+    "powder for injection": _l("powder for injection"),
+    "powder for oral suspension": _l("powder for oral suspension"),
+    "solution for infusion": _l("solution for infusion"),
+    "solution for injection": _l("solution for injection"),
+    "sublingual spray": _l("sublingual spray"),
+    "sublingual tablet": _l("sublingual tablet"),
+    "suppository": _l("suppository"),
+    "suspension for injection": _l("suspension for injection"),
+    "syrup": _l("syrup"),
+    "tablet": _l("tablet"),
+    "transdermal patch": _l("transdermal patch"),
+}
+
+# What each permission (edge_node.services.access.PERMISSIONS) lets a person do, for the
+# "may not do this" message: a screen never shows a permission's code.
+PERMISSION_WORDS = {
+    "manage_facility": _l("change the facility's details"),
+    "manage_staff": _l("manage staff accounts"),
+    "manage_schedule": _l("change doctors' schedules"),
+    "view_patient": _l("look patients up"),
+    "view_schedule": _l("see the schedule"),
+    "export_log": _l("export the node's log"),
+    "register_patient": _l("register patients"),
+    "edit_patient": _l("change a patient's details"),
+    "book": _l("book visits"),
+    "check_in": _l("check patients in"),
+    "complete_visit": _l("complete visits"),
+    "read_card": _l("open medical cards"),
+    "write_clinical": _l("write diagnoses and orders"),
+    "prescribe": _l("write prescriptions"),
+    "find_patient_for_dispensing": _l("look patients up for dispensing"),
+    "verify_prescription": _l("check prescriptions at the counter"),
+    "dispense": _l("dispense medicines"),
+    "book_own": _l("book their own visits"),
+    "read_own_card": _l("see their own card"),
+    "view_conflicts": _l("review sync conflicts"),
+}
+SOME_ACTION = _l("do this")  # a permission this table does not know yet
+
 SEXES = {"male": _l("Male"), "female": _l("Female")}
 
 ROLES = {

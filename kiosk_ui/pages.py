@@ -6,10 +6,12 @@ import logging
 
 from flask import Blueprint, abort, g, jsonify, render_template, request
 
-from edge_node.services import clinical
+from edge_node.errors import NotSignedIn
+from edge_node.services import clinical, facilities, staff
 
-from .auth import signed_in, to_sign_in
-from .common import remember_language
+from . import screen_choice
+from .auth import current_staff, signed_in, to_sign_in
+from .common import remember_language, store
 from .errors import register_html_errors
 from .security import protect
 
@@ -26,7 +28,14 @@ ICD_SUGGESTIONS = 12  # what fits under the search box without scrolling
 
 @bp.get("/")
 def index():
-    return render_template("index.html", area="desk")
+    try:
+        actor = current_staff()
+    except NotSignedIn:
+        actor = None
+    screens = screen_choice.offered(facilities.node_kind(store()),
+                                    actor.role if actor else None,
+                                    staff.roles_present(store()))
+    return render_template("index.html", area="desk", screens=screens, actor=actor)
 
 
 @bp.get("/icd10")

@@ -44,7 +44,7 @@ def run():
         flash(gettext("This node has no hub configured: there is nothing to sync with."),
               "error")
         return redirect(back)
-    report = agent.run_once()
+    report = agent.sync_now()
     banner.forget(current_app)
     log.info("sync run by %s: %s", g.actor.actor_id, "ok" if report.get("ok") else "failed")
     if report.get("ok"):

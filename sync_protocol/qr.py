@@ -293,10 +293,17 @@ def _symbol(text: str) -> segno.QRCode:
 
 
 def render_svg(text: str, *, scale: int = 4, border: int = 4) -> str:
-    """A standalone SVG of the code (no XML declaration, so it also inlines into HTML)."""
+    """A standalone SVG of the code (no XML declaration, so it also inlines into HTML).
+
+    It has a viewBox as well as its pixel size: a page's CSS may then size it to its box and
+    the whole symbol, quiet zone included, scales with it instead of being cropped.
+    """
+    symbol = _symbol(text)
     out = io.BytesIO()
-    _symbol(text).save(out, kind="svg", scale=scale, border=border, xmldecl=False)
-    return out.getvalue().decode("utf-8")
+    symbol.save(out, kind="svg", scale=scale, border=border, xmldecl=False, omitsize=True)
+    svg = out.getvalue().decode("utf-8")
+    side = symbol.symbol_size(scale=scale, border=border)[0]
+    return svg.replace("<svg ", f'<svg width="{side}" height="{side}" ', 1)
 
 
 def render_png(text: str, scale: int = 4, *, border: int = 4) -> bytes:

@@ -103,6 +103,8 @@ def test_svg_is_standalone_and_draws_the_same_symbol():
     assert root.find(f"{SVG_NS}path") is not None
     png = Image.open(io.BytesIO(render_png(text, scale=4, border=4)))
     assert (int(float(root.get("width"))), int(float(root.get("height")))) == png.size
+    # The viewBox spans the whole symbol with its quiet zone, so CSS may scale it uncut.
+    assert root.get("viewBox") == f"0 0 {png.size[0]} {png.size[1]}"
 
 
 @pytest.mark.parametrize("text", ["HC1:NCFOXN%TS3DH", "01 23", "", "٠١٢"])

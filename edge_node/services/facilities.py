@@ -94,3 +94,12 @@ def list_practitioners(store: NodeStore, facility_id: str | None = None,
         params.append(specialty)
     rows = store.query(sql + " ORDER BY full_name", tuple(params))
     return [{**dict(r), "is_family_doctor": bool(r["is_family_doctor"])} for r in rows]
+
+
+def node_kind(store: NodeStore) -> str | None:
+    """This node's own facility kind (clinic or pharmacy), or None before it is seeded."""
+    facility_id = store.state("facility_id")
+    if not facility_id:
+        return None
+    row = store.one("SELECT kind FROM facilities WHERE facility_id = ?", (facility_id,))
+    return row["kind"] if row else None

@@ -131,3 +131,9 @@ def list_staff(store: NodeStore, actor: Actor) -> list[dict]:
     rows = store.query("SELECT staff_id, username, full_name, role, practitioner_id, active,"
                        " created_at FROM staff ORDER BY username")
     return [dict(r) for r in rows]
+
+
+def roles_present(store: NodeStore) -> frozenset[str]:
+    """The roles of this node's active accounts: which screens can be used here at all."""
+    return frozenset(r["role"] for r in store.query(
+        "SELECT DISTINCT role FROM staff WHERE active = 1"))

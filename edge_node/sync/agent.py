@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +30,14 @@ from .client import BatchTooLarge, CursorAhead, HubBusy, HubClient, HubUnreachab
 
 log = logging.getLogger(__name__)
 
-INTERVAL_SECONDS = 30  # a healthy node syncs twice a minute
+INTERVAL_SECONDS = 30  # a healthy node syncs twice a minute; a failure shows at the next one
 BACKOFF_BASE_SECONDS = 5
-BACKOFF_MAX_SECONDS = 600  # an outage of days is retried every ten minutes at most
-JITTER = (0.5, 1.5)  # hundreds of nodes coming back together must not hit the hub at once
+# Retries while the hub is unreachable never wait longer than this, jitter included, so a
+# node is back within a minute of the hub's return (a retry is one small signed request).
+BACKOFF_MAX_SECONDS = 55
+# Each delay is scaled by a random factor in this range: hundreds of nodes coming back
+# together must not hit the hub at once, and no delay grows past the cap.
+JITTER = (0.5, 1.0)
 # The hub's Date header confirms our clock if the two agree within this much.
 CLOCK_AGREEMENT_SECONDS = 120
 STAGES = ("push", "pull", "trust")
@@ -41,7 +45,8 @@ STAGES = ("push", "pull", "trust")
 
 class SyncAgent:
     def __init__(self, store: NodeStore, client: HubClient, credentials: Any, *,
-                 clock: SystemClock = SYSTEM_CLOCK, rng: random.Random | None = None) -> None:
+                 clock: SystemClock = SYSTEM_CLOCK, rng: random.Random | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.client = client
         self.credentials = credentials
@@ -49,13 +54,21 @@ class SyncAgent:
         self.rng = rng or random.Random()
         self.batch = wire.AdaptiveBatch()
         self._running = threading.Lock()
-        self.next_attempt = 0.0  # time.monotonic() when the next scheduled run is due
+        self.monotonic = monotonic  # tests drive a fake clock through it
+        self.next_attempt = 0.0  # self.monotonic() when the next scheduled run is due
 
     # -- scheduling -----------------------------------------------------------------------
     def tick(self) -> None:
         """Called every second by the scheduler; runs when due."""
-        if time.monotonic() >= self.next_attempt:
+        if self.monotonic() >= self.next_attempt:
             self.run_once()
+
+    def sync_now(self) -> dict:
+        """A person asked ("Sync now"): run at once, and start the back-off afresh, so a
+        failure is retried soon rather than after the long delay the outage had reached."""
+        self._save(failures="0")
+        self.next_attempt = 0.0
+        return self.run_once()
 
     def run_once(self) -> dict:
         """One full sync; returns a report. Never raises for network trouble."""
@@ -84,7 +97,7 @@ class SyncAgent:
         report.update(ok=True, stage=None)
         self._save(last_success_at=to_instant(utc_now()), last_error="", offline_since="",
                    failures="0")
-        self.next_attempt = time.monotonic() + INTERVAL_SECONDS
+        self.next_attempt = self.monotonic() + INTERVAL_SECONDS
         log.info("sync done: pushed %s, pulled %s, refused %s", report["pushed"],
                  report["pulled"], report["refused"])
         return report
@@ -92,9 +105,8 @@ class SyncAgent:
     def _failed(self, report: dict, error: str, delay: float | None = None) -> dict:
         failures = int(self.store.state("sync_failures") or 0) + 1
         if delay is None:
-            delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
-            delay *= self.rng.uniform(*JITTER)
-        self.next_attempt = time.monotonic() + delay
+            delay = backoff_delay(failures, self.rng)
+        self.next_attempt = self.monotonic() + delay
         self._save(last_error=error, failures=str(failures),
                    offline_since=self.store.state("sync_offline_since") or to_instant(utc_now()))
         log.warning("sync failed at %s: %s (next try in %.0f s)", report["stage"], error, delay)
@@ -195,6 +207,13 @@ class SyncAgent:
         if hub_time and abs((hub_time - self.clock.wall()).total_seconds()) \
                 <= CLOCK_AGREEMENT_SECONDS:
             confirm_clock(self.store, "hub", self.clock)
+
+
+def backoff_delay(failures: int, rng: random.Random) -> float:
+    """Seconds to wait after the n-th failure in a row: doubling from the base, capped, with
+    jitter that only shortens (so the cap holds)."""
+    exponent = min(max(failures, 1) - 1, 16)  # 2**16 * 5 s is far past the cap already
+    return min(BACKOFF_BASE_SECONDS * 2 ** exponent, BACKOFF_MAX_SECONDS) * rng.uniform(*JITTER)
 
 
 def sync_status(store: NodeStore, configured: bool) -> dict:

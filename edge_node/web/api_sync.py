@@ -25,7 +25,7 @@ def status():
 def run():
     if agent() is None:
         raise Conflict("This node has no hub configured (DMED_HUB_URL)", code="no_hub")
-    return jsonify({**agent().run_once(), "status": sync_status(store(), configured=True)})
+    return jsonify({**agent().sync_now(), "status": sync_status(store(), configured=True)})
 
 
 @endpoint(bp, "GET", "/sync/problems", summary="Events the hub refused and events this node "

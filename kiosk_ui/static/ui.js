@@ -25,18 +25,40 @@
     });
   });
 
-  /* Kiosk idle timer: no touch for N seconds ends the session and clears the screen. */
+  /* Kiosk idle timer: no touch for N seconds ends the session and clears the screen. The
+     last W seconds (data-idle-warning) show a warning with a countdown; any touch goes on. */
   var body = document.body;
   var idle = parseInt(body.getAttribute("data-idle-seconds") || "0", 10);
+  var warnFor = parseInt(body.getAttribute("data-idle-warning") || "0", 10);
+  if (warnFor * 2 > idle) { warnFor = 0; }  /* a limit this short (tests) leaves no time to warn */
   var endForm = document.getElementById("idle-end");
   if (idle > 0 && endForm) {
     var aliveUrl = body.getAttribute("data-alive-url");
     var pingEvery = Math.max(1000, idle * 250);  /* tell the server about touches, 4 per period */
     var lastPing = Date.now();
     var timer = null;
+    var warnTimer = null;
+    var ticker = null;
+    var warning = document.getElementById("idle-warning");
+    var counter = warning && warning.querySelector("[data-idle-count]");
+    var deadline = 0;
+    var showWarning = function () {
+      if (!warning || !counter) { return; }
+      var tick = function () {
+        counter.textContent = String(Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+      };
+      tick();
+      warning.hidden = false;
+      ticker = window.setInterval(tick, 250);
+    };
     var reset = function () {
       window.clearTimeout(timer);
+      window.clearTimeout(warnTimer);
+      window.clearInterval(ticker);
+      if (warning) { warning.hidden = true; }
+      deadline = Date.now() + idle * 1000;
       timer = window.setTimeout(function () { endForm.submit(); }, idle * 1000);
+      if (warnFor > 0) { warnTimer = window.setTimeout(showWarning, (idle - warnFor) * 1000); }
       if (aliveUrl && Date.now() - lastPing > pingEvery) {
         lastPing = Date.now();
         window.fetch(aliveUrl, { credentials: "same-origin", cache: "no-store" })
@@ -49,6 +71,8 @@
     ["pointerdown", "keydown", "touchstart", "wheel"].forEach(function (name) {
       document.addEventListener(name, reset, { passive: true });
     });
+    var goOn = warning && warning.querySelector("[data-idle-continue]");
+    if (goOn) { goOn.addEventListener("click", reset); }
     reset();
   }
 
