@@ -8,6 +8,7 @@ practitioners, facilities) without scanning the whole log.
 
 from __future__ import annotations
 
+from .. import projections  # noqa: F401 - registered first: the fhir indexes are on its tables
 from ..storage import Migration, register
 
 COMPONENT = "fhir"
