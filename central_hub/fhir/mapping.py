@@ -55,12 +55,28 @@ def instant_of_hlc(hlc: str) -> str:
 
 
 def clean(value: Any) -> Any:
-    """Drop empty values (FHIR forbids empty elements) recursively."""
+    """Drop empty values (FHIR forbids empty elements) recursively; one pass, scalars are
+    not recursed into (this runs for every element of a million-resource export)."""
     if isinstance(value, dict):
-        out = {k: clean(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                item = clean(item)
+                if item:
+                    out[key] = item
+            elif item is not None and item != "":
+                out[key] = item
+        return out
     if isinstance(value, list):
-        return [v for v in (clean(v) for v in value) if v not in (None, "", [], {})]
+        out_list = []
+        for item in value:
+            if isinstance(item, dict | list):
+                item = clean(item)
+                if item:
+                    out_list.append(item)
+            elif item is not None and item != "":
+                out_list.append(item)
+        return out_list
     return value
 
 
