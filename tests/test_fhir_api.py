@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from fhir_helpers import auth, get_token, make_client, validate
 from hub_helpers import SimNode, body_of, instant
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from central_hub.app import create_app
 from central_hub.fhir import systems
@@ -248,7 +250,8 @@ def test_search_parameters_find_what_they_say(seeded):
     "MedicationRequest?authoredon=yesterday", "MedicationRequest?authoredon=ge2026-13-01",
     "MedicationRequest?patient=Practitioner/abc", "MedicationRequest?date=2026-01-01T10:00",
     "Appointment?date=2026-02-30", "Provenance?target=Nothing/1", "Patient?_format=xml",
-    "Patient?identifier=" + "9" * 300, "Patient?_sort=name",
+    "Patient?identifier=" + "9" * 300, "Patient?_sort=name", "Patient?_id=a%0Bb",
+    "Patient?na%0Cme=x",
 ])
 def test_bad_search_parameters_answer_400_operation_outcome(seeded, query):
     http, _, client, _ = seeded
@@ -285,3 +288,27 @@ def test_metadata_says_what_is_supported(hub_app):
     assert smart["token_endpoint"] == "http://localhost/fhir/r4/auth/token"
     assert smart["token_endpoint_auth_signing_alg_values_supported"] == [
         "ES256", "ES384", "RS384"]
+
+
+NAMES = ["_id", "_count", "_offset", "identifier", "patient", "status", "authoredon", "date",
+         "whenhandedover", "prescription", "practitioner", "location", "target", "_format",
+         "_sort", "name"]
+VALUES = st.one_of(
+    st.text(max_size=30), st.sampled_from(["ge2026-01-01", "lt2026-02-30", "Patient/x",
+                                           "MedicationRequest/a-1", "a-b-c", "|", "||x",
+                                           "0", "-1", "501", "eq", "ge", "active,bogus"]))
+
+
+@pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resource_type=st.sampled_from([*TYPES, "Bogus"]),
+       args=st.lists(st.tuples(st.sampled_from(NAMES), VALUES), max_size=4))
+def test_no_search_answers_500(seeded, resource_type, args):
+    http, _, client, _ = seeded
+    response = http.get(f"/fhir/r4/{resource_type}", query_string=args,
+                        headers=auth(client.token))
+    assert response.status_code in (200, 400, 404), (args, response.get_json())
+    body = validate(response.get_json())
+    assert body["resourceType"] == ("Bundle" if response.status_code == 200
+                                    else "OperationOutcome")

@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -229,7 +229,6 @@ def _verify(client: dict[str, Any], signed: bytes, signature: bytes) -> None:
 
 
 def _exp(claims: dict[str, Any]) -> datetime:
-    from datetime import UTC
     return datetime.fromtimestamp(claims["exp"], tz=UTC)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ PREFIX = "/fhir/r4"
 FHIR_JSON = "application/fhir+json"
 EXTENSION = "dmed_fhir"
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
+NOT_FHIR_TEXT = re.compile(r"[^\S \r\n\t]")  # the other whitespace: not in a FHIR string
 RETRY_AFTER_SECONDS = 2  # a bulk export client polls its status this often
 
 bp = Blueprint("fhir", __name__, url_prefix=PREFIX)
@@ -65,7 +67,14 @@ def fhir(body: Any, status: int = 200, **headers: str) -> Response:
     return response
 
 
+def printable(text: str) -> str:
+    """FHIR strings allow no whitespace but space, tab and line breaks; a message that
+    echoes a client's value must stay valid."""
+    return NOT_FHIR_TEXT.sub("?", text) or "?"
+
+
 def outcome(status: int, issue: str, code: str, message: str, field: str | None) -> Response:
+    message, field = printable(message), printable(field) if field else None
     body = {"resourceType": "OperationOutcome", "issue": [{
         "severity": "error", "code": issue, "diagnostics": message,
         "details": {"coding": [{"system": "https://dmed.uz/fhir/CodeSystem/error",

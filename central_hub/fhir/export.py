@@ -23,7 +23,8 @@ from sync_protocol.timeutil import to_instant
 from ..storage import Storage
 from .access import Access, audit
 from .errors import BadSearch, ExportNotFound
-from .search import now_instant, source_of, stream
+from .search import now_instant, stream
+from .sources import SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ def parse_types(text: str | None, access: Access) -> list[str]:
         return sorted(access.types)
     types = [t.strip() for t in text.split(",") if t.strip()]
     for resource_type in types:
-        source_of(resource_type)
+        if resource_type not in SOURCES:
+            raise BadSearch("_type: %(type)s is not a resource type served here",
+                            field="_type", code="unknown_type", type=resource_type[:64])
         access.check(resource_type)
     return sorted(set(types))
 

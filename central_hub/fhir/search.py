@@ -176,10 +176,13 @@ def parse(resource_type: str, args: Sequence[tuple[str, str]], now: str) -> Quer
             clause, values = _target(value)
         elif param.kind == DATE:
             clause, values = _date_clause(name, param.column, value)
+        elif param.kind == REFERENCE and param.target == "MedicationRequest":
+            parts = SOURCES["MedicationRequest"].split_id(_reference(name, value,
+                                                                     param.target)[1])
+            clause, values = (f"({param.column} = ? AND r.item_no = ?)", [parts[0],
+                              int(parts[1])]) if parts else ("1 = 0", [])
         elif param.kind == REFERENCE:
             clause, values = f"{param.column} = ?", [_reference(name, value, param.target)[1]]
-            if param.target == "MedicationRequest":
-                values = [values[0].rpartition("-")[0] or values[0]]
         elif param.kind == TOKEN:
             codes = value.split(",")
             if any(c not in param.codes for c in codes):
