@@ -243,7 +243,7 @@ def test_search_parameters_find_what_they_say(seeded):
     assert [link["relation"] for link in bundle["link"]] == ["self", "next"]
 
 
-@pytest.mark.parametrize("query", [
+BAD_QUERIES = [
     "Patient?birthdate=1990", "Patient?identifier=", "Patient?identifier=urn:x|1",
     "Patient?_count=0", "Patient?_count=abc", "Patient?_count=100000", "Patient?_offset=-1",
     "Patient?_id=not%20an%20id", "MedicationRequest?status=bogus",
@@ -252,14 +252,18 @@ def test_search_parameters_find_what_they_say(seeded):
     "Appointment?date=2026-02-30", "Provenance?target=Nothing/1", "Patient?_format=xml",
     "Patient?identifier=" + "9" * 300, "Patient?_sort=name", "Patient?_id=a%0Bb",
     "Patient?na%0Cme=x",
-])
-def test_bad_search_parameters_answer_400_operation_outcome(seeded, query):
+]
+
+
+def test_bad_search_parameters_answer_400_operation_outcome(seeded):
+    """One seeded hub per backend for all of them (seeding is the slow part)."""
     http, _, client, _ = seeded
-    response = http.get(f"/fhir/r4/{query}", headers=auth(client.token))
-    assert response.status_code == 400, response.get_json()
-    outcome = validate(response.get_json())
-    assert outcome["resourceType"] == "OperationOutcome"
-    assert outcome["issue"][0]["severity"] == "error"
+    for query in BAD_QUERIES:
+        response = http.get(f"/fhir/r4/{query}", headers=auth(client.token))
+        assert response.status_code == 400, (query, response.get_json())
+        outcome = validate(response.get_json())
+        assert outcome["resourceType"] == "OperationOutcome", query
+        assert outcome["issue"][0]["severity"] == "error", query
 
 
 def test_unknown_type_or_id_answers_404_operation_outcome(seeded):
