@@ -26,10 +26,23 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def validate(resource: dict[str, Any]) -> dict[str, Any]:
-    """Parse with fhir.resources (raises on anything FHIR does not allow); return it."""
+    """Parse with fhir.resources (raises on anything FHIR does not allow); return it. Also
+    what its models let through: FHIR JSON has no empty objects, arrays, strings or nulls."""
     model = get_fhir_model_class(resource["resourceType"])
     model.parse_obj(resource)
+    no_empty_values(resource, resource["resourceType"])
     return resource
+
+
+def no_empty_values(value: Any, where: str) -> None:
+    if value is None or value in ("", [], {}):
+        raise AssertionError(f"{where} is empty: FHIR JSON forbids it")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            no_empty_values(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            no_empty_values(item, f"{where}[{n}]")
 
 
 def _b64(data: bytes) -> str:

@@ -269,10 +269,14 @@ def test_bad_search_parameters_answer_400_operation_outcome(seeded):
 def test_unknown_type_or_id_answers_404_operation_outcome(seeded):
     http, _, client, _ = seeded
     for path in ("Bogus", "Patient/01ARZ3NDEKTSV4RRFFQ69G5FAV", "Patient/1/_history",
-                 "MedicationRequest/nodash"):
+                 "MedicationRequest/nodash", "MedicationRequest/a-" + "9" * 40,
+                 "Condition/a-99999999999999999999"):
         response = http.get(f"/fhir/r4/{path}", headers=auth(client.token))
         assert response.status_code == 404, path
         assert validate(response.get_json())["issue"][0]["code"] == "not-found"
+    huge = http.get("/fhir/r4/MedicationDispense?prescription=MedicationRequest/a-" + "9" * 30,
+                    headers=auth(client.token))
+    assert huge.status_code == 200 and "entry" not in huge.get_json()
     response = http.post("/fhir/r4/Patient", json={"resourceType": "Patient"},
                          headers=auth(client.token))
     assert response.status_code == 404  # read-only: nothing is created

@@ -116,7 +116,7 @@ def register_client(storage: Storage, client_id: str, name: str, public_key_pem:
                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     row = (client_id, name.strip(), pem, alg, " ".join(scope_list), " ".join(region_list),
            to_instant(now))
-    with storage.transaction() as tx:
+    with storage.transaction(exclusive=False) as tx:
         tx.execute("INSERT INTO fhir_clients (client_id, name, public_key, alg, scopes, "
                    "regions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) "
                    "DO UPDATE SET name = excluded.name, public_key = excluded.public_key, "
@@ -144,7 +144,7 @@ def list_clients(storage: Storage) -> list[dict[str, Any]]:
 
 
 def disable_client(storage: Storage, client_id: str) -> bool:
-    with storage.transaction() as tx:
+    with storage.transaction(exclusive=False) as tx:
         changed = tx.execute("UPDATE fhir_clients SET disabled = 1 WHERE client_id = ?",
                              (client_id,))
         tx.execute("DELETE FROM fhir_tokens WHERE client_id = ?", (client_id,))
@@ -196,14 +196,14 @@ def issue_token(storage: Storage, form: dict[str, str], audience: str,
     granted = _granted(client, form.get("scope") or "")
     expires = now + timedelta(seconds=TOKEN_SECONDS)
     access_token = secrets.token_urlsafe(32)
-    with storage.transaction() as tx:
+    with storage.transaction(exclusive=False) as tx:
         tx.execute("DELETE FROM fhir_assertions WHERE expires_at < ?", (to_instant(now),))
         tx.execute("DELETE FROM fhir_tokens WHERE expires_at < ?", (to_instant(now),))
-        if tx.one("SELECT 1 AS x FROM fhir_assertions WHERE client_id = ? AND jti = ?",
-                  (client_id, claims["jti"])):
+        # one statement decides, so two requests racing with one assertion get one token
+        if not tx.execute("INSERT INTO fhir_assertions (client_id, jti, expires_at) VALUES "
+                          "(?, ?, ?) ON CONFLICT (client_id, jti) DO NOTHING",
+                          (client_id, claims["jti"], to_instant(_exp(claims)))):
             raise _refuse("This assertion (jti) was used already")
-        tx.execute("INSERT INTO fhir_assertions (client_id, jti, expires_at) VALUES (?, ?, ?)",
-                   (client_id, claims["jti"], to_instant(_exp(claims))))
         tx.execute("INSERT INTO fhir_tokens (token_hash, client_id, scopes, expires_at) "
                    "VALUES (?, ?, ?, ?)", (_hash(access_token), client_id, " ".join(granted),
                                            to_instant(expires)))

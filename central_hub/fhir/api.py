@@ -118,7 +118,7 @@ def _args() -> list[tuple[str, str]]:
 
 
 def _audit(access: Access, interaction: str, resource_type: str, count: int) -> None:
-    with _hub().storage.transaction() as tx:
+    with _hub().storage.transaction(exclusive=False) as tx:
         audit(tx, access, interaction, resource_type, count, request.query_string.decode(
             "utf-8", "replace"), _hub().now())
 
@@ -164,9 +164,11 @@ def search(resource_type: str) -> Response:
     if query.offset:
         link.append({"relation": "previous", "url": _page_url(
             base, resource_type, query, max(0, query.offset - query.count))})
-    return fhir({"resourceType": "Bundle", "type": "searchset", "link": link,
-                 "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
-                            "search": {"mode": "match"}} for r in resources]})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": link}
+    if resources:  # FHIR has no empty arrays: no match, no entry
+        bundle["entry"] = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
+                            "search": {"mode": "match"}} for r in resources]
+    return fhir(bundle)
 
 
 def _page_url(base: str, resource_type: str, query: Any, offset: int) -> str:

@@ -81,7 +81,7 @@ def write_ndjson(storage: Storage, access: Access, types: list[str], since: str 
                 out.write(json.dumps(resource, separators=(",", ":"), ensure_ascii=False))
                 out.write("\n")
                 count += 1
-        with storage.transaction() as tx:
+        with storage.transaction(exclusive=False) as tx:
             audit(tx, access, "export", resource_type, count, f"_since={since or ''}", now())
         written.append(Written(resource_type, path, count))
         log.info("FHIR export of %s: %s resources", resource_type, count)
@@ -101,7 +101,7 @@ class Exports:
     def start(self, access: Access, types: list[str], since: str | None,
               request_url: str) -> str:
         job_id = new_ulid()
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(exclusive=False) as tx:
             tx.execute("INSERT INTO fhir_exports (job_id, client_id, types, since, request_url, "
                        "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (job_id, access.client_id, ",".join(types), since, request_url,
@@ -121,7 +121,7 @@ class Exports:
         except Exception as e:  # the job fails and says so; the hub goes on
             log.exception("FHIR export %s failed", job_id)
             output, status, error = [], FAILED, type(e).__name__
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(exclusive=False) as tx:
             tx.execute("UPDATE fhir_exports SET status = ?, finished_at = ?, output = ?, "
                        "error = ? WHERE job_id = ? AND status = ?",
                        (status, to_instant(self.clock()), json.dumps(output), error, job_id,
@@ -145,7 +145,7 @@ class Exports:
 
     def delete(self, job_id: str, access: Access) -> None:
         self.job(job_id, access)
-        with self.storage.transaction() as tx:
+        with self.storage.transaction(exclusive=False) as tx:
             tx.execute("DELETE FROM fhir_exports WHERE job_id = ?", (job_id,))
         shutil.rmtree(self.directory / job_id, ignore_errors=True)
 

@@ -162,7 +162,7 @@ def parse(resource_type: str, args: Sequence[tuple[str, str]], now: str) -> Quer
             for column, part in zip(source.id_columns, parts, strict=True):
                 if column != "diagnosis":
                     where.append(f"r.{column} = ?")
-                    params.append(part)
+                    params.append(int(part) if column == "item_no" else part)
             continue
         param = source.params.get(name)
         if param is None:

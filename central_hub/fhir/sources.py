@@ -49,7 +49,8 @@ class Source:
         if len(self.id_columns) == 1:
             return (resource_id,)
         head, sep, tail = resource_id.rpartition("-")
-        return (head, tail) if sep and head and tail.isdigit() else None
+        # an item or diagnosis number is small; a long one would overflow the integer column
+        return (head, tail) if sep and head and tail.isdigit() and len(tail) <= 3 else None
 
     def id_filter(self) -> str:
         return " AND ".join(f"r.{c} = ?" for c in self.id_columns)
