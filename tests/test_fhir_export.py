@@ -3,12 +3,13 @@
 offline through `dmed-hub fhir-export`."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 from fhir_helpers import auth, get_token, make_client, new_key, validate
-from test_fhir_api import TYPES, hub_app, seeded  # noqa: F401 - fixtures
+from test_fhir_api import TYPES, hub_app, push_all, seeded  # noqa: F401 - fixtures
 
 from central_hub.cli import main
 
@@ -69,7 +70,7 @@ def test_export_writes_every_type_as_valid_ndjson(hub_app, seeded):  # noqa: F81
     assert http.get(path, headers=auth(client.token)).status_code == 404
 
 
-def test_export_type_and_since(hub_app, seeded):  # noqa: F811
+def test_export_type_and_since(hub_app, seeded, nodes):  # noqa: F811
     http, storage, client, ids = seeded
     response = kick_off(http, client.token, "?_type=MedicationRequest,MedicationDispense")
     manifest = finished(hub_app, http, client.token, response.headers["Content-Location"])
@@ -81,6 +82,21 @@ def test_export_type_and_since(hub_app, seeded):  # noqa: F811
     manifest = finished(hub_app, http, client.token, response.headers["Content-Location"])
     assert {o["type"]: o["count"] for o in manifest["output"]} == {"Patient": 0,
                                                                     "Provenance": 0}
+    # a later change brings its record back: the cancelled prescription, the edited patient
+    time.sleep(1.1)  # _since has whole seconds: start after the seed's last second
+    mark = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    nodes["clinic"].cancel_prescription(ids["rx"])
+    nodes["clinic"].change_patient(ids["no_phone"], "full_name", "Karimova Zuhra Olim qizi")
+    push_all(nodes["clinic"])
+    response = kick_off(http, client.token, f"?_type=Patient,MedicationRequest,Provenance,"
+                        f"MedicationDispense&_since={mark}")
+    manifest = finished(hub_app, http, client.token, response.headers["Content-Location"])
+    changed = {o["type"]: [r["id"] for r in lines(http, client.token, o["url"])]
+               for o in manifest["output"]}
+    assert changed["MedicationRequest"] == [f"{ids['rx']}-1"]
+    assert changed["Patient"] == [ids["no_phone"]]
+    assert changed["MedicationDispense"] == []
+    assert len(changed["Provenance"]) == 2  # the two new events
     earlier = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     response = kick_off(http, client.token, f"?_type=Patient&_since={earlier}")
     manifest = finished(hub_app, http, client.token, response.headers["Content-Location"])

@@ -33,7 +33,7 @@ class Param:
 @dataclass(frozen=True)
 class Source:
     resource_type: str
-    sql: str  # may hold {agg} (string aggregation, per dialect) and "?" for `now`
+    sql: str  # may hold {agg} (string aggregation) and {greatest}, named per dialect
     to_resources: Callable[..., list[dict[str, Any]]]
     order: str
     id_columns: tuple[str, ...] = ("fhir_id",)  # an id "a-b" filters on two columns
@@ -42,8 +42,9 @@ class Source:
     needs_now: bool = False
 
     def select(self, dialect: str) -> str:
-        agg = "string_agg" if dialect == POSTGRESQL else "group_concat"
-        return self.sql.replace("{agg}", agg)
+        postgres = dialect == POSTGRESQL
+        return self.sql.replace("{agg}", "string_agg" if postgres else "group_concat").replace(
+            "{greatest}", "GREATEST" if postgres else "MAX")
 
     def split_id(self, resource_id: str) -> tuple[str, ...] | None:
         if len(self.id_columns) == 1:
@@ -96,19 +97,21 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
     Source("Patient", (
         "SELECT p.patient_id AS fhir_id, p.med_id, p.pinfl, p.document, "  # noqa: S608
         "p.full_name, p.birth_date, p.sex, p.phone, p.facility_id, p.family_doctor_id, f.region, "
-        "p.registered_hlc AS since FROM hub_patients p " + _FACILITY.format(table="p") +
-        " WHERE p.registered = 1"), mapping.patient, "r.fhir_id",
+        # changed since: the latest value of any field (every one is in the history)
+        "COALESCE((SELECT MAX(h.hlc) FROM hub_patient_history h WHERE h.patient_id = "
+        "p.patient_id), p.registered_hlc) AS since FROM hub_patients p " +
+        _FACILITY.format(table="p") + " WHERE p.registered = 1"), mapping.patient, "r.fhir_id",
         params={"identifier": Param(TOKEN, "", "PINFL, identity document or MED-ID, as "
-                                    "system|value or value")},
-        # a patient edited since counts too (every value is in the history)
-        since="(r.since >= ? OR r.fhir_id IN (SELECT h.patient_id FROM hub_patient_history h "
-              "WHERE h.hlc >= ?))"),
+                                    "system|value or value")}),
     Source("Practitioner", _registry("PractitionerRegistered"), mapping.practitioner,
            "r.fhir_id"),
     Source("Organization", FACILITY_SQL, mapping.organization, "r.fhir_id"),
     Source("Location", FACILITY_SQL, mapping.location, "r.fhir_id"),
     Source("Appointment", (
-        "SELECT a.appointment_id AS fhir_id, a.*, sl.ends_at, f.region, a.booked_hlc AS since "
+        "SELECT a.appointment_id AS fhir_id, a.*, sl.ends_at, f.region, "  # noqa: S608
+        # changed since: its latest event (moved, checked in, cancelled...)
+        "COALESCE((SELECT MAX(x.hlc) FROM hub_appointment_events x WHERE x.appointment_id = "
+        "a.appointment_id), a.booked_hlc) AS since "
         "FROM hub_appointments a LEFT JOIN hub_slots sl ON sl.practitioner_id = "
         "a.practitioner_id AND sl.starts_at = a.starts_at " + _FACILITY.format(table="a")),
         mapping.appointment, "r.fhir_id",
@@ -130,7 +133,12 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
         "SELECT p.prescription_id || '-' || CAST(i.item_no AS TEXT) AS fhir_id, "  # noqa: S608
         "p.*, "
         "i.item_no, i.inn, i.form, i.strength, i.unit, i.quantity, i.dosage, i.repeats, "
-        "i.min_days_between_fills, f.region, p.hlc AS since, "
+        "i.min_days_between_fills, f.region, "
+        # changed since: issued, cancelled or dispensed from, whichever came last
+        "{greatest}(p.hlc, COALESCE((SELECT c.hlc FROM hub_prescription_cancellations c WHERE "
+        "c.event_id = p.cancel_event_id), p.hlc), COALESCE((SELECT MAX(d.hlc) FROM "
+        "hub_dispenses d WHERE d.prescription_id = p.prescription_id AND d.item_no = "
+        "i.item_no), p.hlc)) AS since, "
         "(SELECT SUM(d.quantity) FROM hub_dispenses d WHERE d.prescription_id = "
         "p.prescription_id AND d.item_no = i.item_no) AS dispensed, "
         "(SELECT {agg}(d.event_id, ',') FROM hub_dispenses d WHERE d.prescription_id = "
