@@ -26,7 +26,8 @@ SQLITE_ONLY = pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
 
 @SQLITE_ONLY
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "RS384"])
-def test_each_smart_algorithm_gets_a_token(hub_app, alg):  # noqa: F811
+def test_each_smart_algorithm_gets_a_token(hub_app, alg, caplog):  # noqa: F811
+    caplog.set_level("DEBUG")
     storage = hub_app.extensions["dmed_hub"].storage
     client = make_client(storage, f"client-{alg.lower()}", alg=alg,
                          scopes="system/Patient.read")
@@ -36,6 +37,10 @@ def test_each_smart_algorithm_gets_a_token(hub_app, alg):  # noqa: F811
     assert response.status_code == 200, answer
     assert answer["token_type"] == "bearer" and answer["expires_in"] == 300
     assert answer["scope"] == "system/Patient.read"
+    assert answer["access_token"] not in caplog.text  # never logged
+    with storage.reader() as tx:  # kept as a hash only
+        assert tx.query("SELECT * FROM fhir_tokens WHERE token_hash = ?",
+                        (answer["access_token"],)) == []
     assert http.get("/fhir/r4/Patient", headers=auth(answer["access_token"])).status_code == 200
 
 

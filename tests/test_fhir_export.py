@@ -139,6 +139,14 @@ def test_cli_registers_clients_and_exports_offline(hub_app, seeded, storage_url,
     listed = runner.invoke(main, ["fhir-clients", "--db", storage_url]).output
     assert "fund\tInsurance fund\tES384\tsystem/MedicationDispense.read\tSAM TAS\tactive" in listed
 
+    assert runner.invoke(main, ["fhir-client-disable", "--db", storage_url, "--client-id",
+                                "fund"]).exit_code == 0
+    assert "SAM TAS\tdisabled" in runner.invoke(main, ["fhir-clients", "--db",
+                                                       storage_url]).output
+    result = runner.invoke(main, ["fhir-client-disable", "--db", storage_url, "--client-id",
+                                  "nobody"])
+    assert result.exit_code != 0 and "no FHIR client nobody" in result.output
+
     out = tmp_path / "export"
     result = runner.invoke(main, ["fhir-export", "--db", storage_url, "--out", str(out),
                                   "--type", "MedicationDispense,Patient"])
