@@ -9,4 +9,5 @@ Library first; `central_hub.app.create_app` and `dmed-hub` (central_hub.cli) are
     scope       pull pages of a node's scope after its cursor
     hub_events  events the hub itself appends (conflicts, pads, call-centre requests)
     nodes, quarantine, nonces, trust_store   sync state, refused events, replay, trust list
+    fhir        read-only HL7 FHIR R4 at /fhir/r4/: search, $export, SMART backend access
 """

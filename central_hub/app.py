@@ -71,6 +71,8 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     api_paper.init_app(app)  # pads, reconciliation hook, sync contacts, the report
     call_centre.init_app(app)
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
+    from .fhir import api as fhir_api
+    fhir_api.init_app(app, app.extensions[EXTENSION])  # read-only FHIR R4 at /fhir/r4/
     register_error_handlers(app)
     app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app

@@ -225,6 +225,95 @@ def _staff_change(database: str | None, change: Callable[[Storage], None]) -> No
         raise click.ClickException(e.text) from e
 
 
+@main.command("fhir-client-add")
+@DB
+@click.option("--client-id", required=True, help="The client's id (iss and sub of its "
+              "assertions): lower-case letters, digits, . _ -")
+@click.option("--name", required=True, help="Who the client is, e.g. the insurance fund")
+@click.option("--public-key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="PEM file of the client's public key: EC P-256 (ES256), P-384 (ES384) or "
+              "RSA >= 2048 bits (RS384)")
+@click.option("--scopes", required=True, help="Space-separated, e.g. "
+              "\"system/MedicationRequest.read system/MedicationDispense.read\"")
+@click.option("--regions", required=True, help="Region codes it may see, e.g. \"TAS SAM\", "
+              "or \"*\" for every region")
+def fhir_client_add(database: str | None, client_id: str, name: str, key_path: str,
+                    scopes: str, regions: str) -> None:
+    """Register a system that reads the FHIR API (SMART Backend Services), or replace its
+    key, scopes and regions (its open tokens end)."""
+    from .fhir.access import register_client
+    try:
+        pem = Path(key_path).read_bytes()
+    except OSError as e:
+        raise click.ClickException(f"cannot read {key_path}: {e}") from e
+    try:
+        with _storage(database) as storage:
+            storage.migrate()
+            client = register_client(storage, client_id, name, pem, scopes, regions, utc_now())
+    except ProtocolError as e:
+        raise click.ClickException(e.text) from e
+    click.echo(f"FHIR client {client['client_id']} registered ({client['alg']}): "
+               f"{' '.join(client['scopes'])}; regions {' '.join(client['regions'])}")
+
+
+@main.command("fhir-clients")
+@DB
+def fhir_clients(database: str | None) -> None:
+    """List the systems registered for the FHIR API, their scopes and regions."""
+    from .fhir.access import list_clients
+    with _storage(database) as storage:
+        storage.migrate()
+        rows = list_clients(storage)
+    if not rows:
+        click.echo("no FHIR clients; add one with dmed-hub fhir-client-add")
+    for row in rows:
+        state = "disabled" if row["disabled"] else "active"
+        click.echo(f"{row['client_id']}\t{row['name']}\t{row['alg']}\t{row['scopes']}\t"
+                   f"{row['regions']}\t{state}")
+
+
+@main.command("fhir-client-disable")
+@DB
+@click.option("--client-id", required=True, help="The client's id")
+def fhir_client_disable(database: str | None, client_id: str) -> None:
+    """Disable a FHIR client: its tokens end now and it gets no new ones."""
+    from .fhir.access import disable_client
+    with _storage(database) as storage:
+        storage.migrate()
+        if not disable_client(storage, client_id):
+            raise click.ClickException(f"no FHIR client {client_id}")
+    click.echo(f"FHIR client {client_id} disabled")
+
+
+@main.command("fhir-export")
+@DB
+@click.option("--since", default=None, help="Only what changed at or after this instant, "
+              "e.g. 2026-01-01T00:00:00Z (FHIR _since)")
+@click.option("--type", "types", default=None, help="Comma-separated resource types (FHIR "
+              "_type); default every type")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for <Type>.ndjson files")
+def fhir_export(database: str | None, since: str | None, types: str | None,
+                out_dir: str) -> None:
+    """Bulk export as FHIR NDJSON, offline (what $export does), on the hub machine; audited
+    as client "cli"."""
+    from .fhir.access import Access
+    from .fhir.export import parse_since, parse_types, write_ndjson
+    from .fhir.sources import SOURCES
+    access = Access("cli", frozenset(SOURCES), frozenset(), all_regions=True)
+    try:
+        chosen = parse_types(types, access)
+        moment = parse_since(since)
+        with _storage(database) as storage:
+            storage.migrate()
+            written = write_ndjson(storage, access, chosen, moment, Path(out_dir), utc_now)
+    except ProtocolError as e:
+        raise click.ClickException(e.text) from e
+    for item in written:
+        click.echo(f"{item.resource_type}\t{item.count}\t{item.path}")
+    click.echo(f"{sum(w.count for w in written)} resource(s) written to {out_dir}")
+
+
 @main.command()
 def config() -> None:
     """Show every setting, its current value and what it does."""

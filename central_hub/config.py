@@ -22,6 +22,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "API_TOKEN": ("", "Bearer token for the dashboard API; empty: loopback clients only"),
     "SECURE_COOKIES": (False, "Send the staff pages' cookies over HTTPS only; set it true "
                        "when the hub is served behind TLS"),
+    "FHIR_EXPORT_DIR": ("var/fhir-exports", "Where FHIR bulk $export jobs write their NDJSON "
+                        "files"),
+    "FHIR_BASE_URL": ("", "Public URL of the FHIR API (e.g. https://hub.example/fhir/r4), the "
+                      "audience of SMART assertions; empty: taken from each request"),
 }
 PREFIX = "DMED_HUB_"
 
