@@ -3,10 +3,11 @@ a JSON file, then prefixed environment variables, then overrides (tests, CLI opt
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from .json_body import parse_json
 
 # name -> (default, help line); the default's type decides how an environment value is read.
 Settings = dict[str, tuple[Any, str]]
@@ -18,7 +19,7 @@ def load_settings(settings: Settings, prefix: str, default_file: str,
     config = {name: default for name, (default, _help) in settings.items()}
     file = Path(path or os.environ.get(f"{prefix}CONFIG", "") or default_file)
     if file.is_file():
-        config.update(json.loads(file.read_text(encoding="utf-8")))
+        config.update(parse_json(file.read_bytes()))
     for name, (default, _help) in settings.items():
         raw = os.environ.get(prefix + name)
         if raw is not None:

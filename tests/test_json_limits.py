@@ -1,0 +1,71 @@
+"""Issue 11.3: every JSON body is parsed by one bounded function; deep nesting is a 400."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hub_helpers import body_of
+from test_hub_sync_api import hub_state, post_raw
+
+from sync_protocol.json_body import MAX_DEPTH, BadJson, parse_json
+from sync_protocol.settings import load_settings
+from sync_protocol.trust_list import TrustList, TrustListInvalid
+
+pytest_plugins = ("hub_helpers",)
+
+DEEP = b"[" * 1000
+
+
+@pytest.mark.parametrize("raw", [
+    "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+    '{"a":' * 100 + "1" + "}" * 100,
+    "[" * 5000,
+])
+def test_too_deep_is_refused_with_a_clear_error(raw):
+    with pytest.raises(BadJson) as caught:
+        parse_json(raw)
+    assert caught.value.code == "too_deep"
+
+
+def test_brackets_inside_strings_and_escapes_do_not_count():
+    text = json.dumps(["[" * 500, '\\"[[[', {"k": "{" * 300}])
+    assert parse_json(text) == json.loads(text)
+    exact = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert parse_json(exact) == json.loads(exact)
+
+
+def test_size_limit():
+    with pytest.raises(BadJson) as caught:
+        parse_json(b"[" + b" " * 100 + b"]", max_bytes=50)
+    assert caught.value.code == "too_large"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/sign-in", "/api/v1/patients"])
+def test_node_api_answers_400_to_deep_nesting(client, auth, store, path):
+    headers = auth("registrar") if path.endswith("patients") else {}
+    before = store.one("SELECT COUNT(*) AS n FROM events")["n"]
+    response = client.post(path, data=DEEP, headers={**headers,
+                                                      "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "too_deep"
+    assert response.json["error"]["field"] == "body"
+    assert store.one("SELECT COUNT(*) AS n FROM events")["n"] == before
+
+
+def test_hub_refuses_a_signed_push_of_5000_brackets(nodes, storage):
+    clinic = nodes["clinic"]
+    before = hub_state(storage)
+    response = post_raw(clinic, b"[" * 5000)
+    assert response.status_code == 400
+    assert body_of(response)["error"]["code"] == "too_deep"
+    assert hub_state(storage) == before
+
+
+def test_files_read_by_the_clis_are_bounded(tmp_path):
+    config = tmp_path / "dmed-node.json"
+    config.write_bytes(b"[" * 5000)
+    with pytest.raises(BadJson):
+        load_settings({"X": (1, "x")}, "DMED_TEST_", "none.json", config)
+    with pytest.raises(TrustListInvalid):
+        TrustList.from_json(b"[" * 5000)
