@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def _store(database: str | None) -> NodeStore:
-    return NodeStore(database or load_config()["DATABASE"])
+    path = database or load_config()["DATABASE"]
+    note_database(path)
+    return NodeStore(path)
 
 
 def _fail(error: ProtocolError) -> click.ClickException:
@@ -32,7 +35,7 @@ def _fail(error: ProtocolError) -> click.ClickException:
 DB = click.option("--db", "database", help="Node database file (default from config)")
 
 
-@click.group()
+@click.group(cls=ClearErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level")
 def main(verbose: bool) -> None:
     """DMED Edge node: local store, domain services and the node's web server."""
@@ -169,6 +172,7 @@ def serve(database: str | None, host: str, port: int, workers: int) -> None:
     from .web.serving import serve as serve_app
     from .web.serving import serve_workers
     overrides = {"DATABASE": database} if database else {}
+    note_database(database or load_config()["DATABASE"])
     if workers == 1:
         app = create_app(overrides)
         with _background_jobs(app):

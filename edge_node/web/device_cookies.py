@@ -26,6 +26,8 @@ def client() -> str:
 def remember(response: Response, username: str, value: str | None) -> Response:
     if value:
         response.set_cookie(guard.device_cookie_name(username), value, httponly=True,
-                            samesite="Strict", secure=request.is_secure,
+                            samesite="Strict",
+                            secure=request.is_secure
+                            or bool(current_app.config.get("SESSION_COOKIE_SECURE")),
                             max_age=int(guard.DEVICE_COOKIE_MAX_AGE.total_seconds()))
     return response
