@@ -83,7 +83,9 @@ def end() -> None:
 
 
 def sign_in(actor: Actor) -> None:
-    # A fresh session for the identified patient: nothing of the steps before carries over.
+    # A fresh session for the identified patient: nothing of the steps before carries over,
+    # and a previous patient's session still named by this cookie ends on the server too.
+    kiosk_sessions.end(store(), session.get(SESSION_ID))
     session.clear()
     session[PATIENT] = actor.patient_id
     session[NAME] = actor.display_name

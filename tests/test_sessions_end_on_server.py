@@ -74,3 +74,12 @@ def test_a_staff_cookie_replayed_after_sign_out_gets_the_sign_in_page(client, se
     replay(client, cookie)
     response = client.get("/ui/desk/")
     assert response.status_code == 302 and "/ui/desk/sign-in" in response.headers["Location"]
+
+
+def test_a_new_identification_ends_the_session_before_it(client, me, store, pinned):  # noqa: F811
+    cookie = captured(client)
+    kiosk_sign_in(client, pinned["patient"])  # no Finish: the next identification at once
+    replay(client, cookie)
+    assert client.get("/ui/kiosk/home").status_code == 302
+    rows = store.query("SELECT ended_at FROM kiosk_sessions ORDER BY rowid")
+    assert [r["ended_at"] is not None for r in rows] == [True, False]
