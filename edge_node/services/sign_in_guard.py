@@ -33,6 +33,10 @@ DEVICE_COOKIE_PREFIX = "dmed_device_"
 DEVICE_COOKIE_MAX_AGE = timedelta(days=365)  # a terminal stays trusted for a year of use
 SIGN_IN_LOG_DAYS = 90  # a quarter of failed sign-ins is enough to see a pattern
 SIGN_IN_LOG_PAGE = 200  # the admin's list shows the latest this many
+# A fuzzer can try thousands of names a minute: the log keeps the latest rows only (an SD card
+# must not fill), and staff failures older than a day are never consulted again.
+SIGN_IN_LOG_MAX_ROWS = 10_000
+STAFF_FAILURES_KEPT = timedelta(days=1)
 OUTCOMES = ("wrong_pin", "locked")
 
 
@@ -106,8 +110,11 @@ def note(store: NodeStore, *, username: str, outcome: str, trusted_device: bool,
         tx.conn.execute("INSERT INTO sign_in_log (at, username, outcome, trusted_device, client)"
                         " VALUES (?, ?, ?, ?, ?)", (to_instant(now), username[:64], outcome,
                                                     int(trusted_device), client[:64]))
-        tx.conn.execute("DELETE FROM sign_in_log WHERE at < ?",
-                        (to_instant(now - timedelta(days=SIGN_IN_LOG_DAYS)),))
+        tx.conn.execute("DELETE FROM sign_in_log WHERE at < ? OR id <= (SELECT MAX(id) FROM"
+                        " sign_in_log) - ?", (to_instant(now - timedelta(days=SIGN_IN_LOG_DAYS)),
+                                               SIGN_IN_LOG_MAX_ROWS))
+        tx.conn.execute("DELETE FROM sign_in_failures WHERE subject LIKE 'staff%' AND"
+                        " failed_at < ?", (to_instant(now - STAFF_FAILURES_KEPT),))
     log.warning("sign-in %s for %s from %s", outcome, username[:64], client[:64])
 
 
