@@ -69,3 +69,22 @@ def test_files_read_by_the_clis_are_bounded(tmp_path):
         load_settings({"X": (1, "x")}, "DMED_TEST_", "none.json", config)
     with pytest.raises(TrustListInvalid):
         TrustList.from_json(b"[" * 5000)
+
+
+def test_cli_files_too_deep_end_in_one_clear_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from central_hub.cli import main as hub
+    from edge_node.cli import main as node
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 5000)
+    result = CliRunner().invoke(hub, ["init", "--db", f"sqlite:///{tmp_path / 'hub.db'}",
+                                      "--trust", str(deep)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(deep) in result.output
+    monkeypatch.setenv("DMED_CONFIG", str(deep))
+    result = CliRunner().invoke(node, ["config"])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == [
+        "Error: The JSON document nests more than 64 levels deep"]

@@ -104,3 +104,26 @@ def test_hub_staff_password_is_checked_at_most_the_limit(storage, monkeypatch):
     assert results.count("wrong") + results.count("locked") == PARALLEL
     with pytest.raises(hub_staff.LoginLocked):
         hub_staff.authenticate(storage, "karimova", "correct horse battery")
+
+
+@pytest.mark.parametrize("surface", ["api", "screens"])
+def test_node_sign_in_through_the_web_holds_the_limit(app, seeded, monkeypatch, surface):
+    from tests.ui_helpers import post
+    counting = Counting(staff._pin_matches)
+    monkeypatch.setattr(staff, "_pin_matches", counting)
+    clients = [app.test_client() for _ in range(PARALLEL)]
+
+    def attempt(i: int) -> str:
+        pin = f"{i:04d}9"
+        if surface == "api":
+            response = clients[i].post("/api/v1/auth/sign-in",
+                                       json={"username": "doctor", "pin": pin})
+        else:  # the desk's sign-in form answers with the form, its error and the same status
+            response = post(clients[i], "/ui/desk/sign-in", {"username": "doctor", "pin": pin})
+        return {401: "wrong", 429: "locked"}.get(response.status_code,
+                                                 str(response.status_code))
+
+    results = burst(attempt)
+    assert counting.calls <= staff.MAX_FAILURES
+    assert results.count("wrong") == counting.calls
+    assert results.count("locked") == PARALLEL - counting.calls
