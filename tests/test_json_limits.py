@@ -67,6 +67,10 @@ def test_files_read_by_the_clis_are_bounded(tmp_path):
     config.write_bytes(b"[" * 5000)
     with pytest.raises(BadJson):
         load_settings({"X": (1, "x")}, "DMED_TEST_", "none.json", config)
+    config.write_bytes(b"[1, 2]")
+    with pytest.raises(BadJson) as caught:
+        load_settings({"X": (1, "x")}, "DMED_TEST_", "none.json", config)
+    assert caught.value.code == "bad_settings" and str(config) in caught.value.text
     with pytest.raises(TrustListInvalid):
         TrustList.from_json(b"[" * 5000)
 
@@ -87,4 +91,4 @@ def test_cli_files_too_deep_end_in_one_clear_line(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.output.strip().splitlines() == [
-        "Error: The JSON document nests more than 64 levels deep"]
+        f"Error: Settings file {deep}: The JSON document nests more than 64 levels deep"]
