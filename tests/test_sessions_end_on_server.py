@@ -83,3 +83,17 @@ def test_a_new_identification_ends_the_session_before_it(client, me, store, pinn
     assert client.get("/ui/kiosk/home").status_code == 302
     rows = store.query("SELECT ended_at FROM kiosk_sessions ORDER BY rowid")
     assert [r["ended_at"] is not None for r in rows] == [True, False]
+
+
+def test_old_kiosk_sessions_are_pruned(store):
+    from datetime import timedelta
+
+    from edge_node.services import kiosk_sessions
+    from sync_protocol.timeutil import utc_now
+    long_ago = utc_now() - timedelta(days=2)
+    abandoned = kiosk_sessions.start(store, "p-abandoned", now=long_ago)
+    finished = kiosk_sessions.start(store, "p-finished", now=long_ago)
+    kiosk_sessions.end(store, finished, now=long_ago)
+    kept = kiosk_sessions.start(store, "p-now")
+    ids = {r["session_id"] for r in store.query("SELECT session_id FROM kiosk_sessions")}
+    assert ids == {kept} and abandoned not in ids

@@ -18,7 +18,7 @@ from ..store import NodeStore
 
 log = logging.getLogger(__name__)
 
-# Ended rows are kept a day for the record, then pruned (bounded history on the device).
+# Ended and abandoned rows are kept a day, then pruned (bounded history on the device).
 KEEP_ENDED = timedelta(days=1)
 # Touching the row on every page would be a write per click; a tenth of the idle limit is
 # precision enough (the page's own timer pings while the patient is active).
@@ -32,8 +32,11 @@ def start(store: NodeStore, patient_id: str, now: datetime | None = None) -> str
         tx.conn.execute("INSERT INTO kiosk_sessions (session_id, patient_id, started_at,"
                         " last_seen) VALUES (?, ?, ?, ?)",
                         (session_id, patient_id, to_instant(now), now.timestamp()))
-        tx.conn.execute("DELETE FROM kiosk_sessions WHERE ended_at IS NOT NULL AND ended_at < ?",
-                        (to_instant(now - KEEP_ENDED),))
+        # Sessions left without a Finish (the patient walked away) are idle long past the
+        # limit by then: both kinds go after a day.
+        tx.conn.execute("DELETE FROM kiosk_sessions WHERE (ended_at IS NOT NULL AND ended_at"
+                        " < ?) OR last_seen < ?", (to_instant(now - KEEP_ENDED),
+                                                   (now - KEEP_ENDED).timestamp()))
     return session_id
 
 
