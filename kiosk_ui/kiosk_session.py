@@ -71,10 +71,13 @@ def enforce_idle_limit() -> None:
     patient_id = session.get(PATIENT)
     # The cookie alone is no proof: Finish, the idle rule or a sign-out may have ended this
     # session already, and a copy of the cookie must not bring it back.
-    if patient_id and not kiosk_sessions.alive(store(), session.get(SESSION_ID), patient_id,
-                                               idle_seconds()):
+    if not patient_id:
+        return
+    state = kiosk_sessions.state(store(), session.get(SESSION_ID), patient_id, idle_seconds())
+    if state != kiosk_sessions.OPEN:
         session.clear()
-        raise KioskSessionEnded("The kiosk session has ended")
+        raise KioskSessionEnded("The kiosk session has ended",
+                                code="kiosk_idle" if state == kiosk_sessions.IDLE else None)
 
 
 def end() -> None:

@@ -40,24 +40,27 @@ def start(store: NodeStore, patient_id: str, now: datetime | None = None) -> str
     return session_id
 
 
-def alive(store: NodeStore, session_id: str, patient_id: str, idle_seconds: float,
-          now: datetime | None = None) -> bool:
-    """Whether the session is open for this patient and not idle too long (then it is ended
-    here and now); an active one is touched."""
+OPEN, IDLE, ENDED = "open", "idle", "ended"
+
+
+def state(store: NodeStore, session_id: str | None, patient_id: str, idle_seconds: float,
+          now: datetime | None = None) -> str:
+    """OPEN for this patient's live session (touched), IDLE when it was idle too long (ended
+    here and now), ENDED when it was ended before, is unknown or is another patient's."""
     now = now or utc_now()
     row = store.one("SELECT patient_id, last_seen, ended_at FROM kiosk_sessions WHERE"
                     " session_id = ?", (str(session_id or ""),))
     if row is None or row["ended_at"] is not None or row["patient_id"] != patient_id:
-        return False
+        return ENDED
     idle = now.timestamp() - row["last_seen"]
     if idle > idle_seconds:
         end(store, session_id, now)
-        return False
+        return IDLE
     if idle > idle_seconds / TOUCH_SHARE:
         with store.transaction() as tx:
             tx.conn.execute("UPDATE kiosk_sessions SET last_seen = ? WHERE session_id = ?",
                             (now.timestamp(), session_id))
-    return True
+    return OPEN
 
 
 def end(store: NodeStore, session_id: str | None, now: datetime | None = None) -> None:
