@@ -25,6 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
 
+from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import HEADER_NODE
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date
 
@@ -214,7 +215,7 @@ def render_page(template: str, status: int = 200, **context: Any) -> Response:
 # -- request bodies -------------------------------------------------------------------------
 
 def _json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    data = parse_json(request.get_data(cache=True)) if request.is_json else None
     if not isinstance(data, dict):
         raise HubError("Request body must be a JSON object", field="body", code="bad_json")
     return data

@@ -27,6 +27,7 @@ from flask import Blueprint, Response, redirect, request, url_for
 from sync_protocol.errors import ProtocolError
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.identifiers import new_ulid, parse_phone, parse_pinfl
+from sync_protocol.json_body import parse_json
 
 from . import paper
 from .api_dashboard import require_access
@@ -177,7 +178,7 @@ REQUEST_FIELDS = ("pinfl", "patient_id", "facility", "facility_id", "request_tex
 
 @bp.post("/api/v1/remote-requests")
 def api_create():
-    data = request.get_json(silent=True)
+    data = parse_json(request.get_data(cache=True)) if request.is_json else None
     if not isinstance(data, dict):
         raise HubError("Request body must be a JSON object", field="body", code="bad_json")
     unknown = sorted(set(data) - set(REQUEST_FIELDS))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
 from sync_protocol.trust import TrustList
@@ -32,6 +33,7 @@ DB = click.option("--db", "database", help="Database URL: sqlite:///path or post
 
 def _storage(database: str | None) -> Storage:
     url = database or load_config()["DATABASE"]
+    note_database(redact(str(url)).removeprefix("sqlite:///"))
     try:
         return open_storage(url)
     except (ValueError, OSError) as e:
@@ -49,7 +51,7 @@ def _read_trust(path: str) -> TrustList:
         raise click.ClickException(f"{path}: {e.text}") from e
 
 
-@click.group()
+@click.group(cls=ClearErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level")
 def main(verbose: bool) -> None:
     """DMED Edge central hub: global event log, sync API, node dashboard."""
@@ -138,6 +140,8 @@ def serve(database: str | None, host: str, port: int, threads: int, workers: int
     from .app import create_app
     from .serving import serve as serve_hub
     overrides = {"DATABASE": database} if database else {}
+    with _storage(database):
+        pass  # a database that cannot be opened stops here in one clear line, not in a worker
     click.echo(f"DMED Edge hub on http://{host}:{port}/ ({workers} worker(s), "
                f"{redact(str(load_config(overrides=overrides)['DATABASE']))})")
     serve_hub(lambda: create_app(overrides), host=host, port=port, threads=threads,

@@ -209,7 +209,9 @@ def authenticate(storage: Storage, login: str, password: str,
     password = password if isinstance(password, str) else ""
     with storage.reader() as tx:
         row = tx.one("SELECT * FROM hub_staff WHERE login = ?", (login,))
-    if row is not None and _locked(row, now):
+    # The attempt is counted before the password is checked (atomic across workers), so
+    # parallel guesses cannot all pass a count taken before any of them failed.
+    if row is not None and not _reserve_attempt(storage, row["staff_id"], now):
         raise _locked_error()
     account = row if row is not None and not row["disabled"] else None
     # Unknown logins cost one verification too, so timing does not tell which logins exist.
@@ -217,7 +219,7 @@ def authenticate(storage: Storage, login: str, password: str,
                        password[:MAX_PASSWORD]) and len(password) <= MAX_PASSWORD
     if account is None or not matched:
         log.warning("hub staff sign-in failed for login %r", login[:64])
-        if row is not None and _count_failure(storage, row["staff_id"], now):
+        if row is not None and _settle_failure(storage, row["staff_id"], now):
             raise _locked_error()
         raise SignInFailed("Wrong login or password", field="password")
     rehashed = (HASHER.hash(password) if HASHER.check_needs_rehash(account["password_hash"])
@@ -244,19 +246,25 @@ def _locked_error() -> LoginLocked:
                        minutes=int(LOCK_DURATION.total_seconds() // 60))
 
 
-def _count_failure(storage: Storage, staff_id: str, now: datetime) -> bool:
-    """One more failure, counted in the database (atomic across workers); the fifth locks
-    the login (True)."""
+def _reserve_attempt(storage: Storage, staff_id: str, now: datetime) -> bool:
+    """Count one attempt, unless the login is locked or MAX_FAILURES attempts are counted
+    already (then False). A success resets the count; a failure leaves it counted."""
     with storage.transaction(exclusive=False) as tx:
-        count = tx.scalar("UPDATE hub_staff SET failed_count = failed_count + 1 WHERE "
-                          "staff_id = ? RETURNING failed_count", (staff_id,))
-        if count is not None and count >= MAX_FAILURES:
-            tx.execute("UPDATE hub_staff SET failed_count = 0, locked_until = ? WHERE "
-                       "staff_id = ?", (to_instant(now + LOCK_DURATION), staff_id))
-            log.warning("hub staff account %s locked after %s failed sign-ins", staff_id,
-                        count)
-            return True
-    return False
+        return tx.execute("UPDATE hub_staff SET failed_count = failed_count + 1 WHERE "
+                          "staff_id = ? AND failed_count < ? AND (locked_until IS NULL OR "
+                          "locked_until <= ?)", (staff_id, MAX_FAILURES, to_instant(now))) == 1
+
+
+def _settle_failure(storage: Storage, staff_id: str, now: datetime) -> bool:
+    """A counted attempt failed; at MAX_FAILURES the login locks (True)."""
+    with storage.transaction(exclusive=False) as tx:
+        locked = tx.execute("UPDATE hub_staff SET failed_count = 0, locked_until = ? WHERE "
+                            "staff_id = ? AND failed_count >= ?",
+                            (to_instant(now + LOCK_DURATION), staff_id, MAX_FAILURES)) == 1
+    if locked:
+        log.warning("hub staff account %s locked after %s failed sign-ins", staff_id,
+                    MAX_FAILURES)
+    return locked
 
 
 # -- the session secret ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def _store(database: str | None) -> NodeStore:
-    return NodeStore(database or load_config()["DATABASE"])
+    path = database or load_config()["DATABASE"]
+    note_database(path)
+    return NodeStore(path)
 
 
 def _fail(error: ProtocolError) -> click.ClickException:
@@ -32,7 +35,7 @@ def _fail(error: ProtocolError) -> click.ClickException:
 DB = click.option("--db", "database", help="Node database file (default from config)")
 
 
-@click.group()
+@click.group(cls=ClearErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level")
 def main(verbose: bool) -> None:
     """DMED Edge node: local store, domain services and the node's web server."""
@@ -127,16 +130,14 @@ def export_log(database: str | None, after: int) -> None:
 @main.command("verify-log")
 @DB
 def verify_log(database: str | None) -> None:
-    """Check every origin's sequence and hash chain."""
-    from sync_protocol.events import verify_chain
-    store = _store(database)
-    origins = [r["origin"] for r in store.query("SELECT DISTINCT origin FROM events")]
+    """Check this node's own chain whole, and the events held of other origins."""
+    from .log_check import verify_log as check
     try:
-        for origin in origins:
-            verify_chain(sorted(store.events(origin=origin), key=lambda e: e.seq))
+        report = check(_store(database))
     except ProtocolError as e:
         raise _fail(e) from e
-    click.echo(f"log verified: {len(origins)} origin(s)")
+    click.echo(f"log verified: {report['origins']} origin(s), {report['own']} own event(s) "
+               f"in one unbroken chain, {report['others']} event(s) of other origins")
 
 
 @main.command()
@@ -169,6 +170,7 @@ def serve(database: str | None, host: str, port: int, workers: int) -> None:
     from .web.serving import serve as serve_app
     from .web.serving import serve_workers
     overrides = {"DATABASE": database} if database else {}
+    note_database(database or load_config()["DATABASE"])
     if workers == 1:
         app = create_app(overrides)
         with _background_jobs(app):

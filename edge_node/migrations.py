@@ -242,8 +242,23 @@ ALTER TABLE apply_failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'apply';
 UPDATE apply_failures SET kind = 'clock' WHERE reason LIKE 'Remote clock % ahead of this node';
 """
 
+# v10 (issue 11): failed and locked sign-ins kept for the node's admin to see (node-local,
+# never synced, pruned after SIGN_IN_LOG_DAYS); kiosk sessions recorded on the server, so
+# Finish, the idle rule and a sign-out end them for every copy of the cookie.
+V10 = """
+CREATE TABLE sign_in_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, username TEXT NOT NULL,
+    outcome TEXT NOT NULL, trusted_device INTEGER NOT NULL, client TEXT NOT NULL
+);
+CREATE INDEX sign_in_log_by_time ON sign_in_log (at);
+CREATE TABLE kiosk_sessions (
+    session_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, started_at TEXT NOT NULL,
+    last_seen REAL NOT NULL, ended_at TEXT
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
-                                           (6, V6), (7, V7), (8, V8), (9, V9))
+                                           (6, V6), (7, V7), (8, V8), (9, V9), (10, V10))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -10,8 +10,9 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext
 
 from edge_node.errors import NotFound
-from edge_node.services import appointments, facilities, patients, staff
+from edge_node.services import appointments, facilities, patients, sign_in_guard, staff
 from edge_node.services.access import Actor
+from edge_node.web import device_cookies
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import from_instant, local_date
 
@@ -57,12 +58,16 @@ def sign_in():
     username = request.form.get("username", "").strip()
     if request.method == "POST":
         try:
-            result = staff.sign_in(store(), username, request.form.get("pin", ""))
+            result = staff.sign_in(store(), username, request.form.get("pin", ""),
+                                   device_cookie=device_cookies.presented(username),
+                                   secret=device_cookies.secret(),
+                                   client=device_cookies.client())
         except ProtocolError as e:
             return render("desk/sign_in.html", e, username=username, next=nxt)
         session.clear()  # nothing of a previous person's session survives a sign-in
         session[TOKEN_KEY] = result["token"]
-        return redirect(nxt)
+        return device_cookies.remember(redirect(nxt), username.lower(),
+                                       result.get("device_cookie"))
     return render("desk/sign_in.html", username=username, next=nxt,
                   signed_out=request.args.get("signed_out") == "1")
 
@@ -85,6 +90,13 @@ def home():
     if actor.role == "pharmacist":
         return redirect(url_for("counter.home"))
     return render("desk/home.html")
+
+
+@bp.get("/sign-ins")
+@signed_in
+def failed_sign_ins():
+    """The admin's list of failed and locked sign-ins (a guesser on the LAN shows up here)."""
+    return render("desk/sign_ins.html", rows=sign_in_guard.failed_sign_ins(store(), g.actor))
 
 
 # -- patients ------------------------------------------------------------------------------

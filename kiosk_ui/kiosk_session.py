@@ -2,7 +2,8 @@
 
 The browser's idle timer clears the screen; the server refuses a session idle for longer than
 KIOSK_IDLE_SECONDS on its own, so a patient's data is gone even if the page's script is not
-running. Everything lives in the signed session cookie and is wiped by ``end()``.
+running. The cookie names a session recorded on the server: ``end()`` ends that record as well, so
+a replayed copy of the cookie gets the start page.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import time
 from flask import current_app, redirect, request, session, url_for
 
 from edge_node.errors import NotSignedIn
+from edge_node.services import kiosk_sessions
 from edge_node.services.access import Actor
 from edge_node.services.kiosk_identity import patient_actor
+
+from .common import store
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,8 @@ NAME = "k_name"
 SEEN = "k_seen"
 PINFL = "k_pinfl"
 SMS = "k_sms"
-KIOSK_KEYS = (PATIENT, NAME, SEEN, PINFL, SMS)
+SESSION_ID = "k_sid"  # the server's record of this session (edge_node.services.kiosk_sessions)
+KIOSK_KEYS = (PATIENT, NAME, SEEN, PINFL, SMS, SESSION_ID)
 TOUCH_SHARE = 10
 
 
@@ -63,17 +68,31 @@ def enforce_idle_limit() -> None:
     # precision enough (the page's timer and its pings keep an active session alive).
     if idle > idle_seconds() / TOUCH_SHARE:
         touch()
+    patient_id = session.get(PATIENT)
+    # The cookie alone is no proof: Finish, the idle rule or a sign-out may have ended this
+    # session already, and a copy of the cookie must not bring it back.
+    if not patient_id:
+        return
+    state = kiosk_sessions.state(store(), session.get(SESSION_ID), patient_id, idle_seconds())
+    if state != kiosk_sessions.OPEN:
+        session.clear()
+        raise KioskSessionEnded("The kiosk session has ended",
+                                code="kiosk_idle" if state == kiosk_sessions.IDLE else None)
 
 
 def end() -> None:
+    kiosk_sessions.end(store(), session.get(SESSION_ID))
     session.clear()
 
 
 def sign_in(actor: Actor) -> None:
-    # A fresh session for the identified patient: nothing of the steps before carries over.
+    # A fresh session for the identified patient: nothing of the steps before carries over,
+    # and a previous patient's session still named by this cookie ends on the server too.
+    kiosk_sessions.end(store(), session.get(SESSION_ID))
     session.clear()
     session[PATIENT] = actor.patient_id
     session[NAME] = actor.display_name
+    session[SESSION_ID] = kiosk_sessions.start(store(), actor.patient_id)
     touch()
 
 

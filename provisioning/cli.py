@@ -17,6 +17,7 @@ import click
 
 from provisioning.keystore import CaStore, read_bundle
 from provisioning.pki import KeyAlgorithm
+from sync_protocol.cli_errors import ClearErrors
 from sync_protocol.errors import ProtocolError
 from sync_protocol.trust import identity_of, kid_of, region_code_of
 
@@ -58,7 +59,7 @@ algorithm_option = click.option(
     help="Key type; prescriptions are signed ES256, so keep ec-p256 unless told otherwise.")
 
 
-@click.group()
+@click.group(cls=ClearErrors)
 @click.option("-v", "--verbose", is_flag=True, help="Log what is done to stderr.")
 def main(verbose: bool) -> None:
     """Issue and revoke DMED Edge keys: national root, regions, clinic and pharmacy nodes.

@@ -14,7 +14,6 @@ trusted is the trust list's call (enrolment.trust_list.verify_chain(enrolment.ce
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from sync_protocol.certificates import NodeIdentity, identity_of, kid_of
 from sync_protocol.errors import TrustError
-from sync_protocol.trust_list import TrustList, TrustListInvalid
+from sync_protocol.json_body import parse_json
+from sync_protocol.trust_list import MAX_TRUST_LIST_BYTES, TrustList, TrustListInvalid
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _read_json(path: Path) -> Enrolment:
     raw = _read_bytes(path)
     _warn_if_shared(path)
     try:
-        data = json.loads(raw)
+        data = parse_json(raw, max_bytes=MAX_TRUST_LIST_BYTES)
         if (not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT
                 or data.get("version") != BUNDLE_VERSION):
             raise EnrolmentError("%(path)s is not an enrolment bundle.", code=INVALID_BUNDLE,

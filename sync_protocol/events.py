@@ -154,3 +154,27 @@ def verify_chain(events: Iterable[Event], prev_hash: str = GENESIS_HASH,
             raise ChainBroken("Event %(id)s does not match its hash", field="hash",
                               code="bad_hash", id=event.id)
         prev_hash, prev_seq = event.hash, event.seq
+
+
+def verify_held(events: Iterable[Event]) -> None:
+    """Check the events a node holds of another origin, which may be only part of its log.
+
+    A pharmacy holds only what its scope brings (a clinic's sequences 1, 2, 4, 6, ...), so
+    gaps are expected: every event must match its hash, one sequence number names one event,
+    and wherever two consecutive events are held (or the first), the chain must link.
+    """
+    prev: Event | None = None
+    for event in sorted(events, key=lambda e: e.seq):
+        if event.compute_hash() != event.hash:
+            raise ChainBroken("Event %(id)s does not match its hash", field="hash",
+                              code="bad_hash", id=event.id)
+        if prev is not None and event.seq == prev.seq:
+            raise ChainBroken("Events %(id)s and %(other)s share sequence %(seq)s",
+                              field="seq", code="seq_duplicate", id=event.id, other=prev.id,
+                              seq=event.seq)
+        expected = (GENESIS_HASH if event.seq == 1 else
+                    prev.hash if prev is not None and event.seq == prev.seq + 1 else None)
+        if expected is not None and event.prev_hash != expected:
+            raise ChainBroken("Event %(id)s does not chain to the previous event",
+                              field="prev_hash", id=event.id)
+        prev = event

@@ -51,8 +51,12 @@ from sync_protocol.certificates import (
     signed_by,
 )
 from sync_protocol.errors import TrustError
+from sync_protocol.json_body import parse_json
 
 log = logging.getLogger(__name__)
+
+# A certificate is about 1 kB: room for tens of thousands of nodes and their revocations.
+MAX_TRUST_LIST_BYTES = 64 * 1024 * 1024
 
 # Chain results memoised per certificate; bounded so certificates presented by strangers
 # cannot grow memory without limit. Enough for every node certificate of a large region.
@@ -454,7 +458,7 @@ class TrustList:
     @classmethod
     def from_json(cls, text: str | bytes) -> TrustList:
         try:
-            data = json.loads(text)
+            data = parse_json(text, max_bytes=MAX_TRUST_LIST_BYTES)
         except ValueError as e:
             raise TrustListInvalid("The trust list is not valid JSON.") from e
         return cls.from_dict(data)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ProtocolError
+from .json_body import BadJson, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +128,9 @@ def decode_body(data: bytes, content_encoding: str | None = None,
     """Decompress (bounded) and parse a JSON body; MalformedBody or BodyTooLarge otherwise."""
     raw = decompress(data, content_encoding, limit)
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise MalformedBody("Request body is not valid JSON: %(detail)s", field="body",
-                            detail=str(e)[:120]) from e
+        return parse_json(raw, max_bytes=limit)
+    except BadJson as e:
+        raise MalformedBody(e.message, field="body", code=e.code, **e.params) from e
 
 
 # -- validation helpers ------------------------------------------------------------------

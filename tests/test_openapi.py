@@ -32,9 +32,11 @@ def test_all_schemas_in_the_document_are_valid(client):
 def test_malformed_json_gets_a_json_error(client, auth):
     response = client.post("/api/v1/appointments", data="{not json",
                            content_type="application/json", headers=auth("registrar"))
-    assert response.status_code == 422
-    assert response.json["error"] == {"code": "bad_json", "field": "body",
-                                      "message": "Request body must be a JSON object"}
+    # Issue 11.3: a body that does not parse is a 400 from the one bounded JSON parser.
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert (error["code"], error["field"]) == ("bad_json", "body")
+    assert error["message"].startswith("The JSON document is not valid: ")
 
 
 def test_unknown_route_gets_a_json_error(client):

@@ -5,8 +5,9 @@ date inside it is no secret either. The second factor must work with the node of
 what the registry already holds: the last four digits of the patient's identity document
 (passport or ID card). The SMS code is offered as well, but only while texts actually get out.
 
-Wrong answers are counted in ``sign_in_failures`` (node-local, never synced) per kiosk and per
-PINFL, so neither one kiosk nor a walk between kiosks can guess through the 10,000 values.
+Attempts are reserved before the check and stay as failures in ``sign_in_failures``
+(node-local, never synced) per kiosk and per PINFL, so neither one kiosk nor a walk between
+kiosks can guess through the 10,000 values.
 A failure never says whether the PINFL is registered: both cases read the same.
 """
 
@@ -23,6 +24,7 @@ from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..errors import NotSignedIn, TooManyAttempts, ValidationFailed
 from ..store import NodeStore
+from . import sign_in_guard as guard
 from .access import Actor
 from .sms import queue_sms
 
@@ -83,20 +85,35 @@ def check_allowed(store: NodeStore, kiosk_id: str, pinfl: str | None = None,
                               " registry desk", field="pinfl", code="pinfl_locked")
 
 
-def _record_failure(store: NodeStore, kiosk_id: str, pinfl: str, now: datetime) -> None:
+def _limits(kiosk_id: str, pinfl: str) -> list[guard.Limit]:
+    pinfl_subject = _pinfl_subject(pinfl)
+    return [guard.Limit(_kiosk_subject(kiosk_id), MAX_FAILURES_PER_KIOSK, FAILURE_WINDOW),
+            guard.Limit(pinfl_subject, MAX_FAILURES_PER_PINFL, FAILURE_WINDOW),
+            guard.Limit(pinfl_subject, MAX_DAILY_FAILURES_PER_PINFL, DAY)]
+
+
+def _reserve(store: NodeStore, kiosk_id: str, pinfl: str, now: datetime) -> list[int]:
+    """Reserve this attempt against the kiosk's and the PINFL's limits before any check, in
+    one write transaction: parallel attempts cannot all slip past the count."""
+    reserved = guard.reserve(store, _limits(kiosk_id, pinfl), now)
+    if reserved is None:
+        check_allowed(store, kiosk_id, pinfl, now)  # raises, saying which limit was reached
+        raise TooManyAttempts("Too many wrong attempts for this PINFL; please ask at the"
+                              " registry desk", field="pinfl", code="pinfl_locked")
+    return reserved
+
+
+def _record_failure(store: NodeStore, kiosk_id: str, now: datetime) -> None:
+    # The reserved rows are the failure's record; only old history goes.
     with store.transaction() as tx:
-        for subject in (_kiosk_subject(kiosk_id), _pinfl_subject(pinfl)):
-            tx.conn.execute("INSERT INTO sign_in_failures (subject, failed_at) VALUES (?, ?)",
-                            (subject, to_instant(now)))
         # Bounded history: nothing older than the longest window is ever consulted.
         tx.conn.execute("DELETE FROM sign_in_failures WHERE (subject LIKE 'kiosk:%' OR subject"
                         " LIKE 'kiosk-pinfl:%') AND failed_at < ?", (to_instant(now - DAY),))
     log.info("kiosk %s: identification failed", kiosk_id)
 
 
-def _succeeded(store: NodeStore, pinfl: str) -> None:
-    with store.transaction() as tx:
-        tx.conn.execute("DELETE FROM sign_in_failures WHERE subject = ?", (_pinfl_subject(pinfl),))
+def _succeeded(store: NodeStore, pinfl: str, reserved: list[int]) -> None:
+    guard.release(store, reserved, (_pinfl_subject(pinfl),))
 
 
 def _not_confirmed() -> IdentityNotConfirmed:
@@ -115,16 +132,16 @@ def identify(store: NodeStore, *, kiosk_id: str, pinfl: str, document_digits: st
     if not (answer.isascii() and answer.isdigit() and len(answer) == DOCUMENT_DIGITS):
         raise ValidationFailed("Enter the last %(count)s digits of your identity document",
                                field="document_digits", count=DOCUMENT_DIGITS)
-    check_allowed(store, kiosk_id, digits, now)
+    reserved = _reserve(store, kiosk_id, digits, now)
     row = store.one("SELECT patient_id, full_name, document FROM patients WHERE pinfl = ?",
                     (digits,))
     expected = (row["document"] or "")[-DOCUMENT_DIGITS:] if row else ""
     # Compare even when there is no patient, so timing does not tell the two cases apart.
     matches = hmac.compare_digest(expected.rjust(DOCUMENT_DIGITS, "x"), answer)
     if row is None or not matches:
-        _record_failure(store, kiosk_id, digits, now)
+        _record_failure(store, kiosk_id, now)
         raise _not_confirmed()
-    _succeeded(store, digits)
+    _succeeded(store, digits, reserved)
     return patient_actor(row["patient_id"], row["full_name"])
 
 
@@ -175,10 +192,11 @@ def verify_sms(store: NodeStore, *, kiosk_id: str, challenge: dict, code: str, s
         raise ValidationFailed("The code has expired; ask for a new one", field="sms_code",
                                code="code_expired")
     patient_id = str(challenge.get("patient_id", ""))
+    reserved = _reserve(store, kiosk_id, digits, now)
     expected = _mac(secret, patient_id, answer, str(challenge.get("expires")))
     if not (patient_id and hmac.compare_digest(expected, str(challenge.get("mac", "")))):
-        _record_failure(store, kiosk_id, digits, now)
+        _record_failure(store, kiosk_id, now)
         raise IdentityNotConfirmed("The code is wrong", field="sms_code", code="code_wrong")
-    _succeeded(store, digits)
+    _succeeded(store, digits, reserved)
     row = store.one("SELECT full_name FROM patients WHERE patient_id = ?", (patient_id,))
     return patient_actor(patient_id, row["full_name"] if row else "")

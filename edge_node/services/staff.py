@@ -15,6 +15,7 @@ from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..errors import Conflict, NotSignedIn, TooManyAttempts, ValidationFailed
 from ..store import NodeStore
+from . import sign_in_guard as guard
 from .access import ROLES, Actor
 
 log = logging.getLogger(__name__)
@@ -68,31 +69,48 @@ def create_staff(store: NodeStore, actor: Actor, *, username: str, full_name: st
     return staff_id
 
 
-def sign_in(store: NodeStore, username: str, pin: str, now: datetime | None = None) -> dict:
-    """Check a PIN and return a bearer token; throttled per username."""
+def sign_in(store: NodeStore, username: str, pin: str, now: datetime | None = None, *,
+            device_cookie: str | None = None, secret: bytes = b"", client: str = "") -> dict:
+    """Check a PIN and return a bearer token (and a device cookie for this terminal).
+
+    Throttled per account: attempts with a valid device cookie count against that device,
+    all others against one counter for the account (see sign_in_guard).
+    """
     now = now or utc_now()
-    subject = f"staff:{str(username or '').strip().lower()}"
-    since = to_instant(now - FAILURE_WINDOW)
-    failures = store.one("SELECT COUNT(*) AS n FROM sign_in_failures WHERE subject = ? AND"
-                         " failed_at > ?", (subject, since))
-    if failures and failures["n"] >= MAX_FAILURES:
+    username = str(username or "").strip().lower()
+    nonce = guard.device_nonce(secret, username, device_cookie)
+    reserved = None
+    if nonce is not None:
+        reserved = guard.reserve(store, [guard.Limit(f"staff-device:{username}:{nonce}",
+                                                     MAX_FAILURES, FAILURE_WINDOW)], now)
+    trusted = reserved is not None  # a locked device falls back to the shared counter
+    subject = f"staff-device:{username}:{nonce}" if trusted else f"staff:{username}"
+    if reserved is None:
+        reserved = guard.reserve(store, [guard.Limit(subject, MAX_FAILURES, FAILURE_WINDOW)],
+                                 now)
+    if reserved is None:
+        guard.note(store, username=username, outcome="locked", trusted_device=False,
+                   client=client, now=now)
         raise TooManyAttempts("Too many wrong PINs; try again in 15 minutes", field="pin")
-    row = store.one("SELECT * FROM staff WHERE username = ? AND active = 1",
-                    (subject.removeprefix("staff:"),))
+    row = store.one("SELECT * FROM staff WHERE username = ? AND active = 1", (username,))
     if row is None or not _pin_matches(row["pin_hash"], str(pin or "")):
-        with store.transaction() as tx:
-            tx.conn.execute("INSERT INTO sign_in_failures (subject, failed_at) VALUES (?, ?)",
-                            (subject, to_instant(now)))
+        # The reserved row stays: it is this failure's record.
+        guard.note(store, username=username, outcome="wrong_pin", trusted_device=trusted,
+                   client=client, now=now)
         raise NotSignedIn("Wrong username or PIN", field="pin", code="wrong_pin")
+    guard.release(store, reserved, (subject,))
     token = secrets.token_urlsafe(32)
     with store.transaction() as tx:
-        tx.conn.execute("DELETE FROM sign_in_failures WHERE subject = ?", (subject,))
         tx.conn.execute("DELETE FROM api_tokens WHERE expires_at < ?", (to_instant(now),))
         tx.conn.execute("INSERT INTO api_tokens (token_hash, staff_id, created_at, expires_at)"
                         " VALUES (?, ?, ?, ?)", (_token_hash(token), row["staff_id"],
                                                  to_instant(now), to_instant(now + TOKEN_TTL)))
-    return {"token": token, "role": row["role"], "full_name": row["full_name"],
-            "expires_at": to_instant(now + TOKEN_TTL)}
+    result = {"token": token, "role": row["role"], "full_name": row["full_name"],
+              "expires_at": to_instant(now + TOKEN_TTL)}
+    if secret:
+        result["device_cookie"] = (device_cookie if nonce is not None
+                                   else guard.new_device_cookie(secret, username))
+    return result
 
 
 def _pin_matches(pin_hash: str, pin: str) -> bool:

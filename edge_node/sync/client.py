@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from sync_protocol import wire
+from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import sign_request
 from sync_protocol.timeutil import utc_now
 from sync_protocol.trust import TrustList
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 # A Raspberry Pi on a 3G modem: connecting should be quick, a 512 kB batch may take a while.
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
+# A pull page is byte-bounded by the hub; the trust list rides along: generous, yet bounded.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class HubUnreachable(NodeError):
@@ -102,7 +105,7 @@ class HubClient:
         if response.status_code >= 500:
             raise HubUnreachable("The hub failed (HTTP %(status)s)", status=response.status_code)
         try:
-            data = response.json()
+            data = parse_json(response.content, max_bytes=MAX_RESPONSE_BYTES)
         except ValueError as e:
             raise HubRefused("The hub answered with something that is not JSON") from e
         if response.status_code >= 400:

@@ -7,8 +7,9 @@ from datetime import date, time
 from flask import Blueprint, g, jsonify, request
 
 from ..errors import ValidationFailed
-from ..services import facilities, scheduling, staff
+from ..services import facilities, scheduling, sign_in_guard, staff
 from ..services.access import ROLES
+from . import device_cookies
 from .endpoint import ID, STR, endpoint, obj, store
 
 bp = Blueprint("people", __name__, url_prefix="/api/v1")
@@ -17,7 +18,16 @@ bp = Blueprint("people", __name__, url_prefix="/api/v1")
 @endpoint(bp, "POST", "/auth/sign-in", summary="Sign in with username and PIN", public=True,
           body=obj({"username": STR, "pin": STR}))
 def sign_in(data):
-    return jsonify(staff.sign_in(store(), data["username"], data["pin"]))
+    result = staff.sign_in(store(), data["username"], data["pin"],
+                           device_cookie=device_cookies.presented(data["username"]),
+                           secret=device_cookies.secret(), client=device_cookies.client())
+    cookie = result.pop("device_cookie", None)
+    return device_cookies.remember(jsonify(result), data["username"].strip().lower(), cookie)
+
+
+@endpoint(bp, "GET", "/auth/failed-sign-ins", summary="Failed and locked sign-ins (admin)")
+def failed_sign_ins():
+    return jsonify({"sign_ins": sign_in_guard.failed_sign_ins(store(), g.actor)})
 
 
 @endpoint(bp, "POST", "/auth/sign-out", summary="End this token's session")

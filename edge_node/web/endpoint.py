@@ -15,6 +15,8 @@ from typing import Any
 from flask import Blueprint, current_app, g, request
 from jsonschema import Draft202012Validator
 
+from sync_protocol.json_body import parse_json
+
 from ..errors import NotSignedIn, ValidationFailed
 from ..services.staff import actor_for_token
 from ..store import NodeStore
@@ -77,7 +79,10 @@ def _validated_body(validator: Draft202012Validator) -> dict[str, Any]:
     if request.content_length and request.content_length > MAX_BODY_BYTES:
         raise ValidationFailed("Request body is larger than %(limit)s bytes", field="body",
                                code="too_large", limit=MAX_BODY_BYTES)
-    data = request.get_json(silent=True)
+    if not request.is_json:
+        raise ValidationFailed("Request body must be a JSON object", field="body",
+                               code="bad_json")
+    data = parse_json(request.get_data(cache=True), max_bytes=MAX_BODY_BYTES)
     if not isinstance(data, dict):
         raise ValidationFailed("Request body must be a JSON object", field="body",
                                code="bad_json")
