@@ -22,6 +22,7 @@ from .conflicts import hub_hooks  # also registers the projection and conflict m
 from .errors import Busy
 from .ingest import Hook, Ingestor
 from .nonces import NonceStore
+from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
 from .storage import Storage, open_storage
 from .trust_store import TrustStore
 
