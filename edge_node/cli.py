@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def _store(database: str | None) -> NodeStore:
-    return NodeStore(database or load_config()["DATABASE"])
+    config = load_config()
+    store = NodeStore(database or config["DATABASE"])
+    store.network_rights = bool(config["HUB_URL"])  # a synced node obeys the hub's rules
+    return store
 
 
 def _fail(error: ProtocolError) -> click.ClickException:

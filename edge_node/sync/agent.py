@@ -44,6 +44,8 @@ class SyncAgent:
     def __init__(self, store: NodeStore, client: HubClient, credentials: Any, *,
                  clock: SystemClock = SYSTEM_CLOCK, rng: random.Random | None = None) -> None:
         self.store = store
+        # A node that syncs obeys the hub's rules before it writes (edge_node.rights).
+        store.network_rights = True
         self.client = client
         self.credentials = credentials
         self.clock = clock
