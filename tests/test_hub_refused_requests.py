@@ -102,3 +102,4 @@ def test_refusals_in_the_name_of_unknown_nodes_make_no_node_rows(hub_app):
     assert listed == []
     items = body_of(client.get("/api/v1/refused-requests"))["items"]
     assert sorted(i["claimed_node"] for i in items) == ["ghost-1", "ghost-2"]
+
