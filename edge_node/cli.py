@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 def _store(database: str | None) -> NodeStore:
     config = load_config()
     store = NodeStore(database or config["DATABASE"])
-    store.network_rights = bool(config["HUB_URL"])  # a synced node obeys the hub's rules
+    # A node that syncs (a hub and an identity, as the server's agent has) obeys the hub's rules.
+    store.network_rights = bool(config["HUB_URL"]) and store.state("bundle_path") is not None
     return store
 
 
