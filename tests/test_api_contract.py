@@ -169,3 +169,16 @@ def test_every_hub_api_route_is_in_its_document(storage):
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method.lower()) in described, (path, method)
+
+
+def test_query_values_are_declared_as_the_node_validates_them(app, client, auth, seeded):
+    """The issue's cases: lang= was refused (400) and day=<junk> (422) while the document
+    allowed any string. Now an empty lang means Uzbek, and day is declared a date."""
+    response = client.get("/api/v1/catalogue?q=amoks&lang=", headers=auth("doctor"))
+    assert response.status_code == 200 and response.json["drugs"]
+    document = client.get("/api/v1/openapi.json").json
+    slots = document["paths"]["/api/v1/practitioners/{practitioner_id}/slots"]["get"]
+    day = next(p for p in slots["parameters"] if p["name"] == "day")
+    assert day["schema"] == {"type": "string", "format": "date"}
+    book = document["paths"]["/api/v1/appointments"]["post"]["responses"]
+    assert "201" in book and "200" not in book and "422" in book

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from sync_protocol import qr
 
-from ..catalogue import Catalogue
+from ..catalogue import LANGUAGES, Catalogue
 from ..errors import NodeNotInitialised, ValidationFailed
 from ..services import clock, dispensing, prescribing
 from ..services.patients import get_patient
@@ -22,8 +22,6 @@ from .endpoint import (
     store,
 )
 from .errors import translate_text
-
-LANGUAGES = ("uz", "ru", "en")  # the catalogue's names, Uzbek first
 
 bp = Blueprint("rx", __name__, url_prefix="/api/v1")
 ITEM = obj({"inn": STR, "form": STR, "strength": STR, "quantity": {"type": "integer"},
