@@ -11,7 +11,7 @@ import logging
 
 from flask import Blueprint, request
 
-from . import nodes, quarantine
+from . import nodes, quarantine, refusals
 from .app import hub, respond
 from .errors import Forbidden, HubError
 from .ingest import projected_through
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
 
 LOOPBACK = ("127.0.0.1", "::1")
+NO_REFUSALS = {"count": 0, "last_at": None, "codes": [], "sources": []}
 
 
 class NotSignedIn(HubError):
@@ -49,8 +50,20 @@ def list_nodes():
         hub_head = int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
         head = feed_head(tx)
         through = projected_through(tx)
+    # Refused requests in a node's name are a field of their own, never its current error:
+    # anybody may send them (central_hub.refusals).
+    refused = refusals.by_node(current.storage)
+    listed = [{**row, "refused_requests": refused.get(row["node_id"], NO_REFUSALS)}
+              for row in nodes.list_nodes(current.storage, current.now())]
     return respond({"hub_head": hub_head, "feed_head": head, "projected_through": through,
-                    "nodes": nodes.list_nodes(current.storage, current.now())})
+                    "nodes": listed})
+
+
+@bp.get("/api/v1/refused-requests")
+def list_refused_requests():
+    """Refused sync requests by claimed node, source address and reason, newest first."""
+    return respond({"items": refusals.list_refusals(hub().storage,
+                                                    min(_int_arg("limit", 100), 1000))})
 
 
 @bp.get("/api/v1/quarantine")

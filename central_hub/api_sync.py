@@ -18,11 +18,8 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.request_signing import (
     HEADER_CERTIFICATE,
     HEADER_NODE,
-    ClockSkew,
     NodeMismatch,
     RequestRefused,
-    RevokedKey,
-    UnknownKey,
     request_target,
     verify_request,
 )
@@ -37,7 +34,7 @@ from sync_protocol.wire import (
     decode_body,
 )
 
-from . import nodes
+from . import nodes, refusals
 from .app import Hub, hub, respond, respond_bytes
 from .errors import Busy
 from .scope import pull_body
@@ -45,11 +42,6 @@ from .scope import pull_body
 log = logging.getLogger(__name__)
 
 bp = Blueprint("sync", __name__)
-
-# Refusals shown on the claimed node's dashboard line: they are the node's own trouble to fix
-# (its clock, its certificate). Others (a bad signature, a replay) may be a stranger's doing
-# in the node's name, and are only logged.
-NOTED_REFUSALS = (ClockSkew, RevokedKey, UnknownKey)
 
 
 @bp.before_request
@@ -79,10 +71,13 @@ def authenticate(current: Hub, body: bytes) -> tuple[NodeIdentity, str]:
                                   request.headers, current.trust.trust_list, now,
                                   current.nonces.seen)
     except RequestRefused as e:
-        claimed = request.headers.get(HEADER_NODE)
-        log.info("refused %s %s from %s: %s", request.method, request.path, claimed, e.code)
-        if claimed and isinstance(e, NOTED_REFUSALS):
-            nodes.record_error(current.storage, claimed[:64], e.code, e.text, to_instant(now))
+        # Every refusal is counted apart; only one proven to come from the node itself (its
+        # clock, its revoked or expired certificate) goes on that node's record.
+        refusals.record(current.storage, request.headers.get(HEADER_NODE),
+                        request.remote_addr, e.code, to_instant(now))
+        if e.identity is not None:
+            nodes.record_error(current.storage, e.identity.node_id, e.code, e.text,
+                               to_instant(now))
         raise
     cert = x509.load_der_x509_certificate(base64.b64decode(request.headers[HEADER_CERTIFICATE]))
     current.trust.learn(cert)

@@ -19,9 +19,10 @@ from sync_protocol.wire import GZIP, GZIP_LEVEL, GZIP_MIN_BYTES, JSON_TYPE, dump
 
 from .config import load_config
 from .conflicts import hub_hooks  # also registers the projection and conflict migrations
-from .errors import Busy
+from .errors import Busy, HubError
 from .ingest import Hook, Ingestor
 from .nonces import NonceStore
+from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
 from .storage import Storage, open_storage
 from .trust_store import TrustStore
 
@@ -64,7 +65,16 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
         ingestor=Ingestor(storage, hooks, clock=clock),
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
-    from . import api_conflicts, api_dashboard, api_paper, api_sync, call_centre, dashboard_pages
+    from . import (
+        api_conflicts,
+        api_dashboard,
+        api_paper,
+        api_sync,
+        call_centre,
+        dashboard_pages,
+        openapi,
+    )
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api_sync.bp)
     app.register_blueprint(api_dashboard.bp)
     app.register_blueprint(api_conflicts.bp)
@@ -74,6 +84,7 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     from .fhir import api as fhir_api
     fhir_api.init_app(app, app.extensions[EXTENSION])  # read-only FHIR R4 at /fhir/r4/
     register_error_handlers(app)
+    app.before_request(refuse_nul_parameters)
     app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app
 
@@ -87,6 +98,14 @@ def _ingest_hooks(storage: Storage, extra: Iterable[Hook], builtin: bool) -> lis
         return list(extra)
     storage.migrate()
     return [*hub_hooks(), *extra]
+
+
+def refuse_nul_parameters() -> None:
+    """PostgreSQL text holds no NUL character: refuse one in a parameter (400), as SQLite
+    hubs do too, rather than fail in the database."""
+    if "\x00" in request.path or any(
+            "\x00" in value for _name, value in request.args.items(multi=True)):
+        raise HubError("Parameters cannot contain the NUL character", code="bad_parameter")
 
 
 def hub() -> Hub:
@@ -135,7 +154,10 @@ def register_error_handlers(app: Flask) -> None:
         if error.code == 413:
             message = (f"Request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes; "
                        "send smaller batches")
-        return jsonify(error_body(code, message, None)), error.code
+        # A 405 says which methods there are (Allow); the HTML content type is not ours.
+        headers = [(name, value) for name, value in error.get_headers()
+                   if name.lower() != "content-type"]
+        return jsonify(error_body(code, message, None)), error.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -36,7 +36,7 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
-from . import nodes, quarantine, staff
+from . import nodes, quarantine, refusals, staff
 from .api_conflicts import (
     ACTIONS,
     DEFAULT_LIMIT,
@@ -64,6 +64,8 @@ SESSION_LIFETIME = timedelta(hours=8)
 # Hub machines' clocks may differ a little: a sign-in "from the future" within this is valid.
 CLOCK_SKEW = timedelta(minutes=5)
 # Healthy nodes sync every 30 s (edge_node.sync.agent); ten minutes is twenty missed rounds.
+# Refused sync requests listed on the overview, newest first (the API gives more).
+REFUSALS_SHOWN = 20
 LAG_WARNING_SECONDS = 10 * 60
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
@@ -331,7 +333,8 @@ def overview():
         row["lagging"] = lagging
         row["attention"] = lagging or row["error_is_current"] or bool(row["flag"])
     return _render("dashboard/overview.html", nodes=rows, counts=review_counts(current.storage),
-                   kinds=CONFLICT_KINDS)
+                   kinds=CONFLICT_KINDS,
+                   refused=refusals.list_refusals(current.storage, REFUSALS_SHOWN))
 
 
 @bp.get("/dashboard/conflicts")

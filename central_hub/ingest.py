@@ -4,8 +4,9 @@ For every pushed item, in order: the envelope, payload schema and own hash
 (sync_protocol.events.event_from_dict); the origin is the authenticated node (no one pushes
 in another node's name); an id already held is a duplicate (idempotent); the event must
 continue its origin's chain as the hub holds it (seq = head + 1, prev_hash = head hash); the
-node must have the right to emit it (central_hub.rights); then it is routed (central_hub.
-routing), stored and given the next global position.
+node must have the right to emit it (central_hub.rights) and its clock must not be further
+ahead of the hub's than the nodes accept (sync_protocol.hlc.check_not_ahead); then it is
+routed (central_hub.routing), stored and given the next global position.
 
 A refused event never blocks the good ones, and what is refused is kept in quarantine with
 its reason. Refusals come in two kinds:
@@ -14,8 +15,9 @@ its reason. Refusals come in two kinds:
   name). The origin's head does not move, so the following events of the batch are refused
   with seq_gap too; the node resends them once the cause is fixed.
 - final: the event chains correctly but is refused for what it says (unknown type, invalid
-  payload, not the node's right). It keeps its place in the chain and the head moves on, so
-  one bad event does not stop everything after it; it stays in quarantine for people.
+  payload, not the node's right, a clock far ahead). It keeps its place in the chain and the
+  head moves on, so one bad event does not stop everything after it; it stays in quarantine
+  for people.
 
 Parsing and schema checks run before the writer lock; the decisions and inserts of a batch
 run in one transaction under it. On PostgreSQL the hooks (projections, conflicts,
@@ -45,6 +47,7 @@ from sync_protocol.events import (
     payload_json,
     read_event_text,
 )
+from sync_protocol.hlc import ClockAhead, check_not_ahead
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import NodeIdentity
 from sync_protocol.wire import ACCEPTED, DUPLICATE, REFUSED, EventResult, PushResponse
@@ -121,6 +124,7 @@ class _Batch:
     node: NodeIdentity
     kid: str
     now: str
+    now_ms: int  # the hub's wall clock, for the clock bound
     head_seq: int
     head_hash: str
     position: int  # the last global position handed out
@@ -162,10 +166,12 @@ class Ingestor:
     def push(self, node: NodeIdentity, items: Sequence[Any], *, kid: str = "") -> PushResponse:
         """Ingest one batch pushed by `node` (already authenticated); answer per item."""
         parsed = [parse_item(raw) for raw in items]
-        now = to_instant(self.clock())
+        moment = self.clock()
+        now = to_instant(moment)
         with self.storage.transaction() as tx:
             row = nodes.record_contact(tx, node, kid, now)
-            batch = _Batch(node, kid, now, row["acked_seq"], row["head_hash"],
+            batch = _Batch(node, kid, now, int(moment.timestamp() * 1000), row["acked_seq"],
+                           row["head_hash"],
                            int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events")))
             first_position = batch.position + 1
             index = ScopeIndex(tx)
@@ -239,8 +245,11 @@ class Ingestor:
         error = item.error
         if error is None:
             try:
+                # The nodes' own bound (hlc.observe): a clock no node would accept is refused
+                # here, for good, rather than stored and relayed to be refused everywhere.
+                check_not_ahead(event.timestamp, batch.now_ms)
                 check_right(event, node, index.facility_ids(node), index.facility_of_subject)
-            except NotPermitted as e:
+            except (ClockAhead, NotPermitted) as e:
                 error = e
         batch.by_seq[event.seq] = _Held(event.id, event.hash, error and error.code,
                                         error and error.text)

@@ -23,9 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def _store(database: str | None) -> NodeStore:
-    path = database or load_config()["DATABASE"]
+    config = load_config()
+    path = database or config["DATABASE"]
     note_database(path)
-    return NodeStore(path)
+    store = NodeStore(path)
+    # A node that syncs (a hub and an identity, as the server's agent has) obeys the hub's rules.
+    store.network_rights = bool(config["HUB_URL"]) and store.state("bundle_path") is not None
+    return store
 
 
 def _fail(error: ProtocolError) -> click.ClickException:

@@ -30,6 +30,7 @@ from sync_protocol.timeutil import to_instant, utc_now
 from . import projections
 from .errors import NodeNotInitialised
 from .migrations import PROJECTION_TABLES, migrate
+from .rights import check_local_event
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Transaction:
     def append(self, event_type: str, payload: dict[str, Any]) -> Event:
         """Validate, seal and record a local event, and apply it to the projections."""
         node_id = self.store.node_id
+        if self.store.network_rights:  # refuse now what the hub would refuse for ever
+            check_local_event(self.conn, event_type, payload)
         # Another process (a CLI beside the server) may have written since: never go below it.
         persisted = self.one("SELECT value FROM node_state WHERE key = 'hlc_last'")
         if persisted is not None:
@@ -189,6 +192,9 @@ class NodeStore:
         self._writer = connect(self.path)
         migrate(self._writer, to_instant(utc_now()))
         self.clock = HybridLogicalClock(self._last_clock(), wall=wall)
+        # Set when the node syncs with a hub (the sync agent does): local events must then
+        # pass the hub's rules (edge_node.rights); a stand-alone node is its own authority.
+        self.network_rights = False
 
     # -- identity -------------------------------------------------------------------------
     @property

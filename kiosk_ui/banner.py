@@ -94,4 +94,4 @@ def _read_banner() -> dict:
     return {"state": "online" if online else "offline",
             "since": sync.get("offline_since"), "pending": sync.get("pending"),
             "synced": bool(sync.get("synced")), "last_success": sync.get("last_success_at"),
-            "last_error": sync.get("last_error")}
+            "last_error": sync.get("last_error"), "clock_ahead": bool(sync.get("clock_ahead"))}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .errors import ProtocolError
+from .errors import EventRejected, ProtocolError
 
 WALL_DIGITS = 15
 COUNTER_DIGITS = 5
@@ -24,7 +24,23 @@ COUNTER_DIGITS = 5
 MAX_COUNTER = 10**COUNTER_DIGITS - 1
 # A remote clock further ahead than this is refused: a node with a wrong clock must not drag
 # every other node's timestamps into the future.
+# The hub applies the same bound to every pushed event (check_not_ahead), so an event no node
+# would accept is never stored and relayed.
 MAX_DRIFT_MS = 24 * 3600 * 1000
+# The reason code of such a refusal, on the nodes (apply_failures) and the hub (quarantine).
+CLOCK_AHEAD = "clock_drift"
+
+
+class ClockAhead(EventRejected):
+    code = CLOCK_AHEAD
+
+
+def check_not_ahead(remote: HlcTimestamp, reference_ms: int) -> None:
+    """Raise ClockAhead if `remote` is more than MAX_DRIFT_MS past `reference_ms`."""
+    if remote.wall_ms - reference_ms > MAX_DRIFT_MS:
+        raise ClockAhead("Clock value %(value)s is more than a day ahead of %(reference)s: the "
+                         "clock of the node that wrote it is wrong", field="hlc",
+                         value=str(remote), reference=HlcTimestamp(reference_ms, 0).to_instant())
 
 
 @dataclass(frozen=True, order=True)
@@ -91,10 +107,7 @@ class HybridLogicalClock:
         """Merge a timestamp received from another node; refuse one absurdly far ahead."""
         with self._lock:
             wall = self._wall()
-            if remote.wall_ms - max(wall, self._last.wall_ms) > MAX_DRIFT_MS:
-                raise ProtocolError(
-                    "Remote clock %(value)s is more than a day ahead of this node",
-                    field="hlc", code="clock_drift", value=str(remote))
+            check_not_ahead(remote, max(wall, self._last.wall_ms))
             top = max(wall, self._last.wall_ms, remote.wall_ms)
             if top == self._last.wall_ms == remote.wall_ms:
                 ts = self._bump(top, max(self._last.counter, remote.counter) + 1)

@@ -6,11 +6,13 @@ The node signs, with its private key, the string
 
 and sends the signature, its certificate (so a hub learns new nodes from the chain alone),
 its node id, the time and a random nonce in headers. The hub checks, in this order: the
-headers are well formed, the clock is within MAX_CLOCK_SKEW_SECONDS, the certificate chains to
-a root of its trust list and nothing on the way is revoked, the certificate names the node the
-header names, the signature, and last that the nonce is new (so junk cannot fill the nonce
-table). The body digest is over the bytes on the wire (compressed when gzip), so the hub
-verifies before inflating anything.
+headers are well formed, the certificate chains to a root of its trust list and nothing on the
+way is revoked, the certificate names the node the header names, the signature, the clock is
+within MAX_CLOCK_SKEW_SECONDS, and last that the nonce is new (so junk cannot fill the nonce
+table). The clock comes after the signature so that a refusal can say whether the request
+really came from the node it names (`RequestRefused.identity`): only then may the hub note it
+on that node's record; anyone can send junk in a node's name. The body digest is over the
+bytes on the wire (compressed when gzip), so the hub verifies before inflating anything.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .certificates import CERT_EXPIRED, CERT_NOT_YET_VALID, MISSING_EKU
 from .errors import TrustError
 from .trust import EKU_SYNC, REVOKED, NodeIdentity, TrustList, kid_of
 
@@ -54,15 +57,29 @@ NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_CERTIFICATE_BYTES = 4096
 MAX_SIGNATURE_BYTES = 160  # ECDSA P-256 DER is at most 72 bytes, Ed25519 is 64
 
+# Chain refusals reached only once every signature on the chain held (trust_list._check_dates,
+# the EKU check): the certificate is genuine, so a request signed with its key is the node's.
+GENUINE_CHAIN_REFUSALS = frozenset({REVOKED, CERT_EXPIRED, CERT_NOT_YET_VALID, MISSING_EKU})
+
 NonceSeen = Callable[[str, str, int], bool]
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 class RequestRefused(TrustError):
-    """A sync request the hub will not serve; `http_status` says 401 or 403."""
+    """A sync request the hub will not serve; `http_status` says 401 or 403.
+
+    `identity` is set when the request is nonetheless proven to come from that node (its
+    certificate chains to the root and the signature verifies: a wrong clock, a revoked or
+    expired certificate); otherwise it is None and the request may be anybody's.
+    """
 
     code = "untrusted"
     http_status = 401
+    identity: NodeIdentity | None = None
+
+    def proven(self, identity: NodeIdentity) -> RequestRefused:
+        self.identity = identity
+        return self
 
 
 class MalformedAuth(RequestRefused):
@@ -182,10 +199,7 @@ def verify_request(method: str, path: str, body: bytes, headers: Mapping[str, st
         raise MalformedAuth("Header %(header)s must be 16 to 64 URL-safe characters",
                             field=HEADER_NONCE, header=HEADER_NONCE)
     time, hub_time = int(time_text), unix_time(now)
-    if abs(time - hub_time) > MAX_CLOCK_SKEW_SECONDS:
-        raise ClockSkew("The node's clock is %(skew)s seconds off the hub's (at most %(limit)s "
-                        "allowed); hub time is %(hub_time)s", field=HEADER_TIME,
-                        skew=time - hub_time, limit=MAX_CLOCK_SKEW_SECONDS, hub_time=hub_time)
+    message = string_to_sign(method, path, body, time, nonce)
     try:
         cert = x509.load_der_x509_certificate(cert_der)
     except ValueError as e:
@@ -194,9 +208,17 @@ def verify_request(method: str, path: str, body: bytes, headers: Mapping[str, st
     verdict = trust_list.verify_chain(cert, now, require_eku=EKU_SYNC)
     if not verdict.ok:
         leaf = RevokedKey if verdict.reason == REVOKED else UnknownKey
-        raise leaf("The node certificate is not trusted: %(detail)s",
-                   field=HEADER_CERTIFICATE, detail=verdict.message, reason=verdict.reason,
-                   kid=kid_of(cert).hex())
+        refusal = leaf("The node certificate is not trusted: %(detail)s",
+                       field=HEADER_CERTIFICATE, detail=verdict.message, reason=verdict.reason,
+                       kid=kid_of(cert).hex())
+        # A chain whose signatures hold but which is revoked or out of date: the node's own
+        # trouble if the request is signed with that certificate's key.
+        known = verdict.identity
+        if (verdict.reason in GENUINE_CHAIN_REFUSALS and known is not None
+                and known.node_id == node_id
+                and _signature_ok(cert.public_key(), signature, message)):
+            raise refusal.proven(known)
+        raise refusal
     identity = verdict.identity
     if identity is None or verdict.public_key is None:  # a good verdict always has both
         raise UnknownKey("The node certificate is not trusted: %(detail)s",
@@ -205,10 +227,14 @@ def verify_request(method: str, path: str, body: bytes, headers: Mapping[str, st
         raise NodeMismatch("Header %(header)s names node %(claimed)s but the certificate is "
                            "node %(actual)s's", field=HEADER_NODE, header=HEADER_NODE,
                            claimed=node_id, actual=identity.node_id)
-    message = string_to_sign(method, path, body, time, nonce)
     if not _signature_ok(verdict.public_key, signature, message):
         raise BadSignature("The request signature does not verify with the node's key",
                            field=HEADER_SIGNATURE)
+    if abs(time - hub_time) > MAX_CLOCK_SKEW_SECONDS:
+        raise ClockSkew("The node's clock is %(skew)s seconds off the hub's (at most %(limit)s "
+                        "allowed); hub time is %(hub_time)s", field=HEADER_TIME,
+                        skew=time - hub_time, limit=MAX_CLOCK_SKEW_SECONDS,
+                        hub_time=hub_time).proven(identity)
     if nonce_seen(node_id, nonce, time + NONCE_TTL_SECONDS):
         raise Replayed("This request was already received (nonce %(nonce)s); a replay is "
                        "refused", field=HEADER_NONCE, nonce=nonce)

@@ -457,3 +457,14 @@ def test_every_string_of_the_dashboard_pages_is_translated(locale):
     for msgid in wanted:
         assert sorted(re.findall(r"%\(\w+\)s", msgid)) == sorted(
             re.findall(r"%\(\w+\)s", catalog[msgid])), msgid
+
+
+def test_refused_sync_requests_are_shown_apart_from_the_nodes(app, client):
+    junk = {"X-DMED-Node": "tas-clinic-0001", "X-DMED-Time": "1", "X-DMED-Nonce": "n" * 22,
+            "X-DMED-Certificate": "MIIB", "X-DMED-Signature": "AAAA"}
+    app.test_client().get("/sync/v1/pull?after=0", headers=junk,
+                          environ_base={"REMOTE_ADDR": "10.0.0.66"})
+    body = page(client.get("/dashboard?lang=uz"))
+    table = body[body.index('id="refused-requests"'):]
+    assert "tas-clinic-0001" in table and "10.0.0.66" in table and "malformed_auth" in table
+    assert "Rad etilgan sinxronlash so‘rovlari" in body

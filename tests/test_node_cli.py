@@ -99,3 +99,18 @@ def test_seed_demo_follows_the_kind_in_the_bundle(runner, tmp_path):
     facility = NodeStore(db).one("SELECT code, kind FROM facilities")
     assert (facility["code"], facility["kind"]) == (pki.pharmacy.identity.facility_code,
                                                     "pharmacy")
+
+
+def test_create_staff_on_a_synced_pharmacy_refuses_a_doctor(runner, tmp_path, monkeypatch):
+    """Issue 11.5: the CLI of a node that syncs obeys the same rules as its API."""
+    from pki_helpers import make_pki
+    pki = make_pki(tmp_path / "pki")
+    db = str(tmp_path / "node.db")
+    runner.invoke(main, ["init", "--db", db, "--bundle", str(pki.paths["pharmacy_bundle"])])
+    assert runner.invoke(main, ["seed-demo", "--db", db]).exit_code == 0
+    args = ["create-staff", "--db", db, "--full-name", "Doktor", "--pin", "5829"]
+    monkeypatch.setenv("DMED_HUB_URL", "http://127.0.0.1:9")
+    refused = runner.invoke(main, [*args, "--username", "doktor", "--role", "doctor"])
+    assert refused.exit_code != 0 and "no doctor accounts" in refused.output
+    assert runner.invoke(main, [*args, "--username", "dorixona2",
+                                "--role", "pharmacist"]).exit_code == 0

@@ -150,8 +150,8 @@ def offline_live(store, seeded, tmp_path, clinic_credentials, catalogues):  # no
     thread.join(timeout=5)
 
 
-def test_offline_banner_shows_and_dispensing_still_works(page, offline_live, store, seeded,  # noqa: F811
-                                                          actor_for, clinic_credentials):
+def test_offline_banner_shows_and_verifying_still_works(page, offline_live, store, seeded,  # noqa: F811
+                                                         actor_for, clinic_credentials):
     issued = prescribing.issue_prescription(
         store, actor_for("doctor"), clinic_credentials,
         patient_id=seeded["patient_rows"][0]["patient_id"], items=[AMOXICILLIN])
@@ -162,7 +162,9 @@ def test_offline_banner_shows_and_dispensing_still_works(page, offline_live, sto
     banner = page.inner_text(".node-status")
     assert "Offline" in banner and "since" in banner and "Changes waiting to sync" in banner
     scan_like_a_scanner(page, issued["qr"])
-    dispense(page, 20)
-    assert verdict(page) == "already_dispensed"
+    # Offline, the counter still verifies from the code alone. (This node is a clinic beside
+    # a hub, which refuses a clinic's dispenses: it refuses them too, issue 11.5; a pharmacy
+    # dispensing offline is tested in test_sync_outage.)
+    assert verdict(page) == "valid"
     assert page.get_attribute(".node-status", "data-node-state") == "offline"
     shot(page, "counter-5-offline")

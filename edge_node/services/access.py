@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sync_protocol.rights import ROLE_PERMISSIONS, STAFF_ROLES
+
 from ..errors import Forbidden
 
-ROLES = ("registrar", "doctor", "pharmacist", "admin")
-
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"manage_facility", "manage_staff", "manage_schedule", "view_patient",
-                        "view_schedule", "export_log"}),
-    "registrar": frozenset({"register_patient", "edit_patient", "view_patient", "book",
-                            "check_in", "view_schedule"}),
-    "doctor": frozenset({"register_patient", "edit_patient", "view_patient", "book",
-                         "check_in", "complete_visit", "view_schedule", "read_card",
-                         "write_clinical", "prescribe"}),
-    "pharmacist": frozenset({"find_patient_for_dispensing", "verify_prescription", "dispense"}),
-    # A patient at the kiosk acts on their own record only; the services check whose.
-    "patient": frozenset({"book_own", "read_own_card", "view_schedule"}),
-}
+# The table is shared with the hub (sync_protocol.rights): one rule set for node and hub.
+ROLES = STAFF_ROLES
+PERMISSIONS = ROLE_PERMISSIONS
 
 
 @dataclass(frozen=True)

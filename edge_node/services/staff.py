@@ -14,6 +14,7 @@ from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..errors import Conflict, NotSignedIn, TooManyAttempts, ValidationFailed
+from ..rights import check_staff_role
 from ..store import NodeStore
 from . import sign_in_guard as guard
 from .access import ROLES, Actor
@@ -49,6 +50,8 @@ def create_staff(store: NodeStore, actor: Actor, *, username: str, full_name: st
     if role not in ROLES:
         raise ValidationFailed("Role must be one of %(roles)s", field="role",
                                roles=", ".join(ROLES))
+    if store.network_rights:  # a pharmacy has no doctors: the hub would refuse their work
+        check_staff_role(store.reader(), role)
     if role == "doctor" and not practitioner_id:
         raise ValidationFailed("A doctor account must be linked to a practitioner",
                                field="practitioner_id")

@@ -21,6 +21,7 @@ from typing import Any
 from sync_protocol import wire
 from sync_protocol.errors import ProtocolError
 from sync_protocol.events import read_event_text
+from sync_protocol.hlc import CLOCK_AHEAD
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
@@ -48,6 +49,8 @@ class SyncAgent:
                  clock: SystemClock = SYSTEM_CLOCK, rng: random.Random | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        # A node that syncs obeys the hub's rules before it writes (edge_node.rights).
+        store.network_rights = True
         self.client = client
         self.credentials = credentials
         self.clock = clock
@@ -136,6 +139,7 @@ class SyncAgent:
             self.batch.succeeded()
             refused = [r for r in response.results if r.status == wire.REFUSED]
             self._record_refusals(refused, {e["id"]: e for e in batch})
+            self._note_clock(refused, accepted=len(batch) - len(refused))
             report["pushed"] += len(batch) - len(refused)
             report["refused"] += len(refused)
             if response.acked_seq < acked:
@@ -159,6 +163,15 @@ class SyncAgent:
                     (result.id or "?", event.get("seq", 0), event.get("type", "?"),
                      result.code, result.reason, to_instant(utc_now())))
         log.warning("the hub refused %s event(s) of this node", len(refused))
+
+    def _note_clock(self, refused: list, accepted: int) -> None:
+        """Remember that the hub refused events of this node for a clock far ahead (every
+        screen says so until a push goes through without such a refusal)."""
+        if any(r.code == CLOCK_AHEAD for r in refused):
+            log.warning("the hub refused events of this node: its clock is ahead")
+            self._save(clock_refused_at=to_instant(utc_now()))
+        elif accepted and self.store.state("sync_clock_refused_at"):
+            self._save(clock_refused_at="")
 
     def _pull(self, report: dict) -> None:
         """Pull and apply pages until the hub's head. The next page is fetched while this
@@ -229,12 +242,15 @@ def sync_status(store: NodeStore, configured: bool) -> dict:
     refused = store.one("SELECT COUNT(*) AS n FROM sync_refusals")["n"]
     failures = store.one("SELECT COUNT(*) AS n FROM apply_failures")["n"]
     online = configured and last_success is not None and offline_since is None
+    clock_refused_at = store.state("sync_clock_refused_at") or None
     return {
         "configured": configured, "online": online, "offline_since": offline_since,
         "pending": pending, "last_success_at": last_success,
         "last_error": store.state("sync_last_error") or None,
         "cursor": cursor, "hub_head": hub_head, "refused": refused, "apply_failures": failures,
         "synced": online and pending == 0 and cursor >= hub_head,
+        # The hub refused this node's events as dated too far ahead: its clock is wrong.
+        "clock_ahead": clock_refused_at is not None, "clock_refused_at": clock_refused_at,
         "seconds_since_success": (int((utc_now() - from_instant(last_success)).total_seconds())
                                   if last_success else None),
     }

@@ -6,14 +6,15 @@ from flask import Blueprint, g, jsonify, request
 
 from ..services import appointments, clinical
 from .api_people import parse_day
-from .endpoint import ID, STR, endpoint, obj, store
+from .endpoint import DAY_QUERY, ID, STR, endpoint, obj, store
 
 bp = Blueprint("care", __name__, url_prefix="/api/v1")
 TEXT = {"type": "string", "maxLength": 4000}
 
 
 @endpoint(bp, "GET", "/appointments", summary="Appointments by patient, doctor or day",
-          query={"patient_id": "ULID", "practitioner_id": "ULID", "day": "YYYY-MM-DD"})
+          query={"patient_id": "ULID", "practitioner_id": "ULID",
+                 "day": ("YYYY-MM-DD", DAY_QUERY)})
 def list_appointments():
     day = request.args.get("day")
     return jsonify({"appointments": appointments.list_appointments(
@@ -22,7 +23,7 @@ def list_appointments():
         day=parse_day(day, "day") if day else None)})
 
 
-@endpoint(bp, "POST", "/appointments", summary="Book a free slot",
+@endpoint(bp, "POST", "/appointments", status=201, summary="Book a free slot",
           body=obj({"patient_id": ID, "practitioner_id": ID, "starts_at": STR},
                    {"channel": {"enum": list(appointments.CHANNELS)}}))
 def book(data):
@@ -66,21 +67,23 @@ def no_show(appointment_id):
 DIAGNOSIS = obj({"code": STR}, {"primary": {"type": "boolean"}})
 
 
-@endpoint(bp, "POST", "/visits", summary="Record a visit with ICD-10 diagnoses (doctor)",
+@endpoint(bp, "POST", "/visits", status=201,
+          summary="Record a visit with ICD-10 diagnoses (doctor)",
           body=obj({"patient_id": ID, "diagnoses": {"type": "array", "items": DIAGNOSIS}},
                    {"appointment_id": ID, "complaints": TEXT, "notes": TEXT}))
 def record_visit(data):
     return jsonify({"visit_id": clinical.record_visit(store(), g.actor, **data)}), 201
 
 
-@endpoint(bp, "POST", "/visits/<visit_id>/orders", summary="Add a doctor's order to a visit",
+@endpoint(bp, "POST", "/visits/<visit_id>/orders", status=201,
+          summary="Add a doctor's order to a visit",
           body=obj({"kind": {"enum": list(clinical.ORDER_KINDS)}, "text": TEXT}))
 def record_order(visit_id, data):
     order_id = clinical.record_order(store(), g.actor, visit_id=visit_id, **data)
     return jsonify({"order_id": order_id}), 201
 
 
-@endpoint(bp, "POST", "/lab-results", summary="Record a laboratory result (doctor)",
+@endpoint(bp, "POST", "/lab-results", status=201, summary="Record a laboratory result (doctor)",
           body=obj({"patient_id": ID, "test": STR, "value": STR},
                    {"unit": STR, "reference_range": STR,
                     "flag": {"enum": list(clinical.LAB_FLAGS)}, "order_id": ID}))

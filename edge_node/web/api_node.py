@@ -10,7 +10,7 @@ from sync_protocol.event_types import SCHEMAS
 
 from ..errors import ValidationFailed
 from ..services import node_status
-from .endpoint import REGISTRY, endpoint, store
+from .endpoint import COUNT_QUERY, REGISTRY, endpoint, store
 
 bp = Blueprint("node", __name__, url_prefix="/api/v1")
 # An export page the size a Raspberry Pi serves without a memory spike.
@@ -24,7 +24,8 @@ def status():
 
 
 @endpoint(bp, "GET", "/events", summary="Export the event log in order (admin)",
-          query={"after": "log position", "limit": f"at most {MAX_EXPORT_PAGE}"})
+          query={"after": ("log position", COUNT_QUERY),
+                 "limit": (f"at most {MAX_EXPORT_PAGE}", COUNT_QUERY)})
 def export_events():
     g.actor.require("export_log")
     after = request.args.get("after", "0")
@@ -41,6 +42,16 @@ def openapi():
     return jsonify(openapi_document())
 
 
+def _query_parameter(name: str, declared: str | tuple) -> dict:
+    """(description[, schema[, required]]): any string, optional, unless declared."""
+    parts = (declared,) if isinstance(declared, str) else declared
+    description = parts[0]
+    schema = parts[1] if len(parts) > 1 else {"type": "string"}
+    required = bool(parts[2]) if len(parts) > 2 else False
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema}
+
+
 def openapi_document() -> dict:
     paths: dict = {}
     for spec in REGISTRY:
@@ -48,15 +59,18 @@ def openapi_document() -> dict:
         operation: dict = {
             "summary": spec.summary, "tags": [spec.tag],
             "operationId": f"{spec.method.lower()}_{path.strip('/').replace('/', '_')}",
-            "responses": {"200": {"description": "OK"},
+            "responses": {str(spec.status): {"description": "OK"},
+                          **({"422": {"description": spec.refuses, "content": {
+                              "application/json": {"schema": {
+                                  "$ref": "#/components/schemas/Error"}}}}}
+                             if spec.refuses else {}),
                           "4XX": {"description": "Error",
                                   "content": {"application/json": {
                                       "schema": {"$ref": "#/components/schemas/Error"}}}}},
             "parameters": [
                 *({"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                   for n in re.findall(r"{(\w+)}", path)),
-                *({"name": n, "in": "query", "required": False, "description": d,
-                   "schema": {"type": "string"}} for n, d in spec.query.items()),
+                *(_query_parameter(n, d) for n, d in spec.query.items()),
             ],
         }
         if not spec.public:

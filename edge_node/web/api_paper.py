@@ -21,7 +21,7 @@ def pads():
     return jsonify({"pads": paper.pads(store(), store().facility_id)})
 
 
-@endpoint(bp, "POST", "/prescriptions", summary="Enter a prescription written on paper",
+@endpoint(bp, "POST", "/prescriptions", status=201, summary="Enter a prescription written on paper",
           body=obj({"paper_serial": STR, "patient_id": ID, "practitioner_id": ID,
                     "items": {"type": "array", "items": ITEM}, "paper_reason": REASON,
                     "issued_at": STR}))
@@ -31,7 +31,7 @@ def enter_prescription(data):
     return jsonify(result), 201
 
 
-@endpoint(bp, "POST", "/dispenses", summary="Enter a line of the paper dispense log",
+@endpoint(bp, "POST", "/dispenses", status=201, summary="Enter a line of the paper dispense log",
           body=obj({"items": {"type": "array", "items": DISPENSED}, "paper_reason": REASON,
                     "dispensed_at": STR},
                    {"paper_serial": STR, "prescription_number": STR,

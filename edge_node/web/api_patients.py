@@ -5,12 +5,22 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from ..services import card, patients
-from .endpoint import ID, STR, endpoint, obj, store
+from .endpoint import (
+    DOCUMENT_QUERY,
+    ID,
+    IDENTITY_REFUSED,
+    PINFL_QUERY,
+    STR,
+    endpoint,
+    obj,
+    store,
+)
 
 bp = Blueprint("patients", __name__, url_prefix="/api/v1")
 
 
-@endpoint(bp, "POST", "/patients", summary="Register a patient (creates the MED-ID card)",
+@endpoint(bp, "POST", "/patients", status=201,
+          summary="Register a patient (creates the MED-ID card)",
           body=obj({"full_name": STR, "phone": STR, "facility_id": ID},
                    {"pinfl": STR, "document": STR, "birth_date": STR, "sex": STR,
                     "family_doctor_id": ID}))
@@ -19,7 +29,9 @@ def register(data):
 
 
 @endpoint(bp, "GET", "/patients", summary="Find a patient by PINFL or identity document",
-          query={"pinfl": "14 digits", "document": "e.g. AA1234567"})
+          query={"pinfl": ("14 digits", PINFL_QUERY),
+                 "document": ("e.g. AA1234567", DOCUMENT_QUERY)},
+          refuses=IDENTITY_REFUSED)
 def find():
     return jsonify(patients.find_patient(store(), g.actor, pinfl=request.args.get("pinfl"),
                                          document=request.args.get("document")))
@@ -44,7 +56,8 @@ def confirm_phone(patient_id, data):
     return jsonify({"phone_confirmed": True})
 
 
-@endpoint(bp, "POST", "/patients/<patient_id>/phone/resend", summary="Send a new SMS code")
+@endpoint(bp, "POST", "/patients/<patient_id>/phone/resend", status=202,
+          summary="Send a new SMS code")
 def resend_code(patient_id):
     patients.resend_code(store(), g.actor, patient_id)
     return jsonify({"queued": True}), 202
@@ -52,7 +65,8 @@ def resend_code(patient_id):
 
 @endpoint(bp, "GET", "/patients/<patient_id>/card",
           summary="The whole medical card; every read is audited",
-          query={"reason": "visit | consultation | emergency | patient_request | follow_up"})
+          query={"reason": ("why the card is opened (audited)",
+                            {"enum": list(card.READ_REASONS)}, True)})
 def read_card(patient_id):
     return jsonify(card.read_card(store(), g.actor, patient_id, request.args.get("reason", "")))
 

@@ -10,7 +10,7 @@ from ..errors import ValidationFailed
 from ..services import facilities, scheduling, sign_in_guard, staff
 from ..services.access import ROLES
 from . import device_cookies
-from .endpoint import ID, STR, endpoint, obj, store
+from .endpoint import DAY_QUERY, ID, STR, endpoint, obj, store
 
 bp = Blueprint("people", __name__, url_prefix="/api/v1")
 
@@ -43,7 +43,7 @@ def me():
                     "practitioner_id": a.practitioner_id})
 
 
-@endpoint(bp, "POST", "/staff", summary="Create a staff account (admin)",
+@endpoint(bp, "POST", "/staff", status=201, summary="Create a staff account (admin)",
           body=obj({"username": STR, "full_name": STR, "role": {"enum": list(ROLES)},
                     "pin": STR}, {"practitioner_id": ID}))
 def create_staff(data):
@@ -61,7 +61,7 @@ def list_facilities():
     return jsonify({"facilities": facilities.list_facilities(store())})
 
 
-@endpoint(bp, "POST", "/facilities", summary="Register a facility (admin)",
+@endpoint(bp, "POST", "/facilities", status=201, summary="Register a facility (admin)",
           body=obj({"code": STR, "name": STR, "kind": {"enum": ["clinic", "pharmacy"]},
                     "region": STR}, {"address": STR}))
 def register_facility(data):
@@ -75,7 +75,7 @@ def list_practitioners():
         store(), request.args.get("facility_id"), request.args.get("specialty"))})
 
 
-@endpoint(bp, "POST", "/practitioners", summary="Register a doctor (admin)",
+@endpoint(bp, "POST", "/practitioners", status=201, summary="Register a doctor (admin)",
           body=obj({"facility_id": ID, "full_name": STR,
                     "specialty": {"enum": list(facilities.SPECIALTIES)}},
                    {"is_family_doctor": {"type": "boolean"}}))
@@ -84,7 +84,7 @@ def register_practitioner(data):
     return jsonify({"practitioner_id": pid}), 201
 
 
-@endpoint(bp, "POST", "/practitioners/<practitioner_id>/schedule",
+@endpoint(bp, "POST", "/practitioners/<practitioner_id>/schedule", status=201,
           summary="Publish a doctor's slots for a run of days (admin)",
           body=obj({"first_day": STR, "days": {"type": "integer"}, "start": STR, "end": STR},
                    {"slot_minutes": {"type": "integer"},
@@ -100,7 +100,7 @@ def publish_schedule(practitioner_id, data):
 
 
 @endpoint(bp, "GET", "/practitioners/<practitioner_id>/slots",
-          summary="Free slots of a doctor", query={"day": "YYYY-MM-DD (Tashkent)"})
+          summary="Free slots of a doctor", query={"day": ("YYYY-MM-DD (Tashkent)", DAY_QUERY)})
 def free_slots(practitioner_id):
     day = request.args.get("day")
     return jsonify({"slots": scheduling.free_slots(

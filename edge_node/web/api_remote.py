@@ -7,13 +7,14 @@ from flask import Blueprint, g, jsonify, request
 
 from ..services import remote_requests
 from .api_rx import ITEM, credentials
-from .endpoint import STR, endpoint, obj, store
+from .endpoint import DOCUMENT_QUERY, IDENTITY_REFUSED, PINFL_QUERY, STR, endpoint, obj, store
 
 bp = Blueprint("remote", __name__, url_prefix="/api/v1")
 
 
 @endpoint(bp, "GET", "/remote-requests", summary="Call-centre requests for this facility",
-          query={"status": "requested (default) | approved | declined | all"})
+          query={"status": ("requested (default) | approved | declined | all",
+                            {"enum": [*remote_requests.STATUSES, "all"]})})
 def list_requests():
     status = request.args.get("status", remote_requests.REQUESTED)
     return jsonify({"requests": remote_requests.list_requests(
@@ -26,7 +27,7 @@ def get_request(request_id):
     return jsonify(dict(remote_requests.get_request(store().reader(), request_id)))
 
 
-@endpoint(bp, "POST", "/remote-requests/<request_id>/approve",
+@endpoint(bp, "POST", "/remote-requests/<request_id>/approve", status=201,
           summary="Approve: write and sign the e-prescription; the patient gets an SMS",
           body=obj({"items": {"type": "array", "items": ITEM}},
                    {"validity_days": {"type": "integer"}, "note": STR}))
@@ -43,8 +44,10 @@ def decline(request_id, data):
 
 @endpoint(bp, "GET", "/pharmacy/pickup",
           summary="A remote prescription by the patient's document (or PINFL) and pickup code",
-          query={"code": "6 digits from the SMS", "document": "e.g. AA1234567",
-                 "pinfl": "14 digits"})
+          query={"code": ("6 digits from the SMS", {"type": "string", "pattern": "^[0-9]{6}$"}),
+                 "document": ("e.g. AA1234567", DOCUMENT_QUERY),
+                 "pinfl": ("14 digits", PINFL_QUERY)},
+          refuses=IDENTITY_REFUSED + "; or no request has this code")
 def pickup():
     args = request.args
     return jsonify(remote_requests.find_by_pickup_code(

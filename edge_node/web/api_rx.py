@@ -6,12 +6,21 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from sync_protocol import qr
 
-from ..catalogue import Catalogue
+from ..catalogue import LANGUAGES, Catalogue
 from ..errors import NodeNotInitialised, ValidationFailed
 from ..services import clock, dispensing, prescribing
 from ..services.patients import get_patient
 from ..trust_store import current_trust_list
-from .endpoint import ID, STR, endpoint, obj, store
+from .endpoint import (
+    DOCUMENT_QUERY,
+    ID,
+    IDENTITY_REFUSED,
+    PINFL_QUERY,
+    STR,
+    endpoint,
+    obj,
+    store,
+)
 from .errors import translate_text
 
 bp = Blueprint("rx", __name__, url_prefix="/api/v1")
@@ -29,9 +38,9 @@ def credentials():
 
 
 @endpoint(bp, "GET", "/catalogue", summary="Drugs by INN or name (autocomplete)",
-          query={"q": "text", "lang": "uz | ru | en"})
+          query={"q": "text", "lang": ("uz | ru | en", {"enum": list(LANGUAGES)})})
 def search_catalogue():
-    lang = request.args.get("lang", "uz")
+    lang = request.args.get("lang") or LANGUAGES[0]
     drugs = Catalogue.load().search(request.args.get("q", ""), lang=lang)
     return jsonify({"drugs": [drug_summary(d, lang) for d in drugs]})
 
@@ -54,7 +63,8 @@ def set_chronic(data):
     return jsonify({"chronic": data.get("active", True)})
 
 
-@endpoint(bp, "POST", "/prescriptions", summary="Write an e-prescription by INN (doctor)",
+@endpoint(bp, "POST", "/prescriptions", status=201,
+          summary="Write an e-prescription by INN (doctor)",
           body=obj({"patient_id": ID, "items": {"type": "array", "items": ITEM}},
                    {"validity_days": {"type": "integer"}}))
 def issue(data):
@@ -109,7 +119,7 @@ def verdict_json(verdict: dispensing.Verdict) -> dict:
             "clock": verdict.clock}
 
 
-@endpoint(bp, "POST", "/pharmacy/dispense", summary="Dispense part or all of an item",
+@endpoint(bp, "POST", "/pharmacy/dispense", status=201, summary="Dispense part or all of an item",
           body=obj({"prescription_id": ID, "item_no": {"type": "integer"},
                     "quantity": {"type": "integer"}, "product": STR, "batch": STR,
                     "expiry": STR}))
@@ -120,7 +130,9 @@ def dispense(data):
 
 @endpoint(bp, "GET", "/pharmacy/lookup",
           summary="Active prescriptions of a patient by PINFL or identity document",
-          query={"pinfl": "14 digits", "document": "e.g. AA1234567"})
+          query={"pinfl": ("14 digits", PINFL_QUERY),
+                 "document": ("e.g. AA1234567", DOCUMENT_QUERY)},
+          refuses=IDENTITY_REFUSED)
 def lookup():
     return jsonify(dispensing.find_by_identity(store(), g.actor,
                                                pinfl=request.args.get("pinfl"),

@@ -23,6 +23,8 @@ from ..store import NodeStore
 
 log = logging.getLogger(__name__)
 
+CONTENT_REFUSED = ("The content breaks a rule beyond the schema (an identifier's check digit, "
+                   "an unknown record, a slot already taken)")
 # A prescription with five items and a long dosage text is a few kB; nothing needs more.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -33,9 +35,15 @@ class Endpoint:
     rule: str
     summary: str
     body: dict[str, Any] | None
-    query: dict[str, str] = field(default_factory=dict)
+    # name -> description, or (description, JSON Schema of the value as really validated
+    # [, required]): the OpenAPI document is the contract
+    query: dict[str, str | tuple] = field(default_factory=dict)
     public: bool = False
     tag: str = ""
+    status: int = 200  # the success status the view answers (201 created, 202 queued)
+    # Why a well-formed request may still be refused (422) for its content: rules JSON Schema
+    # cannot state (a PINFL's check digit, a free slot). Every operation with a body has one.
+    refuses: str | None = None
 
 
 REGISTRY: list[Endpoint] = []
@@ -46,10 +54,13 @@ def store() -> NodeStore:
 
 
 def endpoint(bp: Blueprint, method: str, rule: str, *, summary: str,
-             body: dict[str, Any] | None = None, query: dict[str, str] | None = None,
-             public: bool = False) -> Callable:
+             body: dict[str, Any] | None = None,
+             query: dict[str, str | tuple] | None = None,
+             public: bool = False, status: int = 200, refuses: str | None = None) -> Callable:
+    if body is not None and refuses is None:
+        refuses = CONTENT_REFUSED
     spec = Endpoint(method, f"{bp.url_prefix or ''}{rule}", summary, body, query or {},
-                    public, bp.name)
+                    public, bp.name, status, refuses)
     REGISTRY.append(spec)
     validator = Draft202012Validator(body) if body else None
 
@@ -105,3 +116,10 @@ def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dic
 
 STR = {"type": "string", "maxLength": 400}
 ID = {"type": "string", "minLength": 26, "maxLength": 26}
+# Query values as the views really validate them (the OpenAPI document is the contract).
+DAY_QUERY = {"type": "string", "format": "date"}
+COUNT_QUERY = {"type": "string", "pattern": "^[0-9]{1,9}$"}
+PINFL_QUERY = {"type": "string", "pattern": "^[0-9]{14}$"}
+DOCUMENT_QUERY = {"type": "string", "pattern": "^[A-Z]{2}[0-9]{7}$"}
+IDENTITY_REFUSED = ("Neither a PINFL nor a document given, or the PINFL's check digit, century "
+                    "or date is wrong")

@@ -32,6 +32,12 @@ def error_body(code: str, message: str, field: str | None) -> dict:
     return {"error": {"code": code, "message": message, "field": field}}
 
 
+def http_headers(error: HTTPException) -> list[tuple[str, str]]:
+    """The headers HTTP asks of this error (a 405's Allow) but its HTML content type."""
+    return [(name, value) for name, value in error.get_headers()
+            if name.lower() != "content-type"]
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ProtocolError)
     def protocol_error(error: ProtocolError):
@@ -42,7 +48,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return jsonify(error_body(code, error.description or error.name, None)), error.code
+        return (jsonify(error_body(code, error.description or error.name, None)), error.code,
+                http_headers(error))
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
