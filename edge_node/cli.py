@@ -7,12 +7,14 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
+from .enrol_cli import enrol as enrol_command
 from .services import staff as staff_service
 from .services.access import ROLES, SYSTEM
 from .store import NodeStore
@@ -51,23 +53,42 @@ def init(database: str | None, bundle: str | None, node_id: str | None) -> None:
     from sync_protocol.trust import identity_of
 
     from .credentials import install_bundle, load_credentials
+    from .enrolment import enrolment_dir, is_enrolled
     from .services.clock import confirm_clock
     store = _store(database)
     if store.state("node_id") is None:
+        if bundle is None and is_enrolled(store.path.parent):
+            bundle = str(enrolment_dir(store.path.parent))  # `dmed-node enrol` put it there
         if bundle:
             try:
-                identity = identity_of(load_credentials(bundle).cert)
-                installed = install_bundle(bundle, store.path.parent)
+                credentials = load_credentials(bundle)
+                identity = identity_of(credentials.cert)
+                installed = (Path(bundle) if Path(bundle) == enrolment_dir(store.path.parent)
+                             else install_bundle(bundle, store.path.parent))
             except (ProtocolError, OSError) as e:
                 raise click.ClickException(str(e)) from e
             store.initialise(identity.node_id)
             with store.transaction() as tx:
                 store.set_state(tx.conn, "bundle_path", str(installed))
+            _register_provisioned_facility(store, credentials)
         else:
             store.initialise(node_id or f"node-{new_ulid()}")
         # The person provisioning the node vouches for its clock at this moment.
         confirm_clock(store, "init")
     click.echo(f"node {store.node_id} ready at {store.path}")
+
+
+def _register_provisioned_facility(store: NodeStore, credentials) -> None:
+    """The facility the region provisioned comes with the enrolment: register it at once."""
+    from .enrolment import facility_of
+    from .services.facilities import register_provisioned
+    try:
+        record = facility_of(credentials)
+        if record is not None:
+            register_provisioned(store, SYSTEM, record)
+            click.echo(f"facility {record.code} ({record.names['uz']}) registered")
+    except ProtocolError as e:
+        raise _fail(e) from e
 
 
 @main.command("seed-demo")
@@ -202,6 +223,8 @@ def _background_jobs(app) -> Iterator[None]:
         if jobs:
             jobs.stop()
 
+
+main.add_command(enrol_command)
 
 if __name__ == "__main__":
     main()

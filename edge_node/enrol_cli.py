@@ -1,0 +1,135 @@
+"""`dmed-node enrol`: the node makes its own key and asks the region's station to certify it.
+
+Kept apart from cli.py (thin: it calls edge_node.enrolment and the station client).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import requests
+
+from sync_protocol.certificates import NodeIdentity
+from sync_protocol.errors import ProtocolError
+
+from . import enrolment
+
+log = logging.getLogger(__name__)
+
+# The station answers when its operator approves; poll gently (a Pi on shared Wi-Fi).
+POLL_SECONDS = 2.0
+HTTP_TIMEOUT = 10.0
+REQUESTS_PATH = "/enrol/requests"
+
+
+def _data_dir(database: str | None) -> Path:
+    from .web.config import load_config
+    return Path(database or load_config()["DATABASE"]).resolve().parent
+
+
+def _show(pending: enrolment.PendingEnrolment) -> None:
+    click.echo(f"Node {pending.identity.node_id} ({pending.identity.kind}, facility "
+               f"{pending.identity.facility_code}, region {pending.identity.region_code})")
+    click.echo(f"Request     {pending.request_id}")
+    click.echo(f"Code        {pending.code}")
+    click.echo(f"Fingerprint {pending.fingerprint}")
+    click.echo("Give the code to the regional operator and compare the fingerprint on the "
+               "station's screen before it approves.")
+
+
+def submit(station: str, request: dict) -> None:
+    try:
+        response = requests.post(station.rstrip("/") + REQUESTS_PATH, json=request,
+                                 timeout=HTTP_TIMEOUT)
+    except requests.RequestException as e:
+        raise click.ClickException(f"Cannot reach the station at {station}: {e}") from e
+    if response.status_code >= 400:
+        raise click.ClickException(f"The station refused the request: {_error(response)}")
+
+
+def wait_for_answer(station: str, request_id: str, wait: float) -> dict:
+    deadline = time.monotonic() + wait
+    url = f"{station.rstrip('/')}{REQUESTS_PATH}/{request_id}"
+    while True:
+        try:
+            response = requests.get(url, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as e:
+            raise click.ClickException(f"Cannot reach the station at {station}: {e}") from e
+        if response.status_code >= 400:
+            raise click.ClickException(f"The station refused the request: {_error(response)}")
+        body = response.json()
+        if body.get("state") == "approved":
+            return body["answer"]
+        if time.monotonic() > deadline:
+            raise click.ClickException("No answer yet; run `dmed-node enrol --station URL "
+                                       "--wait N` again once the operator has approved.")
+        time.sleep(POLL_SECONDS)
+
+
+def _error(response: requests.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
+
+
+@click.command("enrol")
+@click.option("--db", "database", help="Node database file (its directory keeps the key)")
+@click.option("--node-id", help="Node id given by regional IT, e.g. tas-pol-012")
+@click.option("--facility", "facility_code", help="Facility code, e.g. TAS-POL-012")
+@click.option("--region", "region_code", help="Region code, e.g. TAS")
+@click.option("--kind", type=click.Choice(["clinic", "pharmacy"]), help="What the node is")
+@click.option("--station", help="Provisioning station URL; the request is sent there")
+@click.option("--wait", default=0.0, type=click.FloatRange(0, 86400),
+              help="Seconds to wait for the operator's approval")
+@click.option("--show", is_flag=True, help="Show the pending request's code and fingerprint")
+@click.option("--answer", "answer_file", type=click.Path(exists=True, dir_okay=False),
+              help="Install the station's answer from a file (offline region key)")
+@click.option("--renew", is_flag=True, help="Ask for a new certificate for this node")
+def enrol(database, node_id, facility_code, region_code, kind, station, wait, show,
+          answer_file, renew) -> None:
+    """Enrol this node with a key made here: show a code and fingerprint, get a certificate.
+
+    The private key is written 0600 beside the database and never leaves the node. Then run
+    `dmed-node init` to open the node for its facility.
+    """
+    data_dir = _data_dir(database)
+    try:
+        if answer_file:
+            installed = enrolment.install_answer(
+                data_dir, json.loads(Path(answer_file).read_text(encoding="utf-8")))
+            click.echo(f"Enrolled: certificate {installed.kid.hex()} until "
+                       f"{installed.cert.not_valid_after_utc:%Y-%m-%d}.")
+            return
+        renew_dir = data_dir / enrolment.RENEW_DIR
+        if show or (station and not (node_id or renew)):
+            directory = renew_dir if renew_dir.exists() else enrolment.enrolment_dir(data_dir)
+            pending = enrolment.pending(directory)
+        elif renew:
+            pending = enrolment.start_renewal(data_dir)
+        else:
+            missing = [n for n, v in (("--node-id", node_id), ("--facility", facility_code),
+                                      ("--region", region_code), ("--kind", kind)) if not v]
+            if missing:
+                raise click.UsageError(f"Missing {', '.join(missing)} for a new enrolment.")
+            pending = enrolment.start(data_dir, NodeIdentity(node_id, facility_code,
+                                                             region_code, kind))
+        _show(pending)
+        if station:
+            submit(station, pending.request)
+            click.echo(f"Request sent to {station}.")
+            if wait:
+                answer = wait_for_answer(station, pending.request_id, wait)
+                installed = enrolment.install_answer(data_dir, answer,
+                                                     now=datetime.now(UTC))
+                click.echo(f"Enrolled: certificate {installed.kid.hex()} until "
+                           f"{installed.cert.not_valid_after_utc:%Y-%m-%d}.")
+        else:
+            click.echo(f"Request file: {pending.directory / enrolment.REQUEST_FILE}")
+    except (ProtocolError, OSError, ValueError) as e:
+        raise click.ClickException(getattr(e, "text", str(e))) from e
