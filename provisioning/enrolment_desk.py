@@ -291,3 +291,49 @@ def make_bundle_trust(trust_list: TrustList, cert: Any, chain: tuple) -> dict[st
         if c.issuer != c.subject:
             copy.add_certificate(c)
     return copy.to_dict()
+
+
+def export_pending(desk: EnrolmentDesk) -> list[dict[str, Any]]:
+    """Pending requests as received, for a region key kept offline (carried on a stick)."""
+    with desk._db() as db:
+        rows = db.execute("SELECT body FROM requests WHERE state = ? ORDER BY received_at",
+                          (PENDING,))
+        return [json.loads(r["body"]) for r in rows]
+
+
+def import_answer(desk: EnrolmentDesk, answer: Any, *, actor: str,
+                  now: datetime | None = None) -> str:
+    """An answer signed on the offline machine: it must certify the pending request's key and
+    chain to this station's trust list; then the node can fetch it here."""
+    from cryptography import x509
+
+    from sync_protocol.enrolment_request import public_key_fingerprint
+    now = datetime.now(UTC) if now is None else now
+    if not isinstance(answer, dict) or answer.get("format") != ANSWER_FORMAT:
+        raise InvalidRequest("This is not an enrolment answer.")
+    request_id = str(answer.get("request_id"))
+    with desk._db() as db:
+        row = db.execute("SELECT * FROM requests WHERE request_id = ?",
+                         (request_id,)).fetchone()
+        if row is None or row["state"] != PENDING:
+            raise EnrolmentRefused("No pending request %(id)s for this answer.",
+                                   code="replayed", field="request_id", id=request_id)
+        try:
+            cert = x509.load_pem_x509_certificate(str(answer["cert"]).encode("ascii"))
+            trust = TrustList.from_dict(answer["trust_list"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidRequest("The answer cannot be read.") from e
+        if public_key_fingerprint(cert.public_key()) != row["fingerprint"]:
+            raise EnrolmentRefused("The answer certifies another key than the request's.",
+                                   code="wrong_key", field="cert")
+        local = desk.store.trust_list()
+        if not trust.verify_chain(cert, now).ok or not any(
+                r in local.roots for r in trust.roots):
+            raise EnrolmentRefused("The answer's certificate does not chain to this "
+                                   "station's root.", code="unknown_issuer", field="cert")
+        db.execute("UPDATE requests SET state = ?, decided_at = ?, decided_by = ?, answer = ? "
+                   "WHERE request_id = ?",
+                   (APPROVED, _iso(now), actor, json.dumps(answer), request_id))
+        desk._audit(db, actor, "import_answer", request_id, "approved",
+                    f"{row['node_id']} certificate {kid_of(cert).hex()}", now)
+    return request_id

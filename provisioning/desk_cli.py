@@ -1,0 +1,146 @@
+"""dmed-provision commands for facilities and the enrolment desk (thin layer on the library).
+
+Kept beside cli.py so the key commands stay short; `serve` (the station) lives in
+provisioning.station.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from provisioning.cli import _library_errors, _store, dir_option, main
+from provisioning.enrolment_desk import EnrolmentDesk, export_pending, import_answer
+from provisioning.facilities import add_facility, list_facilities
+
+OPERATOR = click.option("--operator", required=True,
+                        help="Who decides (kept in the audit trail).")
+
+
+def _hours(values: tuple[str, ...]) -> dict[str, str]:
+    hours = {}
+    for value in values:
+        day, _, span = value.partition("=")
+        if not span:
+            raise click.BadParameter(f"{value!r}: use DAY=HH:MM-HH:MM, e.g. mon=08:00-17:00",
+                                     param_hint="--hours")
+        hours[day.strip().lower()] = span.strip()
+    return hours
+
+
+@main.command("add-facility")
+@dir_option
+@click.option("--region", required=True, help="Region code, e.g. TAS.")
+@click.option("--code", required=True, help="Facility code, e.g. TAS-POL-012.")
+@click.option("--kind", type=click.Choice(["clinic", "pharmacy"]), required=True,
+              help="clinic or pharmacy; a node enrolled for it must be of this kind.")
+@click.option("--name-uz", required=True, help="Name in Uzbek (Latin).")
+@click.option("--name-ru", required=True, help="Name in Russian.")
+@click.option("--name-en", required=True, help="Name in English.")
+@click.option("--address", required=True, help="Street address, as patients read it.")
+@click.option("--district", required=True, help="District (tuman) of the region.")
+@click.option("--hours", multiple=True, help="Opening hours, e.g. mon=08:00-17:00 (repeat; "
+                                             "a clinic needs them).")
+@_library_errors
+def add_facility_command(directory: Path, region: str, code: str, kind: str, name_uz: str,
+                         name_ru: str, name_en: str, address: str, district: str,
+                         hours: tuple[str, ...]) -> None:
+    """Record a facility of the region; enrolment carries it to its nodes, signed."""
+    record = add_facility(_store(directory), code=code, kind=kind, region=region,
+                          names={"uz": name_uz, "ru": name_ru, "en": name_en},
+                          address=address, district=district, opening_hours=_hours(hours))
+    click.echo(f"Facility {record.code} ({record.kind}, region {record.region}) recorded: "
+               f"id {record.facility_id}.")
+
+
+@main.command("facilities")
+@dir_option
+@_library_errors
+def facilities_command(directory: Path) -> None:
+    """List the provisioned facilities."""
+    for record in list_facilities(_store(directory)):
+        click.echo(f"{record.code}  {record.kind}  {record.region}  {record.district}  "
+                   f"{record.names['uz']}  (revision {record.revision})")
+
+
+@main.command("requests")
+@dir_option
+@click.option("--state", type=click.Choice(["pending", "approved", "refused"]),
+              help="Only requests in this state.")
+@_library_errors
+def requests_command(directory: Path, state: str | None) -> None:
+    """List enrolment requests: node, facility, fingerprint, where it was seen."""
+    for r in EnrolmentDesk(_store(directory)).requests(state):
+        click.echo(f"{r['request_id']}  {r['state']}  {r['node_id']}  {r['kind']}  "
+                   f"{r['facility_code']}  {r['fingerprint']}  from {r['seen_from']}"
+                   f"{'  renewal' if r['renewal'] else ''}")
+
+
+@main.command("receive")
+@dir_option
+@click.argument("request_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_library_errors
+def receive_command(directory: Path, request_file: Path) -> None:
+    """Take a node's request from a file (request.json from the node, or an export)."""
+    desk = EnrolmentDesk(_store(directory))
+    data = json.loads(request_file.read_text(encoding="utf-8"))
+    for request in data if isinstance(data, list) else [data]:
+        click.echo(f"Request {desk.receive(request, f'file {request_file.name}')} pending.")
+
+
+@main.command("approve")
+@dir_option
+@click.option("--request", "request_id", required=True, help="Request id, from `requests`.")
+@click.option("--code", required=True, help="The code shown on the node's screen.")
+@click.option("--facility", "facility_code", required=True,
+              help="The provisioned facility the node is for.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the answer to this file (for the node, or the station).")
+@OPERATOR
+@_library_errors
+def approve_command(directory: Path, request_id: str, code: str, facility_code: str,
+                    out: Path | None, operator: str) -> None:
+    """Approve a request after checking its code and fingerprint: issue the certificate."""
+    answer = EnrolmentDesk(_store(directory)).approve(
+        request_id, code=code, facility_code=facility_code, actor=operator)
+    if out is not None:
+        out.write_text(json.dumps(answer, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(f"Approved: certificate {answer['kid']}.")
+
+
+@main.command("refuse")
+@dir_option
+@click.option("--request", "request_id", required=True, help="Request id, from `requests`.")
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+@OPERATOR
+@_library_errors
+def refuse_command(directory: Path, request_id: str, reason: str, operator: str) -> None:
+    """Refuse a request, with a reason."""
+    EnrolmentDesk(_store(directory)).refuse(request_id, actor=operator, reason=reason)
+    click.echo(f"Refused {request_id}.")
+
+
+@main.command("export-requests")
+@dir_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write the requests to.")
+@_library_errors
+def export_requests_command(directory: Path, out: Path) -> None:
+    """Write the pending requests to a file, for a region key kept offline."""
+    pending = export_pending(EnrolmentDesk(_store(directory)))
+    out.write_text(json.dumps(pending, indent=2), encoding="utf-8")
+    click.echo(f"{len(pending)} request(s) written to {out}.")
+
+
+@main.command("import-answer")
+@dir_option
+@click.argument("answer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@OPERATOR
+@_library_errors
+def import_answer_command(directory: Path, answer_file: Path, operator: str) -> None:
+    """Take an answer signed on the offline machine; the node then fetches it here."""
+    answer = json.loads(answer_file.read_text(encoding="utf-8"))
+    request_id = import_answer(EnrolmentDesk(_store(directory)), answer, actor=operator)
+    click.echo(f"Answer for {request_id} imported.")
