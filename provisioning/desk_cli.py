@@ -144,3 +144,35 @@ def import_answer_command(directory: Path, answer_file: Path, operator: str) -> 
     answer = json.loads(answer_file.read_text(encoding="utf-8"))
     request_id = import_answer(EnrolmentDesk(_store(directory)), answer, actor=operator)
     click.echo(f"Answer for {request_id} imported.")
+
+
+@main.command("add-operator")
+@dir_option
+@click.option("--login", required=True, help="Sign-in name of the regional IT operator.")
+@click.option("--name", "full_name", required=True, help="Full name, shown in the audit trail.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              envvar="DMED_STATION_PASSWORD",
+              help="At least 10 characters (asked twice, or $DMED_STATION_PASSWORD).")
+@_library_errors
+def add_operator_command(directory: Path, login: str, full_name: str, password: str) -> None:
+    """Create an operator account for the provisioning station (argon2-hashed password)."""
+    from provisioning.station_accounts import create_operator
+    create_operator(EnrolmentDesk(_store(directory)), login=login, full_name=full_name,
+                    password=password)
+    click.echo(f"Operator {login} created.")
+
+
+@main.command("serve")
+@dir_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the station's LAN address to receive requests).")
+@click.option("--port", default=8443, show_default=True, help="Port to listen on.")
+@_library_errors
+def serve_command(directory: Path, host: str, port: int) -> None:
+    """Run the provisioning station: sign-in, pending enrolments, approve, revoke, audit."""
+    from waitress import serve
+
+    from provisioning.station import create_app
+    app = create_app(directory)
+    click.echo(f"Provisioning station on http://{host}:{port}/")
+    serve(app, host=host, port=port, threads=4, ident="dmed-station")
