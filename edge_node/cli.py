@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -14,6 +14,7 @@ import click
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
+from .discovery_cli import discover as discover_command
 from .enrol_cli import enrol as enrol_command
 from .services import staff as staff_service
 from .services.access import ROLES, SYSTEM
@@ -184,7 +185,10 @@ def config() -> None:
 @click.option("--workers", default=2, type=click.IntRange(1, 16),
               help="Server processes sharing the port (a Raspberry Pi has 4 cores; 1: a "
               "single process, as before)")
-def serve(database: str | None, host: str, port: int, workers: int) -> None:
+@click.option("--announce/--no-announce", default=True,
+              help="Announce the node on the LAN (zeroconf) so terminals and the station "
+              "find it")
+def serve(database: str | None, host: str, port: int, workers: int, announce: bool) -> None:
     """Run the node's web server and background jobs."""
     from .web import create_app
     from .web.serving import serve as serve_app
@@ -192,7 +196,7 @@ def serve(database: str | None, host: str, port: int, workers: int) -> None:
     overrides = {"DATABASE": database} if database else {}
     if workers == 1:
         app = create_app(overrides)
-        with _background_jobs(app):
+        with _background_jobs(app), _announced(app, host, port, announce):
             click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
                        f"http://{host}:{port}/")
             serve_app(app, host, port)
@@ -205,8 +209,27 @@ def serve(database: str | None, host: str, port: int, workers: int) -> None:
     def started(bound: int) -> None:
         click.echo(f"DMED Edge node {node_id} on http://{host}:{bound}/ ({workers} workers)")
 
+    def in_parent():
+        app = create_app(overrides)
+        stack = ExitStack()
+        stack.enter_context(_background_jobs(app))
+        stack.enter_context(_announced(app, host, port, announce))
+        return stack
+
     serve_workers(lambda: create_app(workers_config), host, port, workers,
-                  on_listening=started, in_parent=lambda: _background_jobs(create_app(overrides)))
+                  on_listening=started, in_parent=in_parent)
+
+
+@contextmanager
+def _announced(app, host: str, port: int, announce: bool) -> Iterator[None]:
+    """Announce on the LAN while serving (edge_node.announce); never on an ephemeral port."""
+    if not announce or port == 0:
+        yield
+        return
+    from .announce import announcing
+    with announcing(Path(app.config["DATABASE"]).parent,
+                    app.extensions.get("dmed_credentials"), host, port):
+        yield
 
 
 @contextmanager
@@ -225,6 +248,7 @@ def _background_jobs(app) -> Iterator[None]:
 
 
 main.add_command(enrol_command)
+main.add_command(discover_command)
 
 if __name__ == "__main__":
     main()

@@ -167,12 +167,22 @@ def add_operator_command(directory: Path, login: str, full_name: str, password: 
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (the station's LAN address to receive requests).")
 @click.option("--port", default=8443, show_default=True, help="Port to listen on.")
+@click.option("--interface", "interfaces", multiple=True,
+              help="IPv4 address to look for nodes on (zeroconf; repeat; default: all).")
 @_library_errors
-def serve_command(directory: Path, host: str, port: int) -> None:
-    """Run the provisioning station: sign-in, pending enrolments, approve, revoke, audit."""
+def serve_command(directory: Path, host: str, port: int, interfaces: tuple[str, ...]) -> None:
+    """Run the provisioning station: sign-in, pending enrolments, approve, revoke, audit,
+    and the nodes of the LAN (announced with zeroconf, enrolled or waiting)."""
     from waitress import serve
 
     from provisioning.station import create_app
-    app = create_app(directory)
+    from sync_protocol.lan_discovery import NodeBrowser, new_zeroconf
+    zc = new_zeroconf(list(interfaces) or None)
+    browser = NodeBrowser(zc)
+    app = create_app(directory, {"LAN_NODES": browser.announcements})
     click.echo(f"Provisioning station on http://{host}:{port}/")
-    serve(app, host=host, port=port, threads=4, ident="dmed-station")
+    try:
+        serve(app, host=host, port=port, threads=4, ident="dmed-station")
+    finally:
+        browser.close()
+        zc.close()

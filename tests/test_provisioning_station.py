@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import pytest
 from babel.messages.pofile import read_po
@@ -166,3 +167,31 @@ def test_every_station_message_is_translated(locale):
         if message.id:
             assert sorted(re.findall(r"%\(\w+\)s", message.id)) == sorted(
                 re.findall(r"%\(\w+\)s", message.string)), message.id
+
+
+def test_station_lists_a_node_waiting_for_enrolment_found_on_the_lan(tmp_path, station):
+    from edge_node.announce import announcement_for
+    from sync_protocol.lan_discovery import Announcer, NodeBrowser, new_zeroconf
+    pending = enrolment.start(tmp_path / "new", NodeIdentity("tas-apt-007-a", "TAS-APT-007",
+                                                             "TAS", "pharmacy"))
+    node_zc, station_zc = new_zeroconf(["127.0.0.1"]), new_zeroconf(["127.0.0.1"])
+    announcer = Announcer(node_zc, announcement_for(tmp_path / "new", None, ["127.0.0.1"], 8080))
+    announcer.start()
+    browser = NodeBrowser(station_zc)
+    try:
+        station.config["LAN_NODES"] = browser.announcements
+        client = station.test_client()
+        sign_in(client)
+        for _ in range(80):
+            if browser.announcements():
+                break
+            time.sleep(0.1)
+        page = text(client.get("/?lang=en"))
+    finally:
+        browser.close()
+        announcer.stop()
+        node_zc.close()
+        station_zc.close()
+    lan = page.split('id="lan"')[1]
+    assert "not enrolled" in lan and "127.0.0.1:8080" in lan
+    assert pending.fingerprint.replace(" ", "") in lan
