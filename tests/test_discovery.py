@@ -164,3 +164,26 @@ def test_discover_command_lists_what_announces_on_loopback(pki, tmp_path):
     assert result.exit_code == 0, result.output
     assert clinic.identity.node_id in result.output
     assert "127.0.0.1:8080  enrolled" in result.output
+
+
+def test_a_terminal_given_only_the_fingerprint_finds_its_node(pki, tmp_path, serve_app):
+    clinic = load_credentials(pki.paths["clinic_bundle"])
+    app = create_app({"DATABASE": str(tmp_path / "node.db"), "BACKGROUND_JOBS": False,
+                      "HUB_URL": ""}, credentials=clinic)
+    url = serve_app(app)
+    port = int(url.rsplit(":", 1)[1])
+    zc = new_zeroconf(LOOPBACK)
+    announcer = Announcer(zc, announcement_for(tmp_path, clinic, LOOPBACK, port))
+    announcer.start()
+    try:
+        runner = CliRunner()
+        found = runner.invoke(node_cli, ["discover", "--interface", "127.0.0.1", "--timeout",
+                                         "2", "--fingerprint", cert_fingerprint(clinic.cert)])
+        wrong = runner.invoke(node_cli, ["discover", "--interface", "127.0.0.1", "--timeout",
+                                         "2", "--fingerprint", "ab" * 32])
+    finally:
+        announcer.stop()
+        zc.close()
+    assert found.exit_code == 0, found.output
+    assert found.output.strip() == f"127.0.0.1:{port}"
+    assert wrong.exit_code == 1 and "enter its address by hand" in wrong.output
