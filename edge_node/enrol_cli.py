@@ -52,6 +52,16 @@ def submit(station: str, request: dict) -> None:
         raise click.ClickException(f"The station refused the request: {_error(response)}")
 
 
+def known_to(station: str, request_id: str) -> bool:
+    """Has the station received this request already (a second run only waits)?"""
+    try:
+        response = requests.get(f"{station.rstrip('/')}{REQUESTS_PATH}/{request_id}",
+                                timeout=HTTP_TIMEOUT)
+    except requests.RequestException as e:
+        raise click.ClickException(f"Cannot reach the station at {station}: {e}") from e
+    return response.status_code != 404
+
+
 def wait_for_answer(station: str, request_id: str, wait: float) -> dict:
     deadline = time.monotonic() + wait
     url = f"{station.rstrip('/')}{REQUESTS_PATH}/{request_id}"
@@ -107,7 +117,8 @@ def enrol(database, node_id, facility_code, region_code, kind, station, wait, sh
                        f"{installed.cert.not_valid_after_utc:%Y-%m-%d}.")
             return
         renew_dir = data_dir / enrolment.RENEW_DIR
-        if show or (station and not (node_id or renew)):
+        existing = show or (station and not (node_id or renew))
+        if existing:
             directory = renew_dir if renew_dir.exists() else enrolment.enrolment_dir(data_dir)
             pending = enrolment.pending(directory)
         elif renew:
@@ -121,8 +132,9 @@ def enrol(database, node_id, facility_code, region_code, kind, station, wait, sh
                                                              region_code, kind))
         _show(pending)
         if station:
-            submit(station, pending.request)
-            click.echo(f"Request sent to {station}.")
+            if not (existing and known_to(station, pending.request_id)):
+                submit(station, pending.request)
+                click.echo(f"Request sent to {station}.")
             if wait:
                 answer = wait_for_answer(station, pending.request_id, wait)
                 installed = enrolment.install_answer(data_dir, answer,
