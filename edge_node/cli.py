@@ -14,6 +14,8 @@ import click
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
+from .backup_cli import backup as backup_command
+from .backup_cli import restore as restore_command
 from .discovery_cli import discover as discover_command
 from .enrol_cli import enrol as enrol_command
 from .services import staff as staff_service
@@ -249,6 +251,8 @@ def _background_jobs(app) -> Iterator[None]:
 
 main.add_command(enrol_command)
 main.add_command(discover_command)
+main.add_command(backup_command)
+main.add_command(restore_command)
 
 if __name__ == "__main__":
     main()

@@ -49,6 +49,7 @@ from .credentials import BUNDLE_NAME
 log = logging.getLogger(__name__)
 
 RENEW_DIR = BUNDLE_NAME + ".renew"
+BACKUP_KEY_FILE = "backup-key.pub.pem"  # the region's public backup key (edge_node.backup)
 REQUEST_FILE = "request.json"
 CODE_FILE = "code"
 SECRET_MODE = 0o600
@@ -184,8 +185,11 @@ def install_answer(data_dir: Path, answer: Any, *, now: datetime | None = None) 
             file.unlink()
         staged.rmdir()
         raise
+    backup_key = answer.get("backup_key")
+    if isinstance(backup_key, str) and backup_key.startswith("-----BEGIN PUBLIC KEY"):
+        (staged / BACKUP_KEY_FILE).write_text(backup_key, encoding="ascii")
     for name in (BUNDLE_FILES["cert"], BUNDLE_FILES["chain"], BUNDLE_FILES["trust_list"],
-                 FACILITY_FILE):
+                 FACILITY_FILE, BACKUP_KEY_FILE):
         if (staged / name).exists():
             os.replace(staged / name, directory / name)
     (staged / BUNDLE_FILES["key"]).unlink()

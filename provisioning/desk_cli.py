@@ -186,3 +186,15 @@ def serve_command(directory: Path, host: str, port: int, interfaces: tuple[str, 
     finally:
         browser.close()
         zc.close()
+
+
+@main.command("add-backup-key")
+@dir_option
+@click.option("--region", required=True, help="Region code, e.g. TAS.")
+@_library_errors
+def add_backup_key_command(directory: Path, region: str) -> None:
+    """Make the region's backup key; nodes enrolled from now on seal their backups to it."""
+    from provisioning.backup_keys import PRIVATE_FILE, add_backup_key
+    add_backup_key(_store(directory), region)
+    click.echo(f"Backup key of region {region} made; its private half is "
+               f"{directory / 'regions' / region / PRIVATE_FILE} (needed to restore).")

@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from provisioning.backup_keys import public_backup_key
 from provisioning.errors import AlreadyExists, InvalidRequest, NotFound, ProvisioningError
 from provisioning.facilities import get_facility, signed_facility
 from provisioning.keystore import CaStore, write_trust_list
@@ -245,6 +246,7 @@ class EnrolmentDesk:
                                        asked=asked, facility=facility.code,
                                        provisioned=provisioned)
         signed = signed_facility(self.store, facility.code)  # before anything is issued
+        backup_key = public_backup_key(self.store, facility.region)
         with self.store._locked():
             trust_list = self.store.trust_list()
             certs = trust_list.node_certificates(identity.node_id)
@@ -269,7 +271,8 @@ class EnrolmentDesk:
                 "cert": cert.public_bytes(Encoding.PEM).decode("ascii"),
                 "chain": [c.public_bytes(Encoding.PEM).decode("ascii")
                           for c in (region.cert, *region.chain)],
-                "trust_list": bundle_trust, "facility": signed}
+                "trust_list": bundle_trust, "facility": signed,
+                "backup_key": (backup_key or b"").decode("ascii") or None}
 
     @staticmethod
     def _check_renewal(request: Any, trust_list: Any, now: datetime) -> None:
