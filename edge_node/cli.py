@@ -18,6 +18,7 @@ from .backup_cli import backup as backup_command
 from .backup_cli import restore as restore_command
 from .discovery_cli import discover as discover_command
 from .enrol_cli import enrol as enrol_command
+from .enrol_cli import replace as replace_command
 from .services import staff as staff_service
 from .services.access import ROLES, SYSTEM
 from .store import NodeStore
@@ -250,6 +251,7 @@ def _background_jobs(app) -> Iterator[None]:
 
 
 main.add_command(enrol_command)
+main.add_command(replace_command)
 main.add_command(discover_command)
 main.add_command(backup_command)
 main.add_command(restore_command)

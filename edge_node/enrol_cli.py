@@ -145,3 +145,30 @@ def enrol(database, node_id, facility_code, region_code, kind, station, wait, sh
             click.echo(f"Request file: {pending.directory / enrolment.REQUEST_FILE}")
     except (ProtocolError, OSError, ValueError) as e:
         raise click.ClickException(getattr(e, "text", str(e))) from e
+
+
+@click.command("replace")
+@click.option("--db", "database", help="The replacement's database (enrolled, initialised)")
+@click.option("--predecessor", required=True,
+              help="Node id of the dead node this one replaces (same facility)")
+def replace(database, predecessor) -> None:
+    """Rebuild a replacement node from the hub (DMED_HUB_URL): its facility's records and
+    its predecessor's synced events come back; says what was lost."""
+    from .replacement import rebuild_from_hub
+    from .web import create_app
+    app = create_app({"DATABASE": database, "BACKGROUND_JOBS": False} if database else
+                     {"BACKGROUND_JOBS": False})
+    agent, credentials = (app.extensions.get("dmed_sync_agent"),
+                          app.extensions.get("dmed_credentials"))
+    if agent is None or credentials is None:
+        raise click.ClickException("Enrol and init this node and set DMED_HUB_URL first.")
+    try:
+        result = rebuild_from_hub(app.extensions["dmed_store"], agent,
+                                  credentials.identity.facility_code, predecessor)
+    except ProtocolError as e:
+        raise click.ClickException(e.text) from e
+    click.echo(f"Rebuilt from the hub: {result.pulled} events, facility "
+               f"{credentials.identity.facility_code}.")
+    click.echo(f"The hub had {predecessor}'s events up to sequence "
+               f"{result.last_acknowledged_seq}; anything it recorded after that never "
+               "reached the hub: re-enter it from paper.")
