@@ -192,12 +192,23 @@ def config() -> None:
 @click.option("--announce/--no-announce", default=True,
               help="Announce the node on the LAN (zeroconf) so terminals and the station "
               "find it")
-def serve(database: str | None, host: str, port: int, workers: int, announce: bool) -> None:
+@click.option("--tls/--no-tls", "tls", default=None,
+              help="Serve HTTPS with the TLS certificate from enrolment (default: when the "
+              "node has one); --port then only redirects to --https-port")
+@click.option("--https-port", default=8443, help="Port for HTTPS (with TLS)")
+def serve(database: str | None, host: str, port: int, workers: int, announce: bool,
+          tls: bool | None, https_port: int) -> None:
     """Run the node's web server and background jobs."""
     from .web import create_app
     from .web.serving import serve as serve_app
     from .web.serving import serve_workers
     overrides = {"DATABASE": database} if database else {}
+    if tls is not False and _tls_files(database):
+        _serve_tls(overrides, host, port, https_port, announce, _tls_files(database))
+        return
+    if tls:
+        raise click.ClickException("This node has no TLS certificate yet: enrol it with "
+                                   "`dmed-node enrol` first.")
     if workers == 1:
         app = create_app(overrides)
         with _background_jobs(app), _announced(app, host, port, announce):
@@ -222,6 +233,33 @@ def serve(database: str | None, host: str, port: int, workers: int, announce: bo
 
     serve_workers(lambda: create_app(workers_config), host, port, workers,
                   on_listening=started, in_parent=in_parent)
+
+
+def _tls_files(database: str | None):
+    from .enrolment import TLS_CERT_FILE, TLS_KEY_FILE, enrolment_dir
+    directory = enrolment_dir(_store(database).path.parent)
+    cert, key = directory / TLS_CERT_FILE, directory / TLS_KEY_FILE
+    return (cert, key) if cert.exists() and key.exists() else None
+
+
+def _serve_tls(overrides: dict, host: str, port: int, https_port: int, announce: bool,
+               files) -> None:
+    """HTTPS (cheroot, one process) and a plain HTTP port that only redirects."""
+    from .web import create_app
+    from .web.serving import create_node_server
+    from .web.tls import redirect_app, secure_transport, tls_server
+    app = secure_transport(create_app(overrides))
+    server = tls_server(app, host, https_port, *files)
+    redirect = create_node_server(redirect_app(https_port), host, port)
+    import threading
+    threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
+    with _background_jobs(app), _announced(app, host, https_port, announce):
+        click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
+                   f"https://{host}:{https_port}/ (http://{host}:{port}/ redirects)")
+        try:
+            server.safe_start()
+        finally:
+            redirect.close()
 
 
 @contextmanager

@@ -32,6 +32,11 @@ def _data_dir(database: str | None) -> Path:
     return Path(database or load_config()["DATABASE"]).resolve().parent
 
 
+def _lan_ips(given: tuple[str, ...]) -> list[str]:
+    from .announce import WILDCARDS, lan_addresses
+    return list(given) or [ip for ip in lan_addresses(WILDCARDS[0]) if ip != "127.0.0.1"]
+
+
 def _show(pending: enrolment.PendingEnrolment) -> None:
     click.echo(f"Node {pending.identity.node_id} ({pending.identity.kind}, facility "
                f"{pending.identity.facility_code}, region {pending.identity.region_code})")
@@ -101,8 +106,11 @@ def _error(response: requests.Response) -> str:
 @click.option("--answer", "answer_file", type=click.Path(exists=True, dir_okay=False),
               help="Install the station's answer from a file (offline region key)")
 @click.option("--renew", is_flag=True, help="Ask for a new certificate for this node")
+@click.option("--lan-ip", "lan_ips", multiple=True,
+              help="LAN address the TLS certificate names besides <facility>.local (repeat; "
+                   "default: this machine's outgoing address)")
 def enrol(database, node_id, facility_code, region_code, kind, station, wait, show,
-          answer_file, renew) -> None:
+          answer_file, renew, lan_ips) -> None:
     """Enrol this node with a key made here: show a code and fingerprint, get a certificate.
 
     The private key is written 0600 beside the database and never leaves the node. Then run
@@ -122,14 +130,15 @@ def enrol(database, node_id, facility_code, region_code, kind, station, wait, sh
             directory = renew_dir if renew_dir.exists() else enrolment.enrolment_dir(data_dir)
             pending = enrolment.pending(directory)
         elif renew:
-            pending = enrolment.start_renewal(data_dir)
+            pending = enrolment.start_renewal(data_dir, lan_ips=_lan_ips(lan_ips))
         else:
             missing = [n for n, v in (("--node-id", node_id), ("--facility", facility_code),
                                       ("--region", region_code), ("--kind", kind)) if not v]
             if missing:
                 raise click.UsageError(f"Missing {', '.join(missing)} for a new enrolment.")
             pending = enrolment.start(data_dir, NodeIdentity(node_id, facility_code,
-                                                             region_code, kind))
+                                                             region_code, kind),
+                                      lan_ips=_lan_ips(lan_ips))
         _show(pending)
         if station:
             if not (existing and known_to(station, pending.request_id)):

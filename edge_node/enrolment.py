@@ -38,6 +38,7 @@ from sync_protocol.enrolment import (
 from sync_protocol.enrolment_request import (
     ANSWER_FORMAT,
     make_request,
+    make_tls_csr,
     new_code,
     public_key_fingerprint,
 )
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 RENEW_DIR = BUNDLE_NAME + ".renew"
 BACKUP_KEY_FILE = "backup-key.pub.pem"  # the region's public backup key (edge_node.backup)
+TLS_KEY_FILE = "tls-key.pem"  # the LAN server's key, born here like the node's
+TLS_CERT_FILE = "tls-cert.pem"  # its certificate, then the region's
 REQUEST_FILE = "request.json"
 CODE_FILE = "code"
 SECRET_MODE = 0o600
@@ -79,26 +82,31 @@ def is_enrolled(data_dir: Path) -> bool:
     return (enrolment_dir(data_dir) / BUNDLE_FILES["cert"]).exists()
 
 
-def start(data_dir: Path, identity: NodeIdentity, *, now: datetime | None = None
-          ) -> PendingEnrolment:
-    """Make the node's key and its request; refuses if this node has a key already."""
+def start(data_dir: Path, identity: NodeIdentity, *, now: datetime | None = None,
+          lan_ips: list[str] | None = None) -> PendingEnrolment:
+    """Make the node's key and its request; refuses if this node has a key already.
+
+    The request also asks for a TLS server certificate (a second key, tls-key.pem) for
+    `<facility-code>.local` and `lan_ips`."""
     directory = enrolment_dir(data_dir)
     if (directory / BUNDLE_FILES["key"]).exists():
         raise EnrolmentError("This node has a key already (%(path)s); show the pending "
                              "request with `dmed-node enrol --show`.", code="already_started",
                              path=str(directory))
     directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    return _new_request(directory, identity, now=now)
+    return _new_request(directory, identity, now=now, lan_ips=lan_ips)
 
 
-def start_renewal(data_dir: Path, *, now: datetime | None = None) -> PendingEnrolment:
+def start_renewal(data_dir: Path, *, now: datetime | None = None,
+                  lan_ips: list[str] | None = None) -> PendingEnrolment:
     """A new key and a request signed by the current key, for the same identity."""
     current = read_enrolment(enrolment_dir(data_dir))
     directory = Path(data_dir) / RENEW_DIR
     if (directory / BUNDLE_FILES["key"]).exists():
         return pending(directory)
     directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    return _new_request(directory, current.identity, now=now, current=current)
+    return _new_request(directory, current.identity, now=now, current=current,
+                        lan_ips=lan_ips)
 
 
 def renewal_due(enrolment: Enrolment, now: datetime) -> bool:
@@ -106,16 +114,18 @@ def renewal_due(enrolment: Enrolment, now: datetime) -> bool:
 
 
 def _new_request(directory: Path, identity: NodeIdentity, *, now: datetime | None,
-                 current: Enrolment | None = None) -> PendingEnrolment:
+                 current: Enrolment | None = None,
+                 lan_ips: list[str] | None = None) -> PendingEnrolment:
     now = datetime.now(UTC) if now is None else now
     key = ec.generate_private_key(ec.SECP256R1())  # ES256: prescriptions need P-256
-    _write_secret(directory / BUNDLE_FILES["key"], key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    _write_secret(directory / BUNDLE_FILES["key"], _pem(key))
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    _write_secret(directory / TLS_KEY_FILE, _pem(tls_key))
+    tls_csr = make_tls_csr(tls_key, tls_name(identity.facility_code), list(lan_ips or []))
     code = new_code()
     request = make_request(key, identity, code, new_ulid(), now,
                            current_key=current.key if current else None,
-                           current_cert=current.cert if current else None)
+                           current_cert=current.cert if current else None, tls_csr=tls_csr)
     _write_secret(directory / CODE_FILE, code.encode("ascii"))
     (directory / REQUEST_FILE).write_text(json.dumps(request, indent=2), encoding="utf-8")
     log.info("enrolment request %s made for node %s", request["request_id"], identity.node_id)
@@ -185,11 +195,14 @@ def install_answer(data_dir: Path, answer: Any, *, now: datetime | None = None) 
             file.unlink()
         staged.rmdir()
         raise
+    tls_cert = answer.get("tls_cert")
+    if tls_cert:
+        _stage_tls(staged, directory, str(tls_cert), chain)
     backup_key = answer.get("backup_key")
     if isinstance(backup_key, str) and backup_key.startswith("-----BEGIN PUBLIC KEY"):
         (staged / BACKUP_KEY_FILE).write_text(backup_key, encoding="ascii")
     for name in (BUNDLE_FILES["cert"], BUNDLE_FILES["chain"], BUNDLE_FILES["trust_list"],
-                 FACILITY_FILE, BACKUP_KEY_FILE):
+                 FACILITY_FILE, BACKUP_KEY_FILE, TLS_CERT_FILE):
         if (staged / name).exists():
             os.replace(staged / name, directory / name)
     (staged / BUNDLE_FILES["key"]).unlink()
@@ -209,6 +222,7 @@ def _swap_in_renewal(data_dir: Path, now: datetime) -> None:
     os.rename(data_dir / RENEW_DIR, enrolment_dir(data_dir))
     # The old key can sign nothing valid once the new certificate is used; remove it.
     (retired / BUNDLE_FILES["key"]).unlink(missing_ok=True)
+    (retired / TLS_KEY_FILE).unlink(missing_ok=True)
 
 
 def facility_of(enrolment: Enrolment) -> FacilityRecord | None:
@@ -224,6 +238,31 @@ def facility_of(enrolment: Enrolment) -> FacilityRecord | None:
                              "%(ours)s.", code="wrong_facility", record=record.code,
                              ours=enrolment.identity.facility_code)
     return record
+
+
+def tls_name(facility_code: str) -> str:
+    return f"{facility_code.lower()}.local"
+
+
+def _stage_tls(staged: Path, directory: Path, pem: str, chain: list) -> None:
+    """The TLS certificate must be for our TLS key and issued by our region."""
+    from sync_protocol.certificates import signed_by
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except ValueError as e:
+        raise EnrolmentError("The TLS certificate in the answer cannot be read.",
+                             code="invalid_answer") from e
+    key = read_private_key(directory / TLS_KEY_FILE)
+    if cert.public_key() != key.public_key() or not chain or not signed_by(cert, chain[0]):
+        raise EnrolmentError("The TLS certificate in the answer is not for this node's TLS "
+                             "key or not from its region.", code="wrong_tls_cert")
+    (staged / TLS_CERT_FILE).write_bytes(cert.public_bytes(serialization.Encoding.PEM)
+                                         + chain[0].public_bytes(serialization.Encoding.PEM))
+
+
+def _pem(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def _write_secret(path: Path, data: bytes) -> None:

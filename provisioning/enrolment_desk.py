@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from provisioning.backup_keys import public_backup_key
 from provisioning.errors import AlreadyExists, InvalidRequest, NotFound, ProvisioningError
 from provisioning.facilities import get_facility, signed_facility
 from provisioning.keystore import CaStore, write_trust_list
-from provisioning.pki import certify_node
+from provisioning.pki import certify_node, certify_tls_server
 from sync_protocol.enrolment_request import (
     ANSWER_FORMAT,
     REQUEST_VERSION,
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 STATION_DB = "station.db"
 MAX_CODE_ATTEMPTS = 5  # a 40-bit code cannot be guessed in five tries
 MAX_REQUEST_BYTES = 16_384  # a CSR and a certificate: a few kilobytes
+MAX_TLS_ADDRESSES = 4  # wired, Wi-Fi, and room to move; a node is not a router
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
 
 SCHEMA = """
@@ -262,7 +264,11 @@ class EnrolmentDesk:
                                        "the node renews it itself.", code="already_enrolled",
                                        field="node_id", node_id=identity.node_id)
             region = self.store.region(identity.region_code)
+            tls_names, tls_ips = _tls_names(request, facility.code)  # checked before issuing
             cert = certify_node(region, identity, request.csr.public_key(), now=now)
+            tls_cert = (certify_tls_server(region, tls_names, tls_ips,
+                                           request.tls_csr.public_key(), now=now)
+                        if request.tls_csr is not None else None)
             trust_list.add_certificate(cert)
             write_trust_list(self.store.trust_list_path, trust_list)
         bundle_trust = make_bundle_trust(trust_list, cert, (region.cert, *region.chain))
@@ -272,7 +278,9 @@ class EnrolmentDesk:
                 "chain": [c.public_bytes(Encoding.PEM).decode("ascii")
                           for c in (region.cert, *region.chain)],
                 "trust_list": bundle_trust, "facility": signed,
-                "backup_key": (backup_key or b"").decode("ascii") or None}
+                "backup_key": (backup_key or b"").decode("ascii") or None,
+                "tls_cert": (tls_cert.public_bytes(Encoding.PEM).decode("ascii")
+                             if tls_cert is not None else None)}
 
     @staticmethod
     def _check_renewal(request: Any, trust_list: Any, now: datetime) -> None:
@@ -285,6 +293,31 @@ class EnrolmentDesk:
         if verdict.identity != request.identity or not request.renewal_signed():
             raise EnrolmentRefused("The renewal is not signed by this node's current key.",
                                    code="renewal_not_signed", field="renewal")
+
+
+def _tls_names(request: Any, facility_code: str) -> tuple[list[str], list[Any]]:
+    """The TLS CSR may name only `<facility-code>.local` and private LAN addresses."""
+    if request.tls_csr is None:
+        return [], []
+    expected = f"{facility_code.lower()}.local"
+    try:
+        san = request.tls_csr.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as e:
+        raise EnrolmentRefused("The TLS request names no host.", code="wrong_tls_name",
+                               field="tls_csr") from e
+    names, ips = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
+    if names != [expected]:
+        raise EnrolmentRefused("The TLS request names %(names)s; a node of this facility may "
+                               "only be %(expected)s.", code="wrong_tls_name",
+                               field="tls_csr", names=", ".join(names) or "nothing",
+                               expected=expected)
+    if len(ips) > MAX_TLS_ADDRESSES or any(not (ip.is_private or ip.is_loopback)
+                                            for ip in ips):
+        raise EnrolmentRefused("The TLS request may name at most %(max)s private LAN "
+                               "addresses.", code="wrong_tls_address", field="tls_csr",
+                               max=MAX_TLS_ADDRESSES)
+    return names, ips
 
 
 def make_bundle_trust(trust_list: TrustList, cert: Any, chain: tuple) -> dict[str, Any]:

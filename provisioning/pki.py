@@ -17,11 +17,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provisioning.errors import InvalidRequest
 from sync_protocol.enrolment import PrivateKey
@@ -245,3 +246,34 @@ def _issue(subject: x509.Name, key: PrivateKey | PublicKey, issuer: Credential |
         builder = builder.add_extension(extension, critical)
     digest = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(signer, digest)
+
+
+# A TLS server certificate lives on a LAN device and is checked by browsers, which refuse
+# server certificates valid for more than 398 days (CA/Browser Forum baseline).
+TLS_VALIDITY = timedelta(days=397)
+
+
+def certify_tls_server(region: Credential, dns_names: list[str], ip_addresses: list[Any],
+                       public_key: PublicKey, *, now: datetime | None = None
+                       ) -> x509.Certificate:
+    """A TLS server certificate for a node's `<facility-code>.local` name and LAN addresses."""
+    if region.region_code is None or region.is_root or not is_ca(region.cert):
+        raise InvalidRequest("Only a region may certify a node.")
+    if not dns_names:
+        raise InvalidRequest("A TLS certificate needs the node's .local name.", field="tls")
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ip) for ip in ip_addresses]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0]),
+                         x509.NameAttribute(REGION_CODE_OID, region.region_code)])
+    extensions = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.KeyUsage(digital_signature=True, content_commitment=False,
+                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                       key_cert_sign=False, crl_sign=False, encipher_only=False,
+                       decipher_only=False), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        (x509.SubjectAlternativeName(names), False),
+    ]
+    cert = _issue(subject, public_key, region, TLS_VALIDITY, extensions, now)
+    log.info("certified TLS server %s (kid %s)", dns_names[0], kid_of(cert).hex())
+    return cert

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
 
 from .certificates import NodeIdentity, NotANodeCert, identity_of
 from .errors import ProtocolError
@@ -73,9 +75,23 @@ def public_key_fingerprint(public_key: Any) -> str:
     return " ".join(digest[i:i + 4] for i in range(0, len(digest), 4))
 
 
-def _message(request_id: str, created_at: str, csr_der: bytes) -> bytes:
-    return b"\n".join([REQUEST_FORMAT.encode(), request_id.encode(), created_at.encode(),
-                       csr_der])
+def _message(request_id: str, created_at: str, csr_der: bytes,
+             tls_der: bytes | None = None) -> bytes:
+    """What the code's proof and a renewal's signature cover: the TLS CSR too, so nobody on
+    the LAN can swap in a TLS key of their own under the node's name."""
+    parts = [REQUEST_FORMAT.encode(), request_id.encode(), created_at.encode(), csr_der]
+    return b"\n".join(parts + ([tls_der] if tls_der is not None else []))
+
+
+def make_tls_csr(key: Any, dns_name: str, ips: list[str]) -> x509.CertificateSigningRequest:
+    """A CSR for the node's TLS server certificate: `<facility-code>.local` and LAN IPs."""
+    names: list[x509.GeneralName] = [x509.DNSName(dns_name)]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(key, digest))
 
 
 def _proof(code: str, message: bytes) -> str:
@@ -109,17 +125,22 @@ def make_csr(key: Any, identity: NodeIdentity) -> x509.CertificateSigningRequest
 
 def make_request(key: Any, identity: NodeIdentity, code: str, request_id: str,
                  now: datetime, *, current_key: Any = None,
-                 current_cert: x509.Certificate | None = None) -> dict[str, Any]:
-    """A request for `identity`'s certificate; with current_* it is a renewal."""
+                 current_cert: x509.Certificate | None = None,
+                 tls_csr: x509.CertificateSigningRequest | None = None) -> dict[str, Any]:
+    """A request for `identity`'s certificate; with current_* it is a renewal; with tls_csr
+    it also asks for the node's TLS server certificate."""
     csr = make_csr(key, identity)
     created_at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     csr_der = csr.public_bytes(serialization.Encoding.DER)
-    message = _message(request_id, created_at, csr_der)
+    tls_der = tls_csr.public_bytes(serialization.Encoding.DER) if tls_csr else None
+    message = _message(request_id, created_at, csr_der, tls_der)
     request: dict[str, Any] = {
         "format": REQUEST_FORMAT, "version": REQUEST_VERSION, "request_id": request_id,
         "created_at": created_at,
         "csr": csr.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         "proof": _proof(code, message)}
+    if tls_csr is not None:
+        request["tls_csr"] = tls_csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
     if current_key is not None and current_cert is not None:
         request["renewal"] = {
             "cert": current_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
@@ -139,6 +160,7 @@ class EnrolmentRequest:
     message: bytes
     renewal_cert: x509.Certificate | None = None
     renewal_signature: bytes | None = None
+    tls_csr: x509.CertificateSigningRequest | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -184,7 +206,16 @@ def parse_request(data: Any, now: datetime) -> EnrolmentRequest:
         identity = identity_of(csr)  # type: ignore[arg-type]  # reads .subject only
     except NotANodeCert as e:
         raise bad("The CSR does not name a DMED node.", "csr") from e
-    message = _message(request_id, created, csr.public_bytes(serialization.Encoding.DER))
+    tls_csr = None
+    if data.get("tls_csr") is not None:
+        try:
+            tls_csr = x509.load_pem_x509_csr(str(data["tls_csr"]).encode("ascii"))
+        except ValueError as e:
+            raise bad("The TLS CSR cannot be read.", "tls_csr") from e
+        if not tls_csr.is_signature_valid:
+            raise bad("The TLS CSR's signature does not verify.", "tls_csr")
+    message = _message(request_id, created, csr.public_bytes(serialization.Encoding.DER),
+                       tls_csr.public_bytes(serialization.Encoding.DER) if tls_csr else None)
     renewal_cert = renewal_signature = None
     renewal = data.get("renewal")
     if renewal is not None:
@@ -194,4 +225,4 @@ def parse_request(data: Any, now: datetime) -> EnrolmentRequest:
         except (KeyError, TypeError, ValueError) as e:
             raise bad("The renewal part of the request cannot be read.", "renewal") from e
     return EnrolmentRequest(request_id, created_at, csr, identity, proof, message,
-                            renewal_cert, renewal_signature)
+                            renewal_cert, renewal_signature, tls_csr)

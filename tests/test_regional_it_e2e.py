@@ -82,7 +82,7 @@ class Machine:
         while time.monotonic() < deadline:
             assert process.poll() is None, (self.directory / log.name).read_text()
             try:
-                requests.get(url, timeout=2)
+                requests.get(url, timeout=2, allow_redirects=False)
                 return url.rsplit("/", 1)[0] if url.count("/") > 3 else url
             except requests.ConnectionError:
                 time.sleep(0.2)
@@ -124,7 +124,8 @@ def csrf(page: str) -> str:
 def api(session: requests.Session, url: str, path: str, token: str | None = None,
         body: dict | None = None, method: str = "POST", expect: int = 200) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = session.request(method, url + path, json=body, headers=headers, timeout=60)
+    response = session.request(method, url + path, json=body, headers=headers, timeout=60,
+                               verify=session.verify)  # not REQUESTS_CA_BUNDLE
     assert response.status_code == expect, response.text
     return response.json()
 
@@ -152,7 +153,8 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
         db = f"{name}/node.db"
         (tmp_path / name).mkdir()
         shown = run("dmed-node", "enrol", "--db", db, "--node-id", node_id, "--facility",
-                    facility, "--region", "TAS", "--kind", kind, "--station", station)
+                    facility, "--region", "TAS", "--kind", kind, "--station", station,
+                    "--lan-ip", "127.0.0.1")
         code = re.search(r"Code\s+(\S+)", shown).group(1)
         fingerprint = re.search(r"Fingerprint\s+(.+)", shown).group(1).strip()
         request_id = re.search(r"Request\s+(\S+)", shown).group(1)
@@ -179,14 +181,16 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
     seeded = {name: json.loads(run("dmed-node", "seed-demo", "--db", f"{name}/node.db"))
               for name in NODES}
     urls = {}
-    for name in NODES:
-        port = free_port()
+    for name in NODES:  # HTTPS with the certificate enrolment brought; HTTP redirects
+        port, https_port = free_port(), free_port()
         machine.serve("dmed-node", "serve", "--db", f"{name}/node.db", "--port", port,
-                      "--workers", "1", "--no-announce", env={"DMED_HUB_URL": hub},
+                      "--https-port", https_port, "--no-announce",
+                      env={"DMED_HUB_URL": hub},
                       url=f"http://127.0.0.1:{port}/api/v1/node/status")
-        urls[name] = f"http://127.0.0.1:{port}"
+        urls[name] = f"https://127.0.0.1:{https_port}"
 
     http = requests.Session()
+    http.verify = str(tmp_path / "ca" / "root" / "cert.pem")  # only the national root
     clinic, pharmacy = urls["clinic"], urls["pharmacy"]
     doctor = api(http, clinic, "/api/v1/auth/sign-in", body={"username": "doctor",
                                                              "pin": "2222"})["token"]
