@@ -235,6 +235,15 @@ def serve(database: str | None, host: str, port: int, workers: int, announce: bo
                   on_listening=started, in_parent=in_parent)
 
 
+def _renewal(app):
+    """The node renews its own certificate when STATION_URL is set (edge_node.renewal)."""
+    if not app.config.get("STATION_URL") or "dmed_credentials" not in app.extensions:
+        return None
+    from .renewal import Renewal, switch_credentials
+    return Renewal(Path(app.config["DATABASE"]).parent, app.config["STATION_URL"],
+                   lambda renewed: switch_credentials(app, renewed))
+
+
 def _tls_files(database: str | None):
     from .enrolment import TLS_CERT_FILE, TLS_KEY_FILE, enrolment_dir
     directory = enrolment_dir(_store(database).path.parent)
@@ -280,7 +289,7 @@ def _background_jobs(app) -> Iterator[None]:
     jobs = None
     if app.config["BACKGROUND_JOBS"]:
         jobs = BackgroundJobs(app.extensions["dmed_store"], app.config,
-                              app.extensions.get("dmed_sync_agent"))
+                              app.extensions.get("dmed_sync_agent"), _renewal(app))
         jobs.start()
     try:
         yield
