@@ -57,9 +57,11 @@ def installed(tmp_path_factory):
     env = {**os.environ, "DMED_ROOT": str(root), "DMED_SOURCE": str(wheel),
            "PYTHON": sys.executable, "DMED_PIP_ARGS": "--no-deps --no-index",
            "PYBABEL": str(Path(sys.executable).parent / "pybabel")}
+    root_cert = work / "national-root.pem"
+    root_cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     result = subprocess.run([str(DEPLOY / "install.sh"), "--kiosk",
-                             "http://127.0.0.1:8080/ui/kiosk/"], env=env, capture_output=True,
-                            text=True, check=False, timeout=300)
+                             "http://127.0.0.1:8080/ui/kiosk/", "--root-cert", str(root_cert)],
+                            env=env, capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return root
 
@@ -79,6 +81,9 @@ def test_install_lays_out_venv_user_data_config_and_units(installed):
     assert re.search(r"^u dmed - .* /var/lib/dmed$", sysusers, re.M)
     assert "DMED_KIOSK_URL=http://127.0.0.1:8080/ui/kiosk/" in (
         installed / "etc" / "dmed" / "kiosk.env").read_text()
+    for trusted in ("usr/local/share/ca-certificates/dmed-national-root.crt",
+                    "etc/dmed/national-root.pem"):  # the terminal set-up step
+        assert "BEGIN CERTIFICATE" in (installed / trusted).read_text()
     units = {p.name for p in (installed / "etc" / "systemd" / "system").iterdir()}
     assert units == {u.name for u in UNITS}
     assert "SystemMaxUse=" in (installed / "etc" / "systemd" / "journald.conf.d" /
@@ -110,6 +115,7 @@ def test_units_are_hardened_and_restart():
     for directive in (*HARDENING, "Restart=on-failure", "StandardOutput=journal"):
         assert directive in server, directive
     kiosk = (DEPLOY / "systemd" / "dmed-kiosk.service").read_text()
+    assert "--fingerprint" in (DEPLOY / "kiosk.sh").read_text()
     assert "Restart=always" in kiosk and "WantedBy=graphical.target" in kiosk
     assert "--kiosk" in (DEPLOY / "kiosk.sh").read_text()
 
