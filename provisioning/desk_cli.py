@@ -48,9 +48,12 @@ def add_facility_command(directory: Path, region: str, code: str, kind: str, nam
                          name_ru: str, name_en: str, address: str, district: str,
                          hours: tuple[str, ...]) -> None:
     """Record a facility of the region; enrolment carries it to its nodes, signed."""
-    record = add_facility(_store(directory), code=code, kind=kind, region=region,
+    store = _store(directory)
+    record = add_facility(store, code=code, kind=kind, region=region,
                           names={"uz": name_uz, "ru": name_ru, "en": name_en},
                           address=address, district=district, opening_hours=_hours(hours))
+    EnrolmentDesk(store).audit("cli", "add_facility", record.code, "done",
+                               f"{record.kind} {record.facility_id}")
     click.echo(f"Facility {record.code} ({record.kind}, region {record.region}) recorded: "
                f"id {record.facility_id}.")
 

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 STATION_DB = "station.db"
 MAX_CODE_ATTEMPTS = 5  # a 40-bit code cannot be guessed in five tries
 MAX_REQUEST_BYTES = 16_384  # a CSR and a certificate: a few kilobytes
+# Anyone on the LAN may send a request: a flood must not fill the station's disk.
+MAX_PENDING = 200
 MAX_TLS_ADDRESSES = 4  # wired, Wi-Fi, and room to move; a node is not a router
 PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
 
@@ -139,6 +141,11 @@ class EnrolmentDesk:
                                    ours=", ".join(self.store.region_codes()) or "none")
         identity = request.identity
         with self._db() as db:
+            waiting = db.execute("SELECT COUNT(*) FROM requests WHERE state = ?",
+                                 (PENDING,)).fetchone()[0]
+            if waiting >= MAX_PENDING:
+                raise EnrolmentRefused("Too many requests are waiting; refuse the unknown ones "
+                                       "first.", code="too_many_pending")
             if db.execute("SELECT 1 FROM requests WHERE request_id = ?",
                           (request.request_id,)).fetchone():
                 self._audit(db, "node", "receive", request.request_id, "refused", "replayed",

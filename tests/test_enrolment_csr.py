@@ -334,3 +334,14 @@ def test_b_enrol_command_shows_code_and_fingerprint_and_installs_an_answer_file(
     missing = runner.invoke(node_cli, ["enrol", "--db", str(tmp_path / "x" / "n.db"),
                                        "--node-id", "a"])
     assert missing.exit_code != 0 and "--facility" in missing.output
+
+
+def test_b_a_flood_of_requests_is_capped(tmp_path, desk, monkeypatch):
+    from provisioning import enrolment_desk
+    monkeypatch.setattr(enrolment_desk, "MAX_PENDING", 2)
+    enrol(tmp_path, desk, clinic_identity("tas-a"), name="a")
+    enrol(tmp_path, desk, clinic_identity("tas-b"), name="b")
+    with pytest.raises(EnrolmentRefused) as error:
+        enrol(tmp_path, desk, clinic_identity("tas-c"), name="c")
+    assert error.value.code == "too_many_pending"
+    assert len(desk.requests("pending")) == 2

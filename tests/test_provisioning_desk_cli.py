@@ -43,6 +43,8 @@ def ca_dir(tmp_path, runner):
 
 
 def test_add_facility_lists_it_and_refuses_bad_hours(runner, ca_dir):
+    trail = EnrolmentDesk(CaStore(ca_dir)).audit_trail()
+    assert [(a["action"], a["target"]) for a in trail] == [("add_facility", "TAS-POL-012")]
     listed = run(runner, "facilities", "--dir", ca_dir)
     assert "TAS-POL-012  clinic  TAS  Chilonzor  12-son poliklinika" in listed.output
     bad = run(runner, "add-facility", "--dir", ca_dir,
