@@ -225,6 +225,23 @@ def _staff_change(database: str | None, change: Callable[[Storage], None]) -> No
         raise click.ClickException(e.text) from e
 
 
+@main.command("facility-update")
+@click.option("--db", "database", help="Hub database URL (default from config)")
+@click.option("--record", "record_file", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Signed facility record from `dmed-provision update-facility --out`")
+def facility_update(database: str | None, record_file: str) -> None:
+    """Publish a region's signed change of a facility's details to the region's nodes."""
+    from .facility_updates import import_facility_update
+    with _storage(database) as storage:
+        try:
+            revision = import_facility_update(
+                storage, json.loads(Path(record_file).read_text(encoding="utf-8")))
+        except (ProtocolError, ValueError) as e:
+            raise click.ClickException(getattr(e, "text", str(e))) from e
+    click.echo(f"Facility update published (revision {revision}).")
+
+
 @main.command()
 def config() -> None:
     """Show every setting, its current value and what it does."""

@@ -201,3 +201,41 @@ def add_backup_key_command(directory: Path, region: str) -> None:
     add_backup_key(_store(directory), region)
     click.echo(f"Backup key of region {region} made; its private half is "
                f"{directory / 'regions' / region / PRIVATE_FILE} (needed to restore).")
+
+
+@main.command("update-facility")
+@dir_option
+@click.option("--code", required=True, help="Facility code, e.g. TAS-POL-012.")
+@click.option("--name-uz", help="New name in Uzbek (Latin).")
+@click.option("--name-ru", help="New name in Russian.")
+@click.option("--name-en", help="New name in English.")
+@click.option("--address", help="New street address.")
+@click.option("--district", help="New district.")
+@click.option("--hours", multiple=True, help="New opening hours, e.g. mon=08:00-17:00 (repeat; "
+                                             "replaces all).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the signed record, for `dmed-hub facility-update`.")
+@_library_errors
+def update_facility_command(directory: Path, code: str, name_uz: str | None,
+                            name_ru: str | None, name_en: str | None, address: str | None,
+                            district: str | None, hours: tuple[str, ...], out: Path) -> None:
+    """Change a facility's details; the signed record reaches its nodes through the hub."""
+    from provisioning.facilities import get_facility, signed_facility, update_facility
+    store = _store(directory)
+    current = get_facility(store, code)
+    names = {**current.names, **{k: v for k, v in (("uz", name_uz), ("ru", name_ru),
+                                                    ("en", name_en)) if v}}
+    changes: dict = {"names": names}
+    if address:
+        changes["address"] = address
+    if district:
+        changes["district"] = district
+    if hours:
+        changes["opening_hours"] = _hours(hours)
+    record = update_facility(store, code, **changes)
+    out.write_text(json.dumps(signed_facility(store, code), ensure_ascii=False, indent=2),
+                   encoding="utf-8")
+    EnrolmentDesk(store).audit("cli", "update_facility", code, "done",
+                               f"revision {record.revision}")
+    click.echo(f"Facility {code} revision {record.revision} signed into {out}; publish it "
+               "with `dmed-hub facility-update --record` .")
