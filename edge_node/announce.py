@@ -27,14 +27,15 @@ def software_version() -> str:
 
 
 def announcement_for(data_dir: Path, credentials: Enrolment | None, addresses: list[str],
-                     port: int) -> Announcement | None:
+                     port: int, *, tls: bool = False) -> Announcement | None:
     """An enrolled node names itself; one waiting for approval shows its request's key
     fingerprint (what the station lists); a node with neither announces nothing."""
     if credentials is not None:
         identity = credentials.identity
         return Announcement(identity.node_id, tuple(addresses), port, True,
                             cert_fingerprint(credentials.cert), identity.node_id,
-                            identity.facility_code, str(identity.kind), software_version())
+                            identity.facility_code, str(identity.kind), software_version(),
+                            tls)
     try:
         pending = enrolment.pending(enrolment.enrolment_dir(data_dir))
     except (EnrolmentError, OSError):
@@ -58,10 +59,11 @@ def lan_addresses(host: str) -> list[str]:
 
 @contextmanager
 def announcing(data_dir: Path, credentials: Enrolment | None, host: str, port: int,
-               interfaces: list[str] | None = None) -> Iterator[Announcement | None]:
+               interfaces: list[str] | None = None, *, tls: bool = False
+               ) -> Iterator[Announcement | None]:
     """Announce while the block runs; a LAN without multicast only loses the hint."""
     addresses = lan_addresses(host)
-    announcement = announcement_for(data_dir, credentials, addresses, port)
+    announcement = announcement_for(data_dir, credentials, addresses, port, tls=tls)
     if announcement is None:
         yield None
         return

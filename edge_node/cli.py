@@ -262,7 +262,7 @@ def _serve_tls(overrides: dict, host: str, port: int, https_port: int, announce:
     redirect = create_node_server(redirect_app(https_port), host, port)
     import threading
     threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
-    with _background_jobs(app), _announced(app, host, https_port, announce):
+    with _background_jobs(app), _announced(app, host, https_port, announce, tls=True):
         click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
                    f"https://{host}:{https_port}/ (http://{host}:{port}/ redirects)")
         try:
@@ -272,14 +272,15 @@ def _serve_tls(overrides: dict, host: str, port: int, https_port: int, announce:
 
 
 @contextmanager
-def _announced(app, host: str, port: int, announce: bool) -> Iterator[None]:
+def _announced(app, host: str, port: int, announce: bool, *, tls: bool = False
+               ) -> Iterator[None]:
     """Announce on the LAN while serving (edge_node.announce); never on an ephemeral port."""
     if not announce or port == 0:
         yield
         return
     from .announce import announcing
     with announcing(Path(app.config["DATABASE"]).parent,
-                    app.extensions.get("dmed_credentials"), host, port):
+                    app.extensions.get("dmed_credentials"), host, port, tls=tls):
         yield
 
 

@@ -39,12 +39,14 @@ CHALLENGE_BYTES = 16
 IDENTITY_PATH = "/api/v1/node/identity"
 
 
-def verify_peer(base_url: str, fingerprint: str, *, session: Any = requests) -> bool:
+def verify_peer(base_url: str, fingerprint: str, *, session: Any = requests,
+                verify: bool | str = True) -> bool:
     """Does the node at base_url hold the key of the certificate with this fingerprint?"""
     challenge = secrets.token_hex(CHALLENGE_BYTES)
     try:
         response = session.get(base_url.rstrip("/") + IDENTITY_PATH,
-                               params={"challenge": challenge}, timeout=HTTP_TIMEOUT)
+                               params={"challenge": challenge}, timeout=HTTP_TIMEOUT,
+                               verify=verify)
         body = response.json()
         cert = x509.load_pem_x509_certificate(str(body["cert"]).encode("ascii"))
         signature = bytes.fromhex(str(body["signature"]))

@@ -30,7 +30,8 @@ PROTOCOL_VERSION = "1"
 # TXT records hold 255 bytes each; keep values well inside (Home Assistant uses 230).
 MAX_PROPERTY_VALUE_LEN = 230
 # The only keys a node ever puts in its announcement: nothing about a patient fits here.
-TXT_KEYS = ("node_id", "facility", "kind", "version", "fingerprint", "enrolled", "proto")
+TXT_KEYS = ("node_id", "facility", "kind", "version", "fingerprint", "enrolled", "proto",
+            "tls")
 INFO_TIMEOUT_MS = 3000
 
 
@@ -52,6 +53,7 @@ class Announcement:
     facility: str | None = None
     kind: str | None = None
     version: str = ""
+    tls: bool = False  # the port speaks HTTPS (edge_node.web.tls)
 
     @property
     def host(self) -> str:
@@ -63,11 +65,15 @@ class Announcement:
     def address(self) -> str:
         return f"{self.addresses[0]}:{self.port}" if self.addresses else ""
 
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
+
     def properties(self) -> dict[str, str]:
         values = {"node_id": self.node_id or "", "facility": self.facility or "",
                   "kind": self.kind or "", "version": self.version,
                   "fingerprint": self.fingerprint, "enrolled": "1" if self.enrolled else "0",
-                  "proto": PROTOCOL_VERSION}
+                  "proto": PROTOCOL_VERSION, "tls": "1" if self.tls else "0"}
         for key, value in values.items():
             if len(value.encode("utf-8")) > MAX_PROPERTY_VALUE_LEN:
                 raise ValueError(f"TXT value {key} is longer than {MAX_PROPERTY_VALUE_LEN}")
@@ -87,7 +93,8 @@ class Announcement:
                    port=int(info.port or 0), enrolled=props.get("enrolled") == "1",
                    fingerprint=props.get("fingerprint", ""),
                    node_id=props.get("node_id") or None, facility=props.get("facility") or None,
-                   kind=props.get("kind") or None, version=props.get("version", ""))
+                   kind=props.get("kind") or None, version=props.get("version", ""),
+                   tls=props.get("tls") == "1")
 
 
 def new_zeroconf(interfaces: list[str] | None = None) -> Zeroconf:

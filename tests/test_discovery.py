@@ -163,7 +163,7 @@ def test_discover_command_lists_what_announces_on_loopback(pki, tmp_path):
         zc.close()
     assert result.exit_code == 0, result.output
     assert clinic.identity.node_id in result.output
-    assert "127.0.0.1:8080  enrolled" in result.output
+    assert "http://127.0.0.1:8080  enrolled" in result.output
 
 
 def test_a_terminal_given_only_the_fingerprint_finds_its_node(pki, tmp_path, serve_app):
@@ -181,9 +181,30 @@ def test_a_terminal_given_only_the_fingerprint_finds_its_node(pki, tmp_path, ser
                                          "2", "--fingerprint", cert_fingerprint(clinic.cert)])
         wrong = runner.invoke(node_cli, ["discover", "--interface", "127.0.0.1", "--timeout",
                                          "2", "--fingerprint", "ab" * 32])
+        alone = runner.invoke(node_cli, ["discover", "--interface", "127.0.0.1", "--timeout",
+                                         "2", "--only"])
     finally:
         announcer.stop()
         zc.close()
     assert found.exit_code == 0, found.output
-    assert found.output.strip() == f"127.0.0.1:{port}"
+    assert found.output.strip() == f"http://127.0.0.1:{port}"
     assert wrong.exit_code == 1 and "enter its address by hand" in wrong.output
+    assert alone.exit_code == 0 and alone.output.strip() == f"http://127.0.0.1:{port}"
+
+
+def test_only_refuses_when_two_nodes_announce(pki, tmp_path):
+    zcs = [new_zeroconf(LOOPBACK) for _ in range(2)]
+    announcers = [Announcer(zc, announcement_for(tmp_path, load_credentials(pki.paths[b]),
+                                                 LOOPBACK, port))
+                  for zc, b, port in zip(zcs, ("clinic_bundle", "pharmacy_bundle"),
+                                         (8080, 8081), strict=True)]
+    for announcer in announcers:
+        announcer.start()
+    try:
+        result = CliRunner().invoke(node_cli, ["discover", "--interface", "127.0.0.1",
+                                               "--timeout", "2", "--only"])
+    finally:
+        for announcer, zc in zip(announcers, zcs, strict=True):
+            announcer.stop()
+            zc.close()
+    assert result.exit_code == 1 and "Not exactly one node" in result.output

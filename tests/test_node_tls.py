@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from edge_node import enrolment
+from edge_node.credentials import load_credentials
 from edge_node.enrolment import TLS_CERT_FILE, TLS_KEY_FILE
 from edge_node.web import create_app
 from edge_node.web.serving import create_node_server
@@ -66,9 +67,10 @@ def world(tmp_path_factory):
     foreign = make_region(base / "foreign-ca", "Someone Else's Root")
     for name, region in (("node", national), ("foreign", foreign)):
         data_dir = enrolled_node(region, base / name)
-        app = secure_transport(create_app({"DATABASE": str(data_dir / "node.db"),
-                                           "BACKGROUND_JOBS": False, "HUB_URL": "",
-                                           "SECRET_KEY": "tls-test"}))
+        app = secure_transport(create_app(
+            {"DATABASE": str(data_dir / "node.db"), "BACKGROUND_JOBS": False, "HUB_URL": "",
+             "SECRET_KEY": "tls-test"},
+            credentials=load_credentials(data_dir / "enrolment")))
         server = tls_server(app, "127.0.0.1", 0, data_dir / "enrolment" / TLS_CERT_FILE,
                             data_dir / "enrolment" / TLS_KEY_FILE)
         server.prepare()
@@ -193,3 +195,26 @@ def test_browser_with_only_the_national_root_sees_no_warning(world, tmp_path):
                 page.goto(f"https://{HOSTNAME}:{foreign_port}/ui/kiosk/")
         finally:
             browser.close()
+
+
+def test_a_terminal_finds_the_https_node_by_fingerprint_and_the_national_root(world):
+    from click.testing import CliRunner
+
+    from edge_node.announce import announcement_for
+    from edge_node.cli import main as node_cli
+    from edge_node.discovery import Announcer, cert_fingerprint, new_zeroconf
+    data_dir = world["base"] / "node"
+    credentials = load_credentials(data_dir / "enrolment")
+    zc = new_zeroconf(["127.0.0.1"])
+    announcer = Announcer(zc, announcement_for(data_dir, credentials, ["127.0.0.1"],
+                                               world["urls"]["https_port"], tls=True))
+    announcer.start()
+    try:
+        found = CliRunner().invoke(node_cli, [
+            "discover", "--interface", "127.0.0.1", "--timeout", "2", "--fingerprint",
+            cert_fingerprint(credentials.cert), "--root-cert", str(world["root"])])
+    finally:
+        announcer.stop()
+        zc.close()
+    assert found.exit_code == 0, found.output
+    assert found.output.strip() == world["urls"]["node"]
