@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -50,7 +51,8 @@ def run_checks(store: NodeStore, credentials: Enrolment | None, hub_url: str, *,
     now = datetime.now(UTC) if now is None else now
     checks: list[Callable[[], Check]] = [
         lambda: check_clock(store), lambda: check_disk(store.path.parent),
-        lambda: check_certificate(credentials, now), lambda: check_hub(hub_url),
+        lambda: check_certificate(credentials, now, _trust_list(store, credentials)),
+        lambda: check_hub(hub_url),
         lambda: check_log(store), lambda: check_pending(store, bool(hub_url)),
         lambda: check_announcement(credentials, interfaces, announce_wait)]
     results = []
@@ -83,11 +85,18 @@ def check_disk(directory: Path) -> Check:
     return Check("disk", OK, f"{free_mb} MB free")
 
 
-def check_certificate(credentials: Enrolment | None, now: datetime) -> Check:
+def _trust_list(store: NodeStore, credentials: Enrolment | None):
+    """The synced trust list (revocations learnt from the hub), else the enrolment's."""
+    from .trust_store import current_trust_list
+    return current_trust_list(store, credentials) if credentials is not None else None
+
+
+def check_certificate(credentials: Enrolment | None, now: datetime,
+                      trust_list: Any = None) -> Check:
     if credentials is None:
         return Check("certificate", PROBLEM, "this node is not enrolled",
                      "Run `dmed-node enrol` and have the region approve it.")
-    verdict = credentials.trust_list.verify_chain(credentials.cert, now)
+    verdict = (trust_list or credentials.trust_list).verify_chain(credentials.cert, now)
     until = credentials.cert.not_valid_after_utc
     days = (until - now).days
     if not verdict.ok:
