@@ -56,7 +56,8 @@ if [ "$root" = "" ]; then
   chown -R dmed:dmed /var/lib/dmed
   if [ -n "$root_cert" ]; then update-ca-certificates; fi
   systemctl daemon-reload
-  systemctl enable --now dmed-node.service dmed-node-backup.timer dmed-node-doctor.timer
+  systemctl enable --now dmed-node.service dmed-node-backup.timer dmed-node-doctor.timer \
+    dmed-node-housekeeping.timer
   if [ -n "$kiosk_url" ]; then
     apt-get install -y --no-install-recommends cage chromium libnss3-tools
     systemctl enable --now dmed-kiosk.service

@@ -232,3 +232,19 @@ def _rotate(out_dir: Path, node_id: str, keep: int) -> None:
     copies = sorted(out_dir.glob(f"{node_id}-*.dmedbak"))
     for old in copies[:-keep] if keep > 0 else []:
         old.unlink()
+
+
+def housekeeping(store: NodeStore) -> dict[str, int]:
+    """Nightly database care on a small SD card: fold the WAL back into the database (so it
+    does not grow between quiet hours) and refresh the query planner's statistics."""
+    wal = store.path.with_name(store.path.name + "-wal")
+    before = wal.stat().st_size if wal.exists() else 0
+    conn = sqlite3.connect(store.path, timeout=30)
+    try:
+        busy, _frames, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        conn.execute("PRAGMA optimize")
+    finally:
+        conn.close()
+    after = wal.stat().st_size if wal.exists() else 0
+    log.info("housekeeping: WAL %s -> %s bytes (busy=%s)", before, after, busy)
+    return {"wal_before": before, "wal_after": after, "busy": int(busy)}

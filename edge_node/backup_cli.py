@@ -58,3 +58,12 @@ def restore(backup_file: Path, key_file: Path, database: Path) -> None:
     heads = ", ".join(f"{o} up to {s}" for o, s in sorted(result["origins"].items()))
     click.echo(f"restored {result['node_id']} as of {result['created_at']} into {database}; "
                f"log verified ({heads or 'empty'})")
+
+
+@click.command("housekeeping")
+@click.option("--db", "database", help="Node database file (default from config)")
+def housekeeping(database: str | None) -> None:
+    """Fold the WAL into the database and refresh statistics (nightly, by a timer)."""
+    from .cli import _store
+    result = backups.housekeeping(_store(database))
+    click.echo(f"WAL {result['wal_before']} -> {result['wal_after']} bytes")

@@ -15,6 +15,7 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
 from .backup_cli import backup as backup_command
+from .backup_cli import housekeeping as housekeeping_command
 from .backup_cli import restore as restore_command
 from .discovery_cli import discover as discover_command
 from .doctor_cli import doctor as doctor_command
@@ -304,6 +305,7 @@ main.add_command(replace_command)
 main.add_command(discover_command)
 main.add_command(backup_command)
 main.add_command(restore_command)
+main.add_command(housekeeping_command)
 main.add_command(doctor_command)
 
 if __name__ == "__main__":
