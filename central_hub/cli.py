@@ -12,6 +12,7 @@ import click
 
 from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
+from sync_protocol.json_body import parse_json
 from sync_protocol.timeutil import utc_now
 from sync_protocol.trust import TrustList
 
@@ -316,6 +317,23 @@ def fhir_export(database: str | None, since: str | None, types: str | None,
     for item in written:
         click.echo(f"{item.resource_type}\t{item.count}\t{item.path}")
     click.echo(f"{sum(w.count for w in written)} resource(s) written to {out_dir}")
+
+
+@main.command("facility-update")
+@click.option("--db", "database", help="Hub database URL (default from config)")
+@click.option("--record", "record_file", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Signed facility record from `dmed-provision update-facility --out`")
+def facility_update(database: str | None, record_file: str) -> None:
+    """Publish a region's signed change of a facility's details to the region's nodes."""
+    from .facility_updates import import_facility_update
+    with _storage(database) as storage:
+        try:
+            revision = import_facility_update(
+                storage, parse_json(Path(record_file).read_text(encoding="utf-8")))
+        except (ProtocolError, ValueError) as e:
+            raise click.ClickException(getattr(e, "text", str(e))) from e
+    click.echo(f"Facility update published (revision {revision}).")
 
 
 @main.command()

@@ -4,7 +4,8 @@ An audience is a facility (every node of it), a region (every node of it) or the
 of a region. Each accepted event gets its scope columns (facility, region, patient, subject)
 and one `deliveries` row per audience; pulls walk those rows (central_hub.scope).
 
-    FacilityRegistered, PractitionerRegistered   region (everyone) and the facility
+    FacilityRegistered, PractitionerRegistered,  region (everyone) and the facility
+    FacilityDetailsChanged
     SlotsPublished                               the facility
     Patient* (profile)                           the facility the patient is attached to, and
                                                  every facility that booked, saw or prescribed
@@ -38,13 +39,15 @@ FACILITY = "facility"
 REGION = "region"
 PHARMACIES = "pharmacies"
 
-REGISTRY_TYPES = frozenset({"FacilityRegistered", "PractitionerRegistered"})
+REGISTRY_TYPES = frozenset({"FacilityRegistered", "PractitionerRegistered",
+                            "FacilityDetailsChanged"})
 PROFILE_TYPES = frozenset({"PatientRegistered", "PatientFieldChanged", "PatientPhoneConfirmed"})
 PRESCRIPTION_TYPES = frozenset({"PrescriptionIssued", "PrescriptionCancelled",
                                 "MedicationDispensed", "PaperDispenseRecorded"})
 # The payload id that groups an event with the others about the same record.
 SUBJECT_FIELD = {
     "FacilityRegistered": "facility_id", "PractitionerRegistered": "practitioner_id",
+    "FacilityDetailsChanged": "facility_id",
     "SlotsPublished": "schedule_id", "PatientRegistered": "patient_id",
     "PatientFieldChanged": "patient_id", "PatientPhoneConfirmed": "patient_id",
     "VisitRecorded": "visit_id", "OrderRecorded": "visit_id", "LabResultRecorded": "order_id",

@@ -16,6 +16,7 @@ from .store import NodeStore
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+RENEWAL_CHECK_MINUTES = 60
 
 
 def sms_gateway(config: dict) -> SmsGateway:
@@ -25,7 +26,7 @@ def sms_gateway(config: dict) -> SmsGateway:
 
 
 class BackgroundJobs:
-    def __init__(self, store: NodeStore, config: dict, sync_agent=None) -> None:
+    def __init__(self, store: NodeStore, config: dict, sync_agent=None, renewal=None) -> None:
         self.scheduler = schedule.Scheduler()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -35,6 +36,9 @@ class BackgroundJobs:
         if sync_agent is not None:
             # The agent decides when it is due (interval, or backoff while offline).
             self.scheduler.every(1).seconds.do(self._guarded, "sync", sync_agent.tick)
+        if renewal is not None:  # a certificate lives two years: looking hourly is plenty
+            self.scheduler.every(RENEWAL_CHECK_MINUTES).minutes.do(
+                self._guarded, "renewal", renewal.run_once)
 
     @staticmethod
     def _guarded(name: str, job) -> None:

@@ -6,7 +6,8 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import click
 
@@ -14,6 +15,13 @@ from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
 
+from .backup_cli import backup as backup_command
+from .backup_cli import housekeeping as housekeeping_command
+from .backup_cli import restore as restore_command
+from .discovery_cli import discover as discover_command
+from .doctor_cli import doctor as doctor_command
+from .enrol_cli import enrol as enrol_command
+from .enrol_cli import replace as replace_command
 from .services import staff as staff_service
 from .services.access import ROLES, SYSTEM
 from .store import NodeStore
@@ -58,23 +66,42 @@ def init(database: str | None, bundle: str | None, node_id: str | None) -> None:
     from sync_protocol.trust import identity_of
 
     from .credentials import install_bundle, load_credentials
+    from .enrolment import enrolment_dir, is_enrolled
     from .services.clock import confirm_clock
     store = _store(database)
     if store.state("node_id") is None:
+        if bundle is None and is_enrolled(store.path.parent):
+            bundle = str(enrolment_dir(store.path.parent))  # `dmed-node enrol` put it there
         if bundle:
             try:
-                identity = identity_of(load_credentials(bundle).cert)
-                installed = install_bundle(bundle, store.path.parent)
+                credentials = load_credentials(bundle)
+                identity = identity_of(credentials.cert)
+                installed = (Path(bundle) if Path(bundle) == enrolment_dir(store.path.parent)
+                             else install_bundle(bundle, store.path.parent))
             except (ProtocolError, OSError) as e:
                 raise click.ClickException(str(e)) from e
             store.initialise(identity.node_id)
             with store.transaction() as tx:
                 store.set_state(tx.conn, "bundle_path", str(installed))
+            _register_provisioned_facility(store, credentials)
         else:
             store.initialise(node_id or f"node-{new_ulid()}")
         # The person provisioning the node vouches for its clock at this moment.
         confirm_clock(store, "init")
     click.echo(f"node {store.node_id} ready at {store.path}")
+
+
+def _register_provisioned_facility(store: NodeStore, credentials) -> None:
+    """The facility the region provisioned comes with the enrolment: register it at once."""
+    from .enrolment import facility_of
+    from .services.facilities import register_provisioned
+    try:
+        record = facility_of(credentials)
+        if record is not None:
+            register_provisioned(store, SYSTEM, record)
+            click.echo(f"facility {record.code} ({record.names['uz']}) registered")
+    except ProtocolError as e:
+        raise _fail(e) from e
 
 
 @main.command("seed-demo")
@@ -168,16 +195,30 @@ def config() -> None:
 @click.option("--workers", default=2, type=click.IntRange(1, 16),
               help="Server processes sharing the port (a Raspberry Pi has 4 cores; 1: a "
               "single process, as before)")
-def serve(database: str | None, host: str, port: int, workers: int) -> None:
+@click.option("--announce/--no-announce", default=True,
+              help="Announce the node on the LAN (zeroconf) so terminals and the station "
+              "find it")
+@click.option("--tls/--no-tls", "tls", default=None,
+              help="Serve HTTPS with the TLS certificate from enrolment (default: when the "
+              "node has one); --port then only redirects to --https-port")
+@click.option("--https-port", default=8443, help="Port for HTTPS (with TLS)")
+def serve(database: str | None, host: str, port: int, workers: int, announce: bool,
+          tls: bool | None, https_port: int) -> None:
     """Run the node's web server and background jobs."""
     from .web import create_app
     from .web.serving import serve as serve_app
     from .web.serving import serve_workers
     overrides = {"DATABASE": database} if database else {}
     note_database(database or load_config()["DATABASE"])
+    if tls is not False and _tls_files(database):
+        _serve_tls(overrides, host, port, https_port, announce, _tls_files(database))
+        return
+    if tls:
+        raise click.ClickException("This node has no TLS certificate yet: enrol it with "
+                                   "`dmed-node enrol` first.")
     if workers == 1:
         app = create_app(overrides)
-        with _background_jobs(app):
+        with _background_jobs(app), _announced(app, host, port, announce):
             click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
                        f"http://{host}:{port}/")
             serve_app(app, host, port)
@@ -190,8 +231,64 @@ def serve(database: str | None, host: str, port: int, workers: int) -> None:
     def started(bound: int) -> None:
         click.echo(f"DMED Edge node {node_id} on http://{host}:{bound}/ ({workers} workers)")
 
+    def in_parent():
+        app = create_app(overrides)
+        stack = ExitStack()
+        stack.enter_context(_background_jobs(app))
+        stack.enter_context(_announced(app, host, port, announce))
+        return stack
+
     serve_workers(lambda: create_app(workers_config), host, port, workers,
-                  on_listening=started, in_parent=lambda: _background_jobs(create_app(overrides)))
+                  on_listening=started, in_parent=in_parent)
+
+
+def _renewal(app):
+    """The node renews its own certificate when STATION_URL is set (edge_node.renewal)."""
+    if not app.config.get("STATION_URL") or "dmed_credentials" not in app.extensions:
+        return None
+    from .renewal import Renewal, switch_credentials
+    return Renewal(Path(app.config["DATABASE"]).parent, app.config["STATION_URL"],
+                   lambda renewed: switch_credentials(app, renewed))
+
+
+def _tls_files(database: str | None):
+    from .enrolment import TLS_CERT_FILE, TLS_KEY_FILE, enrolment_dir
+    directory = enrolment_dir(_store(database).path.parent)
+    cert, key = directory / TLS_CERT_FILE, directory / TLS_KEY_FILE
+    return (cert, key) if cert.exists() and key.exists() else None
+
+
+def _serve_tls(overrides: dict, host: str, port: int, https_port: int, announce: bool,
+               files) -> None:
+    """HTTPS (cheroot, one process) and a plain HTTP port that only redirects."""
+    from .web import create_app
+    from .web.serving import create_node_server
+    from .web.tls import redirect_app, secure_transport, tls_server
+    app = secure_transport(create_app(overrides))
+    server = tls_server(app, host, https_port, *files)
+    redirect = create_node_server(redirect_app(https_port), host, port)
+    import threading
+    threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
+    with _background_jobs(app), _announced(app, host, https_port, announce, tls=True):
+        click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
+                   f"https://{host}:{https_port}/ (http://{host}:{port}/ redirects)")
+        try:
+            server.safe_start()
+        finally:
+            redirect.close()
+
+
+@contextmanager
+def _announced(app, host: str, port: int, announce: bool, *, tls: bool = False
+               ) -> Iterator[None]:
+    """Announce on the LAN while serving (edge_node.announce); never on an ephemeral port."""
+    if not announce or port == 0:
+        yield
+        return
+    from .announce import announcing
+    with announcing(Path(app.config["DATABASE"]).parent,
+                    app.extensions.get("dmed_credentials"), host, port, tls=tls):
+        yield
 
 
 @contextmanager
@@ -200,7 +297,7 @@ def _background_jobs(app) -> Iterator[None]:
     jobs = None
     if app.config["BACKGROUND_JOBS"]:
         jobs = BackgroundJobs(app.extensions["dmed_store"], app.config,
-                              app.extensions.get("dmed_sync_agent"))
+                              app.extensions.get("dmed_sync_agent"), _renewal(app))
         jobs.start()
     try:
         yield
@@ -208,6 +305,14 @@ def _background_jobs(app) -> Iterator[None]:
         if jobs:
             jobs.stop()
 
+
+main.add_command(enrol_command)
+main.add_command(replace_command)
+main.add_command(discover_command)
+main.add_command(backup_command)
+main.add_command(restore_command)
+main.add_command(housekeeping_command)
+main.add_command(doctor_command)
 
 if __name__ == "__main__":
     main()

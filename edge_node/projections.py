@@ -378,3 +378,7 @@ def _decide(conn: sqlite3.Connection, p: dict[str, Any], hlc: str, origin: str) 
         (p["decision"], p["practitioner_id"], HlcTimestamp.parse(hlc).to_instant(), hlc,
          origin, p.get("prescription_id"), p.get("pickup_code"), p.get("note"),
          p["request_id"], hlc, origin))
+
+
+# Handlers kept in their own modules register themselves on import.
+from . import facility_projection  # noqa: E402, F401

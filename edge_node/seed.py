@@ -37,7 +37,8 @@ def seed_demo(store: NodeStore, *, code: str = "TAS-POL-012", kind: str = "clini
     ``pharmacist``: a counter account on the clinic itself, for a stand-alone node; beside a
     hub, dispensing belongs to pharmacy nodes (the hub refuses a clinic's dispenses).
     """
-    facility_id = facilities.register_facility(
+    # A node enrolled with its provisioned facility seeds into that facility.
+    facility_id = store.state("facility_id") or facilities.register_facility(
         store, SYSTEM, code=code, name="Toshkent shahar 12-son oilaviy poliklinikasi",
         kind=kind, region=region, address="Toshkent sh., Chilonzor tumani, Bunyodkor ko'ch. 12")
     with store.transaction() as tx:
@@ -80,7 +81,7 @@ def seed_pharmacy(store: NodeStore, *, code: str = "TAS-APT-007", region: str = 
                   address: str = "Toshkent sh., Chilonzor tumani, Qatortol ko'ch. 3") -> dict:
     """A demo pharmacy: its facility and its staff (it learns patients and prescriptions by
     sync, or from the codes it scans)."""
-    facility_id = facilities.register_facility(
+    facility_id = store.state("facility_id") or facilities.register_facility(
         store, SYSTEM, code=code, name=name, kind="pharmacy", region=region, address=address)
     with store.transaction() as tx:
         store.set_state(tx.conn, "facility_id", facility_id)

@@ -116,8 +116,13 @@ def add_node(directory: Path, region_code: str, node_id: str, facility_code: str
     the current trust list. The key is not kept in the store: hand the bundle to the node on
     a medium you control and delete it afterwards.
     """
-    bundle = _store(directory).add_node(region_code, node_id, facility_code, kind, out=out,
-                                        algorithm=algorithm)
+    from provisioning.facilities import list_facilities, signed_facility
+    store = _store(directory)
+    provisioned = {f.code for f in list_facilities(store)}
+    # The facility rides with the bundle when the region recorded it (add-facility).
+    facility = signed_facility(store, facility_code) if facility_code in provisioned else None
+    bundle = store.add_node(region_code, node_id, facility_code, kind, out=out,
+                            algorithm=algorithm, facility=facility)
     click.echo(f"Node {node_id} ({kind}, facility {facility_code}, region {region_code}) "
                f"enrolled: kid {bundle.node.kid.hex()}, valid until "
                f"{_until(bundle.node.cert)}. Bundle written to {out}.")
@@ -190,3 +195,7 @@ def check_bundle(bundle: Path) -> None:
     click.echo(f"Bundle for {identity.kind} node {identity.node_id} (facility "
                f"{identity.facility_code}, region {identity.region_code}) verifies; "
                f"trust list digest {loaded.trust_list.digest()}.")
+
+
+# Facility and enrolment-desk commands register themselves on `main`.
+from provisioning import desk_cli  # noqa: E402, F401

@@ -50,6 +50,7 @@ from sync_protocol.enrolment import (
     BUNDLE_FILES,
     BUNDLE_FORMAT,
     BUNDLE_VERSION,
+    FACILITY_FILE,
     KEY_MISMATCH,
     NOT_FOUND,
     EnrolmentError,
@@ -209,6 +210,8 @@ def write_bundle(bundle: EnrolmentBundle, out: str | Path) -> Path:
                 "cert": certificates_to_pem([bundle.node.cert]).decode("ascii"),
                 "chain": [certificates_to_pem([c]).decode("ascii") for c in bundle.node.chain],
                 "trust_list": bundle.trust_list.to_dict()}
+        if bundle.facility is not None:
+            data["facility"] = bundle.facility
         write_secret(out, json.dumps(data, sort_keys=True, indent=2).encode("utf-8"))
     else:
         make_private_dir(out)
@@ -216,6 +219,9 @@ def write_bundle(bundle: EnrolmentBundle, out: str | Path) -> Path:
         write_certificates(out / BUNDLE_FILES["cert"], [bundle.node.cert])
         write_certificates(out / BUNDLE_FILES["chain"], bundle.node.chain)
         write_trust_list(out / BUNDLE_FILES["trust_list"], bundle.trust_list)
+        if bundle.facility is not None:
+            write_public(out / FACILITY_FILE, json.dumps(bundle.facility, ensure_ascii=False,
+                                                         indent=2).encode("utf-8"))
     log.info("wrote enrolment bundle for node %s to %s", bundle.identity.node_id, out)
     return out
 
@@ -224,7 +230,8 @@ def read_bundle(path: str | Path) -> EnrolmentBundle:
     """Read a bundle in either form (sync_protocol.enrolment); the key must match the cert."""
     with _keystore_errors():
         read = read_enrolment(path)
-    return EnrolmentBundle(Credential(read.key, read.cert, read.chain), read.trust_list)
+    return EnrolmentBundle(Credential(read.key, read.cert, read.chain), read.trust_list,
+                           read.facility)
 
 
 def is_private(path: str | Path) -> bool:
@@ -302,8 +309,10 @@ class CaStore:
     def add_node(self, region_code: str, node_id: str, facility_code: str,
                  kind: NodeKind | str, *, out: str | Path | None = None,
                  algorithm: KeyAlgorithm | str = KeyAlgorithm.EC_P256,
-                 now: datetime | None = None) -> EnrolmentBundle:
-        """Issue a node key and certificate; write its bundle to `out` if given."""
+                 now: datetime | None = None, facility: dict | None = None) -> EnrolmentBundle:
+        """Issue a node key and certificate; write its bundle to `out` if given.
+
+        `facility`: the region's signed facility record, carried by the bundle."""
         now = datetime.now(UTC) if now is None else now
         with self._locked():
             trust_list = self.trust_list()
@@ -314,7 +323,7 @@ class CaStore:
             node = create_node(self.region(region_code), node_id, facility_code, kind,
                                algorithm=algorithm, now=now)
             trust_list.add_certificate(node.cert)
-            bundle = make_bundle(node, trust_list)
+            bundle = make_bundle(node, trust_list, facility)
             if out is not None:
                 write_bundle(bundle, out)
             write_trust_list(self.trust_list_path, trust_list)

@@ -17,11 +17,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provisioning.errors import InvalidRequest
 from sync_protocol.enrolment import PrivateKey
@@ -42,6 +43,8 @@ from sync_protocol.trust import (
 )
 
 log = logging.getLogger(__name__)
+
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 # Validity in days, leap days included. A root outlives many regional key rotations; a node
 # key lives on a device that can be stolen, so it dies on its own within two years.
@@ -97,6 +100,7 @@ class EnrolmentBundle:
 
     node: Credential
     trust_list: TrustList
+    facility: dict | None = None  # the region's signed facility record, when provisioned
 
     @property
     def identity(self) -> NodeIdentity:
@@ -148,17 +152,30 @@ def create_node(region: Credential, node_id: str, facility_code: str, kind: Node
     if region.region_code is None or region.is_root or not is_ca(region.cert):
         raise InvalidRequest("Only a region may certify a node.")
     identity = NodeIdentity(node_id, facility_code, region.region_code, kind)  # type: ignore[arg-type]
+    key = generate_key(algorithm)
+    cert = certify_node(region, identity, key.public_key(), now=now)
+    return Credential(key, cert, (region.cert, *region.chain))
+
+
+def certify_node(region: Credential, identity: NodeIdentity, public_key: PublicKey, *,
+                 now: datetime | None = None) -> x509.Certificate:
+    """A node certificate for a public key made elsewhere (on the node, sent in a CSR)."""
+    if region.region_code is None or region.is_root or not is_ca(region.cert):
+        raise InvalidRequest("Only a region may certify a node.")
+    if identity.region_code != region.region_code:
+        raise InvalidRequest("Region %(region)s may not certify a node of region %(other)s.",
+                             field="region", region=region.region_code,
+                             other=identity.region_code)
     usages = [EKU_SYNC] + ([EKU_PRESCRIBE] if identity.kind is NodeKind.CLINIC else [])
     extensions = [
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (_key_usage(digital_signature=True), True),
         (x509.ExtendedKeyUsage(usages), False),
     ]
-    key = generate_key(algorithm)
-    cert = _issue(identity.subject(), key, region, NODE_VALIDITY, extensions, now)
-    log.info("created %s node %s of facility %s (kid %s)", identity.kind, identity.node_id,
+    cert = _issue(identity.subject(), public_key, region, NODE_VALIDITY, extensions, now)
+    log.info("certified %s node %s of facility %s (kid %s)", identity.kind, identity.node_id,
              identity.facility_code, kid_of(cert).hex())
-    return Credential(key, cert, (region.cert, *region.chain))
+    return cert
 
 
 def revoke(trust_list: TrustList, cert: x509.Certificate, reason: str,
@@ -173,13 +190,14 @@ def revoke(trust_list: TrustList, cert: x509.Certificate, reason: str,
     return trust_list.revoke(cert, now, reason)
 
 
-def make_bundle(node: Credential, trust_list: TrustList) -> EnrolmentBundle:
+def make_bundle(node: Credential, trust_list: TrustList,
+                facility: dict | None = None) -> EnrolmentBundle:
     """An enrolment bundle holding a copy of `trust_list` with the node's own chain added."""
     copy = TrustList.from_dict(trust_list.to_dict())
     for cert in (node.cert, *node.chain):
         if not (is_ca(cert) and cert.issuer == cert.subject):
             copy.add_certificate(cert)
-    return EnrolmentBundle(node, copy)
+    return EnrolmentBundle(node, copy, facility)
 
 
 def _name(name: str) -> str:
@@ -201,13 +219,14 @@ def _ca_extensions(path_length: int) -> list[tuple[x509.ExtensionType, bool]]:
             (_key_usage(cert_sign=True), True)]
 
 
-def _issue(subject: x509.Name, key: PrivateKey, issuer: Credential | None,
+def _issue(subject: x509.Name, key: PrivateKey | PublicKey, issuer: Credential | None,
            validity: timedelta, extensions: list[tuple[x509.ExtensionType, bool]],
            now: datetime | None) -> x509.Certificate:
     now = datetime.now(UTC) if now is None else now
     if now.tzinfo is None:
         raise ValueError("naive datetime; use datetime.now(UTC)")
     not_after = now + validity
+    public = key.public_key() if isinstance(key, PrivateKey) else key  # type: ignore[arg-type]
     signer, issuer_name = key, subject
     builder = x509.CertificateBuilder()
     if issuer is not None:
@@ -220,10 +239,41 @@ def _issue(subject: x509.Name, key: PrivateKey, issuer: Credential | None,
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False)
     builder = (builder.subject_name(subject).issuer_name(issuer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .public_key(public).serial_number(x509.random_serial_number())
                .not_valid_before(now - CLOCK_SKEW).not_valid_after(not_after)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False))
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False))
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical)
     digest = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(signer, digest)
+
+
+# A TLS server certificate lives on a LAN device and is checked by browsers, which refuse
+# server certificates valid for more than 398 days (CA/Browser Forum baseline).
+TLS_VALIDITY = timedelta(days=397)
+
+
+def certify_tls_server(region: Credential, dns_names: list[str], ip_addresses: list[Any],
+                       public_key: PublicKey, *, now: datetime | None = None
+                       ) -> x509.Certificate:
+    """A TLS server certificate for a node's `<facility-code>.local` name and LAN addresses."""
+    if region.region_code is None or region.is_root or not is_ca(region.cert):
+        raise InvalidRequest("Only a region may certify a node.")
+    if not dns_names:
+        raise InvalidRequest("A TLS certificate needs the node's .local name.", field="tls")
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ip) for ip in ip_addresses]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0]),
+                         x509.NameAttribute(REGION_CODE_OID, region.region_code)])
+    extensions = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.KeyUsage(digital_signature=True, content_commitment=False,
+                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                       key_cert_sign=False, crl_sign=False, encipher_only=False,
+                       decipher_only=False), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        (x509.SubjectAlternativeName(names), False),
+    ]
+    cert = _issue(subject, public_key, region, TLS_VALIDITY, extensions, now)
+    log.info("certified TLS server %s (kid %s)", dns_names[0], kid_of(cert).hex())
+    return cert

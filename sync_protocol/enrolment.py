@@ -3,9 +3,10 @@
 provisioning writes bundles (provisioning.keystore.write_bundle); the node reads them here,
 so it never has to import provisioning. Either form:
 
-    directory   key.pem (0600), cert.pem, chain.pem (region then root), trust-list.json
+    directory   key.pem (0600), cert.pem, chain.pem (region then root), trust-list.json,
+                facility.json when the region provisioned the facility (optional)
     file .json  {"format": "dmed-enrolment-bundle", "version": 1, "node_id", "key", "cert",
-                 "chain": [...], "trust_list": {...}}  (0600: it holds the key)
+                 "chain": [...], "trust_list": {...}, "facility": {...}}  (0600: it holds the key)
 
 Key material never appears in a log line or an error message: messages name the file only.
 Reading a bundle checks that the key belongs to the certificate; whether the certificate is
@@ -33,6 +34,8 @@ BUNDLE_FORMAT = "dmed-enrolment-bundle"
 BUNDLE_VERSION = 1
 BUNDLE_FILES = {"key": "key.pem", "cert": "cert.pem", "chain": "chain.pem",
                 "trust_list": "trust-list.json"}
+# The region's signed facility record (sync_protocol.facility_record); older bundles lack it.
+FACILITY_FILE = "facility.json"
 # Group or others able to read a private key is worth a warning: the key signs prescriptions.
 SHARED_MODE_BITS = 0o077
 
@@ -62,6 +65,7 @@ class Enrolment:
     cert: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # issuers, nearest first: region, then root
     trust_list: TrustList = field(repr=False)
+    facility: dict | None = field(default=None, repr=False)  # signed facility record
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chain", tuple(self.chain))
@@ -137,10 +141,17 @@ def read_trust_list(path: str | Path) -> TrustList:
 
 
 def _read_directory(path: Path) -> Enrolment:
+    facility = None
+    if (path / FACILITY_FILE).exists():
+        try:
+            facility = parse_json(_read_bytes(path / FACILITY_FILE))
+        except ValueError as e:
+            raise EnrolmentError("%(path)s is not valid JSON.", code=INVALID_BUNDLE,
+                                 path=str(path / FACILITY_FILE)) from e
     return Enrolment(read_private_key(path / BUNDLE_FILES["key"]),
                      read_certificate(path / BUNDLE_FILES["cert"]),
                      tuple(read_certificates(path / BUNDLE_FILES["chain"])),
-                     read_trust_list(path / BUNDLE_FILES["trust_list"]))
+                     read_trust_list(path / BUNDLE_FILES["trust_list"]), facility)
 
 
 def _read_json(path: Path) -> Enrolment:
@@ -160,7 +171,7 @@ def _read_json(path: Path) -> Enrolment:
         # TrustListInvalid is a ValueError; the message is ours and names the file only.
         raise EnrolmentError("%(path)s is not a readable enrolment bundle.",
                              code=INVALID_BUNDLE, path=str(path)) from e
-    return Enrolment(key, cert, chain, trust_list)
+    return Enrolment(key, cert, chain, trust_list, data.get("facility"))
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -184,6 +184,12 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "practitioner_id": ULID},
         {"prescription_id": ULID, "note": TEXT, "pickup_code": CODE},
     ),
+    # A facility's details changed by its region: the region's signed record
+    # (sync_protocol.facility_record), carried by the hub to the region's nodes.
+    ("FacilityDetailsChanged", 1): obj(
+        {"facility_id": ULID, "revision": POSITIVE,
+         "signed": {"type": "object", "maxProperties": 8}},
+    ),
 }
 
 def _is_instant(value: str) -> bool:

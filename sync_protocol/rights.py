@@ -116,6 +116,8 @@ RIGHTS: dict[str, Rule] = {
     "ConflictRaised": Rule(HUB_ONLY),
     "ConflictStateChanged": Rule(HUB_ONLY),
     "RemotePrescriptionRequested": Rule(HUB_ONLY),
+    # A region's signed change of a facility's details, imported at the hub (never pushed).
+    "FacilityDetailsChanged": Rule(HUB_ONLY),
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 
+from sync_protocol.facility_record import FacilityRecord
 from sync_protocol.identifiers import new_ulid
 
 from ..errors import Conflict, NotFound, ValidationFailed
@@ -14,6 +16,7 @@ from .access import Actor
 log = logging.getLogger(__name__)
 
 FACILITY_KINDS = ("clinic", "pharmacy")
+FACILITY_PROFILE = "facility_profile"  # node_state key: the region's full facility record
 # Specialties offered for booking; the kiosk shows them translated.
 SPECIALTIES = ("family_medicine", "therapy", "paediatrics", "cardiology", "neurology",
                "endocrinology", "gynaecology", "surgery", "ophthalmology", "otolaryngology",
@@ -103,3 +106,24 @@ def node_kind(store: NodeStore) -> str | None:
         return None
     row = store.one("SELECT kind FROM facilities WHERE facility_id = ?", (facility_id,))
     return row["kind"] if row else None
+
+
+def register_provisioned(store: NodeStore, actor: Actor, record: FacilityRecord) -> str:
+    """Register the facility the region provisioned (checked by the caller) as this node's.
+
+    Its id comes from the region, so a replacement node registers the same facility; the full
+    record (names in uz/ru/en, district, opening hours) is kept in node state for the screens.
+    """
+    actor.require("manage_facility")
+    with store.transaction() as tx:
+        known = tx.one("SELECT facility_id FROM facilities WHERE code = ?", (record.code,))
+        if known is not None and known["facility_id"] != record.facility_id:
+            raise Conflict("A facility with code %(value)s already exists", field="code",
+                           value=record.code)
+        if known is None:
+            tx.append("FacilityRegistered", record.event_payload())
+        store.set_state(tx.conn, "facility_id", record.facility_id)
+        store.set_state(tx.conn, FACILITY_PROFILE, json.dumps(record.to_dict(),
+                                                              ensure_ascii=False))
+    log.info("registered provisioned facility %s (revision %s)", record.code, record.revision)
+    return record.facility_id

@@ -18,7 +18,17 @@ from ..credentials import NodeCredentials, load_credentials
 from ..store import NodeStore
 from ..sync.agent import SyncAgent
 from ..sync.client import HubClient
-from . import api_care, api_node, api_paper, api_patients, api_people, api_remote, api_rx, api_sync
+from . import (
+    api_care,
+    api_identity,
+    api_node,
+    api_paper,
+    api_patients,
+    api_people,
+    api_remote,
+    api_rx,
+    api_sync,
+)
 from .config import load_config
 from .errors import register_error_handlers
 
@@ -52,7 +62,7 @@ def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None 
             client = HubClient(settings["HUB_URL"], credentials, store.node_id)
             app.extensions["dmed_sync_agent"] = SyncAgent(store, client, credentials)
     for module in (api_people, api_patients, api_care, api_node, api_rx, api_paper, api_remote,
-                   api_sync):
+                   api_sync, api_identity):
         app.register_blueprint(module.bp)
     for plugin in entry_points(group=BLUEPRINT_GROUP):
         plugin.load()(app)
