@@ -64,12 +64,21 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
         ingestor=Ingestor(storage, hooks, clock=clock),
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
-    from . import api_conflicts, api_dashboard, api_paper, api_sync, call_centre, dashboard_pages
+    from . import (
+        api_claims,
+        api_conflicts,
+        api_dashboard,
+        api_paper,
+        api_sync,
+        call_centre,
+        dashboard_pages,
+    )
     app.register_blueprint(api_sync.bp)
     app.register_blueprint(api_dashboard.bp)
     app.register_blueprint(api_conflicts.bp)
     api_paper.init_app(app)  # pads, reconciliation hook, sync contacts, the report
     call_centre.init_app(app)
+    api_claims.init_app(app)  # claims: online dispensing prevented, not detected
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
     register_error_handlers(app)
     app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered

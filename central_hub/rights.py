@@ -75,6 +75,7 @@ RIGHTS: dict[str, Rule] = {
     "ConflictRaised": Rule(HUB_ONLY),
     "ConflictStateChanged": Rule(HUB_ONLY),
     "RemotePrescriptionRequested": Rule(HUB_ONLY),
+    "PrescriptionClaimed": Rule(HUB_ONLY),  # central_hub.claims
 }
 
 
