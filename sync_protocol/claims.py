@@ -31,6 +31,8 @@ MAX_ITEMS = 5
 MAX_CODE_CHARS = 8000
 ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
+# The origin of the hub's own events (central_hub.rights.HUB_ORIGIN): PrescriptionClaimed.
+HUB_ORIGIN = "hub:central"
 GRANTED = "granted"
 # Refusal reasons, stable codes the node words for the pharmacist.
 NOTHING_LEFT = "nothing_left"  # dispensed (or claimed) elsewhere

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync_protocol import qr
+from sync_protocol.claims import HUB_ORIGIN
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from sync_protocol.trust import EKU_PRESCRIBE
@@ -60,6 +61,9 @@ class Verdict:
     prescription: dict[str, Any] | None = None
     items: list[dict[str, Any]] = field(default_factory=list)
     clock: dict[str, Any] | None = None
+    # Where and when it was handed over, and what other pharmacies hold claimed (as known here)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -95,8 +99,11 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
                "not_before": to_instant(claims.not_before),
                "expires_at": to_instant(claims.expires_at),
                "issued_by": chain.identity.facility_code if chain.identity else None}
-    items = item_states(store.reader(), claims.prescription_id, now)
-    extra = {"prescription": summary, "items": items}
+    conn = store.reader()
+    items = item_states(conn, claims.prescription_id, now)
+    extra = {"prescription": summary, "items": items,
+             "history": dispense_history(conn, claims.prescription_id),
+             "claims": held_claims(conn, claims.prescription_id, now)}
     cancelled = store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
                           (claims.prescription_id,))
     if (cancelled and cancelled["status"] == "cancelled") or trust_list.cancellation(
@@ -172,18 +179,69 @@ def _known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, 
 
 
 def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -> list[dict]:
-    """Per item: fills, what was dispensed, what remains, when the next fill is allowed."""
+    """Per item: fills, what was dispensed, what remains, when the next fill is allowed.
+
+    Quantities other pharmacies hold claimed at the hub (held_claims) count as handed over:
+    the hub granted them, so this node must not hand them out again, even offline."""
     _header, items = _known_items(conn, prescription_id)
+    claimed = held_claims(conn, prescription_id, now)
     states = []
     for item in items:
         rows = conn.execute("SELECT quantity, dispensed_at FROM dispenses WHERE"
                             " prescription_id = ? AND item_no = ? ORDER BY dispensed_at",
                             (prescription_id, item["item_no"])).fetchall()
-        states.append({**_progress(item, [(r["quantity"], r["dispensed_at"]) for r in rows],
-                                   now), "item_no": item["item_no"], "inn": item["inn"],
+        taken = [(r["quantity"], r["dispensed_at"]) for r in rows]
+        taken += [(c["quantity"], c["granted_at"]) for c in claimed
+                  if c["item_no"] == item["item_no"]]
+        states.append({**_progress(item, sorted(taken, key=lambda t: t[1]), now),
+                       "item_no": item["item_no"], "inn": item["inn"],
                        "form": item["form"], "strength": item["strength"],
-                       "quantity": item["quantity"], "repeats": item["repeats"]})
+                       "quantity": item["quantity"], "repeats": item["repeats"],
+                       "dosage": item.get("dosage")})
     return states
+
+
+def medicine_names(conn: sqlite3.Connection, prescription_id: str) -> list[str]:
+    """"Amoxicillin 500 mg capsule" per item, for look-up rows."""
+    _header, items = _known_items(conn, prescription_id)
+    return [f"{i['inn']} {i['strength']} {i['form']}" for i in items]
+
+
+def dispense_history(conn: sqlite3.Connection, prescription_id: str) -> list[dict]:
+    """Every dispense this node knows of the prescription: what, where (the pharmacy's name
+    when its registration reached this node) and when."""
+    rows = conn.execute(
+        "SELECT d.item_no, d.quantity, d.dispensed_at, d.facility_id, d.mode, f.name AS"
+        " facility_name FROM dispenses d LEFT JOIN facilities f ON f.facility_id ="
+        " d.facility_id WHERE d.prescription_id = ? ORDER BY d.dispensed_at",
+        (prescription_id,)).fetchall()
+    return [{**dict(r), "facility_name": r["facility_name"] or r["facility_id"]} for r in rows]
+
+
+def held_claims(conn: sqlite3.Connection, prescription_id: str, now: datetime) -> list[dict]:
+    """Claims the hub granted other pharmacies on this prescription (PrescriptionClaimed,
+    pulled), still held as far as this node knows: unexpired, and no dispense of that
+    pharmacy and item since the grant (the dispense then counts instead)."""
+    own = conn.execute("SELECT value FROM node_state WHERE key = 'facility_id'").fetchone()
+    rows = conn.execute(
+        "SELECT payload FROM events WHERE origin = ? AND type = 'PrescriptionClaimed' AND"
+        " json_extract(payload, '$.prescription_id') = ?", (HUB_ORIGIN, prescription_id))
+    held = []
+    for row in rows:
+        p = json.loads(row["payload"])
+        if (own and p["facility_id"] == own["value"]) or p["expires_at"] <= to_instant(now):
+            continue
+        for item in p["items"]:
+            used = conn.execute(
+                "SELECT 1 FROM dispenses WHERE prescription_id = ? AND item_no = ? AND"
+                " facility_id = ? AND dispensed_at >= ?",
+                (prescription_id, item["item_no"], p["facility_id"], p["granted_at"])).fetchone()
+            if used is None:
+                held.append({"claim_id": p["claim_id"], "item_no": item["item_no"],
+                             "quantity": item["quantity"], "facility_id": p["facility_id"],
+                             "facility_name": p.get("facility_name") or p["facility_id"],
+                             "granted_at": p["granted_at"], "expires_at": p["expires_at"]})
+    return held
 
 
 def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> dict:
@@ -212,12 +270,9 @@ def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> di
             "next_fill_at": next_at, "may_dispense_now": in_fill > 0 and next_at is None}
 
 
-def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_id: str,
-             item_no: int, quantity: int, product: str, batch: str, expiry: date | str,
-             now: datetime | None = None, online_claimed: bool = False) -> dict:
-    """Hand over part or all of one item's current fill; never more than remains."""
-    actor.require("dispense")
-    now = now or utc_now()
+def checked_fields(*, quantity: Any, product: Any, batch: Any, expiry: date | str,
+                   now: datetime) -> tuple[str, str, date]:
+    """The pack's details, checked before anything is claimed or written."""
     product, batch = str(product or "").strip(), str(batch or "").strip()
     if not product:
         raise ValidationFailed("Write the product's trade name", field="product")
@@ -233,6 +288,22 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
     if type(quantity) is not int or quantity < 1:
         raise ValidationFailed("Quantity must be a whole number of at least 1",
                                field="quantity")
+    return product, batch, expiry_day
+
+
+def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_id: str,
+             item_no: int, quantity: int, product: str, batch: str, expiry: date | str,
+             now: datetime | None = None, claim_id: str | None = None,
+             offline_fills: int = 0) -> dict:
+    """Hand over part or all of one item's current fill; never more than remains.
+
+    With `claim_id` (granted by the hub) the dispense is recorded as online-claimed and
+    consumes the claim; without, it is offline, and `offline_fills` (0: no bound) caps what
+    of the item may be handed over in all without the hub (the drug class's setting)."""
+    actor.require("dispense")
+    now = now or utc_now()
+    product, batch, expiry_day = checked_fields(quantity=quantity, product=product,
+                                                batch=batch, expiry=expiry, now=now)
     with store.transaction() as tx:
         header, _items = _known_items(tx.conn, prescription_id)
         if header.get("status") == "cancelled":
@@ -253,17 +324,29 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
             raise Conflict("Only %(remaining)s remain of this fill; %(asked)s were asked",
                            field="quantity", code="more_than_remains",
                            remaining=state["remaining_in_fill"], asked=quantity)
+        if claim_id is None and offline_fills and \
+                state["dispensed"] + quantity > offline_fills * state["quantity"]:
+            raise Conflict("Without the hub at most %(limit)s may be dispensed of this"
+                           " medicine; %(dispensed)s already were. Dispense the rest when the"
+                           " hub answers", field="quantity", code="offline_limit",
+                           limit=offline_fills * state["quantity"],
+                           dispensed=state["dispensed"])
         dispense_id = new_ulid()
-        tx.append("MedicationDispensed", {
+        payload = {
             "dispense_id": dispense_id, "prescription_id": prescription_id,
             "item_no": item_no, "quantity": quantity, "product": product[:200],
             "batch": batch[:64], "expiry": expiry_day.isoformat(),
             "dispensed_at": to_instant(now), "facility_id": facility_id,
-            "mode": "online_claimed" if online_claimed else "offline",
+            "mode": "online_claimed" if claim_id else "offline",
             "fill_number": state["fill_number"],
-            "pharmacist": actor.display_name or actor.actor_id})
+            "pharmacist": actor.display_name or actor.actor_id}
+        if claim_id:
+            payload["claim_id"] = claim_id
+        tx.append("MedicationDispensed", payload)
     return {"dispense_id": dispense_id, "fill_number": state["fill_number"],
-            "remaining_in_fill": state["remaining_in_fill"] - quantity}
+            "mode": payload["mode"], "claim_id": claim_id,
+            "remaining_in_fill": state["remaining_in_fill"] - quantity,
+            "remaining_total": state["remaining_total"] - quantity}
 
 
 def find_by_identity(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
@@ -286,6 +369,60 @@ def find_by_identity(store: NodeStore, actor: Actor, *, pinfl: str | None = None
                        field=column if column == "pinfl" else "document",
                        code="no_prescriptions")
     return {"pinfl": rows[0]["pinfl"], "prescriptions": [dict(r) for r in rows]}
+
+
+def receipt(store: NodeStore, actor: Actor, dispense_id: str,
+            now: datetime | None = None) -> dict:
+    """What the patient takes home (issue 12.13): what, how much, batch, expiry, what
+    remains, and when the next fill may be dispensed."""
+    actor.require("dispense")
+    now = now or utc_now()
+    conn = store.reader()
+    row = conn.execute("SELECT d.*, f.name AS facility_name, f.address AS facility_address"
+                       " FROM dispenses d LEFT JOIN facilities f ON f.facility_id ="
+                       " d.facility_id WHERE d.dispense_id = ?", (dispense_id,)).fetchone()
+    if row is None:
+        raise NotFound("No such dispense on this node", field="dispense_id")
+    header, _items = _known_items(conn, row["prescription_id"])
+    state = next(s for s in item_states(conn, row["prescription_id"], now)
+                 if s["item_no"] == row["item_no"])
+    return {"dispense": dict(row), "number": header.get("number"),
+            "expires_at": header.get("expires_at"), "item": state,
+            "next_fill_at": _next_fill(state)}
+
+
+def _next_fill(state: dict) -> str | None:
+    """None: nothing more to dispense; "now": the rest may be dispensed at any time."""
+    if state["remaining_total"] == 0:
+        return None
+    return state["next_fill_at"] or "now"
+
+
+def find_by_number(store: NodeStore, actor: Actor, *, number: str, pinfl: str | None) -> str:
+    """No scannable QR: the printed number with the patient's PINFL finds the prescription
+    this node holds; its stored code then gives the same verdicts as a scan."""
+    from .prescribing import is_valid_number
+    actor.require("verify_prescription")
+    digits = _digits(number)
+    if not is_valid_number(digits):
+        raise ValidationFailed("This is not a prescription number (16 digits as printed)",
+                               field="code", code="bad_number")
+    if not pinfl:
+        raise ValidationFailed("Type the patient's PINFL from the ID card with the number",
+                               field="pinfl", code="pinfl_needed")
+    printed = "-".join(digits[i:i + 4] for i in range(0, 16, 4))
+    row = store.one("SELECT qr FROM prescriptions WHERE number = ? AND pinfl = ?",
+                    (printed, pinfl))
+    if row is None or not row["qr"]:
+        raise NotFound("This prescription is not on this node: scan its QR code, or wait"
+                       " until the network is back", field="code", code="need_qr_or_network")
+    return row["qr"]
+
+
+def looks_like_number(text: str) -> bool:
+    """Typed by hand from the paper (16 digits, maybe grouped), not scanned."""
+    digits = _digits(text)
+    return len(digits) == 16 and all(c.isdigit() or c in " -" for c in text.strip())
 
 
 def sale_without_prescription(inn: str) -> None:

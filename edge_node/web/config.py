@@ -24,6 +24,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "BACKGROUND_JOBS": (True, "Run the SMS sender (and the sync agent) in the server process"),
     "KIOSK_IDLE_SECONDS": (60, "The kiosk clears itself after this long without a touch"),
     "SESSION_COOKIE_SECURE": (False, "Send session cookies over HTTPS only (set behind TLS)"),
+    "OFFLINE_FILLS_ANTIBACTERIAL": (1, "Fills of an antibacterial item a pharmacy may dispense"
+                                       " without the hub's claim (0: the whole prescription)"),
+    "OFFLINE_FILLS_OTHER": (0, "Fills of any other item a pharmacy may dispense without the"
+                               " hub's claim (0: the whole prescription)"),
 }
 PREFIX = "DMED_"
 
