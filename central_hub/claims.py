@@ -25,7 +25,7 @@ from sync_protocol import claims as rules
 from sync_protocol import qr
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import EKU_PRESCRIBE, NodeIdentity, TrustList
+from sync_protocol.trust import EKU_PRESCRIBE, NodeIdentity, NodeKind, TrustList
 
 from .errors import Forbidden
 from .hub_events import emit_hub_event
@@ -169,6 +169,9 @@ def _refusal(reason: str, know: Knowledge, **extra: Any) -> dict[str, Any]:
 def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now: datetime,
           trust_list: TrustList | None) -> dict[str, Any]:
     """Grant all the quantities asked, or none; the answer says what remains and why."""
+    if node.kind is not NodeKind.PHARMACY:
+        raise Forbidden("Only a pharmacy claims prescriptions", field="facility_id",
+                        code="not_permitted")
     with storage.transaction() as tx:  # the writer lock: pushes and other claims wait
         if request.facility_id not in node_facilities(tx, node):
             raise Forbidden("Facility %(facility)s is not this node's", field="facility_id",

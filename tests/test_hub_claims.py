@@ -178,4 +178,13 @@ def test_unsigned_or_foreign_facility_claims_are_refused(rx_world, storage):
     response = post(two, CLAIM_PATH, {"prescription_id": rx, "facility_id": one.facility_id,
                                       "items": [{"item_no": 1, "quantity": 1}]})
     assert response.status_code == 403
+    clinic = rx_world["clinic"]
+    response = post(clinic, CLAIM_PATH, {"prescription_id": rx, "facility_id": clinic.facility_id,
+                                         "items": [{"item_no": 1, "quantity": 1}]})
+    assert response.status_code == 403  # only pharmacies claim
     assert claim_rows(storage) == []
+
+
+def test_the_node_and_the_hub_name_the_hub_origin_alike():
+    from central_hub.rights import HUB_ORIGIN
+    assert rules.HUB_ORIGIN == HUB_ORIGIN
