@@ -3,6 +3,7 @@ claim, consumed by the dispense that names it, released by the node or by expiry
 a restart, and pulled by the region's other pharmacies. Both backends."""
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -188,3 +189,25 @@ def test_unsigned_or_foreign_facility_claims_are_refused(rx_world, storage):
 def test_the_node_and_the_hub_name_the_hub_origin_alike():
     from central_hub.rights import HUB_ORIGIN
     assert rules.HUB_ORIGIN == HUB_ORIGIN
+
+
+def test_twenty_concurrent_claims_on_either_backend_grant_exactly_one(rx_world, storage):
+    """The decision holds the writer lock (PostgreSQL: an advisory lock) across check and
+    grant: no two threads both see the prescription unclaimed."""
+    one, two, rx = rx_world["one"], rx_world["two"], rx_world["rx"]
+    barrier = threading.Barrier(20)
+    answers = []
+
+    def attempt(node):
+        asked = rules.ClaimRequest(rx, node.facility_id, ((1, 20),))
+        barrier.wait()
+        answers.append(claims.claim(storage, node.identity, asked, datetime.now(UTC), None))
+
+    threads = [threading.Thread(target=attempt, args=((one, two)[i % 2],)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(a["granted"] for a in answers) == [False] * 19 + [True]
+    assert {a["reason"] for a in answers if not a["granted"]} == {rules.NOTHING_LEFT}
+    assert len(claim_rows(storage)) == 1
