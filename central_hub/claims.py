@@ -233,3 +233,26 @@ def release(storage: Storage, node: NodeIdentity, claim_id: str, now: datetime) 
                              (to_instant(now), claim_id, node.node_id))
     log.info("claim %s released by %s: %s", claim_id, node.node_id, bool(changed))
     return bool(changed)
+
+
+# The review list shows the newest offline dispenses first, this many at most.
+OFFLINE_REVIEW_LIMIT = 200
+
+
+def offline_dispenses(storage: Storage, limit: int = OFFLINE_REVIEW_LIMIT) -> list[dict]:
+    """Every dispense made without the hub's claim, newest first, for review at the hub
+    (issue 13.3): the pharmacy, the prescription, and the conflicts it is part of."""
+    with storage.reader() as tx:
+        rows = tx.query("SELECT d.event_id, d.dispense_id, d.prescription_id, d.item_no, "
+                        "d.quantity, d.dispensed_at, d.facility_id, d.pharmacist, p.number "
+                        "FROM hub_dispenses d LEFT JOIN hub_prescriptions p ON "
+                        "p.prescription_id = d.prescription_id WHERE d.mode = 'offline' "
+                        "ORDER BY d.dispensed_at DESC, d.event_id LIMIT ?", (limit,))
+        conflicts: dict[str, list[dict]] = {}
+        for row in tx.query_in("SELECT e.event_id, c.conflict_id, c.kind, c.state FROM "
+                               "hub_conflict_events e JOIN hub_conflicts c ON c.conflict_id = "
+                               "e.conflict_id WHERE e.event_id IN ({ids})",
+                               [r["event_id"] for r in rows]):
+            conflicts.setdefault(row["event_id"], []).append(row)
+        _name_facilities(tx, rows)
+    return [{**r, "conflicts": conflicts.get(r["event_id"], [])} for r in rows]
