@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, g, redirect, request, session, 
 from flask_babel import gettext
 
 from edge_node.errors import Conflict, NodeNotInitialised, ValidationFailed
-from edge_node.services import clock, dispensing, online_dispense, remote_requests
+from edge_node.services import clock, counter_aids, dispensing, online_dispense, remote_requests
 from edge_node.trust_store import current_trust_list
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
@@ -125,9 +125,9 @@ def scan():
         return _page(pinfl_error=e)
     if not code:
         return _page(ValidationFailed(_("Scan the QR code or type its digits"), field="code"))
-    if dispensing.looks_like_number(code):  # typed from the paper: the QR would not scan
+    if counter_aids.looks_like_number(code):  # typed from the paper: the QR would not scan
         try:
-            code = dispensing.find_by_number(store(), g.actor, number=code, pinfl=pinfl)
+            code = counter_aids.find_by_number(store(), g.actor, number=code, pinfl=pinfl)
         except ProtocolError as e:
             session.pop(CODE_KEY, None)
             return _page(e)
@@ -213,7 +213,7 @@ def refusal(error: online_dispense.ClaimRefused) -> Conflict:
 def receipt(dispense_id: str):
     """The printable dispense receipt."""
     g.actor.require("dispense")
-    return render("counter/receipt.html", receipt=dispensing.receipt(
+    return render("counter/receipt.html", receipt=counter_aids.receipt(
         store(), g.actor, dispense_id[:40]))
 
 
@@ -249,7 +249,7 @@ def lookup():
         verdict = dispensing.check_code(store(), g.actor, trusted, row["qr"]) \
             if row.get("qr") else None
         row["view"] = verdicts.describe(verdict) if verdict else None
-        row["medicines"] = dispensing.medicine_names(store().reader(), row["prescription_id"])
+        row["medicines"] = counter_aids.medicine_names(store().reader(), row["prescription_id"])
     return render("counter/lookup.html", query=query, found=found)
 
 

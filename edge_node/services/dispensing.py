@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync_protocol import qr
-from sync_protocol.claims import HUB_ORIGIN
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from sync_protocol.trust import EKU_PRESCRIBE
@@ -25,6 +24,7 @@ from ..errors import Conflict, NotFound, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
 from .clock import SYSTEM_CLOCK, SystemClock, clock_status
+from .dispense_history import dispense_history, held_claims
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _remember(store: NodeStore, claims: qr.PrescriptionClaims, text: str) -> Non
                          to_instant(utc_now())))
 
 
-def _known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, list[dict]]:
+def known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, list[dict]]:
     """The prescription as the replica has it, else as a scanned code told us."""
     row = conn.execute("SELECT * FROM prescriptions WHERE prescription_id = ?",
                        (prescription_id,)).fetchone()
@@ -183,7 +183,7 @@ def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -
 
     Quantities other pharmacies hold claimed at the hub (held_claims) count as handed over:
     the hub granted them, so this node must not hand them out again, even offline."""
-    _header, items = _known_items(conn, prescription_id)
+    _header, items = known_items(conn, prescription_id)
     claimed = held_claims(conn, prescription_id, now)
     states = []
     for item in items:
@@ -199,49 +199,6 @@ def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -
                        "quantity": item["quantity"], "repeats": item["repeats"],
                        "dosage": item.get("dosage")})
     return states
-
-
-def medicine_names(conn: sqlite3.Connection, prescription_id: str) -> list[str]:
-    """"Amoxicillin 500 mg capsule" per item, for look-up rows."""
-    _header, items = _known_items(conn, prescription_id)
-    return [f"{i['inn']} {i['strength']} {i['form']}" for i in items]
-
-
-def dispense_history(conn: sqlite3.Connection, prescription_id: str) -> list[dict]:
-    """Every dispense this node knows of the prescription: what, where (the pharmacy's name
-    when its registration reached this node) and when."""
-    rows = conn.execute(
-        "SELECT d.item_no, d.quantity, d.dispensed_at, d.facility_id, d.mode, f.name AS"
-        " facility_name FROM dispenses d LEFT JOIN facilities f ON f.facility_id ="
-        " d.facility_id WHERE d.prescription_id = ? ORDER BY d.dispensed_at",
-        (prescription_id,)).fetchall()
-    return [{**dict(r), "facility_name": r["facility_name"] or r["facility_id"]} for r in rows]
-
-
-def held_claims(conn: sqlite3.Connection, prescription_id: str, now: datetime) -> list[dict]:
-    """Claims the hub granted other pharmacies on this prescription (PrescriptionClaimed,
-    pulled), still held as far as this node knows: unexpired, and no dispense of that
-    pharmacy and item since the grant (the dispense then counts instead)."""
-    own = conn.execute("SELECT value FROM node_state WHERE key = 'facility_id'").fetchone()
-    rows = conn.execute(
-        "SELECT payload FROM events WHERE origin = ? AND type = 'PrescriptionClaimed' AND"
-        " json_extract(payload, '$.prescription_id') = ?", (HUB_ORIGIN, prescription_id))
-    held = []
-    for row in rows:
-        p = json.loads(row["payload"])
-        if (own and p["facility_id"] == own["value"]) or p["expires_at"] <= to_instant(now):
-            continue
-        for item in p["items"]:
-            used = conn.execute(
-                "SELECT 1 FROM dispenses WHERE prescription_id = ? AND item_no = ? AND"
-                " facility_id = ? AND dispensed_at >= ?",
-                (prescription_id, item["item_no"], p["facility_id"], p["granted_at"])).fetchone()
-            if used is None:
-                held.append({"claim_id": p["claim_id"], "item_no": item["item_no"],
-                             "quantity": item["quantity"], "facility_id": p["facility_id"],
-                             "facility_name": p.get("facility_name") or p["facility_id"],
-                             "granted_at": p["granted_at"], "expires_at": p["expires_at"]})
-    return held
 
 
 def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> dict:
@@ -305,7 +262,7 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
     product, batch, expiry_day = checked_fields(quantity=quantity, product=product,
                                                 batch=batch, expiry=expiry, now=now)
     with store.transaction() as tx:
-        header, _items = _known_items(tx.conn, prescription_id)
+        header, _items = known_items(tx.conn, prescription_id)
         if header.get("status") == "cancelled":
             raise Conflict("The prescription was cancelled: do not dispense",
                            field="prescription_id", code="cancelled")
@@ -369,60 +326,6 @@ def find_by_identity(store: NodeStore, actor: Actor, *, pinfl: str | None = None
                        field=column if column == "pinfl" else "document",
                        code="no_prescriptions")
     return {"pinfl": rows[0]["pinfl"], "prescriptions": [dict(r) for r in rows]}
-
-
-def receipt(store: NodeStore, actor: Actor, dispense_id: str,
-            now: datetime | None = None) -> dict:
-    """What the patient takes home (issue 12.13): what, how much, batch, expiry, what
-    remains, and when the next fill may be dispensed."""
-    actor.require("dispense")
-    now = now or utc_now()
-    conn = store.reader()
-    row = conn.execute("SELECT d.*, f.name AS facility_name, f.address AS facility_address"
-                       " FROM dispenses d LEFT JOIN facilities f ON f.facility_id ="
-                       " d.facility_id WHERE d.dispense_id = ?", (dispense_id,)).fetchone()
-    if row is None:
-        raise NotFound("No such dispense on this node", field="dispense_id")
-    header, _items = _known_items(conn, row["prescription_id"])
-    state = next(s for s in item_states(conn, row["prescription_id"], now)
-                 if s["item_no"] == row["item_no"])
-    return {"dispense": dict(row), "number": header.get("number"),
-            "expires_at": header.get("expires_at"), "item": state,
-            "next_fill_at": _next_fill(state)}
-
-
-def _next_fill(state: dict) -> str | None:
-    """None: nothing more to dispense; "now": the rest may be dispensed at any time."""
-    if state["remaining_total"] == 0:
-        return None
-    return state["next_fill_at"] or "now"
-
-
-def find_by_number(store: NodeStore, actor: Actor, *, number: str, pinfl: str | None) -> str:
-    """No scannable QR: the printed number with the patient's PINFL finds the prescription
-    this node holds; its stored code then gives the same verdicts as a scan."""
-    from .prescribing import is_valid_number
-    actor.require("verify_prescription")
-    digits = _digits(number)
-    if not is_valid_number(digits):
-        raise ValidationFailed("This is not a prescription number (16 digits as printed)",
-                               field="code", code="bad_number")
-    if not pinfl:
-        raise ValidationFailed("Type the patient's PINFL from the ID card with the number",
-                               field="pinfl", code="pinfl_needed")
-    printed = "-".join(digits[i:i + 4] for i in range(0, 16, 4))
-    row = store.one("SELECT qr FROM prescriptions WHERE number = ? AND pinfl = ?",
-                    (printed, pinfl))
-    if row is None or not row["qr"]:
-        raise NotFound("This prescription is not on this node: scan its QR code, or wait"
-                       " until the network is back", field="code", code="need_qr_or_network")
-    return row["qr"]
-
-
-def looks_like_number(text: str) -> bool:
-    """Typed by hand from the paper (16 digits, maybe grouped), not scanned."""
-    digits = _digits(text)
-    return len(digits) == 16 and all(c.isdigit() or c in " -" for c in text.strip())
 
 
 def sale_without_prescription(inn: str) -> None:
