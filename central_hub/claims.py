@@ -60,6 +60,7 @@ class Knowledge:
     cancelled: bool = False
     dispensed: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)  # held now
+    names: dict[str, str] = field(default_factory=dict)  # facility id -> name
 
     def taken(self, item_no: int) -> int:
         return (sum(d["quantity"] for d in self.dispensed if d["item_no"] == item_no)
@@ -106,7 +107,7 @@ def _items_from_code(code: str | None, prescription_id: str, trust_list: TrustLi
 
 
 def knowledge(tx: Tx, prescription_id: str, now: datetime, *, code: str | None = None,
-              trust_list: TrustList | None = None) -> Knowledge:
+              trust_list: TrustList | None = None, claimant: str | None = None) -> Knowledge:
     know = Knowledge()
     rows = tx.query("SELECT type, payload FROM events WHERE subject_id = ? AND type IN "
                     "(?, ?, ?, ?) ORDER BY position", (prescription_id, *RX_TYPES))
@@ -147,19 +148,22 @@ def knowledge(tx: Tx, prescription_id: str, now: datetime, *, code: str | None =
                                 "item_no": item_no, "quantity": quantity,
                                 "granted_at": row["granted_at"],
                                 "expires_at": row["expires_at"]})
-    _name_facilities(tx, [*know.dispensed, *know.claims])
+    know.names = _name_facilities(tx, [*know.dispensed, *know.claims], also=claimant)
     return know
 
 
-def _name_facilities(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    """Add each row's facility name: a refusal says where, in words."""
-    ids = {r["facility_id"] for r in rows}
+def _name_facilities(tx: Tx, rows: list[dict[str, Any]],
+                     also: str | None = None) -> dict[str, str]:
+    """Add each row's facility name (a refusal says where, in words); return the names found,
+    with the claimant's (`also`) in the same query."""
+    ids = {r["facility_id"] for r in rows} | ({also} if also else set())
     names = {}
     for row in tx.query_in("SELECT subject_id, payload FROM events WHERE type = "
                            "'FacilityRegistered' AND subject_id IN ({ids})", ids):
         names[row["subject_id"]] = _payload(row["payload"]).get("name")
     for r in rows:
         r["facility_name"] = names.get(r["facility_id"]) or r["facility_id"]
+    return names
 
 
 def _refusal(reason: str, know: Knowledge, **extra: Any) -> dict[str, Any]:
@@ -177,7 +181,7 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
             raise Forbidden("Facility %(facility)s is not this node's", field="facility_id",
                             code="not_permitted", facility=request.facility_id)
         know = knowledge(tx, request.prescription_id, now, code=request.code,
-                         trust_list=trust_list)
+                         trust_list=trust_list, claimant=request.facility_id)
         if know.items is None:
             return _refusal(rules.UNKNOWN_PRESCRIPTION, know)
         if know.cancelled:
@@ -197,10 +201,9 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
                    "facility_id": request.facility_id,
                    "items": [{"item_no": n, "quantity": q} for n, q in request.items],
                    "granted_at": granted_at, "expires_at": expires_at}
-        mine = [{"facility_id": request.facility_id}]
-        _name_facilities(tx, mine)
-        if mine[0]["facility_name"] != request.facility_id:
-            payload["facility_name"] = mine[0]["facility_name"][:200]
+        name = know.names.get(request.facility_id)
+        if name:
+            payload["facility_name"] = name[:200]
         stored = emit_hub_event(tx, "PrescriptionClaimed", payload)
         tx.execute("INSERT INTO hub_claims (claim_id, prescription_id, facility_id, node_id, "
                    "items, granted_at, expires_at, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -209,7 +212,7 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
                     stored.event.id))
         for item_no, quantity in request.items:
             know.claims.append({"claim_id": claim_id, "facility_id": request.facility_id,
-                                "facility_name": mine[0]["facility_name"], "item_no": item_no,
+                                "facility_name": name or request.facility_id, "item_no": item_no,
                                 "quantity": quantity, "granted_at": granted_at,
                                 "expires_at": expires_at})
     log.info("claim %s on %s granted to %s", claim_id, request.prescription_id, node.node_id)
