@@ -221,3 +221,41 @@ def test_counter_offline_node_shows_amber_and_dispenses_offline(world):
     assert response.status_code == 302
     assert [e["mode"] for e in own_dispenses(world.two)] == ["offline"]
     assert hub_claims(world.hub) == []
+
+
+def test_a_claim_is_released_when_the_local_dispense_fails(world, monkeypatch):
+    def failing(*_args, **_kwargs):
+        raise dispensing.ValidationFailed("The node could not record it", field="batch")
+    monkeypatch.setattr(online_dispense.dispensing, "dispense", failing)
+    with pytest.raises(dispensing.ValidationFailed):
+        give(world.one, world.rx)
+    [claim] = hub_claims(world.hub)
+    assert claim["released_at"] is not None  # freed at once, not left to expire
+    monkeypatch.undo()
+    assert give(world.two, world.rx)["mode"] == "online_claimed"
+
+
+def test_nothing_is_claimed_for_more_than_remains_here(world):
+    with pytest.raises(dispensing.Conflict) as refused:
+        give(world.one, world.rx, quantity=21)
+    assert refused.value.code == "more_than_remains"
+    assert hub_claims(world.hub) == []
+
+
+def test_the_api_says_the_hub_timed_out_then_dispenses_offline(world, silent_hub):
+    client = world.two.app.test_client()
+    token = client.post("/api/v1/auth/sign-in", json={"username": "pharmacist",
+                                                      "pin": "3333"}).json["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    client.post("/api/v1/pharmacy/verify", json={"code": world.rx["qr"]}, headers=headers)
+    world.two.client.base_url = silent_hub
+    body = {"prescription_id": world.rx["prescription_id"], "item_no": 1, "quantity": 20,
+            "code": world.rx["qr"], **PACK}
+    response = client.post("/api/v1/pharmacy/dispense", json=body, headers=headers)
+    assert response.status_code == 504
+    assert response.json["error"]["code"] == "hub_timeout"
+    assert own_dispenses(world.two) == []
+    response = client.post("/api/v1/pharmacy/dispense", json={**body, "offline": True},
+                           headers=headers)
+    assert response.status_code == 201 and response.json["mode"] == "offline"
+    assert [e["mode"] for e in own_dispenses(world.two)] == ["offline"]

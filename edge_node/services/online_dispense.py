@@ -127,6 +127,12 @@ def dispense_with_hub(store: NodeStore, actor: Actor, client: HubClient | None, 
                                    offline_fills=bound, **fields)
     dispensing.checked_fields(quantity=quantity, product=product, batch=batch,
                               expiry=expiry, now=now)  # nothing is claimed for a typo
+    state = next((s for s in dispensing.item_states(store.reader(), prescription_id, now)
+                  if s["item_no"] == item_no), None)
+    if state is not None and quantity > state["remaining_in_fill"]:
+        raise Conflict("Only %(remaining)s remain of this fill; %(asked)s were asked",
+                       field="quantity", code="more_than_remains",
+                       remaining=state["remaining_in_fill"], asked=quantity)
     asked = ClaimRequest(prescription_id, store.facility_id, ((item_no, quantity),), code)
     try:
         answer = client.claim(asked)
