@@ -259,3 +259,13 @@ def test_the_api_says_the_hub_timed_out_then_dispenses_offline(world, silent_hub
                            headers=headers)
     assert response.status_code == 201 and response.json["mode"] == "offline"
     assert [e["mode"] for e in own_dispenses(world.two)] == ["offline"]
+
+
+def test_a_node_known_offline_dispenses_offline_without_waiting_for_the_hub(world):
+    world.two.go_offline()
+    assert not world.two.sync()["ok"]
+    started = time.monotonic()
+    result = give(world.two, world.rx)  # offline not said: the node's sync state decides
+    assert result["mode"] == "offline"
+    assert time.monotonic() - started < CLAIM_TIMEOUT_SECONDS
+    assert hub_claims(world.hub) == []

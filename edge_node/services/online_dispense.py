@@ -112,11 +112,16 @@ def offline_fills(config: dict[str, Any], inn: str) -> int:
 def dispense_with_hub(store: NodeStore, actor: Actor, client: HubClient | None, *,
                       config: dict[str, Any], prescription_id: str, item_no: int,
                       quantity: Any, product: str, batch: str, expiry: str,
-                      code: str | None = None, offline: bool = False,
+                      code: str | None = None, offline: bool | None = None,
                       now: datetime | None = None) -> dict:
-    """Claim then dispense (online), or dispense offline within the bound."""
+    """Claim then dispense (online), or dispense offline within the bound.
+
+    `offline` None decides as the counter's verdict does: offline when the node is known
+    offline or its last sync is stale (then the hub is not waited for), else online."""
     actor.require("dispense")
     now = now or utc_now()
+    if offline is None:
+        offline = client is not None and not freshness(store, True)[0]
     fields = {"prescription_id": prescription_id, "item_no": item_no, "quantity": quantity,
               "product": product, "batch": batch, "expiry": expiry, "now": now}
     if client is None or offline:
