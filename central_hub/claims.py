@@ -58,6 +58,7 @@ class Knowledge:
 
     items: dict[int, dict[str, Any]] | None = None  # item_no -> {inn, quantity, fills}
     cancelled: bool = False
+    window: tuple[str, str] | None = None  # (not_before, expires_at) as instants
     dispensed: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)  # held now
     names: dict[str, str] = field(default_factory=dict)  # facility id -> name
@@ -94,7 +95,8 @@ def _items_of(rx_items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 def _items_from_code(code: str | None, prescription_id: str, trust_list: TrustList | None,
                      now: datetime) -> dict[int, dict[str, Any]] | None:
-    """The items of a prescription the hub has not received, from its signed code."""
+    """The items of a prescription the hub has not received, from its signed code (which
+    qr.verify refuses outside its validity window)."""
     if not code or trust_list is None:
         return None
     result = qr.verify(code, trust_list.nodes, now=now, require_prescription=True)
@@ -117,6 +119,7 @@ def knowledge(tx: Tx, prescription_id: str, now: datetime, *, code: str | None =
         p = _payload(row["payload"])
         if row["type"] == "PrescriptionIssued":
             know.items = _items_of(p["items"])
+            know.window = (p["not_before"], p["expires_at"])
         elif row["type"] == "PrescriptionCancelled":
             know.cancelled = True
         elif row["type"] == "MedicationDispensed":
@@ -186,6 +189,8 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
             return _refusal(rules.UNKNOWN_PRESCRIPTION, know)
         if know.cancelled:
             return _refusal(rules.CANCELLED, know)
+        if know.window and not know.window[0] <= to_instant(now) <= know.window[1]:
+            return _refusal(rules.OUTSIDE_VALIDITY, know)
         for item_no, quantity in request.items:
             item = know.items.get(item_no)
             if item is None:

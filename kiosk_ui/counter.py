@@ -195,12 +195,23 @@ def dispense():
     return redirect(url_for(".home", _anchor="verdict"))
 
 
+# Refusals that are not about a dispense elsewhere (sync_protocol.claims reasons).
+REFUSALS = {
+    "nothing_left": _("The hub refused: nothing of this remains to dispense"),
+    "cancelled": _("The hub refused: the doctor cancelled this prescription"),
+    "outside_validity": _("The hub refused: the prescription is outside its validity"),
+    "unknown_prescription": _("The hub refused: it does not know this prescription"),
+    "unknown_item": _("The hub refused: it does not know this prescription"),
+}
+
+
 def refusal(error: online_dispense.ClaimRefused) -> Conflict:
     """The hub's refusal in words: where and when, in Tashkent time."""
     latest = online_dispense.latest_elsewhere(error.answer)
-    if latest is None:
-        return Conflict(_("The hub refused: nothing of this remains to dispense"),
-                        field="quantity", code=error.code)
+    reason = error.answer.get("reason")
+    if reason in REFUSALS or latest is None:
+        return Conflict(REFUSALS.get(reason, REFUSALS["nothing_left"]), field="quantity",
+                        code=error.code)
     message = (_("Refused by the hub: being dispensed at %(where)s (claimed at %(when)s)")
                if latest["claim"] else
                _("Refused by the hub: dispensed at %(where)s at %(when)s"))

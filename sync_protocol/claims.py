@@ -38,6 +38,7 @@ GRANTED = "granted"
 NOTHING_LEFT = "nothing_left"  # dispensed (or claimed) elsewhere
 MORE_THAN_REMAINS = "more_than_remains"
 CANCELLED = "cancelled"
+OUTSIDE_VALIDITY = "outside_validity"
 UNKNOWN_PRESCRIPTION = "unknown_prescription"
 UNKNOWN_ITEM = "unknown_item"
 

@@ -269,3 +269,37 @@ def test_a_node_known_offline_dispenses_offline_without_waiting_for_the_hub(worl
     assert result["mode"] == "offline"
     assert time.monotonic() - started < CLAIM_TIMEOUT_SECONDS
     assert hub_claims(world.hub) == []
+
+
+def test_the_hub_judges_a_prescription_it_lacks_from_the_scanned_code(world):
+    patient = world.clinic.store.one("SELECT patient_id FROM patients ORDER BY pinfl")
+    unsynced = prescribing.issue_prescription(
+        world.clinic.store, world.clinic.actor("doctor"), world.clinic.credentials,
+        patient_id=patient["patient_id"], items=[AMOXICILLIN])  # the clinic does not sync
+    for node in (world.one, world.two):  # each pharmacist scans it
+        dispensing.check_code(node.store, node.actor("pharmacist"),
+                              current_trust_list(node.store, node.credentials), unsynced["qr"])
+    assert give(world.one, unsynced)["mode"] == "online_claimed"
+    with pytest.raises(online_dispense.ClaimRefused) as refused:
+        give(world.two, unsynced)
+    assert refused.value.answer["reason"] == "nothing_left"
+    with pytest.raises(online_dispense.ClaimRefused) as refused:
+        give(world.two, {**unsynced, "qr": None}, quantity=1)
+    assert refused.value.answer["reason"] == "unknown_prescription"
+
+
+def test_counter_a_cancellation_the_node_has_not_pulled_is_refused_in_words(world):
+    two = counter(world.two)
+    page = scan(two, world.rx["qr"])
+    form = dispense_form(page)
+    prescribing.cancel_prescription(world.clinic.store, world.clinic.actor("doctor"),
+                                    world.rx["prescription_id"], reason="allergy")
+    assert world.clinic.sync()["ok"]  # the hub knows; pharmacy two has not pulled
+    response = post(two, "/ui/counter/dispense", {**form, "quantity": "20", **PACK})
+    assert response.status_code == 409
+    assert "The hub refused: the doctor cancelled this prescription" in text_of(response.text)
+    page = scan(two, world.rx["qr"])
+    assert verdict_of(page) == "valid/bad"
+    assert "The hub says the doctor cancelled it: do not dispense." in verdict_text(page)
+    assert 'data-dispense="1"' not in page
+    assert own_dispenses(world.two) == []

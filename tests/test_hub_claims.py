@@ -144,13 +144,16 @@ def test_a_granted_claim_reaches_the_regions_pharmacies_by_pull(rx_world):
     assert not [e for e in sam.received.values() if e["type"] == "PrescriptionClaimed"]
 
 
-def test_cancelled_and_unknown_prescriptions_are_refused(rx_world, storage):
+def test_cancelled_expired_and_unknown_prescriptions_are_refused(rx_world, storage):
     one, clinic, rx = rx_world["one"], rx_world["clinic"], rx_world["rx"]
     assert ask(one, new_ulid())["reason"] == rules.UNKNOWN_PRESCRIPTION
     assert ask(one, rx, item_no=2)["reason"] == rules.UNKNOWN_ITEM
+    expired = clinic.prescribe(clinic.register_patient(), clinic.register_practitioner(),
+                               days_valid=-1)
     clinic.cancel_prescription(rx)
     clinic.push()
     assert ask(one, rx)["reason"] == rules.CANCELLED
+    assert ask(one, expired)["reason"] == rules.OUTSIDE_VALIDITY
     assert claim_rows(storage) == []
 
 
