@@ -53,7 +53,8 @@ def claim_status():
     node, _kid = authenticate(current, body)
     with noting_errors(current, node):
         asked = ClaimRequest.from_dict(_json(body), status_only=True)
-        answer = claims.status(current.storage, asked, current.now(), current.trust.trust_list)
+        answer = claims.status(current.storage, node, asked, current.now(),
+                               current.trust.trust_list)
     return respond(answer)
 
 

@@ -176,9 +176,7 @@ def _refusal(reason: str, know: Knowledge, **extra: Any) -> dict[str, Any]:
 def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now: datetime,
           trust_list: TrustList | None) -> dict[str, Any]:
     """Grant all the quantities asked, or none; the answer says what remains and why."""
-    if node.kind is not NodeKind.PHARMACY:
-        raise Forbidden("Only a pharmacy claims prescriptions", field="facility_id",
-                        code="not_permitted")
+    _pharmacy_only(node)
     with storage.transaction() as tx:  # the writer lock: pushes and other claims wait
         if request.facility_id not in node_facilities(tx, node):
             raise Forbidden("Facility %(facility)s is not this node's", field="facility_id",
@@ -225,9 +223,17 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
             "items": payload["items"], **know.answer()}
 
 
-def status(storage: Storage, request: rules.ClaimRequest, now: datetime,
-           trust_list: TrustList | None) -> dict[str, Any]:
+def _pharmacy_only(node: NodeIdentity) -> None:
+    """Claims and what was dispensed where are a pharmacy's business (least knowledge)."""
+    if node.kind is not NodeKind.PHARMACY:
+        raise Forbidden("Only a pharmacy claims prescriptions", field="facility_id",
+                        code="not_permitted")
+
+
+def status(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest,
+           now: datetime, trust_list: TrustList | None) -> dict[str, Any]:
     """What the hub knows of a prescription now, claiming nothing."""
+    _pharmacy_only(node)
     with storage.reader() as tx:
         return knowledge(tx, request.prescription_id, now, code=request.code,
                          trust_list=trust_list).answer()

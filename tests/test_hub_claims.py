@@ -186,6 +186,7 @@ def test_unsigned_or_foreign_facility_claims_are_refused(rx_world, storage):
     response = post(clinic, CLAIM_PATH, {"prescription_id": rx, "facility_id": clinic.facility_id,
                                          "items": [{"item_no": 1, "quantity": 1}]})
     assert response.status_code == 403  # only pharmacies claim
+    assert post(clinic, CLAIM_STATUS_PATH, {"prescription_id": rx}).status_code == 403
     assert claim_rows(storage) == []
 
 

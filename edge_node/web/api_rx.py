@@ -106,7 +106,7 @@ def verdict_json(verdict: dispensing.Verdict) -> dict:
     return {"verdict": verdict.code, "may_dispense": verdict.may_dispense,
             "message": translate_text(verdict.message, verdict.params),
             "prescription": verdict.prescription, "items": verdict.items,
-            "clock": verdict.clock}
+            "clock": verdict.clock, "history": verdict.history, "claims": verdict.claims}
 
 
 @endpoint(bp, "POST", "/pharmacy/dispense",
