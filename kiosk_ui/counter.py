@@ -209,7 +209,7 @@ def refusal(error: online_dispense.ClaimRefused) -> Conflict:
     """The hub's refusal in words: where and when, in Tashkent time."""
     latest = online_dispense.latest_elsewhere(error.answer)
     reason = error.answer.get("reason")
-    if reason in REFUSALS or latest is None:
+    if latest is None or reason not in ("nothing_left", "more_than_remains"):
         return Conflict(REFUSALS.get(reason, REFUSALS["nothing_left"]), field="quantity",
                         code=error.code)
     message = (_("Refused by the hub: being dispensed at %(where)s (claimed at %(when)s)")
