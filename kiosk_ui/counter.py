@@ -186,6 +186,9 @@ def dispense():
     except online_dispense.ClaimRefused as e:
         return _page(refusal(e), item_no=item_no, form=form)
     except ProtocolError as e:
+        if e.code == "already_dispensed":  # where and when, in Tashkent time
+            e = Conflict(e.message, field=e.field, code=e.code, where=e.params["where"],
+                         when=fmt_datetime(e.params["when"]))
         return _page(e, item_no=item_no, form=form)
     log.info("dispensed %s of item %s of %s (%s)", quantity, item_no,
              verdict.prescription["number"], result["mode"])

@@ -140,7 +140,9 @@ def test_twenty_concurrent_attempts_from_four_pharmacies_grant_exactly_one(
         assert len(answers) == 20
         assert len(granted) == 1 and granted[0]["mode"] == "online_claimed", answers
         assert len(refused) == 19, answers
-        assert {r["code"] for r in refused} == {"claim_refused"}
+        # Refused by the hub, or, at the winning node once its own dispense is recorded, by
+        # the node itself before asking: either way with where and when.
+        assert {r["code"] for r in refused} <= {"claim_refused", "already_dispensed"}
         # where (the winner's pharmacy) and when, in words
         assert all("7-son dorixona" in r["message"] and re.search(
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["message"]) for r in refused), refused

@@ -240,6 +240,12 @@ def test_nothing_is_claimed_for_more_than_remains_here(world):
         give(world.one, world.rx, quantity=21)
     assert refused.value.code == "more_than_remains"
     assert hub_claims(world.hub) == []
+    give(world.one, world.rx)
+    with pytest.raises(dispensing.Conflict) as refused:
+        give(world.one, world.rx)
+    assert refused.value.code == "already_dispensed"
+    assert refused.value.params["where"] == "7-son dorixona"
+    assert len(hub_claims(world.hub)) == 1
 
 
 def test_the_api_says_the_hub_timed_out_then_dispenses_offline(world, silent_hub):

@@ -135,6 +135,11 @@ def dispense_with_hub(store: NodeStore, actor: Actor, client: HubClient | None, 
     state = next((s for s in dispensing.item_states(store.reader(), prescription_id, now)
                   if s["item_no"] == item_no), None)
     if state is not None and quantity > state["remaining_in_fill"]:
+        history = dispensing.dispense_history(store.reader(), prescription_id)
+        if state["remaining_in_fill"] == 0 and history:  # say where and when, as the hub does
+            raise Conflict("Already dispensed at %(where)s at %(when)s", field="quantity",
+                           code="already_dispensed", where=history[-1]["facility_name"],
+                           when=history[-1]["dispensed_at"])
         raise Conflict("Only %(remaining)s remain of this fill; %(asked)s were asked",
                        field="quantity", code="more_than_remains",
                        remaining=state["remaining_in_fill"], asked=quantity)
