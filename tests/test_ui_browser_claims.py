@@ -15,7 +15,7 @@ import pytest
 from sync_harness import CLINIC, PHARMACY, PHARMACY2, Hub, Node
 
 from edge_node.services import online_dispense, prescribing
-from tests.test_ui_browser import browser, page, shot  # noqa: F401
+from tests.test_ui_browser import browser, live, page, shot  # noqa: F401
 from tests.test_ui_browser_rx import dispense, scan_like_a_scanner, sign_in, verdict
 from tests.ui_helpers import AMOXICILLIN, catalogues  # noqa: F401
 
@@ -126,3 +126,25 @@ def test_hub_timeout_then_offline_dispense_with_the_amber_verdict(page, world): 
     with world["hub"].storage.reader() as tx:
         assert tx.query("SELECT * FROM hub_claims") == []
     shot(page, "claims-6-offline-dispensed")
+
+
+PLACEHOLDER_ROOM = """() => {
+  const input = document.getElementById("code");
+  const style = getComputedStyle(input);
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = style.font;
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return [context.measureText(input.placeholder).width, room];
+}"""
+
+
+@pytest.mark.parametrize("lang", ["uz", "ru", "en"])
+def test_the_scan_fields_placeholder_fits(page, live, seeded, lang):  # noqa: F811
+    """Issue 12.10: the scan field's placeholder is not cut off, at the counter's sizes."""
+    sign_in(page, live, "pharmacist", "3333", "/ui/counter/")
+    for width, height in ((800, 480), (1024, 600), (1280, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live}/ui/counter/?lang={lang}")
+        needed, room = page.evaluate(PLACEHOLDER_ROOM)
+        assert needed <= room, (lang, width, needed, room)
+    shot(page, f"counter-scan-placeholder-{lang}")
