@@ -66,6 +66,7 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
     from . import (
+        api_claims,
         api_conflicts,
         api_dashboard,
         api_paper,
@@ -80,6 +81,7 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     app.register_blueprint(api_conflicts.bp)
     api_paper.init_app(app)  # pads, reconciliation hook, sync contacts, the report
     call_centre.init_app(app)
+    api_claims.init_app(app)  # claims: online dispensing prevented, not detected
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
     from .fhir import api as fhir_api
     fhir_api.init_app(app, app.extensions[EXTENSION])  # read-only FHIR R4 at /fhir/r4/

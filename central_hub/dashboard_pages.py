@@ -36,7 +36,7 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
-from . import nodes, quarantine, refusals, staff
+from . import claims, nodes, quarantine, refusals, staff
 from .api_conflicts import (
     ACTIONS,
     DEFAULT_LIMIT,
@@ -349,6 +349,14 @@ def conflicts():
     return _render("dashboard/conflicts.html", 400 if error else 200, items=items,
                    error=error, state=state, kind=kind, states=STATES, kinds=CONFLICT_KINDS,
                    limit=DEFAULT_LIMIT)
+
+
+@bp.get("/dashboard/offline-dispenses")
+def offline_dispenses():
+    """Dispenses made without the hub's claim, for review whether or not they conflict."""
+    return _render("dashboard/offline_dispenses.html",
+                   items=claims.offline_dispenses(hub().storage),
+                   limit=claims.OFFLINE_REVIEW_LIMIT)
 
 
 @bp.get("/dashboard/conflicts/<conflict_id>")

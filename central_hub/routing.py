@@ -42,8 +42,10 @@ PHARMACIES = "pharmacies"
 REGISTRY_TYPES = frozenset({"FacilityRegistered", "PractitionerRegistered",
                             "FacilityDetailsChanged"})
 PROFILE_TYPES = frozenset({"PatientRegistered", "PatientFieldChanged", "PatientPhoneConfirmed"})
+# PrescriptionClaimed's expires_at is the claim's: other pharmacies need it only until then.
 PRESCRIPTION_TYPES = frozenset({"PrescriptionIssued", "PrescriptionCancelled",
-                                "MedicationDispensed", "PaperDispenseRecorded"})
+                                "MedicationDispensed", "PaperDispenseRecorded",
+                                "PrescriptionClaimed"})
 # The payload id that groups an event with the others about the same record.
 SUBJECT_FIELD = {
     "FacilityRegistered": "facility_id", "PractitionerRegistered": "practitioner_id",
@@ -52,7 +54,8 @@ SUBJECT_FIELD = {
     "PatientFieldChanged": "patient_id", "PatientPhoneConfirmed": "patient_id",
     "VisitRecorded": "visit_id", "OrderRecorded": "visit_id", "LabResultRecorded": "order_id",
     "PrescriptionIssued": "prescription_id", "PrescriptionCancelled": "prescription_id",
-    "MedicationDispensed": "prescription_id", "ChronicConditionSet": "patient_id",
+    "MedicationDispensed": "prescription_id", "PrescriptionClaimed": "prescription_id",
+    "ChronicConditionSet": "patient_id",
     "PaperPadAllocated": "pad_id", "ConflictRaised": "conflict_id",
     "ConflictStateChanged": "conflict_id", "RemotePrescriptionRequested": "request_id",
     "RemotePrescriptionDecided": "request_id",

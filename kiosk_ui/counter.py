@@ -15,14 +15,14 @@ from flask import Blueprint, current_app, flash, g, redirect, request, session, 
 from flask_babel import gettext
 
 from edge_node.errors import Conflict, NodeNotInitialised, ValidationFailed
-from edge_node.services import clock, dispensing, remote_requests
+from edge_node.services import clock, counter_aids, dispensing, online_dispense, remote_requests
 from edge_node.trust_store import current_trust_list
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
 
 from . import verdicts
 from .auth import signed_in, to_sign_in
-from .common import error_text, remember_language, store
+from .common import error_text, fmt_datetime, remember_language, store
 from .desk import render
 from .errors import register_html_errors
 from .security import protect
@@ -36,6 +36,7 @@ register_html_errors(bp, "desk", to_sign_in)
 
 CODE_KEY = "counter_code"  # the last scanned code, until the next scan or "clear"
 PINFL_KEY = "counter_pinfl"  # the PINFL typed from the ID card for that code, if any
+RECEIPT_KEY = "counter_receipt"  # the last dispense made here, for its printable receipt
 # A QR code holds at most a few thousand digits; more is not a scan (and would not fit the
 # session cookie). The verification core refuses long input anyway; this keeps the cookie small.
 MAX_CODE_CHARS = 3000
@@ -64,15 +65,41 @@ def current_verdict() -> dispensing.Verdict | None:
                                  typed_pinfl=session.get(PINFL_KEY) or None)
 
 
+def hub_client():
+    """The node's signed client of the hub, or None on a stand-alone node."""
+    agent = current_app.extensions.get("dmed_sync_agent")
+    return agent.client if agent is not None else None
+
+
+# Verdicts the hub's word can change: the node thinks something may still be handed over.
+ASK_HUB = frozenset({"valid", "partly_dispensed"})
+
+
+def current_hub_view(verdict: dispensing.Verdict | None) -> online_dispense.HubView | None:
+    """What the hub says of the prescription now (online), or why it cannot be asked."""
+    if verdict is None or not verdict.prescription or verdict.code not in ASK_HUB:
+        return None
+    client = hub_client()
+    if client is None:
+        return online_dispense.HubView(False, False, None)
+    fresh, last = online_dispense.freshness(store(), True)
+    if not fresh:  # known offline or out of date: do not make the pharmacist wait for it
+        return online_dispense.HubView(True, False, last)
+    return online_dispense.hub_view(store(), client, verdict.prescription["prescription_id"],
+                                    session.get(CODE_KEY))
+
+
 def _page(error: ProtocolError | None = None, item_no: int | None = None,
           form: dict | None = None, pinfl_error: ProtocolError | None = None):
     verdict = current_verdict()
+    hub = current_hub_view(verdict)
     page, status = render("counter/scan.html", error, verdict=verdict,
-                  view=verdicts.describe(verdict) if verdict else None,
+                  view=verdicts.describe(verdict, hub) if verdict else None,
                   typed_pinfl=session.get(PINFL_KEY, ""), error_item=item_no,
                   form=form or {},
                   pinfl_error=error_text(pinfl_error) if pinfl_error else None,
-                  now=utc_now(), today=utc_now().date().isoformat())
+                  now=utc_now(), today=utc_now().date().isoformat(),
+                  receipt_id=session.get(RECEIPT_KEY))
     return page, (getattr(pinfl_error, "http_status", 422) if pinfl_error else status)
 
 
@@ -98,8 +125,15 @@ def scan():
         return _page(pinfl_error=e)
     if not code:
         return _page(ValidationFailed(_("Scan the QR code or type its digits"), field="code"))
+    if counter_aids.looks_like_number(code):  # typed from the paper: the QR would not scan
+        try:
+            code = counter_aids.find_by_number(store(), g.actor, number=code, pinfl=pinfl)
+        except ProtocolError as e:
+            session.pop(CODE_KEY, None)
+            return _page(e)
     session[CODE_KEY] = code
     session[PINFL_KEY] = pinfl or ""
+    session.pop(RECEIPT_KEY, None)
     return redirect(url_for(".home", _anchor="verdict"))
 
 
@@ -109,6 +143,7 @@ def clear():
     g.actor.require("verify_prescription")
     session.pop(CODE_KEY, None)
     session.pop(PINFL_KEY, None)
+    session.pop(RECEIPT_KEY, None)
     return redirect(url_for(".home"))
 
 
@@ -142,18 +177,58 @@ def dispense():
         if not isinstance(quantity, int):
             raise ValidationFailed("Quantity must be a whole number of at least 1",
                                    field="quantity")
-        result = dispensing.dispense(
-            store(), g.actor, facility_id=store().facility_id,
+        result = online_dispense.dispense_with_hub(
+            store(), g.actor, hub_client(), config=current_app.config,
             prescription_id=verdict.prescription["prescription_id"], item_no=item_no,
             quantity=quantity, product=form["product"], batch=form["batch"],
-            expiry=form["expiry"])
+            expiry=form["expiry"], code=session.get(CODE_KEY),
+            offline=request.form.get("mode") != verdicts.ONLINE)
+    except online_dispense.ClaimRefused as e:
+        return _page(refusal(e), item_no=item_no, form=form)
     except ProtocolError as e:
+        if e.code == "already_dispensed":  # where and when, in Tashkent time
+            e = Conflict(e.message, field=e.field, code=e.code, where=e.params["where"],
+                         when=fmt_datetime(e.params["when"]))
         return _page(e, item_no=item_no, form=form)
-    log.info("dispensed %s of item %s of %s", quantity, item_no,
-             verdict.prescription["number"])
+    log.info("dispensed %s of item %s of %s (%s)", quantity, item_no,
+             verdict.prescription["number"], result["mode"])
     flash(gettext("Dispensed %(quantity)s of %(inn)s. Left in this fill: %(left)s.",
                   quantity=quantity, inn=state["inn"], left=result["remaining_in_fill"]), "ok")
+    session[RECEIPT_KEY] = result["dispense_id"]
     return redirect(url_for(".home", _anchor="verdict"))
+
+
+# Refusals that are not about a dispense elsewhere (sync_protocol.claims reasons).
+REFUSALS = {
+    "nothing_left": _("The hub refused: nothing of this remains to dispense"),
+    "cancelled": _("The hub refused: the doctor cancelled this prescription"),
+    "outside_validity": _("The hub refused: the prescription is outside its validity"),
+    "unknown_prescription": _("The hub refused: it does not know this prescription"),
+    "unknown_item": _("The hub refused: it does not know this prescription"),
+}
+
+
+def refusal(error: online_dispense.ClaimRefused) -> Conflict:
+    """The hub's refusal in words: where and when, in Tashkent time."""
+    latest = online_dispense.latest_elsewhere(error.answer)
+    reason = error.answer.get("reason")
+    if latest is None or reason not in ("nothing_left", "more_than_remains"):
+        return Conflict(REFUSALS.get(reason, REFUSALS["nothing_left"]), field="quantity",
+                        code=error.code)
+    message = (_("Refused by the hub: being dispensed at %(where)s (claimed at %(when)s)")
+               if latest["claim"] else
+               _("Refused by the hub: dispensed at %(where)s at %(when)s"))
+    return Conflict(message, field="quantity", code=error.code,
+                    where=latest["facility_name"], when=fmt_datetime(latest["when"]))
+
+
+@bp.get("/receipt/<dispense_id>")
+@signed_in
+def receipt(dispense_id: str):
+    """The printable dispense receipt."""
+    g.actor.require("dispense")
+    return render("counter/receipt.html", receipt=counter_aids.receipt(
+        store(), g.actor, dispense_id[:40]))
 
 
 @bp.post("/clock")
@@ -185,8 +260,10 @@ def lookup():
     trusted = trust_list()
     for row in found["prescriptions"]:
         # A verdict per prescription from its stored code; paper ones have none to check.
-        row["view"] = verdicts.describe(dispensing.check_code(
-            store(), g.actor, trusted, row["qr"])) if row.get("qr") else None
+        verdict = dispensing.check_code(store(), g.actor, trusted, row["qr"]) \
+            if row.get("qr") else None
+        row["view"] = verdicts.describe(verdict) if verdict else None
+        row["medicines"] = counter_aids.medicine_names(store().reader(), row["prescription_id"])
     return render("counter/lookup.html", query=query, found=found)
 
 

@@ -11,6 +11,7 @@ import logging
 from flask_babel import lazy_gettext as _l
 
 from edge_node.services.dispensing import VERDICTS, Verdict
+from edge_node.services.online_dispense import HubView, latest_elsewhere
 
 from .common import fmt_datetime
 
@@ -56,11 +57,60 @@ if set(WORDS) != set(VERDICTS):  # a new verdict must get its words before it re
     raise RuntimeError(f"verdict words out of step: {sorted(set(VERDICTS) ^ set(WORDS))}")
 
 
-def describe(verdict: Verdict) -> dict:
+# Issue 12.2: valid here, but the node cannot know what other pharmacies did since its sync.
+NOT_KNOWN = (_l("Valid here"),
+             _l("Dispensing at other pharmacies since %(when)s is not known. Dispensing now is"
+                " recorded as offline and reviewed."))
+HUB_SILENT = _l("The hub did not answer in time.")
+NEVER_SYNCED = _l("the first sync")
+DISPENSED_AT = _l("Dispensed at %(where)s on %(when)s.")
+CLAIMED_AT = _l("Being dispensed at %(where)s (claimed on %(when)s).")
+HUB_DISPENSED = (_l("Already dispensed elsewhere"),
+                 _l("The hub says nothing remains: do not dispense."))
+HUB_CANCELLED = (_l("Cancelled"), _l("The hub says the doctor cancelled it: do not dispense."))
+ONLINE, OFFLINE, LOCAL = "online", "offline", "local"
+
+
+def describe(verdict: Verdict, hub: HubView | None = None) -> dict:
+    """The verdict's colour and words, with what the hub says when the node has one.
+
+    mode: "online" (the hub answered: Dispense claims first), "offline" (a hub is configured
+    but not reachable or not synced lately: amber, dispenses recorded offline) or "local"
+    (a stand-alone node)."""
     tone, headline, explanation = WORDS[verdict.code]
     instant = verdict.params.get(WHEN.get(verdict.code, ""))
     text = str(explanation)  # translated now, in the reader's language
     if "%(when)s" in text:
         text = text % {"when": fmt_datetime(instant) if instant else "—"}
+    may = verdict.may_dispense
+    mode = LOCAL if hub is None or not hub.configured else (
+        ONLINE if hub.answer is not None else OFFLINE)
+    hub_left: dict[int, int] = {}
+    if hub is not None and hub.answer is not None:
+        hub_left = {r["item_no"]: r["room_in_fill"] for r in hub.answer["remaining"]}
+    if may and hub is not None and hub.answer is not None:
+        if hub.answer["cancelled"]:
+            tone, may, headline, text = BAD, False, str(HUB_CANCELLED[0]), str(HUB_CANCELLED[1])
+        elif hub.answer["prescription_known"] and not any(hub_left.values()):
+            tone, may, headline = WARN, False, str(HUB_DISPENSED[0])
+            text = " ".join((str(HUB_DISPENSED[1]), where_when(hub.answer)))
+    elif may and mode == OFFLINE:
+        tone, headline = WARN, str(NOT_KNOWN[0])
+        since = fmt_datetime(hub.last_sync_at) if hub.last_sync_at else str(NEVER_SYNCED)
+        text = str(NOT_KNOWN[1]) % {"when": since}
+        if hub.silent:
+            text = f"{HUB_SILENT} {text}"
+    elif verdict.code == "already_dispensed":
+        text = " ".join(t for t in (text, where_when({"dispensed": verdict.history,
+                                                       "claims": verdict.claims})) if t)
     return {"code": verdict.code, "tone": tone, "headline": str(headline), "text": text,
-            "may_dispense": verdict.may_dispense}
+            "may_dispense": may, "mode": mode, "hub_left": hub_left}
+
+
+def where_when(answer: dict) -> str:
+    """ "Dispensed at <pharmacy> on <Tashkent time>." for the latest dispense or claim."""
+    latest = latest_elsewhere(answer)
+    if latest is None:
+        return ""
+    words = CLAIMED_AT if latest["claim"] else DISPENSED_AT
+    return str(words) % {"where": latest["facility_name"], "when": fmt_datetime(latest["when"])}

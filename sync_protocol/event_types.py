@@ -179,6 +179,16 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "request_text": {**TEXT, "minLength": 1}},
         {"practitioner_id": ULID, "phone": PHONE},
     ),
+    # The hub granted a pharmacy's claim on quantities of a prescription (online dispensing):
+    # the region's other pharmacies learn of it by pull, so one offline afterwards still knows.
+    ("PrescriptionClaimed", 1): obj(
+        {"claim_id": ULID, "prescription_id": ULID, "facility_id": ULID,
+         "items": {"type": "array", "minItems": 1, "maxItems": 5, "items": obj(
+             {"item_no": {"type": "integer", "minimum": 1, "maximum": 5},
+              "quantity": POSITIVE})},
+         "granted_at": INSTANT, "expires_at": INSTANT},
+        {"facility_name": NAME},
+    ),
     ("RemotePrescriptionDecided", 1): obj(
         {"request_id": ULID, "decision": {"enum": ["approved", "declined"]},
          "practitioner_id": ULID},

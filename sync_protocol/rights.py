@@ -118,6 +118,7 @@ RIGHTS: dict[str, Rule] = {
     "RemotePrescriptionRequested": Rule(HUB_ONLY),
     # A region's signed change of a facility's details, imported at the hub (never pushed).
     "FacilityDetailsChanged": Rule(HUB_ONLY),
+    "PrescriptionClaimed": Rule(HUB_ONLY),  # central_hub.claims
 }
 
 

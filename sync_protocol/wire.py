@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 PUSH_PATH = "/sync/v1/push"
 PULL_PATH = "/sync/v1/pull"
 TRUST_PATH = "/sync/v1/trust"
+# Claims (sync_protocol.claims): a pharmacy online claims quantities before it dispenses.
+CLAIM_PATH = "/sync/v1/claims"
+CLAIM_STATUS_PATH = "/sync/v1/claims/status"
+CLAIM_RELEASE_PATH = "/sync/v1/claims/release"
+# A signed request that does nothing: the bare reference of the claims benchmark.
+PING_PATH = "/sync/v1/ping"
 JSON_TYPE = "application/json"
 GZIP = "gzip"
 

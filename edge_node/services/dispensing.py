@@ -24,6 +24,7 @@ from ..errors import Conflict, NotFound, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
 from .clock import SYSTEM_CLOCK, SystemClock, clock_status
+from .dispense_history import dispense_history, held_claims
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class Verdict:
     prescription: dict[str, Any] | None = None
     items: list[dict[str, Any]] = field(default_factory=list)
     clock: dict[str, Any] | None = None
+    # Where and when it was handed over, and what other pharmacies hold claimed (as known here)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -95,8 +99,11 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
                "not_before": to_instant(claims.not_before),
                "expires_at": to_instant(claims.expires_at),
                "issued_by": chain.identity.facility_code if chain.identity else None}
-    items = item_states(store.reader(), claims.prescription_id, now)
-    extra = {"prescription": summary, "items": items}
+    conn = store.reader()
+    items = item_states(conn, claims.prescription_id, now)
+    extra = {"prescription": summary, "items": items,
+             "history": dispense_history(conn, claims.prescription_id),
+             "claims": held_claims(conn, claims.prescription_id, now)}
     cancelled = store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
                           (claims.prescription_id,))
     if (cancelled and cancelled["status"] == "cancelled") or trust_list.cancellation(
@@ -153,7 +160,7 @@ def _remember(store: NodeStore, claims: qr.PrescriptionClaims, text: str) -> Non
                          to_instant(utc_now())))
 
 
-def _known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, list[dict]]:
+def known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, list[dict]]:
     """The prescription as the replica has it, else as a scanned code told us."""
     row = conn.execute("SELECT * FROM prescriptions WHERE prescription_id = ?",
                        (prescription_id,)).fetchone()
@@ -172,17 +179,25 @@ def _known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, 
 
 
 def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -> list[dict]:
-    """Per item: fills, what was dispensed, what remains, when the next fill is allowed."""
-    _header, items = _known_items(conn, prescription_id)
+    """Per item: fills, what was dispensed, what remains, when the next fill is allowed.
+
+    Quantities other pharmacies hold claimed at the hub (held_claims) count as handed over:
+    the hub granted them, so this node must not hand them out again, even offline."""
+    _header, items = known_items(conn, prescription_id)
+    claimed = held_claims(conn, prescription_id, now)
     states = []
     for item in items:
         rows = conn.execute("SELECT quantity, dispensed_at FROM dispenses WHERE"
                             " prescription_id = ? AND item_no = ? ORDER BY dispensed_at",
                             (prescription_id, item["item_no"])).fetchall()
-        states.append({**_progress(item, [(r["quantity"], r["dispensed_at"]) for r in rows],
-                                   now), "item_no": item["item_no"], "inn": item["inn"],
+        taken = [(r["quantity"], r["dispensed_at"]) for r in rows]
+        taken += [(c["quantity"], c["granted_at"]) for c in claimed
+                  if c["item_no"] == item["item_no"]]
+        states.append({**_progress(item, sorted(taken, key=lambda t: t[1]), now),
+                       "item_no": item["item_no"], "inn": item["inn"],
                        "form": item["form"], "strength": item["strength"],
-                       "quantity": item["quantity"], "repeats": item["repeats"]})
+                       "quantity": item["quantity"], "repeats": item["repeats"],
+                       "dosage": item.get("dosage")})
     return states
 
 
@@ -212,12 +227,9 @@ def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> di
             "next_fill_at": next_at, "may_dispense_now": in_fill > 0 and next_at is None}
 
 
-def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_id: str,
-             item_no: int, quantity: int, product: str, batch: str, expiry: date | str,
-             now: datetime | None = None, online_claimed: bool = False) -> dict:
-    """Hand over part or all of one item's current fill; never more than remains."""
-    actor.require("dispense")
-    now = now or utc_now()
+def checked_fields(*, quantity: Any, product: Any, batch: Any, expiry: date | str,
+                   now: datetime) -> tuple[str, str, date]:
+    """The pack's details, checked before anything is claimed or written."""
     product, batch = str(product or "").strip(), str(batch or "").strip()
     if not product:
         raise ValidationFailed("Write the product's trade name", field="product")
@@ -233,8 +245,24 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
     if type(quantity) is not int or quantity < 1:
         raise ValidationFailed("Quantity must be a whole number of at least 1",
                                field="quantity")
+    return product, batch, expiry_day
+
+
+def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_id: str,
+             item_no: int, quantity: int, product: str, batch: str, expiry: date | str,
+             now: datetime | None = None, claim_id: str | None = None,
+             offline_fills: int = 0) -> dict:
+    """Hand over part or all of one item's current fill; never more than remains.
+
+    With `claim_id` (granted by the hub) the dispense is recorded as online-claimed and
+    consumes the claim; without, it is offline, and `offline_fills` (0: no bound) caps what
+    of the item may be handed over in all without the hub (the drug class's setting)."""
+    actor.require("dispense")
+    now = now or utc_now()
+    product, batch, expiry_day = checked_fields(quantity=quantity, product=product,
+                                                batch=batch, expiry=expiry, now=now)
     with store.transaction() as tx:
-        header, _items = _known_items(tx.conn, prescription_id)
+        header, _items = known_items(tx.conn, prescription_id)
         if header.get("status") == "cancelled":
             raise Conflict("The prescription was cancelled: do not dispense",
                            field="prescription_id", code="cancelled")
@@ -253,17 +281,29 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
             raise Conflict("Only %(remaining)s remain of this fill; %(asked)s were asked",
                            field="quantity", code="more_than_remains",
                            remaining=state["remaining_in_fill"], asked=quantity)
+        if claim_id is None and offline_fills and \
+                state["dispensed"] + quantity > offline_fills * state["quantity"]:
+            raise Conflict("Without the hub at most %(limit)s may be dispensed of this"
+                           " medicine; %(dispensed)s already were. Dispense the rest when the"
+                           " hub answers", field="quantity", code="offline_limit",
+                           limit=offline_fills * state["quantity"],
+                           dispensed=state["dispensed"])
         dispense_id = new_ulid()
-        tx.append("MedicationDispensed", {
+        payload = {
             "dispense_id": dispense_id, "prescription_id": prescription_id,
             "item_no": item_no, "quantity": quantity, "product": product[:200],
             "batch": batch[:64], "expiry": expiry_day.isoformat(),
             "dispensed_at": to_instant(now), "facility_id": facility_id,
-            "mode": "online_claimed" if online_claimed else "offline",
+            "mode": "online_claimed" if claim_id else "offline",
             "fill_number": state["fill_number"],
-            "pharmacist": actor.display_name or actor.actor_id})
+            "pharmacist": actor.display_name or actor.actor_id}
+        if claim_id:
+            payload["claim_id"] = claim_id
+        tx.append("MedicationDispensed", payload)
     return {"dispense_id": dispense_id, "fill_number": state["fill_number"],
-            "remaining_in_fill": state["remaining_in_fill"] - quantity}
+            "mode": payload["mode"], "claim_id": claim_id,
+            "remaining_in_fill": state["remaining_in_fill"] - quantity,
+            "remaining_total": state["remaining_total"] - quantity}
 
 
 def find_by_identity(store: NodeStore, actor: Actor, *, pinfl: str | None = None,

@@ -3,6 +3,7 @@ at the boundary, so the agent deals in outcomes rather than in socket errors."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import Any
 import requests
 
 from sync_protocol import wire
+from sync_protocol.claims import ClaimRequest
 from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import sign_request
 from sync_protocol.timeutil import utc_now
@@ -26,6 +28,9 @@ CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
 # A pull page is byte-bounded by the hub; the trust list rides along: generous, yet bounded.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# A claim is answered in milliseconds on a working link; past this the pharmacist is told the
+# hub did not answer and may dispense offline (issue 13: about 1.5 s).
+CLAIM_TIMEOUT_SECONDS = 1.5
 
 
 class HubUnreachable(NodeError):
@@ -84,14 +89,34 @@ class HubClient:
     def trust_list(self) -> TrustList:
         return TrustList.from_dict(self._send("GET", wire.TRUST_PATH, b"", {}))
 
-    def _send(self, method: str, target: str, body: bytes, headers: dict[str, str]) -> Any:
+    # -- claims: a pharmacist waits at the counter, so the hub gets CLAIM_TIMEOUT_SECONDS --
+    def claim(self, request: ClaimRequest) -> dict:
+        return self._call(wire.CLAIM_PATH, request.to_dict())
+
+    def claim_status(self, prescription_id: str, code: str | None = None) -> dict:
+        return self._call(wire.CLAIM_STATUS_PATH,
+                          ClaimRequest(prescription_id, None, (), code).to_dict())
+
+    def release_claim(self, claim_id: str) -> dict:
+        return self._call(wire.CLAIM_RELEASE_PATH, {"claim_id": claim_id})
+
+    def ping(self) -> dict:
+        return self._call(wire.PING_PATH, {})
+
+    def _call(self, path: str, data: dict) -> Any:
+        body = json.dumps(data, separators=(",", ":")).encode()
+        return self._send("POST", path, body, {"Content-Type": wire.JSON_TYPE},
+                          timeout=CLAIM_TIMEOUT_SECONDS)
+
+    def _send(self, method: str, target: str, body: bytes, headers: dict[str, str],
+              timeout: float | tuple[float, float] = (CONNECT_TIMEOUT_SECONDS,
+                                                      READ_TIMEOUT_SECONDS)) -> Any:
         signed = sign_request(method, target, body, self.credentials.key, self.credentials.cert,
                               self.node_id, utc_now())
         try:
             response = self.session.request(
                 method, self.base_url + target, data=body or None,
-                headers={**headers, **signed, "Accept-Encoding": "gzip"},
-                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS))
+                headers={**headers, **signed, "Accept-Encoding": "gzip"}, timeout=timeout)
         except requests.Timeout as e:
             raise HubUnreachable("The hub did not answer in time") from e
         except requests.RequestException as e:

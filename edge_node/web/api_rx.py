@@ -8,7 +8,7 @@ from sync_protocol import qr
 
 from ..catalogue import LANGUAGES, Catalogue
 from ..errors import NodeNotInitialised, ValidationFailed
-from ..services import clock, dispensing, prescribing
+from ..services import clock, dispensing, online_dispense, prescribing
 from ..services.patients import get_patient
 from ..trust_store import current_trust_list
 from .endpoint import (
@@ -116,16 +116,25 @@ def verdict_json(verdict: dispensing.Verdict) -> dict:
     return {"verdict": verdict.code, "may_dispense": verdict.may_dispense,
             "message": translate_text(verdict.message, verdict.params),
             "prescription": verdict.prescription, "items": verdict.items,
-            "clock": verdict.clock}
+            "clock": verdict.clock, "history": verdict.history, "claims": verdict.claims}
 
 
-@endpoint(bp, "POST", "/pharmacy/dispense", status=201, summary="Dispense part or all of an item",
+@endpoint(bp, "POST", "/pharmacy/dispense", status=201,
+          summary="Dispense part or all of an item (online: claimed at the hub first)",
           body=obj({"prescription_id": ID, "item_no": {"type": "integer"},
                     "quantity": {"type": "integer"}, "product": STR, "batch": STR,
-                    "expiry": STR}))
+                    "expiry": STR},
+                   {"code": {"type": "string", "maxLength": 100_000},
+                    "offline": {"type": "boolean"}}))
 def dispense(data):
-    return jsonify(dispensing.dispense(store(), g.actor, facility_id=store().facility_id,
-                                       **data)), 201
+    return jsonify(online_dispense.dispense_with_hub(
+        store(), g.actor, hub_client(), config=current_app.config, **data)), 201
+
+
+def hub_client():
+    """The node's signed client of the hub, or None when it works stand-alone."""
+    agent = current_app.extensions.get("dmed_sync_agent")
+    return agent.client if agent is not None else None
 
 
 @endpoint(bp, "GET", "/pharmacy/lookup",

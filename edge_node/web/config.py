@@ -26,6 +26,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "SESSION_COOKIE_SECURE": (False, "Send session cookies over HTTPS only (set behind TLS)"),
     "STATION_URL": ("", "Provisioning station; the node asks it for a new certificate when "
                         "30 days of the current one remain"),
+    "OFFLINE_FILLS_ANTIBACTERIAL": (1, "Fills of an antibacterial item a pharmacy may dispense"
+                                       " without the hub's claim (0: the whole prescription)"),
+    "OFFLINE_FILLS_OTHER": (0, "Fills of any other item a pharmacy may dispense without the"
+                               " hub's claim (0: the whole prescription)"),
 }
 PREFIX = "DMED_"
 
