@@ -21,6 +21,7 @@ from .config import load_config
 from .conflicts import hub_hooks  # also registers the projection and conflict migrations
 from .errors import Busy
 from .ingest import Hook, Ingestor
+from .monitoring import COMPONENT as _MONITORING  # noqa: F401 - registers its migration
 from .nonces import NonceStore
 from .storage import Storage, open_storage
 from .trust_store import TrustStore
@@ -71,6 +72,8 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     api_paper.init_app(app)  # pads, reconciliation hook, sync contacts, the report
     call_centre.init_app(app)
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
+    from . import metrics
+    metrics.init_app(app)  # /metrics, sync timing and the monitoring history
     register_error_handlers(app)
     app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app

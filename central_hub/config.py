@@ -22,6 +22,12 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "API_TOKEN": ("", "Bearer token for the dashboard API; empty: loopback clients only"),
     "SECURE_COOKIES": (False, "Send the staff pages' cookies over HTTPS only; set it true "
                        "when the hub is served behind TLS"),
+    "METRICS_TOKEN": ("", "Bearer token for /metrics; empty: loopback clients only"),
+    "SYNC_INTERVAL_SECONDS": (30, "How often nodes sync; one silent for two intervals is "
+                              "flagged offline on the dashboard and in /metrics"),
+    "HISTORY_RETENTION_DAYS": (90, "Days of sync history and chart counts kept"),
+    "HISTORY_HOURLY_DAYS": (7, "Days of chart counts kept per hour; older ones per day"),
+    "HISTORY_MAX_ATTEMPTS": (1000, "Sync attempts kept per node (the history's size bound)"),
 }
 PREFIX = "DMED_HUB_"
 
