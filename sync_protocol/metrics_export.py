@@ -18,6 +18,7 @@ import hmac
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -57,6 +58,14 @@ def enable_multiprocess(directory: str | Path) -> Path:
     values.ValueClass = values.get_value_class()
     log.info("prometheus multiprocess directory %s", path)
     return path
+
+
+def metrics_dir(server: str, port: int) -> Path:
+    """This run's directory: PROMETHEUS_MULTIPROC_DIR if the operator set one, else one per
+    server and port under the system's temporary directory (two servers never share one)."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV])
+    return Path(tempfile.gettempdir()) / f"dmed-{server}-metrics-{port}-{os.getuid()}"
 
 
 def multiprocess_enabled() -> bool:

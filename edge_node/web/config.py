@@ -24,6 +24,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "BACKGROUND_JOBS": (True, "Run the SMS sender (and the sync agent) in the server process"),
     "KIOSK_IDLE_SECONDS": (60, "The kiosk clears itself after this long without a touch"),
     "SESSION_COOKIE_SECURE": (False, "Send session cookies over HTTPS only (set behind TLS)"),
+    "METRICS_TOKEN": ("", "Bearer token for /metrics; empty: loopback clients only"),
 }
 PREFIX = "DMED_"
 
