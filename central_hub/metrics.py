@@ -133,8 +133,8 @@ class FleetCollector:
             through = projected_through(tx)
             oldest = tx.scalar("SELECT MIN(received_at) AS t FROM events WHERE position > ?",
                                (through,))
-            conflicts = tx.query("SELECT kind, COUNT(*) AS n FROM hub_conflicts WHERE state "
-                                 "= 'open' GROUP BY kind")
+            conflicts = tx.query("SELECT kind, COUNT(*) AS n, MIN(detected_at) AS oldest "
+                                 "FROM hub_conflicts WHERE state = 'open' GROUP BY kind")
             quarantined = int(tx.scalar("SELECT COUNT(*) AS n FROM quarantine WHERE "
                                         "resolved_at IS NULL"))
         lag_events = _gauge("projection_lag_events", "Stored events not yet projected")
@@ -142,14 +142,18 @@ class FleetCollector:
         lag_seconds = _gauge("projection_lag_seconds", "Age of the oldest unprojected event")
         lag_seconds.add_metric((), max(0.0, (now.timestamp() - _unix(oldest))) if oldest else 0)
         open_conflicts = _gauge("open_conflicts", "Conflicts waiting for review", ("kind",))
+        oldest_open = _gauge("oldest_open_conflict_age_seconds", "Age of the oldest open "
+                             "conflict", ("kind",))
         for row in conflicts:
             open_conflicts.add_metric((row["kind"],), row["n"])
+            oldest_open.add_metric((row["kind"],),
+                                   max(0.0, now.timestamp() - _unix(row["oldest"])))
         quarantine = _gauge("quarantined_events", "Refused events kept in quarantine, "
                             "not yet resolved")
         quarantine.add_metric((), quarantined)
         log_head = _gauge("log_head_position", "Position of the newest event in the hub's log")
         log_head.add_metric((), head)
-        return [lag_events, lag_seconds, open_conflicts, quarantine, log_head]
+        return [lag_events, lag_seconds, open_conflicts, oldest_open, quarantine, log_head]
 
 
 def _unix(instant: str) -> float:

@@ -161,3 +161,29 @@ def test_metrics_answer_loopback_or_the_bearer_token(storage, token, headers, re
     response = app.test_client().get("/metrics", headers=headers,
                                      environ_base={"REMOTE_ADDR": remote})
     assert response.status_code == status
+
+
+def test_every_metric_the_alert_rules_use_is_in_a_real_scrape(app, world, clock):
+    """deploy/alerts.yml names metrics; a renamed one would leave an alert that never fires.
+    A hub with an over-dispensing conflict and a quarantined event exports them all."""
+    import re
+    from pathlib import Path
+
+    rules = (Path(__file__).resolve().parents[1] / "deploy" / "alerts.yml").read_text()
+    used = set(re.findall(r"dmed_hub_\w+", rules))
+    clinic = SimNode(world.pki.clinic, app.test_client())
+    pharmacy = SimNode(world.pki.pharmacy, app.test_client())
+    clinic.register_facility()
+    pharmacy.register_facility()
+    rx = clinic.prescribe(clinic.register_patient(), clinic.register_practitioner())
+    pharmacy.dispense(rx)
+    pharmacy.dispense(rx)
+    assert clinic.push(now=clock.now).status_code == 200
+    assert pharmacy.push(now=clock.now).status_code == 200
+    samples = scrape(app)
+    names = {name for name, _labels in samples}
+    assert used and used <= names, used - names
+    assert value(samples, "dmed_hub_open_conflicts", kind="over_dispensing") == 1
+    clock.now += timedelta(days=2)  # a day later: the alert's condition holds
+    age = value(scrape(app), "dmed_hub_oldest_open_conflict_age_seconds", kind="over_dispensing")
+    assert 86400 < age < 2 * 86400 + 60
