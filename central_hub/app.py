@@ -74,6 +74,8 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
     from . import metrics
     metrics.init_app(app)  # /metrics, sync timing and the monitoring history
+    from . import dashboard_fleet
+    dashboard_fleet.init_app(app)  # the fleet pages (regions, nodes, charts, conflicts)
     register_error_handlers(app)
     app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app

@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from sync_protocol import metrics_export
 from sync_protocol.request_signing import HEADER_NODE, HEADER_TIME
-from sync_protocol.wire import REFUSED
+from sync_protocol.wire import ACCEPTED, REFUSED
 
 from . import monitoring
 from .ingest import projected_through
@@ -60,7 +60,7 @@ def count_push(result: Any) -> None:
     for item in result.results:
         reason = _reason(item.code) if item.status == REFUSED else ""
         EVENTS.labels(item.status, reason).inc()
-        accepted += item.status != REFUSED
+        accepted += item.status == ACCEPTED
     g.monitor_events = accepted
 
 
@@ -165,7 +165,7 @@ def _unix(instant: str) -> float:
 
 def init_app(app: Flask) -> None:
     collector = FleetCollector(app)
-    sampler = monitoring.Sampler()
+    sampler = app.extensions[monitoring.SAMPLER] = monitoring.Sampler()
 
     @app.get("/metrics")
     def metrics() -> Response:

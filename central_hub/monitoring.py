@@ -48,6 +48,7 @@ CREATE TABLE monitor_counts (
 """
 register(COMPONENT, (Migration(COMPONENT, 1, MONITORING_V1),))
 
+SAMPLER = "dmed_monitor_sampler"  # the app's Sampler, in app.extensions
 HEALTHY, LAGGING, OFFLINE, FAILING = "healthy", "lagging", "offline", "failing"
 STATES = (HEALTHY, LAGGING, OFFLINE, FAILING)
 # A node is flagged once it missed this many sync intervals (the issue's bound).
