@@ -39,7 +39,7 @@ def _config(title: str, labels: Sequence[str], y_title: str) -> dict:
             "y_title": y_title, "js": [], "disable_xml_declaration": True, "style": STYLE,
             "width": WIDTH, "height": HEIGHT, "show_legend": True, "legend_at_bottom": True,
             "no_data_text": "", "include_x_axis": True, "x_label_rotation": 0,
-            "truncate_legend": 30, "dots_size": 2}
+            "truncate_legend": 40, "truncate_label": -1, "dots_size": 2}
 
 
 def render(chart: pygal.graph.graph.Graph) -> Markup:

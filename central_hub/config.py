@@ -27,6 +27,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                               "flagged offline on the dashboard and in /metrics"),
     "HISTORY_RETENTION_DAYS": (90, "Days of sync history and chart counts kept"),
     "HISTORY_HOURLY_DAYS": (7, "Days of chart counts kept per hour; older ones per day"),
+    "DASHBOARD_REFRESH_SECONDS": (20, "How often the fleet pages reload themselves (15-30 s "
+                                  "suits staff; filters are kept)"),
     "HISTORY_MAX_ATTEMPTS": (1000, "Sync attempts kept per node (the history's size bound)"),
 }
 PREFIX = "DMED_HUB_"

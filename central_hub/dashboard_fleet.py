@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("fleet", __name__, url_prefix="/dashboard/fleet", template_folder="templates")
 
-# Seconds between refreshes of the overview and region pages (the issue: every 15-30 s).
-REFRESH_SECONDS = 20
 # Days of hourly lag shown on the long chart.
 LONG_DAYS = 7
 CATALOGUE = "fleet.po"
@@ -143,7 +141,8 @@ def _render(template: str, status: int = 200, **context: Any) -> Response:
     body = render_template(template, _=translate, lang=locale, locales=LOCALES, local=local,
                            lang_link=lang_link, lang_url=lang_link, staff=g.get("staff"),
                            csrf=token, word=word, error_words=error_words,
-                           lag=dashboard_pages.lag_text, refresh=REFRESH_SECONDS,
+                           lag=dashboard_pages.lag_text,
+                           refresh=int(hub().config["DASHBOARD_REFRESH_SECONDS"]),
                            updated=local(_instant(hub().now())), **context)
     response = Response(body, status=status, mimetype="text/html")
     response.set_cookie(dashboard_pages.CSRF_COOKIE, token, samesite="Strict", httponly=True,
@@ -168,7 +167,12 @@ def _trust():
 
 
 def _short_hours(labels: list[str]) -> list[str]:
-    return [label[5:].replace("T", " ") + ":00" for label in labels]
+    """UTC hour buckets ('2026-12-06T04') in Tashkent time: '09:00' on a day's chart,
+    '12-06 09h' on a week's."""
+    shown = [local(label + ":00:00Z") for label in labels]
+    if len(labels) <= 24:
+        return [text[11:] for text in shown]
+    return [text[5:13] + "h" for text in shown]
 
 
 # -- pages ----------------------------------------------------------------------------------

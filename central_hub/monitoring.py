@@ -57,6 +57,8 @@ MISSED_INTERVALS = 2
 SUMMED = ("events_ingested", "attempts", "failed_attempts")
 WORST = ("lag_seconds_max", "nodes_offline")
 HOUR_FORMAT, DAY_FORMAT = "%Y-%m-%dT%H", "%Y-%m-%d"
+# How often lag and offline nodes are sampled into the hour's counts.
+SAMPLE_EVERY = timedelta(minutes=5)
 # User agents are shown, not parsed; a long one is somebody's noise.
 MAX_USER_AGENT = 120
 
@@ -139,22 +141,27 @@ def add_count(tx: Tx, bucket: str, region: str, name: str, value: float) -> None
 
 
 class Sampler:
-    """Once per hour (per process): the worst lag and the offline nodes of each region are
-    sampled into the hour's counts, and the history is downsampled and trimmed."""
+    """Every SAMPLE_SECONDS (per process, by the hub's clock): the worst lag and the offline
+    nodes of each region go into the hour's counts (the worst of the hour is kept); once per
+    hour the history is downsampled and trimmed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._done: str | None = None
+        self._sampled: datetime | None = None
+        self._compacted: str | None = None
 
-    def sample_if_due(self, storage: Storage, now: datetime, settings: HistorySettings,
-                      *, force: bool = False) -> bool:
+    def sample_if_due(self, storage: Storage, now: datetime, settings: HistorySettings) -> bool:
         hour = now.strftime(HOUR_FORMAT)
         with self._lock:
-            if self._done == hour and not force:
+            last = self._sampled
+            if last is not None and timedelta(0) <= now - last < SAMPLE_EVERY and \
+                    last.strftime(HOUR_FORMAT) == hour:
                 return False
-            self._done = hour
+            self._sampled = now
+            compact_now, self._compacted = self._compacted != hour, hour
         sample(storage, now, settings)
-        compact(storage, now, settings)
+        if compact_now:
+            compact(storage, now, settings)
         return True
 
 
