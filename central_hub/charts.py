@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 
 import pygal
 from markupsafe import Markup
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 WIDTH, HEIGHT = 720, 260
 # Axis labels: at most this many are written, or hourly labels of a week overlap.
 MAX_X_LABELS = 12
+# Beyond this many points a line's dots are noise (and slow to draw).
+MAX_DOTS = 40
 SCRIPT_RE = re.compile(r"<script\b.*?</script>", re.S)
 COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
 # The node screens' palette (kiosk_ui): calm blue, green for good, amber, red for trouble.
@@ -39,7 +43,32 @@ def _config(title: str, labels: Sequence[str], y_title: str) -> dict:
             "y_title": y_title, "js": [], "disable_xml_declaration": True, "style": STYLE,
             "width": WIDTH, "height": HEIGHT, "show_legend": True, "legend_at_bottom": True,
             "no_data_text": "", "include_x_axis": True, "x_label_rotation": 0,
-            "truncate_legend": 40, "truncate_label": -1, "dots_size": 2}
+            "truncate_legend": 40, "truncate_label": -1, "dots_size": 2,
+            "show_dots": len(labels) <= MAX_DOTS}
+
+
+# Drawing a chart costs pygal 0.1-1 s; a drawn chart is reused while its data is unchanged,
+# and for at most `max_age` seconds (CHART_CACHE_SECONDS) while the data moves: trends, not
+# live counters (the tables beside them are read on every request).
+MAX_CACHED = 256
+_cache: dict[tuple, tuple[float, int, Markup]] = {}
+_cache_lock = threading.Lock()
+
+
+def cached(key: tuple, data: object, draw: Callable[[], Markup], max_age: float) -> Markup:
+    """The chart for `key` (name, language, ...) drawn from `data`, or a recent drawing."""
+    digest = hash(repr(data))
+    now = time.monotonic()
+    with _cache_lock:
+        kept = _cache.get(key)
+    if kept is not None and (kept[1] == digest or now - kept[0] < max_age):
+        return kept[2]
+    svg = draw()
+    with _cache_lock:
+        if len(_cache) >= MAX_CACHED:
+            _cache.clear()
+        _cache[key] = (now, digest, svg)
+    return svg
 
 
 def render(chart: pygal.graph.graph.Graph) -> Markup:

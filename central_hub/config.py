@@ -29,6 +29,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "HISTORY_HOURLY_DAYS": (7, "Days of chart counts kept per hour; older ones per day"),
     "DASHBOARD_REFRESH_SECONDS": (20, "How often the fleet pages reload themselves (15-30 s "
                                   "suits staff; filters are kept)"),
+    "CHART_CACHE_SECONDS": (60, "A fleet chart is redrawn at most this often while its data "
+                            "changes (drawing is slow; the tables are always current)"),
     "HISTORY_MAX_ATTEMPTS": (1000, "Sync attempts kept per node (the history's size bound)"),
 }
 PREFIX = "DMED_HUB_"

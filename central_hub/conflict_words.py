@@ -24,7 +24,7 @@ from .storage import Storage
 log = logging.getLogger(__name__)
 
 # Conflicts on one page; the CSV export takes more.
-PAGE_LIMIT = 50
+PAGE_LIMIT = 25
 EXPORT_LIMIT = 5000
 MAX_AGE_DAYS = 3650
 # The conflicts' region is their key events' region; `where` joins fixed fragments only.
@@ -118,41 +118,55 @@ def find(storage: Storage, filters: dict[str, Any], now: datetime,
     return [{**get_conflict(storage, r["conflict_id"]), "region": r["region"]} for r in rows]
 
 
-def explain(storage: Storage, conflict: dict[str, Any],
-            translate: Callable[[str], str]) -> dict[str, Any]:
-    """The conflict's facts in words: summary, the dispenses, the rule, what to do."""
+def explain_all(storage: Storage, conflicts: list[dict[str, Any]],
+                translate: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Each conflict's facts in words (summary, the dispenses, the rule, what to do), read
+    with three queries for the whole list."""
+    rx_ids = [c["details"]["prescription_id"] for c in conflicts
+              if c["kind"] in DISPENSE_KINDS and c["details"].get("prescription_id")]
+    with storage.reader() as tx:
+        numbers = {r["prescription_id"]: r["number"] for r in tx.query_in(
+            "SELECT prescription_id, number FROM hub_prescriptions WHERE prescription_id IN "
+            "({ids})", rx_ids)} if rx_ids else {}
+        dispenses: dict[str, list[dict[str, Any]]] = {}
+        for row in tx.query_in("SELECT prescription_id, quantity, product, facility_id, "
+                               "dispensed_at, hlc FROM hub_dispenses WHERE prescription_id IN "
+                               "({ids}) ORDER BY hlc", rx_ids) if rx_ids else []:
+            dispenses.setdefault(row["prescription_id"], []).append(row)
+        places = [f for c in conflicts for f in c["facility_ids"]] + [
+            d["facility_id"] for rows in dispenses.values() for d in rows]
+        names = facility_names(tx, places, by="id")
+    return [_words(c, numbers, dispenses, names, translate) for c in conflicts]
+
+
+def _words(conflict: dict[str, Any], numbers: dict[str, str],
+           dispenses: dict[str, list[dict[str, Any]]], names: dict[str, str],
+           translate: Callable[[str], str]) -> dict[str, Any]:
     details = conflict["details"]
     what, rule, action = RULES.get(conflict["kind"], RULES["identity_clash"])
     rx_id = details.get("prescription_id")
-    with storage.reader() as tx:
-        number = tx.scalar("SELECT number FROM hub_prescriptions WHERE prescription_id = ?",
-                           (rx_id,)) if rx_id else None
-        dispenses = tx.query("SELECT quantity, product, facility_id, dispensed_at, event_id "
-                             "FROM hub_dispenses WHERE prescription_id = ? ORDER BY hlc",
-                             (rx_id,)) if conflict["kind"] in DISPENSE_KINDS and rx_id else []
-        names = facility_names(tx, [*conflict["facility_ids"],
-                                    *(d["facility_id"] for d in dispenses)], by="id")
-    total = sum(d["quantity"] for d in dispenses)
-    facts = {"prescribed": details.get("prescribed", ""), "total": total,
+    given = dispenses.get(rx_id, []) if conflict["kind"] in DISPENSE_KINDS else []
+    facts = {"prescribed": details.get("prescribed", ""),
+             "total": sum(d["quantity"] for d in given),
              "starts_at": _local(details.get("starts_at")),
              "field": translate(details.get("field") or "")}
     lines = [translate(DISPENSED_LINE) % {
         "quantity": f"{d['quantity']} × {d['product']}",
         "place": names.get(d["facility_id"], d["facility_id"]),
-        "when": _local(d["dispensed_at"])} for d in dispenses]
+        "when": _local(d["dispensed_at"])} for d in given]
     if details.get("suggested_starts_at"):
         lines.append(translate(NEXT_FREE) % {"starts_at": _local(details["suggested_starts_at"])})
     return {"what": translate(what) % facts if "%(" in what else translate(what),
-            "rule": translate(rule), "action": translate(action), "number": number,
-            "inn": details.get("inn"), "lines": lines,
-            "facilities": [names.get(f, f) for f in conflict["facility_ids"] if f]}
+            "rule": translate(rule), "action": translate(action),
+            "number": numbers.get(rx_id) if rx_id else None, "inn": details.get("inn"),
+            "lines": lines, "facilities": [names.get(f, f) for f in conflict["facility_ids"]
+                                           if f]}
 
 
 def csv_rows(storage: Storage, items: list[dict[str, Any]],
              translate: Callable[[str], str]) -> list[list[Any]]:
     out = []
-    for item in items:
-        words = explain(storage, item, translate)
+    for item, words in zip(items, explain_all(storage, items, translate), strict=True):
         out.append([item["conflict_id"], item["kind"], item["state"], item.get("region") or "",
                     item["raised_at"], words["number"] or "", "; ".join(words["facilities"]),
                     words["what"], " | ".join(words["lines"]), words["action"]])

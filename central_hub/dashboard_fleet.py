@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("fleet", __name__, url_prefix="/dashboard/fleet", template_folder="templates")
 
-# Days of hourly lag shown on the long chart.
+# Days of lag and offline nodes shown on the long charts, one point per WEEK_STEP_HOURS.
 LONG_DAYS = 7
+WEEK_STEP_HOURS = 6
 CATALOGUE = "fleet.po"
 
 # Words for codes shown on these pages (English msgids, fleet.po).
@@ -185,33 +186,44 @@ def overview():
     if sampler is not None:  # this hour's lag and offline counts, if no sync took them yet
         sampler.sample_if_due(current.storage, now, settings)
     translate = _translate()
-    events = fleet.hourly(current.storage, "events_ingested", now, 24)
-    lag_day = fleet.hourly(current.storage, "lag_seconds_max", now, 24)
-    lag_week = fleet.hourly(current.storage, "lag_seconds_max", now, LONG_DAYS * 24)
-    offline = fleet.hourly(current.storage, "nodes_offline", now, LONG_DAYS * 24)
-    per_day = fleet.conflicts_per_day(current.storage, now)
-    conflict_series = {f"{translate(what)}: {word(kind)}": values
-                       for (what, kind), values in per_day["series"].items()}
-    figures = {
-        "events": charts.bars(translate("Events ingested per hour, by region"),
-                              events["labels"], events["series"], translate("events"),
-                              short_labels=_short_hours(events["labels"])),
-        "lag_day": charts.line(translate("Worst sync lag per hour, last 24 hours"),
-                               lag_day["labels"], lag_day["series"], translate("seconds"),
-                               short_labels=_short_hours(lag_day["labels"])),
-        "lag_week": charts.line(translate("Worst sync lag per hour, last 7 days"),
-                                lag_week["labels"], lag_week["series"], translate("seconds"),
-                                short_labels=_short_hours(lag_week["labels"])),
-        "conflicts": charts.bars(translate("Conflicts opened and resolved per day, by kind"),
-                                 per_day["labels"], conflict_series, translate("conflicts"),
-                                 short_labels=[d[5:] for d in per_day["labels"]]),
-        "offline": charts.line(translate("Nodes offline, last 7 days"), offline["labels"],
-                               offline["series"], translate("nodes"),
-                               short_labels=_short_hours(offline["labels"])),
-    }
+    figures = {name: charts.cached((name, select_locale()), data, draw, _chart_age())
+               for name, (data, draw) in _overview_charts(current.storage, now,
+                                                          translate).items()}
     return _render("fleet/overview.html", regions=fleet.regions(current.storage, now, settings),
                    states=monitoring.STATES, figures=figures,
                    silent_after=int(settings.silent_after.total_seconds()))
+
+
+def _chart_age() -> float:
+    return float(hub().config["CHART_CACHE_SECONDS"])
+
+
+def _overview_charts(storage, now: datetime, translate) -> dict[str, tuple[Any, Any]]:
+    """Each chart's data (read now) and how to draw it (only when the cache has no drawing)."""
+    events = fleet.hourly(storage, "events_ingested", now, 24)
+    lag_day = fleet.hourly(storage, "lag_seconds_max", now, 24)
+    lag_week = fleet.coarser(fleet.hourly(storage, "lag_seconds_max", now, LONG_DAYS * 24),
+                             WEEK_STEP_HOURS)
+    offline = fleet.coarser(fleet.hourly(storage, "nodes_offline", now, LONG_DAYS * 24),
+                            WEEK_STEP_HOURS)
+    per_day = fleet.conflicts_per_day(storage, now)
+    conflict_series = {f"{translate(what)}: {word(kind)}": values
+                       for (what, kind), values in per_day["series"].items()}
+
+    def hours(data, title, unit, draw=charts.line):
+        return data, lambda: draw(translate(title), data["labels"], data["series"],
+                                  translate(unit), short_labels=_short_hours(data["labels"]))
+
+    return {
+        "events": hours(events, "Events ingested per hour, by region", "events", charts.bars),
+        "lag_day": hours(lag_day, "Worst sync lag per hour, last 24 hours", "seconds"),
+        "lag_week": hours(lag_week, "Worst sync lag per hour, last 7 days", "seconds"),
+        "conflicts": (per_day, lambda: charts.bars(
+            translate("Conflicts opened and resolved per day, by kind"), per_day["labels"],
+            conflict_series, translate("conflicts"),
+            short_labels=[d[5:] for d in per_day["labels"]])),
+        "offline": hours(offline, "Nodes offline, last 7 days", "nodes"),
+    }
 
 
 @bp.get("/region/<region>")
@@ -240,15 +252,17 @@ def node(node_id: str):
     attempts = list(reversed(detail["attempts"]))
     labels = [local(a["at"])[5:] for a in attempts]
     translate = _translate()
-    figure = charts.bars(
+    key = (node_id, select_locale())
+    figure = charts.cached(("history", *key), attempts, lambda: charts.bars(
         translate("Sync attempts: events up and down"), labels,
         {translate("events pushed"): [a["events"] if a["kind"] == "push" else 0
                                       for a in attempts],
          translate("events pulled"): [a["events"] if a["kind"] == "pull" else 0
-                                      for a in attempts]}, translate("events"))
-    durations = charts.line(translate("Sync attempts: duration"), labels,
-                            {translate("milliseconds"): [a["duration_ms"] for a in attempts]},
-                            translate("milliseconds"))
+                                      for a in attempts]}, translate("events")), _chart_age())
+    durations = charts.cached(("durations", *key), attempts, lambda: charts.line(
+        translate("Sync attempts: duration"), labels,
+        {translate("milliseconds"): [a["duration_ms"] for a in attempts]},
+        translate("milliseconds")), _chart_age())
     return _render("fleet/node.html", node=detail, figure=figure, durations=durations)
 
 
@@ -262,8 +276,8 @@ def conflicts():
         filters, error = {}, dashboard_pages.message_of(e)
     items = [] if error else conflict_words.find(current.storage, filters, current.now())
     translate = _translate()
-    explained = [(item, conflict_words.explain(current.storage, item, translate))
-                 for item in items]
+    explained = list(zip(items, conflict_words.explain_all(current.storage, items, translate),
+                         strict=True))
     return _render("fleet/conflicts.html", 400 if error else 200, items=explained,
                    error=error, filters=request.args, kinds=CONFLICT_KINDS, states=STATES,
                    regions=[r["region"] for r in fleet.regions(current.storage, current.now(),

@@ -113,20 +113,24 @@ def node_detail(storage: Storage, node_id: str, now: datetime, settings: History
 
 
 def facility_names(tx: Tx, keys: list[str], *, by: str) -> dict[str, str]:
-    """Facility names as registered (FacilityRegistered), by facility id or by code."""
+    """Facility names as registered (FacilityRegistered, found by its subject through the
+    events_by_subject index), by facility id or by facility code."""
     keys = sorted({k for k in keys if k})
     if not keys:
         return {}
-    column = "subject_id" if by == "id" else "facility_id"
-    rows = tx.query("SELECT subject_id, payload FROM events WHERE type = 'FacilityRegistered' "
-                    "ORDER BY position")
+    if by == "code":
+        ids = {r["facility_id"]: r["code"] for r in tx.query_in(
+            "SELECT facility_id, code FROM scope_facilities WHERE code IN ({ids})", keys)}
+    else:
+        ids = {k: k for k in keys}
+    if not ids:
+        return {}
     names: dict[str, str] = {}
-    for row in rows:
+    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE subject_id IN ({ids}) "
+                           "AND type = 'FacilityRegistered' ORDER BY position", list(ids)):
         payload = row["payload"]
         payload = json.loads(payload) if isinstance(payload, str) else payload
-        key = row["subject_id"] if column == "subject_id" else payload.get("code")
-        if key in keys:
-            names[key] = payload.get("name") or key
+        names[ids[row["subject_id"]]] = payload.get("name") or ids[row["subject_id"]]
     return names
 
 
@@ -143,6 +147,15 @@ def hourly(storage: Storage, name: str, now: datetime, hours: int) -> dict[str, 
             series.setdefault(row["region"], [0.0] * hours)[buckets.index(row["bucket"])] = \
                 float(row["value"])
     return {"labels": buckets, "series": series}
+
+
+def coarser(data: dict[str, Any], hours: int) -> dict[str, Any]:
+    """Hourly series as one point per `hours` (the worst of each span): a week's chart
+    reads as well with 28 points as with 168, and draws six times faster."""
+    labels = data["labels"][::hours]
+    series = {name: [max(values[i:i + hours]) for i in range(0, len(values), hours)]
+              for name, values in data["series"].items()}
+    return {"labels": labels, "series": series}
 
 
 def conflicts_per_day(storage: Storage, now: datetime,

@@ -40,8 +40,8 @@ def clock():
 
 @pytest.fixture
 def app(storage, world, clock):
-    app = create_app({"TESTING": True, "SYNC_INTERVAL_SECONDS": INTERVAL}, storage=storage,
-                     clock=clock)
+    app = create_app({"TESTING": True, "SYNC_INTERVAL_SECONDS": INTERVAL,
+                      "CHART_CACHE_SECONDS": 0}, storage=storage, clock=clock)
     app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
     staff.create_staff(storage, login="karimova", full_name="Karimova Nilufar", role="central",
                        password=PASSWORD)
@@ -288,3 +288,18 @@ def test_every_string_of_the_fleet_pages_is_translated(locale):
     for msgid in wanted:
         assert sorted(re.findall(r"%\(\w+\)s", msgid)) == sorted(
             re.findall(r"%\(\w+\)s", catalog[msgid])), msgid
+
+
+def test_a_drawn_chart_is_reused_while_its_data_is_unchanged_or_recent():
+    from central_hub import charts
+    drawn = []
+
+    def draw():
+        drawn.append(1)
+        return charts.line("t", ["a", "b"], {"TAS": [len(drawn), 2]})
+
+    key = ("test-chart", "en")
+    first = charts.cached(key, [1, 2], draw, 0)
+    assert charts.cached(key, [1, 2], draw, 0) is first and len(drawn) == 1
+    assert charts.cached(key, [1, 3], draw, 60) is first and len(drawn) == 1  # recent enough
+    assert charts.cached(key, [1, 3], draw, 0) is not first and len(drawn) == 2
