@@ -127,6 +127,11 @@ def main() -> None:
         f"  node API doc   http://{HOST}:{ports['clinic']}/api/v1/openapi.json",
         f"  hub dashboard  http://{HOST}:{ports['hub']}/dashboard   (central staff: "
         f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})",
+        f"  fleet pages    http://{HOST}:{ports['hub']}/dashboard/fleet/   (regions, nodes, "
+        "charts, conflicts in words)",
+        f"  metrics        http://{HOST}:{ports['hub']}/metrics   "
+        f"http://{HOST}:{ports['clinic']}/metrics   http://{HOST}:{ports['pharmacy']}/metrics",
+        "                 (Prometheus: deploy/prometheus.yml, alerts: deploy/alerts.yml)",
         "", "Clinic sign-ins (username / PIN):",
         *(f"  {s['username']:<11} {s['pin']}   ({s['role']})" for s in clinic["sign_ins"]),
         "Pharmacy sign-ins (username / PIN):",
