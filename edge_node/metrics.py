@@ -38,11 +38,8 @@ LOCAL = (PAGE_LATENCY, SCAN_LATENCY, SYNC_OUTCOMES)
 
 
 def count_sync(report: dict) -> None:
-    """Called by the sync agent with each run's report."""
-    if report.get("stage") is None and not report.get("ok") and report.get("error"):
-        outcome = "busy_locally"  # another process of this node is syncing
-    else:
-        outcome = "ok" if report.get("ok") else f"failed_{report.get('stage') or 'unknown'}"
+    """Called by the sync agent with each run's report (outcome: ok, or failed_<stage>)."""
+    outcome = "ok" if report.get("ok") else f"failed_{report.get('stage') or 'unknown'}"
     SYNC_OUTCOMES.labels(outcome).inc()
 
 
