@@ -34,7 +34,7 @@ from sync_protocol.wire import (
     decode_body,
 )
 
-from . import nodes, refusals
+from . import metrics, nodes, refusals
 from .app import Hub, hub, respond, respond_bytes
 from .errors import Busy
 from .scope import pull_body
@@ -113,6 +113,7 @@ def push():
             raise NodeMismatch("The batch names node %(claimed)s but was signed by %(actual)s",
                                field="node_id", claimed=batch.node_id, actual=node.node_id)
         result = current.ingestor.push(node, batch.events, kid=kid)
+        metrics.count_push(result)
     return respond(result.to_dict())
 
 
@@ -125,6 +126,7 @@ def pull():
         page = pull_body(current.storage, node, query, current.now())
     nodes.record_pull(current.storage, node.node_id, cursor=page.next, synced=not page.more,
                       count=page.count, now=to_instant(current.now()))
+    metrics.note_pulled(page.count)
     return respond_bytes(page.body)
 
 

@@ -21,6 +21,7 @@ from .config import load_config
 from .conflicts import hub_hooks  # also registers the projection and conflict migrations
 from .errors import Busy, HubError
 from .ingest import Hook, Ingestor
+from .monitoring import COMPONENT as _MONITORING  # noqa: F401 - registers its migration
 from .nonces import NonceStore
 from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
 from .storage import Storage, open_storage
@@ -85,6 +86,10 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
     from .fhir import api as fhir_api
     fhir_api.init_app(app, app.extensions[EXTENSION])  # read-only FHIR R4 at /fhir/r4/
+    from . import metrics
+    metrics.init_app(app)  # /metrics, sync timing and the monitoring history
+    from . import dashboard_fleet
+    dashboard_fleet.init_app(app)  # the fleet pages (regions, nodes, charts, conflicts)
     register_error_handlers(app)
     app.before_request(refuse_nul_parameters)
     app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered

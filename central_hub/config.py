@@ -26,6 +26,16 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                         "files"),
     "FHIR_BASE_URL": ("", "Public URL of the FHIR API (e.g. https://hub.example/fhir/r4), the "
                       "audience of SMART assertions; empty: taken from each request"),
+    "METRICS_TOKEN": ("", "Bearer token for /metrics; empty: loopback clients only"),
+    "SYNC_INTERVAL_SECONDS": (30, "How often nodes sync; one silent for two intervals is "
+                              "flagged offline on the dashboard and in /metrics"),
+    "HISTORY_RETENTION_DAYS": (90, "Days of sync history and chart counts kept"),
+    "HISTORY_HOURLY_DAYS": (7, "Days of chart counts kept per hour; older ones per day"),
+    "DASHBOARD_REFRESH_SECONDS": (20, "How often the fleet pages reload themselves (15-30 s "
+                                  "suits staff; filters are kept)"),
+    "CHART_CACHE_SECONDS": (60, "A fleet chart is redrawn at most this often while its data "
+                            "changes (drawing is slow; the tables are always current)"),
+    "HISTORY_MAX_ATTEMPTS": (1000, "Sync attempts kept per node (the history's size bound)"),
 }
 PREFIX = "DMED_HUB_"
 

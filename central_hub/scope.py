@@ -143,14 +143,15 @@ def pull_page(storage: Storage, node: NodeIdentity, query: PullQuery,
     return PullResponse.from_dict(json.loads(pull_body(storage, node, query, now).body))
 
 
-def pending_count(tx: Tx, node_row: dict[str, Any], now: datetime) -> tuple[int, bool]:
+def pending_count(tx: Tx, node_row: dict[str, Any], now: datetime,
+                  cap: int = PENDING_CAP) -> tuple[int, bool]:
     """(deliveries waiting for a node after its cursor, whether the count hit the cap)."""
     node = NodeIdentity(node_row["node_id"], node_row["facility_code"], node_row["region"],
                         NodeKind(node_row["kind"]))
     head = feed_head(tx)
     audiences = node_audiences(node, node_facilities(tx, node))
     union, params = _feed_query(audiences, node.node_id, node_row["last_cursor"], head,
-                                PENDING_CAP + 1, to_instant(now), "position")
+                                cap + 1, to_instant(now), "position")
     count = int(tx.scalar(f"SELECT COUNT(DISTINCT position) AS n FROM ({union}) AS d",  # noqa: S608
                           params))
-    return min(count, PENDING_CAP), count > PENDING_CAP
+    return min(count, cap), count > cap

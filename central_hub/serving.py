@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from sync_protocol.metrics_export import enable_multiprocess, metrics_dir
 from sync_protocol.workers import listen, run_workers
 
 
@@ -28,5 +29,7 @@ def serve(make_app: Callable[[], Flask], *, host: str, port: int, threads: int,
         return
     # Migrate once, here, before any worker opens the database; the workers start clean.
     make_app().extensions["dmed_hub"].storage.close()
-    run_workers(listen(host, port), workers, lambda listener: waitress_serve(
+    listener = listen(host, port)
+    enable_multiprocess(metrics_dir("hub", listener.getsockname()[1]))
+    run_workers(listener, workers, lambda listener: waitress_serve(
         make_app(), sockets=[listener], threads=threads), name="hub worker")

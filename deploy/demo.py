@@ -241,6 +241,12 @@ def console_text(demo: dict) -> str:
         f"  hub            http://{HOST}:{ports['hub']}/  (sync API, /api/v1/nodes, /healthz)",
         f"  hub dashboard  http://{HOST}:{ports['hub']}/dashboard   (central staff: "
         f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})",
+        f"  fleet pages    http://{HOST}:{ports['hub']}/dashboard/fleet/   (regions, nodes, "
+        "charts, conflicts in words)",
+        f"  metrics        http://{HOST}:{ports['hub']}/metrics   "
+        f"http://{HOST}:{ports['clinic']}/metrics   http://{HOST}:{ports['pharmacy']}/metrics   "
+        f"http://{HOST}:{ports['pharmacy2']}/metrics",
+        "                 (Prometheus: deploy/prometheus.yml, alerts: deploy/alerts.yml)",
         f"  clinic         http://{HOST}:{ports['clinic']}/   {CLINIC[1]}  {demo['clinic']}",
         *(f"  {name:<14} http://{HOST}:{ports[name]}/   {ids[1]}  {title}, {address}"
           for name, (ids, title, address) in PHARMACIES.items()),

@@ -81,3 +81,17 @@ def test_workers_end_with_a_hub_killed_outright(hub):
     proc.kill()  # SIGKILL: no handler runs; orphans would keep the port
     proc.wait(10)
     wait_for(lambda: gone(workers), "the workers to end")
+
+
+def test_metrics_add_up_every_worker(hub):
+    """Counters live in per-process files (multiprocess mode): any worker's scrape gives the
+    total of all, here 20 unsigned pushes (refused) spread over both workers."""
+    from prometheus_client.parser import text_string_to_metric_families
+    _proc, url = hub
+    for _ in range(20):
+        assert requests.post(url + "/sync/v1/push", data=b"{}", timeout=5).status_code >= 400
+    for _ in range(4):
+        text = requests.get(url + "/metrics", timeout=5).text
+        [family] = [f for f in text_string_to_metric_families(text)
+                    if f.name == "dmed_hub_sync_requests"]
+        assert sum(s.value for s in family.samples if s.name.endswith("_total")) == 20

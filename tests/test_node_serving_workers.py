@@ -86,3 +86,22 @@ def test_workers_end_with_a_supervisor_killed_outright(node):
     proc.kill()  # SIGKILL: no handler runs; orphans would keep the port
     proc.wait(10)
     wait_for(lambda: gone(workers), "the workers to end")
+
+
+def test_metrics_add_up_every_worker(node):
+    """Page latencies live in per-process files (multiprocess mode): any worker's scrape
+    counts the pages of both, here the 20 kiosk pages plus those the start-up check made."""
+    from prometheus_client.parser import text_string_to_metric_families
+    _proc, url, _database, _queued = node
+
+    def kiosk_pages() -> float:
+        text = requests.get(url + "/metrics", timeout=5).text
+        [family] = [f for f in text_string_to_metric_families(text)
+                    if f.name == "dmed_node_request_duration_seconds"]
+        return sum(s.value for s in family.samples
+                   if s.name.endswith("_count") and s.labels.get("group") == "kiosk")
+
+    before = kiosk_pages()
+    for _ in range(20):
+        assert requests.get(url + "/ui/kiosk/identify", timeout=5).ok
+    assert all(kiosk_pages() == before + 20 for _ in range(4))

@@ -24,6 +24,7 @@ from sync_protocol.events import read_event_text
 from sync_protocol.hlc import CLOCK_AHEAD
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
+from .. import metrics
 from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
 from ..store import NodeStore
 from ..trust_store import merge_trust_list
@@ -81,7 +82,9 @@ class SyncAgent:
             with _process_lock(self.store.path) as held:
                 if not held:  # another process of this node (a server worker) is syncing
                     return {"ok": False, "stage": None, "error": "A sync is already running"}
-                return self._run()
+                report = self._run()
+            metrics.count_sync(report)
+            return report
         finally:
             self._running.release()
 

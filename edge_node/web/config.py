@@ -30,6 +30,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
                                        " without the hub's claim (0: the whole prescription)"),
     "OFFLINE_FILLS_OTHER": (0, "Fills of any other item a pharmacy may dispense without the"
                                " hub's claim (0: the whole prescription)"),
+    "METRICS_TOKEN": ("", "Bearer token for /metrics; empty: loopback clients only"),
 }
 PREFIX = "DMED_"
 

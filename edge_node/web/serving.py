@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager
 
 from waitress.server import create_server
 
+from sync_protocol.metrics_export import enable_multiprocess, metrics_dir
 from sync_protocol.workers import listen, run_workers
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def serve_workers(make_app: Callable[[], object], host: str, port: int, workers:
     ending, stops them all). `in_parent` (the background jobs) runs beside them."""
     listener = listen(host, port)
     port = listener.getsockname()[1]
+    enable_multiprocess(metrics_dir("node", port))
     if on_listening is not None:
         on_listening(port)
 
