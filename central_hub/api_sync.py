@@ -79,6 +79,7 @@ def authenticate(current: Hub, body: bytes) -> tuple[NodeIdentity, str]:
             nodes.record_error(current.storage, e.identity.node_id, e.code, e.text,
                                to_instant(now))
         raise
+    g.authenticated_node = identity.node_id  # what the monitoring history may name
     cert = x509.load_der_x509_certificate(base64.b64decode(request.headers[HEADER_CERTIFICATE]))
     current.trust.learn(cert)
     kid = kid_of(cert).hex()

@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from sync_protocol import metrics_export
-from sync_protocol.request_signing import HEADER_NODE, HEADER_TIME
+from sync_protocol.request_signing import HEADER_TIME
 from sync_protocol.wire import ACCEPTED, REFUSED
 
 from . import monitoring
@@ -203,7 +203,9 @@ def init_app(app: Flask) -> None:
 def _record(app: Flask, sampler: monitoring.Sampler, kind: str, outcome: str,
             elapsed: float, response: Response) -> None:
     current = app.extensions["dmed_hub"]
-    node_id = request.headers.get(HEADER_NODE, "")[:64]
+    # Only a request whose signature proved its node goes into that node's history: a stranger
+    # naming a node in a header (a 413 or a junk body answered before any check) writes nothing.
+    node_id = g.get("authenticated_node")
     if not node_id:
         return
     now = current.now()

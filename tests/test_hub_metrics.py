@@ -119,6 +119,22 @@ def test_an_unauthenticated_push_is_counted_and_leaves_no_history(app, world, cl
     assert node_attempts(storage, clinic.node_id, 10) == []
 
 
+def test_a_stranger_naming_a_node_writes_nothing_into_its_history(world, clock, storage):
+    """Answered before any signature check (413 here), a request names a node only by a header
+    anyone can set: the node's history must not grow (issue 11: nothing about a node changes
+    until its request is authenticated)."""
+    app = create_app({"TESTING": True, "MAX_BODY_BYTES": 2048}, storage=storage, clock=clock)
+    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
+    clinic = SimNode(world.pki.clinic, app.test_client())
+    clinic.register_facility()
+    assert clinic.push(now=clock.now).status_code == 200
+    known = node_attempts(storage, clinic.node_id, 10)
+    response = app.test_client().post("/sync/v1/push", data=b"[" * 10_000, headers={
+        "X-DMED-Node": clinic.node_id, "Content-Type": "application/json"})
+    assert response.status_code in (400, 401, 413)
+    assert node_attempts(storage, clinic.node_id, 10) == known
+
+
 def test_a_node_that_stops_syncing_is_flagged_within_two_intervals(app, world, clock):
     pharmacy = SimNode(world.pki.pharmacy, app.test_client())
     pharmacy.register_facility()
