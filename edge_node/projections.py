@@ -93,7 +93,10 @@ def _patient(conn: sqlite3.Connection, event: Event) -> None:
     _insert(conn, "patients", {
         "patient_id": p["patient_id"], "med_id": p["med_id"], "pinfl": p.get("pinfl"),
         "document": p.get("document"), "full_name": p["full_name"],
-        "birth_date": p["birth_date"], "sex": p["sex"], "phone": p["phone"],
+        "birth_date": p["birth_date"], "sex": p["sex"],
+        # The phone is optional since PatientRegistered allows it; the v1 column is NOT NULL
+        # and SQLite cannot relax that without rebuilding the table, so '' means "none".
+        "phone": p.get("phone", ""),
         "facility_id": p["facility_id"], "family_doctor_id": p.get("family_doctor_id"),
         "registered_hlc": event.hlc})
 

@@ -80,8 +80,9 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     ("PatientRegistered", 1): {"allOf": [
         obj(
             {"patient_id": ULID, "med_id": CODE, "full_name": NAME, "birth_date": DATE,
-             "sex": SEX, "phone": PHONE, "facility_id": ULID},
-            {"pinfl": PINFL, "document": DOCUMENT, "family_doctor_id": ULID},
+             "sex": SEX, "facility_id": ULID},
+            # The phone became optional (patients without one); old events all carry it.
+            {"pinfl": PINFL, "document": DOCUMENT, "family_doctor_id": ULID, "phone": PHONE},
         ),
         {"anyOf": [{"required": ["pinfl"]}, {"required": ["document"]}]},
     ]},

@@ -75,11 +75,26 @@ def _compact(text: str) -> str:
     return compact.translate(RUSSIAN_LAYOUT_TO_LATIN)
 
 
-def _checked(field: str, digit: str, part: str, label: str) -> str:
+def _wrong(part: str, message: str) -> InvalidMrz:
+    return InvalidMrz(message, part=part)
+
+
+def _checked(field: str, digit: str, error: InvalidMrz) -> str:
     if not digit.isdigit() or int(digit) != check_digit(field):
-        raise InvalidMrz("The MRZ check digit of the %(what)s is wrong; scan the document again",
-                         part=part, what=label)
+        raise InvalidMrz(error.message, part=error.part)  # a fresh one: no shared traceback
     return field
+
+
+NUMBER_WRONG = _wrong("document_number", "The MRZ check digit of the document number is"
+                      " wrong; scan the document again")
+BIRTH_WRONG = _wrong("birth_date", "The MRZ check digit of the birth date is wrong; scan the"
+                     " document again")
+EXPIRY_WRONG = _wrong("expiry", "The MRZ check digit of the expiry date is wrong; scan the"
+                      " document again")
+PERSONAL_WRONG = _wrong("personal_number", "The MRZ check digit of the personal number is"
+                        " wrong; scan the document again")
+COMPOSITE_WRONG = _wrong("composite", "The MRZ's overall check digit is wrong; scan the"
+                         " document again")
 
 
 def _birth(text: str) -> date | None:
@@ -106,8 +121,8 @@ def _pinfl(text: str) -> str | None:
     try:
         return parse_pinfl(digits).digits
     except InvalidIdentifier as e:
-        raise InvalidMrz("The personal number (PINFL) in the MRZ is not valid: %(detail)s",
-                         part="pinfl", detail=e.text) from None
+        # The PINFL's own message says which part is wrong (and is translated as such).
+        raise InvalidMrz(e.message, part="pinfl", **e.params) from None
 
 
 def _document(text: str) -> str:
@@ -132,10 +147,10 @@ def parse_mrz(text: str) -> MrzData:
 
 def _td1(mrz: str) -> MrzData:
     one, two, three = mrz[:30], mrz[30:60], mrz[60:]
-    number = _checked(one[5:14], one[14], "document_number", "document number")
-    born = _checked(two[0:6], two[6], "birth_date", "birth date")
-    _checked(two[8:14], two[14], "expiry", "expiry date")
-    _checked(one[5:30] + two[0:7] + two[8:15] + two[18:29], two[29], "composite", "whole zone")
+    number = _checked(one[5:14], one[14], NUMBER_WRONG)
+    born = _checked(two[0:6], two[6], BIRTH_WRONG)
+    _checked(two[8:14], two[14], EXPIRY_WRONG)
+    _checked(one[5:30] + two[0:7] + two[8:15] + two[18:29], two[29], COMPOSITE_WRONG)
     surname, given = _names(three)
     return MrzData("TD1", _document(number), _pinfl(one[15:30]), _birth(born),
                    _sex(two[7]), two[15:18].replace(FILLER, ""), surname, given)
@@ -143,14 +158,14 @@ def _td1(mrz: str) -> MrzData:
 
 def _td3(mrz: str) -> MrzData:
     one, two = mrz[:44], mrz[44:]
-    number = _checked(two[0:9], two[9], "document_number", "document number")
-    born = _checked(two[13:19], two[19], "birth_date", "birth date")
-    _checked(two[21:27], two[27], "expiry", "expiry date")
+    number = _checked(two[0:9], two[9], NUMBER_WRONG)
+    born = _checked(two[13:19], two[19], BIRTH_WRONG)
+    _checked(two[21:27], two[27], EXPIRY_WRONG)
     personal = two[28:42]
     # A blank personal number may carry "<" or 0 as its check digit (ICAO 9303-4, 4.2.2.2).
     if personal.strip(FILLER) or two[42] not in (FILLER, "0"):
-        _checked(personal, two[42], "personal_number", "personal number")
-    _checked(two[0:10] + two[13:20] + two[21:43], two[43], "composite", "whole zone")
+        _checked(personal, two[42], PERSONAL_WRONG)
+    _checked(two[0:10] + two[13:20] + two[21:43], two[43], COMPOSITE_WRONG)
     surname, given = _names(one[5:])
     return MrzData("TD3", _document(number), _pinfl(personal), _birth(born),
                    _sex(two[20]), two[10:13].replace(FILLER, ""), surname, given)

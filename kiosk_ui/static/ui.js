@@ -98,6 +98,19 @@
     });
   }
 
+  /* MRZ readers type the zone line by line, each line ended by Enter: inside a one-line box
+     Enter would send the first line alone, so it is swallowed while the text is a partial
+     zone (30 or 60 characters of an ID card, 44 of a passport, with its "<" fillers, or "Б"
+     when the Russian layout was on). */
+  document.querySelectorAll("input[data-mrz-input]").forEach(function (input) {
+    input.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter") { return; }
+      var text = input.value.replace(/\s/g, "");
+      var partial = text.length === 30 || text.length === 60 || text.length === 44;
+      if (partial && /[<Бб]/.test(text)) { event.preventDefault(); }
+    });
+  });
+
   /* Prescription form: drug suggestions under the INN box as the doctor types. Each is a
      submit button "pick" of the form, exactly as the server renders them after "Find". */
   document.querySelectorAll("input[data-drug-suggest]").forEach(function (input) {
