@@ -50,6 +50,7 @@ SUBJECT_FIELD = {
     "VisitRecorded": "visit_id", "OrderRecorded": "visit_id", "LabResultRecorded": "order_id",
     "PrescriptionIssued": "prescription_id", "PrescriptionCancelled": "prescription_id",
     "MedicationDispensed": "prescription_id", "ChronicConditionSet": "patient_id",
+    "AllergyRecorded": "patient_id", "AllergyRetracted": "patient_id",
     "PaperPadAllocated": "pad_id", "ConflictRaised": "conflict_id",
     "ConflictStateChanged": "conflict_id", "RemotePrescriptionRequested": "request_id",
     "RemotePrescriptionDecided": "request_id",

@@ -94,9 +94,7 @@ def _patient(conn: sqlite3.Connection, event: Event) -> None:
         "patient_id": p["patient_id"], "med_id": p["med_id"], "pinfl": p.get("pinfl"),
         "document": p.get("document"), "full_name": p["full_name"],
         "birth_date": p["birth_date"], "sex": p["sex"],
-        # The phone is optional since PatientRegistered allows it; the v1 column is NOT NULL
-        # and SQLite cannot relax that without rebuilding the table, so '' means "none".
-        "phone": p.get("phone", ""),
+        "phone": p.get("phone"),  # optional: patients without a phone
         "facility_id": p["facility_id"], "family_doctor_id": p.get("family_doctor_id"),
         "registered_hlc": event.hlc})
 
@@ -254,6 +252,39 @@ def _chronic(conn: sqlite3.Connection, event: Event) -> None:
                  " (?, ?, ?, ?, ?) ON CONFLICT (patient_id, code) DO UPDATE SET"
                  " active = excluded.active, hlc = excluded.hlc, origin = excluded.origin",
                  (p["patient_id"], p["code"], int(p["active"]), event.hlc, event.origin))
+
+
+@handles("AllergyRecorded")
+def _allergy(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "allergies", {
+        "allergy_id": p["allergy_id"], "patient_id": p["patient_id"], "kind": p["kind"],
+        "substance_type": p["substance_type"], "substance": p["substance"],
+        "reaction": p["reaction"], "severity": p.get("severity"),
+        "recorded_at": p["recorded_at"], "recorded_by": p.get("practitioner_id"),
+        "hlc": event.hlc})
+    _apply_retraction(conn, p["allergy_id"])
+
+
+@handles("AllergyRetracted")
+def _allergy_retracted(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    # Retracted twice (two nodes): the earlier clock's reason stands, in any arrival order.
+    conn.execute("INSERT INTO allergy_retractions (allergy_id, retracted_at, reason, hlc, origin)"
+                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (allergy_id) DO UPDATE SET"
+                 " retracted_at = excluded.retracted_at, reason = excluded.reason,"
+                 " hlc = excluded.hlc, origin = excluded.origin"
+                 " WHERE (excluded.hlc, excluded.origin) < (allergy_retractions.hlc,"
+                 " allergy_retractions.origin)",
+                 (p["allergy_id"], p["retracted_at"], p["reason"], event.hlc, event.origin))
+    _apply_retraction(conn, p["allergy_id"])
+
+
+def _apply_retraction(conn: sqlite3.Connection, allergy_id: str) -> None:
+    conn.execute("UPDATE allergies SET (retracted_at, retract_reason) = (SELECT retracted_at,"
+                 " reason FROM allergy_retractions r WHERE r.allergy_id = allergies.allergy_id)"
+                 " WHERE allergy_id = ? AND EXISTS (SELECT 1 FROM allergy_retractions r WHERE"
+                 " r.allergy_id = allergies.allergy_id)", (allergy_id,))
 
 
 @handles("PrescriptionIssued")

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, g, jsonify, render_template, request
 from edge_node.services import clinical
 
 from .auth import signed_in, to_sign_in
-from .common import remember_language
+from .common import locale_code, remember_language
 from .errors import register_html_errors
 from .security import protect
 
@@ -35,7 +35,8 @@ def icd10():
     """Suggestions for the doctor's diagnosis search box (the form works without them)."""
     g.actor.require("write_clinical")
     query = request.args.get("q", "")[:100]
-    return jsonify({"results": clinical.search_icd10(query, limit=ICD_SUGGESTIONS)})
+    return jsonify({"results": clinical.search_icd10(query, limit=ICD_SUGGESTIONS,
+                                                     lang=locale_code())})
 
 
 @bp.route("/<path:anything>", methods=["GET", "POST"])

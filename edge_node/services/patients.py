@@ -238,6 +238,4 @@ def patient_summary(row: sqlite3.Row) -> dict:
     """Demographics only: what a registrar or pharmacist may see."""
     keys = ("patient_id", "med_id", "pinfl", "document", "full_name", "birth_date", "sex",
             "phone", "facility_id", "family_doctor_id")
-    # A patient without a phone has '' in the node's NOT NULL column (see projections).
-    return {**{k: row[k] for k in keys}, "phone": row["phone"] or None,
-            "phone_confirmed": bool(row["phone_confirmed"])}
+    return {**{k: row[k] for k in keys}, "phone_confirmed": bool(row["phone_confirmed"])}
