@@ -260,18 +260,13 @@ def queue():
 @bp.post("/appointments/<appointment_id>/<action>")
 @signed_in
 def appointment_action(appointment_id: str, action: str):
-    if action not in ("check-in", "cancel"):
+    if action != "check-in":  # cancel: desk_visits.cancel, after confirming with a reason
         abort(404)
-    g.actor.require("check_in" if action == "check-in" else "book")
+    g.actor.require("check_in")
     back = safe_next(request.form.get("next"), url_for(".queue"))
     try:
-        if action == "check-in":
-            number = appointments.check_in(store(), g.actor, appointment_id, now=ui_now())
-            flash(gettext("Checked in. Queue number %(number)s.", number=number), "ok")
-        elif action == "cancel":
-            appointments.cancel(store(), g.actor, appointment_id,
-                                "cancelled at the registry desk")
-            flash(gettext("The visit is cancelled."), "ok")
+        number = appointments.check_in(store(), g.actor, appointment_id, now=ui_now())
+        flash(gettext("Checked in. Queue number %(number)s.", number=number), "ok")
     except ProtocolError as e:
         flash(error_text(e), "error")
     return redirect(back)

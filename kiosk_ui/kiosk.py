@@ -10,7 +10,7 @@ import logging
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from edge_node.errors import NotFound
+from edge_node.errors import NotFound, ValidationFailed
 from edge_node.services import appointments, facilities, kiosk_identity
 from edge_node.services.patients import get_patient
 from sync_protocol.errors import ProtocolError
@@ -33,6 +33,11 @@ bp.after_request(remember_language)
 register_html_errors(bp, "kiosk", ks.to_start)
 
 OPEN = ("booked", "checked_in")
+
+
+def _(message: str) -> str:
+    """Marks an error's English msgid for extraction; error_text() translates it when shown."""
+    return message
 
 
 def keypad_value(field: str, length: int) -> str:
@@ -196,11 +201,26 @@ def _slot_page(actor, doctor, action: str, error: ProtocolError | None = None, m
                  slots=days.get(day, []) if day else [], action=action, moving=moving)
 
 
+def _confirm_slot(actor, doctor, action: str, moving=None):
+    """A tapped time is booked only once the patient confirms it (a stray touch books
+    nothing); the page repeats the doctor, the day and the time."""
+    starts_at = request.form.get("starts_at", "")
+    try:
+        local_date(from_instant(starts_at))
+    except ValueError:
+        return _slot_page(actor, doctor, action, ValidationFailed(
+            _("Choose a time from the list"), field="starts_at"), moving=moving)
+    return _form("kiosk/confirm_slot.html", None, actor=actor, doctor=doctor, action=action,
+                 starts_at=starts_at, moving=moving, day=request.form.get("day", ""))
+
+
 @bp.route("/book/<practitioner_id>", methods=["GET", "POST"])
 def choose_time(practitioner_id: str):
     actor = ks.patient()
     doctor = facilities.get_practitioner(store().reader(), practitioner_id)
     action = url_for(".choose_time", practitioner_id=practitioner_id)
+    if request.method == "POST" and request.form.get("confirm") != "1":
+        return _confirm_slot(actor, doctor, action)
     if request.method == "POST":
         try:
             appointment_id = appointments.book(
@@ -225,6 +245,8 @@ def move(appointment_id: str):
     visit = _own(actor, appointment_id)
     doctor = facilities.get_practitioner(store().reader(), visit["practitioner_id"])
     action = url_for(".move", appointment_id=appointment_id)
+    if request.method == "POST" and request.form.get("confirm") != "1":
+        return _confirm_slot(actor, doctor, action, moving=visit)
     if request.method == "POST":
         try:
             appointments.reschedule(store(), actor, appointment_id,
