@@ -15,6 +15,7 @@ from edge_node.services import appointments, facilities, kiosk_identity
 from edge_node.services.patients import get_patient
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import PINFL_LENGTH, parse_pinfl
+from sync_protocol.mrz import MAX_MRZ_TEXT, parse_mrz
 from sync_protocol.timeutil import from_instant, local_date
 
 from . import kiosk_session as ks
@@ -75,15 +76,25 @@ def identify():
     if ks.SEEN not in session:
         ks.touch()  # the idle clock starts with the first step
     value = keypad_value("pinfl", PINFL_LENGTH)
+    mrz = request.form.get("mrz", "")[:MAX_MRZ_TEXT]
     if request.method == "POST" and not request.form.get("key"):
         try:
-            digits = parse_pinfl(value).digits
+            # The ID card in the reader: its MRZ carries the PINFL (check digits verified).
+            digits = _mrz_pinfl(mrz) if mrz.strip() else parse_pinfl(value).digits
             kiosk_identity.check_allowed(store(), ks.kiosk_id(), digits)
         except ProtocolError as e:
             return _form("kiosk/identify.html", e, value=value)
         session[ks.PINFL] = digits
         return redirect(url_for(".verify"))
     return _form("kiosk/identify.html", None, value=value)
+
+
+def _mrz_pinfl(text: str) -> str:
+    pinfl = parse_mrz(text).pinfl
+    if pinfl is None:
+        raise ValidationFailed(_("This document carries no PINFL: type your PINFL"),
+                               field="pinfl")
+    return pinfl
 
 
 @bp.route("/verify", methods=["GET", "POST"])

@@ -189,3 +189,26 @@ def test_desk_search_and_counter_compare_take_the_mrz(client, store, seeded, rx)
     assert verdict_of(scan(client, rx["qr"], pinfl=zone).text) == "valid/ok"
     other = td3(pinfl=make_pinfl(date(1970, 1, 1), "male", district="267"))
     assert verdict_of(scan(client, rx["qr"], pinfl=other).text) != "valid/ok"
+
+
+# -- the kiosk: the ID card in the reader gives the PINFL --------------------------------------
+
+def test_kiosk_takes_the_pinfl_from_the_id_card_mrz(client, seeded):
+    patient = seeded["patient_rows"][1]
+    client.get("/ui/kiosk/identify")
+    zone = garble(td1(document=patient["document"], pinfl=patient["pinfl"]))
+    response = post(client, "/ui/kiosk/identify", {"mrz": zone})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/verify")
+    with client.session_transaction() as session:
+        assert patient["pinfl"] in session.values()
+
+
+def test_kiosk_refuses_an_mrz_with_a_wrong_check_digit(client, seeded):
+    client.get("/ui/kiosk/identify?lang=ru")
+    zone = td3()
+    broken = zone[:-1] + str((int(zone[-1]) + 1) % 10)
+    response = post(client, "/ui/kiosk/identify", {"mrz": broken})
+    assert response.status_code == 422
+    expected = translated("ru", "The MRZ's overall check digit is wrong; scan the document"
+                                " again")
+    assert escaped(expected) in response.text
