@@ -244,7 +244,9 @@ UPDATE apply_failures SET kind = 'clock' WHERE reason LIKE 'Remote clock % ahead
 
 # v10: the phone became optional at registration (patients without one), so its column loses
 # NOT NULL (SQLite rebuilds the table for that; nothing references it); the desk searches by
-# birth date; allergies and intolerances on the medical card, to an INN or an ATC class.
+# birth date and by name in either script (name_key: sync_protocol.names, filled by the
+# projections; rows migrated with NULL get it at the next rebuild and are searched meanwhile);
+# allergies and intolerances on the medical card, to an INN or an ATC class.
 # A retraction may arrive before the record it retracts (another node's order), so it is
 # kept by id and the record is born retracted.
 V10 = """
@@ -252,11 +254,12 @@ CREATE TABLE patients_v10 (
     patient_id TEXT PRIMARY KEY, med_id TEXT NOT NULL UNIQUE, pinfl TEXT UNIQUE,
     document TEXT UNIQUE, full_name TEXT NOT NULL, birth_date TEXT NOT NULL, sex TEXT NOT NULL,
     phone TEXT, phone_confirmed INTEGER NOT NULL DEFAULT 0,
-    facility_id TEXT NOT NULL, family_doctor_id TEXT, registered_hlc TEXT NOT NULL
+    facility_id TEXT NOT NULL, family_doctor_id TEXT, registered_hlc TEXT NOT NULL,
+    name_key TEXT
 );
 INSERT INTO patients_v10 SELECT patient_id, med_id, pinfl, document, full_name, birth_date,
-    sex, NULLIF(phone, ''), phone_confirmed, facility_id, family_doctor_id, registered_hlc
-    FROM patients;
+    sex, NULLIF(phone, ''), phone_confirmed, facility_id, family_doctor_id, registered_hlc,
+    NULL FROM patients;
 DROP TABLE patients;
 ALTER TABLE patients_v10 RENAME TO patients;
 CREATE INDEX patients_by_birth_date ON patients (birth_date);

@@ -16,6 +16,7 @@ from typing import Any
 
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.names import name_key
 from sync_protocol.timeutil import from_instant, to_instant
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def _patient(conn: sqlite3.Connection, event: Event) -> None:
         "document": p.get("document"), "full_name": p["full_name"],
         "birth_date": p["birth_date"], "sex": p["sex"],
         "phone": p.get("phone"),  # optional: patients without a phone
+        "name_key": name_key(p["full_name"]),
         "facility_id": p["facility_id"], "family_doctor_id": p.get("family_doctor_id"),
         "registered_hlc": event.hlc})
 
@@ -114,9 +116,10 @@ def _patient_field(conn: sqlite3.Connection, event: Event) -> None:
                  (p["patient_id"], field, event.hlc, event.origin))
     if field not in _PATIENT_COLUMNS:
         return
-    extra = ", phone_confirmed = 0" if field == "phone" else ""
+    extra = {"phone": ", phone_confirmed = 0", "full_name": ", name_key = ?"}.get(field, "")
+    keys = (name_key(p["value"] or ""),) if field == "full_name" else ()
     conn.execute(f"UPDATE patients SET {field} = ?{extra} WHERE patient_id = ?",  # noqa: S608
-                 (p["value"], p["patient_id"]))
+                 (p["value"], *keys, p["patient_id"]))
 
 
 _PATIENT_COLUMNS = {"full_name", "phone", "document", "facility_id", "family_doctor_id"}

@@ -212,3 +212,16 @@ def test_kiosk_refuses_an_mrz_with_a_wrong_check_digit(client, seeded):
     expected = translated("ru", "The MRZ's overall check digit is wrong; scan the document"
                                 " again")
     assert escaped(expected) in response.text
+
+
+def test_a_renamed_patient_is_found_by_the_new_name(client, store, seeded, actor_for):
+    from edge_node.services import patients
+
+    patient = seeded["patient_rows"][2]
+    patients.change_patient_field(store, actor_for("registrar"), patient["patient_id"],
+                                  "full_name", "Xo'jayeva Malika")
+    staff_sign_in(client, "registrar")
+    page = client.get("/ui/desk/patients", query_string={"q": "хўжаева"}).text
+    assert f"/ui/desk/patients/{patient['patient_id']}" in page
+    old = client.get("/ui/desk/patients", query_string={"q": "ismoilov"}).text
+    assert "data-no-results" in old
