@@ -41,6 +41,7 @@ from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import TrustList
 
+from .allergies import AllergyHook  # also registers the allergy migrations
 from .hub_events import emit_hub_event
 from .projections import (
     APPOINTMENT_TYPES,
@@ -202,7 +203,7 @@ class ConflictHook(BatchHook):
 
 def hub_hooks() -> list[Callable[[Tx, Any], None]]:
     """The hub's own ingest hooks, in the order they must run."""
-    return [ProjectionHook(), ConflictHook()]
+    return [ProjectionHook(), AllergyHook(), ConflictHook()]
 
 
 def raise_conflict(tx: Tx, c: Candidate) -> None:

@@ -56,6 +56,7 @@ SUBJECT_FIELD = {
     "PrescriptionIssued": "prescription_id", "PrescriptionCancelled": "prescription_id",
     "MedicationDispensed": "prescription_id", "PrescriptionClaimed": "prescription_id",
     "ChronicConditionSet": "patient_id",
+    "AllergyRecorded": "patient_id", "AllergyRetracted": "patient_id",
     "PaperPadAllocated": "pad_id", "ConflictRaised": "conflict_id",
     "ConflictStateChanged": "conflict_id", "RemotePrescriptionRequested": "request_id",
     "RemotePrescriptionDecided": "request_id",

@@ -15,6 +15,16 @@ class ValidationFailed(NodeError):
     http_status = 422
 
 
+class FieldErrors(ValidationFailed):
+    """Several fields of one form are wrong: carries the first as its own code, message and
+    field (what an API client reads) and every one in ``errors`` (a form shows them all)."""
+
+    def __init__(self, errors: list[ProtocolError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.message, field=first.field, code=first.code, **first.params)
+
+
 class NotFound(NodeError):
     code = "not_found"
     http_status = 404

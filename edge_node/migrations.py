@@ -18,7 +18,7 @@ PROJECTION_TABLES = (
     "facilities", "practitioners", "slots", "patients", "patient_field_clock", "appointments",
     "visits", "diagnoses", "orders", "lab_results", "chronic_conditions", "prescriptions",
     "prescription_items", "dispenses", "conflicts", "paper_pads", "paper_dispenses",
-    "remote_requests",
+    "remote_requests", "allergies", "allergy_retractions",
 )
 
 V1 = """
@@ -257,8 +257,43 @@ CREATE TABLE kiosk_sessions (
 );
 """
 
+# v11: the phone became optional at registration (patients without one), so its column loses
+# NOT NULL (SQLite rebuilds the table for that; nothing references it); the desk searches by
+# birth date and by name in either script (name_key: sync_protocol.names, filled by the
+# projections; rows migrated with NULL get it at the next rebuild and are searched meanwhile);
+# allergies and intolerances on the medical card, to an INN or an ATC class.
+# A retraction may arrive before the record it retracts (another node's order), so it is
+# kept by id and the record is born retracted.
+V11 = """
+CREATE TABLE patients_v11 (
+    patient_id TEXT PRIMARY KEY, med_id TEXT NOT NULL UNIQUE, pinfl TEXT UNIQUE,
+    document TEXT UNIQUE, full_name TEXT NOT NULL, birth_date TEXT NOT NULL, sex TEXT NOT NULL,
+    phone TEXT, phone_confirmed INTEGER NOT NULL DEFAULT 0,
+    facility_id TEXT NOT NULL, family_doctor_id TEXT, registered_hlc TEXT NOT NULL,
+    name_key TEXT
+);
+INSERT INTO patients_v11 SELECT patient_id, med_id, pinfl, document, full_name, birth_date,
+    sex, NULLIF(phone, ''), phone_confirmed, facility_id, family_doctor_id, registered_hlc,
+    NULL FROM patients;
+DROP TABLE patients;
+ALTER TABLE patients_v11 RENAME TO patients;
+CREATE INDEX patients_by_birth_date ON patients (birth_date);
+CREATE TABLE allergies (
+    allergy_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, kind TEXT NOT NULL,
+    substance_type TEXT NOT NULL, substance TEXT NOT NULL, reaction TEXT NOT NULL,
+    severity TEXT, recorded_at TEXT NOT NULL, recorded_by TEXT, hlc TEXT NOT NULL,
+    retracted_at TEXT, retract_reason TEXT
+);
+CREATE INDEX allergies_by_patient ON allergies (patient_id);
+CREATE TABLE allergy_retractions (
+    allergy_id TEXT PRIMARY KEY, retracted_at TEXT NOT NULL, reason TEXT NOT NULL,
+    hlc TEXT NOT NULL, origin TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
-                                           (6, V6), (7, V7), (8, V8), (9, V9), (10, V10))
+                                           (6, V6), (7, V7), (8, V8), (9, V9), (10, V10),
+                                           (11, V11))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.names import name_key
 from sync_protocol.timeutil import from_instant, to_instant
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def _patient(conn: sqlite3.Connection, event: Event) -> None:
     _insert(conn, "patients", {
         "patient_id": p["patient_id"], "med_id": p["med_id"], "pinfl": p.get("pinfl"),
         "document": p.get("document"), "full_name": p["full_name"],
-        "birth_date": p["birth_date"], "sex": p["sex"], "phone": p["phone"],
+        "birth_date": p["birth_date"], "sex": p["sex"],
+        "phone": p.get("phone"),  # optional: patients without a phone
+        "name_key": name_key(p["full_name"]),
         "facility_id": p["facility_id"], "family_doctor_id": p.get("family_doctor_id"),
         "registered_hlc": event.hlc})
 
@@ -113,9 +116,10 @@ def _patient_field(conn: sqlite3.Connection, event: Event) -> None:
                  (p["patient_id"], field, event.hlc, event.origin))
     if field not in _PATIENT_COLUMNS:
         return
-    extra = ", phone_confirmed = 0" if field == "phone" else ""
+    extra = {"phone": ", phone_confirmed = 0", "full_name": ", name_key = ?"}.get(field, "")
+    keys = (name_key(p["value"] or ""),) if field == "full_name" else ()
     conn.execute(f"UPDATE patients SET {field} = ?{extra} WHERE patient_id = ?",  # noqa: S608
-                 (p["value"], p["patient_id"]))
+                 (p["value"], *keys, p["patient_id"]))
 
 
 _PATIENT_COLUMNS = {"full_name", "phone", "document", "facility_id", "family_doctor_id"}
@@ -251,6 +255,39 @@ def _chronic(conn: sqlite3.Connection, event: Event) -> None:
                  " (?, ?, ?, ?, ?) ON CONFLICT (patient_id, code) DO UPDATE SET"
                  " active = excluded.active, hlc = excluded.hlc, origin = excluded.origin",
                  (p["patient_id"], p["code"], int(p["active"]), event.hlc, event.origin))
+
+
+@handles("AllergyRecorded")
+def _allergy(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    _insert(conn, "allergies", {
+        "allergy_id": p["allergy_id"], "patient_id": p["patient_id"], "kind": p["kind"],
+        "substance_type": p["substance_type"], "substance": p["substance"],
+        "reaction": p["reaction"], "severity": p.get("severity"),
+        "recorded_at": p["recorded_at"], "recorded_by": p.get("practitioner_id"),
+        "hlc": event.hlc})
+    _apply_retraction(conn, p["allergy_id"])
+
+
+@handles("AllergyRetracted")
+def _allergy_retracted(conn: sqlite3.Connection, event: Event) -> None:
+    p = event.payload
+    # Retracted twice (two nodes): the earlier clock's reason stands, in any arrival order.
+    conn.execute("INSERT INTO allergy_retractions (allergy_id, retracted_at, reason, hlc, origin)"
+                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (allergy_id) DO UPDATE SET"
+                 " retracted_at = excluded.retracted_at, reason = excluded.reason,"
+                 " hlc = excluded.hlc, origin = excluded.origin"
+                 " WHERE (excluded.hlc, excluded.origin) < (allergy_retractions.hlc,"
+                 " allergy_retractions.origin)",
+                 (p["allergy_id"], p["retracted_at"], p["reason"], event.hlc, event.origin))
+    _apply_retraction(conn, p["allergy_id"])
+
+
+def _apply_retraction(conn: sqlite3.Connection, allergy_id: str) -> None:
+    conn.execute("UPDATE allergies SET (retracted_at, retract_reason) = (SELECT retracted_at,"
+                 " reason FROM allergy_retractions r WHERE r.allergy_id = allergies.allergy_id)"
+                 " WHERE allergy_id = ? AND EXISTS (SELECT 1 FROM allergy_retractions r WHERE"
+                 " r.allergy_id = allergies.allergy_id)", (allergy_id,))
 
 
 @handles("PrescriptionIssued")

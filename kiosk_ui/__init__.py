@@ -17,6 +17,7 @@ from . import (
     conflict_screens,
     counter,
     desk,
+    desk_visits,
     doctor,
     i18n,
     kiosk,
@@ -50,8 +51,9 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(sync_available=sync_now.sync_available,
                                  open_requests_count=remote_screens.open_count,
                                  open_conflicts_count=conflict_screens.open_count)
-    for blueprint in (pages.bp, kiosk.bp, desk.bp, doctor.bp, prescribe.bp, counter.bp,
-                      paper_screens.bp, sync_now.bp, remote_screens.bp, conflict_screens.bp):
+    for blueprint in (pages.bp, kiosk.bp, desk.bp, desk_visits.bp, doctor.bp, prescribe.bp,
+                      counter.bp, paper_screens.bp, sync_now.bp, remote_screens.bp,
+                      conflict_screens.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule("/", endpoint="ui_root", view_func=lambda: redirect(url_for("ui.index")))
 

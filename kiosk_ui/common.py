@@ -181,6 +181,8 @@ def install_template_helpers(app: Flask) -> None:
         order_label=lambda c: labels.label(labels.ORDER_KINDS, c),
         flag_label=lambda c: labels.label(labels.LAB_FLAGS, c or ""),
         sex_label=lambda c: labels.label(labels.SEXES, c),
+        allergy_kind_label=lambda c: labels.label(labels.ALLERGY_KINDS, c),
+        severity_label=lambda c: labels.label(labels.SEVERITIES, c),
         role_label=lambda c: labels.label(labels.ROLES, c),
         request_status_label=lambda c: labels.label(labels.REQUEST_STATUSES, c),
         conflict_kind_label=lambda c: labels.label(labels.CONFLICT_KINDS, c),

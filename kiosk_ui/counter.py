@@ -16,8 +16,10 @@ from flask_babel import gettext
 
 from edge_node.errors import Conflict, NodeNotInitialised, ValidationFailed
 from edge_node.services import clock, counter_aids, dispensing, online_dispense, remote_requests
+from edge_node.services.patient_search import identifier_of
 from edge_node.trust_store import current_trust_list
 from sync_protocol.errors import ProtocolError
+from sync_protocol.mrz import MAX_MRZ_TEXT
 from sync_protocol.timeutil import utc_now
 
 from . import verdicts
@@ -246,15 +248,15 @@ def confirm_clock():
 def lookup():
     """No phone: the patient's active prescriptions by PINFL or identity document."""
     g.actor.require("verify_prescription")
-    query = request.args.get("q", "").strip()[:40]
+    query = request.args.get("q", "").strip()[:MAX_MRZ_TEXT]
     if not query:
         return render("counter/lookup.html", query=query, found=None)
     compact = query.replace(" ", "")
-    is_pinfl = compact.isdigit()
     try:
-        found = dispensing.find_by_identity(store(), g.actor,
-                                            pinfl=compact if is_pinfl else None,
-                                            document=None if is_pinfl else compact)
+        # An MRZ read from the card gives the PINFL (or the document); else as typed.
+        ids = identifier_of(query) or {"document": compact}
+        found = dispensing.find_by_identity(store(), g.actor, pinfl=ids.get("pinfl"),
+                                            document=ids.get("document"))
     except ProtocolError as e:
         return render("counter/lookup.html", e, query=query, found=None)
     trusted = trust_list()

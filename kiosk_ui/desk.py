@@ -9,11 +9,19 @@ import logging
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 
-from edge_node.errors import NotFound
-from edge_node.services import appointments, facilities, patients, sign_in_guard, staff
+from edge_node.errors import FieldErrors, NotFound
+from edge_node.services import (
+    appointments,
+    facilities,
+    patient_search,
+    patients,
+    sign_in_guard,
+    staff,
+)
 from edge_node.services.access import Actor
 from edge_node.web import device_cookies
 from sync_protocol.errors import ProtocolError
+from sync_protocol.mrz import parse_mrz
 from sync_protocol.timeutil import from_instant, local_date
 
 from .auth import TOKEN_KEY, safe_next, signed_in, to_sign_in
@@ -30,7 +38,7 @@ bp.after_request(remember_language)
 register_html_errors(bp, "desk", to_sign_in)
 
 REGISTER_FIELDS = ("full_name", "pinfl", "document", "phone", "birth_date", "sex",
-                   "family_doctor_id", "facility_id")
+                   "family_doctor_id", "facility_id", "mrz")
 
 
 def render(template: str, error: ProtocolError | None = None, **context):
@@ -107,15 +115,16 @@ def find():
     g.actor.require("view_patient")
     query = request.args.get("q", "").strip()
     if not query:
-        return render("desk/find.html", query=query)
-    compact = query.replace(" ", "")
-    is_pinfl = compact.isdigit()
+        return render("desk/find.html", query=query, max_query=patient_search.MAX_QUERY)
     try:
-        found = patients.find_patient(store(), g.actor, pinfl=compact if is_pinfl else None,
-                                      document=None if is_pinfl else compact)
+        found = patient_search.search_patients(store(), g.actor, query)
     except ProtocolError as e:
-        return render("desk/find.html", e, query=query)
-    return redirect(url_for(".patient", patient_id=found["patient_id"]))
+        return render("desk/find.html", e, query=query, max_query=patient_search.MAX_QUERY)
+    if len(found) == 1 and patient_search.identifier_of(query):
+        return redirect(url_for(".patient", patient_id=found[0]["patient_id"]))
+    return render("desk/find.html", query=query, results=found,
+                  max_query=patient_search.MAX_QUERY,
+                  more=len(found) >= patient_search.MAX_RESULTS)
 
 
 def _register_choices() -> dict:
@@ -131,8 +140,10 @@ def register():
     g.actor.require("register_patient")
     form = {name: request.form.get(name, "").strip() for name in REGISTER_FIELDS}
     form["facility_id"] = form["facility_id"] or node_facility_id() or ""
+    if request.method == "POST" and request.form.get("action") == "mrz":
+        return _register_form(form, _fill_from_mrz(form))
     if request.method == "POST":
-        data = {k: v or None for k, v in form.items()}
+        data = {k: v or None for k, v in form.items() if k != "mrz"}
         try:
             created = patients.register_patient(
                 store(), g.actor, full_name=data["full_name"] or "", phone=data["phone"] or "",
@@ -140,11 +151,43 @@ def register():
                 document=data["document"], birth_date=data["birth_date"], sex=data["sex"],
                 family_doctor_id=data["family_doctor_id"])
         except ProtocolError as e:
-            return render("desk/register.html", e, form=form, **_register_choices())
-        flash(gettext("Registered. MED-ID: %(med_id)s. An SMS code was sent to confirm the"
-                      " phone.", med_id=created["med_id"]), "ok")
+            return _register_form(form, e)
+        if data["phone"]:
+            flash(gettext("Registered. MED-ID: %(med_id)s. An SMS code was sent to confirm the"
+                          " phone.", med_id=created["med_id"]), "ok")
+        else:
+            flash(gettext("Registered. MED-ID: %(med_id)s.", med_id=created["med_id"]), "ok")
         return redirect(url_for(".patient", patient_id=created["patient_id"]))
-    return render("desk/register.html", form=form, **_register_choices())
+    return _register_form(form)
+
+
+def _register_form(form: dict, error: ProtocolError | None = None):
+    """The form with every wrong field marked beside it, and a link to a patient already
+    registered with the same PINFL or document."""
+    errors = error.errors if isinstance(error, FieldErrors) else [error] if error else []
+    field_errors = {e.field: error_text(e) for e in errors if e.field in REGISTER_FIELDS}
+    existing = error.params.get("existing_patient_id") if error else None
+    limits = {"name": patients.NAME_LENGTH[1], "phone": patients.PHONE_MAX_TYPED,
+              "pinfl": patients.PINFL_MAX_TYPED, "document": patients.DOCUMENT_MAX_TYPED,
+              "mrz": patient_search.MAX_QUERY}
+    shown = error if error and not field_errors else None  # errors with no field go on top
+    page, _ = render("desk/register.html", shown, form=form, field_errors=field_errors,
+                     existing_patient_id=existing, limits=limits, **_register_choices())
+    return page, getattr(error, "http_status", 422) if error else 200
+
+
+def _fill_from_mrz(form: dict) -> ProtocolError | None:
+    """The MRZ read from the card fills the PINFL, the document and an empty name."""
+    try:
+        data = parse_mrz(form["mrz"])
+    except ProtocolError as e:
+        return e
+    form.update(pinfl=data.pinfl or form["pinfl"], document=data.document, mrz="")
+    if not form["full_name"]:
+        form["full_name"] = f"{data.surname} {data.given_names}".strip().title()
+    if not data.pinfl and data.birth_date:
+        form.update(birth_date=data.birth_date.isoformat(), sex=data.sex or form["sex"])
+    return None
 
 
 def _summary(patient_id: str) -> dict:
@@ -236,18 +279,13 @@ def queue():
 @bp.post("/appointments/<appointment_id>/<action>")
 @signed_in
 def appointment_action(appointment_id: str, action: str):
-    if action not in ("check-in", "cancel"):
+    if action != "check-in":  # cancel: desk_visits.cancel, after confirming with a reason
         abort(404)
-    g.actor.require("check_in" if action == "check-in" else "book")
+    g.actor.require("check_in")
     back = safe_next(request.form.get("next"), url_for(".queue"))
     try:
-        if action == "check-in":
-            number = appointments.check_in(store(), g.actor, appointment_id, now=ui_now())
-            flash(gettext("Checked in. Queue number %(number)s.", number=number), "ok")
-        elif action == "cancel":
-            appointments.cancel(store(), g.actor, appointment_id,
-                                "cancelled at the registry desk")
-            flash(gettext("The visit is cancelled."), "ok")
+        number = appointments.check_in(store(), g.actor, appointment_id, now=ui_now())
+        flash(gettext("Checked in. Queue number %(number)s.", number=number), "ok")
     except ProtocolError as e:
         flash(error_text(e), "error")
     return redirect(back)

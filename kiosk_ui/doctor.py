@@ -10,12 +10,12 @@ from flask import Blueprint, flash, g, redirect, request, session, url_for
 from flask_babel import gettext
 
 from edge_node.errors import Forbidden, ValidationFailed
-from edge_node.services import appointments, card, clinical
+from edge_node.services import allergies, appointments, card, clinical, icd10_search
 from sync_protocol.errors import ProtocolError
 
 from . import labels, prescriptions_hook
 from .auth import signed_in, to_sign_in
-from .common import error_text, remember_language, store, today, ui_now
+from .common import error_text, locale_code, remember_language, store, today, ui_now
 from .desk import _summary, render, with_patient_names
 from .errors import register_html_errors
 from .security import protect
@@ -27,6 +27,8 @@ protect(bp)
 bp.after_request(remember_language)
 register_html_errors(bp, "desk", to_sign_in)
 
+ALLERGY_FORM = "allergy_form"  # the refused allergy form, shown again once
+ALLERGY_FIELDS = ("substance", "reaction", "kind", "severity")
 CARD_REASON = "card_reason"  # [patient_id, reason]: the reason holds for one patient only
 VISIT_TEXT_FIELDS = ("complaints", "notes")
 
@@ -66,11 +68,45 @@ def open_card(patient_id: str):
                   order_kinds=clinical.ORDER_KINDS,
                   prescriptions=prescriptions_hook.patient_prescriptions(g.actor, patient_id),
                   prescribe_url=prescriptions_hook.prescribe_url(patient_id),
-                  qr_svg=prescriptions_hook.qr_svg)
+                  qr_svg=prescriptions_hook.qr_svg, allergy_kinds=allergies.KINDS,
+                  severities=allergies.SEVERITIES,
+                  allergy_form=session.pop(ALLERGY_FORM, None) or {})
+
+
+@bp.post("/patients/<patient_id>/allergies")
+@signed_in
+def add_allergy(patient_id: str):
+    g.actor.require("write_clinical")
+    form = {k: request.form.get(k, "").strip()[:600] for k in ALLERGY_FIELDS}
+    try:
+        allergies.record_allergy(store(), g.actor, patient_id=patient_id,
+                                 substance=form["substance"], reaction=form["reaction"],
+                                 kind=form["kind"] or "allergy",
+                                 severity=form["severity"] or None)
+        flash(gettext("The allergy is recorded on the card."), "ok")
+    except ProtocolError as e:
+        flash(error_text(e), "error")
+        session[ALLERGY_FORM] = form  # what was typed comes back to the form
+    return redirect(url_for(".open_card", patient_id=patient_id, _anchor="allergies"))
+
+
+@bp.post("/patients/<patient_id>/allergies/<allergy_id>/retract")
+@signed_in
+def retract_allergy(patient_id: str, allergy_id: str):
+    g.actor.require("write_clinical")
+    try:
+        allergies.retract_allergy(store(), g.actor, allergy_id,
+                                  request.form.get("reason", "").strip()[:600])
+        flash(gettext("The allergy is marked as entered in error."), "ok")
+    except ProtocolError as e:
+        flash(error_text(e), "error")
+    return redirect(url_for(".open_card", patient_id=patient_id, _anchor="allergies"))
 
 
 def _diagnosis_rows(codes: list[str]) -> list[dict]:
-    return [{"code": c, "description": clinical.icd10_description(c)} for c in codes]
+    # Checked against WHO's list, shown in the reader's language where the list has it.
+    return [{"code": c, "description": clinical.icd10_description(c) and
+             icd10_search.title(clinical.normalise_icd10(c), locale_code())} for c in codes]
 
 
 @bp.route("/patients/<patient_id>/visit", methods=["GET", "POST"])
@@ -105,7 +141,7 @@ def visit(patient_id: str):
         except ProtocolError as e:
             error = e
     if query and not (request.form.get("add") or request.form.get("remove")):
-        results = clinical.search_icd10(query)
+        results = clinical.search_icd10(query, lang=locale_code())
     primary = request.form.get("primary") or (codes[0] if codes else "")
     return render("desk/visit.html", error, patient=summary, form=form, query=query,
                   results=results, chosen=_diagnosis_rows(codes), primary=primary,

@@ -10,11 +10,12 @@ import logging
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from edge_node.errors import NotFound
+from edge_node.errors import NotFound, ValidationFailed
 from edge_node.services import appointments, facilities, kiosk_identity
 from edge_node.services.patients import get_patient
 from sync_protocol.errors import InvalidPinfl, ProtocolError
 from sync_protocol.identifiers import PINFL_LENGTH, parse_pinfl
+from sync_protocol.mrz import MAX_MRZ_TEXT, parse_mrz
 from sync_protocol.timeutil import from_instant, local_date
 
 from . import kiosk_session as ks
@@ -34,6 +35,11 @@ bp.after_request(remember_language)
 register_html_errors(bp, "kiosk", ks.to_start)
 
 OPEN = ("booked", "checked_in")
+
+
+def _(message: str) -> str:
+    """Marks an error's English msgid for extraction; error_text() translates it when shown."""
+    return message
 
 
 def keypad_value(field: str, length: int) -> str:
@@ -76,9 +82,11 @@ def identify():
     if ks.SEEN not in session:
         ks.touch()  # the idle clock starts with the first step
     value = keypad_value("pinfl", PINFL_LENGTH)
+    mrz = request.form.get("mrz", "")[:MAX_MRZ_TEXT]
     if request.method == "POST" and not request.form.get("key"):
         try:
-            digits = parse_pinfl(value).digits
+            # The ID card in the reader: its MRZ carries the PINFL (check digits verified).
+            digits = _mrz_pinfl(mrz) if mrz.strip() else parse_pinfl(value).digits
             kiosk_identity.check_allowed(store(), ks.kiosk_id(), digits)
         except InvalidPinfl as e:
             return _form("kiosk/identify.html", e, value=value, words=pinfl_advice(e))
@@ -87,6 +95,14 @@ def identify():
         session[ks.PINFL] = digits
         return redirect(url_for(".verify"))
     return _form("kiosk/identify.html", None, value=value)
+
+
+def _mrz_pinfl(text: str) -> str:
+    pinfl = parse_mrz(text).pinfl
+    if pinfl is None:
+        raise ValidationFailed(_("This document carries no PINFL: type your PINFL"),
+                               field="pinfl")
+    return pinfl
 
 
 @bp.route("/verify", methods=["GET", "POST"])
@@ -204,11 +220,26 @@ def _slot_page(actor, doctor, action: str, error: ProtocolError | None = None, m
                  slots=days.get(day, []) if day else [], action=action, moving=moving)
 
 
+def _confirm_slot(actor, doctor, action: str, moving=None):
+    """A tapped time is booked only once the patient confirms it (a stray touch books
+    nothing); the page repeats the doctor, the day and the time."""
+    starts_at = request.form.get("starts_at", "")
+    try:
+        local_date(from_instant(starts_at))
+    except ValueError:
+        return _slot_page(actor, doctor, action, ValidationFailed(
+            _("Choose a time from the list"), field="starts_at"), moving=moving)
+    return _form("kiosk/confirm_slot.html", None, actor=actor, doctor=doctor, action=action,
+                 starts_at=starts_at, moving=moving, day=request.form.get("day", ""))
+
+
 @bp.route("/book/<practitioner_id>", methods=["GET", "POST"])
 def choose_time(practitioner_id: str):
     actor = ks.patient()
     doctor = facilities.get_practitioner(store().reader(), practitioner_id)
     action = url_for(".choose_time", practitioner_id=practitioner_id)
+    if request.method == "POST" and request.form.get("confirm") != "1":
+        return _confirm_slot(actor, doctor, action)
     if request.method == "POST":
         try:
             appointment_id = appointments.book(
@@ -233,6 +264,8 @@ def move(appointment_id: str):
     visit = _own(actor, appointment_id)
     doctor = facilities.get_practitioner(store().reader(), visit["practitioner_id"])
     action = url_for(".move", appointment_id=appointment_id)
+    if request.method == "POST" and request.form.get("confirm") != "1":
+        return _confirm_slot(actor, doctor, action, moving=visit)
     if request.method == "POST":
         try:
             appointments.reschedule(store(), actor, appointment_id,

@@ -51,6 +51,10 @@ ORDER_KINDS = {
     "advice": _l("Advice"),
 }
 
+ALLERGY_KINDS = {"allergy": _l("Allergy"), "intolerance": _l("Intolerance")}
+
+SEVERITIES = {"mild": _l("Mild"), "moderate": _l("Moderate"), "severe": _l("Severe")}
+
 LAB_FLAGS = {
     "": _l("Not flagged"),
     "normal": _l("Normal"),
@@ -127,6 +131,9 @@ FACT_WORDS = {
     "paper_serial": _l("Paper serial"),
     "prescription_number": _l("Prescription"),
     "reason": _l("Reason"),
+    "substance": _l("Medicine or ATC class"),
+    "reaction": _l("Reaction"),
+    "allergy_override": _l("Reason to prescribe despite the allergy"),
 }
 
 # The catalogue's dosage forms (edge_node/data/drugs.json), in the patient's and pharmacist's

@@ -11,7 +11,7 @@ from edge_node.services import clinical, facilities, staff
 
 from . import screen_choice
 from .auth import current_staff, signed_in, to_sign_in
-from .common import remember_language, store
+from .common import locale_code, remember_language, store
 from .errors import register_html_errors
 from .security import protect
 
@@ -44,7 +44,8 @@ def icd10():
     """Suggestions for the doctor's diagnosis search box (the form works without them)."""
     g.actor.require("write_clinical")
     query = request.args.get("q", "")[:100]
-    return jsonify({"results": clinical.search_icd10(query, limit=ICD_SUGGESTIONS)})
+    return jsonify({"results": clinical.search_icd10(query, limit=ICD_SUGGESTIONS,
+                                                     lang=locale_code())})
 
 
 @bp.route("/<path:anything>", methods=["GET", "POST"])

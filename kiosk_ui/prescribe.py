@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, 
 from flask_babel import gettext
 
 from edge_node.errors import NodeNotInitialised
-from edge_node.services import facilities, patients, prescribing, remote_requests
+from edge_node.services import allergies, facilities, patients, prescribing, remote_requests
 from sync_protocol.errors import ProtocolError
 
 from . import drug_rules, prescriptions_hook
@@ -71,6 +71,29 @@ def _row_view(row: dict, chronic: bool) -> dict:
             "repeats_allowed": chronic and drug.chronic_eligible}
 
 
+def _drug_codes(drug) -> list[tuple[str, str | None]]:
+    """(inn, atc) of a drug and of each of its forms (a form may carry its own ATC code)."""
+    return [(drug.inn, drug.atc), *((drug.inn, f.atc) for f in drug.forms)]
+
+
+def _allergy_matches(patient_id: str, inn: str) -> list[dict]:
+    drug = drug_rules.find_drug(inn)
+    if drug is None or not patient_id:
+        return []
+    return allergies.matching_allergies(store().reader(), patient_id, _drug_codes(drug))
+
+
+def _mark_allergies(results: list[dict], patient_id: str) -> list[dict]:
+    """Suggestions of drugs the patient is allergic to carry a red badge first."""
+    for row in results:
+        matches = _allergy_matches(patient_id, row["inn"])
+        if matches:
+            row["allergy"] = True
+            row["badges"] = [{"tone": "bad", "text": gettext(
+                "Allergy: %(reaction)s", reaction=matches[0]["reaction"])}, *row["badges"]]
+    return results
+
+
 def _items(rows: list[dict]) -> list[dict]:
     return [{"inn": r["inn"], "form": r["form"], "strength": r["strength"],
              "quantity": _number(r["quantity"]), "dosage": r["dosage"],
@@ -84,6 +107,8 @@ def _page(patient_id: str, rows: list[dict], error: ProtocolError | None = None,
     summary = _summary(patient_id)
     chronic = prescribing.is_chronic(store().reader(), patient_id)
     views = [_row_view(r, chronic) for r in rows]
+    for view in views:
+        view["allergies"] = _allergy_matches(patient_id, view["inn"]) if view["drug"] else []
     where = ITEM_ERROR.match(error.field or "") if error else None
     page, status = render("prescribe/new.html", error, patient=summary, rows=views, chronic=chronic,
                   results=results or {}, validity=validity,
@@ -92,7 +117,10 @@ def _page(patient_id: str, rows: list[dict], error: ProtocolError | None = None,
                   error_item_field=(where.group(2) or "inn") if where else None,
                   max_items=drug_rules.MAX_ITEMS,
                   chronic_error=error_text(chronic_error) if chronic_error else None,
-                  chronic_code=chronic_code, remote=remote, note=note)
+                  chronic_code=chronic_code, remote=remote, note=note,
+                  allergy_warning=any(v["allergies"] for v in views),
+                  allergy_override=request.form.get("allergy_override", "").strip()[:600],
+                  max_note=allergies.MAX_CLINICAL_NOTE)
     return page, (getattr(chronic_error, "http_status", 422) if chronic_error else status)
 
 
@@ -131,9 +159,9 @@ def _form(patient_id: str, remote: dict | None = None):
             rows[int(index)].update(inn=inn, form="", strength="")
     elif request.form.get("find", "").isdigit() and int(request.form["find"]) < len(rows):
         index = int(request.form["find"])
-        results[index] = drug_rules.suggestions(rows[index]["inn"], locale_code(),
-                                                prescribing.is_chronic(store().reader(),
-                                                                       patient_id))
+        results[index] = _mark_allergies(drug_rules.suggestions(
+            rows[index]["inn"], locale_code(),
+            prescribing.is_chronic(store().reader(), patient_id)), patient_id)
     elif request.form.get("remove", "").isdigit() and len(rows) > 1:
         rows.pop(min(int(request.form["remove"]), len(rows) - 1))
     elif action == "add" and len(rows) < drug_rules.MAX_ITEMS:
@@ -148,6 +176,7 @@ def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None 
           note: str = ""):
     filled = [r for r in rows if r["inn"]] or rows[:1]
     credentials = current_app.extensions.get("dmed_credentials")
+    override = request.form.get("allergy_override", "").strip() or None
     try:
         if credentials is None:
             raise NodeNotInitialised("This node has no enrolment bundle (DMED_NODE_BUNDLE): it "
@@ -161,11 +190,11 @@ def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None 
         if remote:
             issued = remote_requests.approve(
                 store(), g.actor, credentials, remote["request_id"], items=items,
-                validity_days=_number(validity), note=note or None)
+                validity_days=_number(validity), note=note or None, allergy_override=override)
         else:
             issued = prescribing.issue_prescription(
                 store(), g.actor, credentials, patient_id=patient_id, items=items,
-                validity_days=_number(validity))
+                validity_days=_number(validity), allergy_override=override)
     except ProtocolError as e:
         return _page(patient_id, filled, e, validity=validity, remote=remote, note=note)
     if remote:
@@ -209,8 +238,10 @@ def drugs():
         g.actor.require("prescribe")
     patient_id = request.args.get("patient_id", "")
     chronic = bool(patient_id) and prescribing.is_chronic(store().reader(), patient_id)
-    return jsonify({"results": drug_rules.suggestions(request.args.get("q", ""),
-                                                      locale_code(), chronic)})
+    results = drug_rules.suggestions(request.args.get("q", ""), locale_code(), chronic)
+    if patient_id and g.actor.can("prescribe"):
+        results = _mark_allergies(results, patient_id)
+    return jsonify({"results": results})
 
 
 # -- the signed prescription: QR code, printing, cancelling -------------------------------

@@ -37,6 +37,14 @@ COUNT = {"type": "integer", "minimum": 0, "maximum": 100}
 # A week of slots for one doctor is a few hundred; a year's schedule must still fit one event.
 MAX_SLOTS_PER_EVENT = 3000
 PAPER_REASON = {"enum": ["outage", "emergency"]}
+# Allergies and intolerances: to one INN or to an ATC class (level 2 to 5, e.g. J01C for
+# penicillins, J01CA04 for amoxicillin). The reaction and reasons are short clinical notes.
+MAX_CLINICAL_NOTE = 500
+CLINICAL_NOTE = {"type": "string", "minLength": 1, "maxLength": MAX_CLINICAL_NOTE}
+ATC_CLASS = {"type": "string", "pattern": r"^[A-Z][0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?$"}
+ALLERGY_KIND = {"enum": ["allergy", "intolerance"]}
+SEVERITY = {"enum": ["mild", "moderate", "severe"]}
+MAX_OVERRIDDEN_ALLERGIES = 20
 # Conflict classes of DESIGN.md section 5 (and a node identity clash, lesson 10).
 CONFLICT_KINDS = ["over_dispensing", "dispense_after_cancellation", "dispense_after_expiry",
                   "dispense_after_revocation", "double_booking", "patient_field",
@@ -80,8 +88,9 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     ("PatientRegistered", 1): {"allOf": [
         obj(
             {"patient_id": ULID, "med_id": CODE, "full_name": NAME, "birth_date": DATE,
-             "sex": SEX, "phone": PHONE, "facility_id": ULID},
-            {"pinfl": PINFL, "document": DOCUMENT, "family_doctor_id": ULID},
+             "sex": SEX, "facility_id": ULID},
+            # The phone became optional (patients without one); old events all carry it.
+            {"pinfl": PINFL, "document": DOCUMENT, "family_doctor_id": ULID, "phone": PHONE},
         ),
         {"anyOf": [{"required": ["pinfl"]}, {"required": ["document"]}]},
     ]},
@@ -132,8 +141,24 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "paper_serial": CODE, "paper_reason": PAPER_REASON, "entered_at": INSTANT,
          "remote_request_id": ULID,
          # lets a pharmacy find the prescription by the ID card when there is no phone
-         "patient_document": DOCUMENT},
+         "patient_document": DOCUMENT,
+         # the doctor prescribed despite the patient's recorded allergies: which, and why
+         "allergy_override": obj(
+             {"allergy_ids": {"type": "array", "items": ULID, "minItems": 1,
+                              "maxItems": MAX_OVERRIDDEN_ALLERGIES},
+              "reason": CLINICAL_NOTE})},
     ),
+    ("AllergyRecorded", 1): {"allOf": [
+        obj({"allergy_id": ULID, "patient_id": ULID, "kind": ALLERGY_KIND,
+             "substance_type": {"enum": ["inn", "atc"]}, "substance": NAME,
+             "reaction": CLINICAL_NOTE, "recorded_at": INSTANT},
+            {"severity": SEVERITY, "practitioner_id": ULID}),
+        {"if": {"properties": {"substance_type": {"const": "atc"}}},
+         "then": {"properties": {"substance": ATC_CLASS}}},
+    ]},
+    ("AllergyRetracted", 1): obj(
+        {"allergy_id": ULID, "patient_id": ULID, "retracted_at": INSTANT,
+         "reason": CLINICAL_NOTE}),
     ("ChronicConditionSet", 1): obj(
         {"patient_id": ULID, "code": ICD10, "active": {"type": "boolean"}}),
     ("PrescriptionCancelled", 1): obj(

@@ -25,6 +25,9 @@ PINFL_WEIGHTS = (7, 3, 1) * 5
 PINFL_CENTURIES = {1: 1800, 2: 1800, 3: 1900, 4: 1900, 5: 2000, 6: 2000}
 UZ_COUNTRY_CODE = 998
 DOCUMENT_PATTERN = re.compile(r"^([A-Z]{2})(\d{7})$")
+# Cyrillic capitals drawn like Latin ones: a series typed under a Russian layout (АВ1112233)
+# is the same document as AB1112233. Only true look-alikes: Г or Д stay errors.
+CYRILLIC_LOOKALIKES = str.maketrans("АВЕКМНОРСТУХІ", "ABEKMHOPCTYXI")
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,14 @@ class IdentityDocument:
         return f"{self.series}{self.number}"
 
 
+def latin_lookalikes(text: str) -> str:
+    """Upper-case ``text`` with Cyrillic look-alike letters replaced by their Latin twins."""
+    return (text or "").upper().translate(CYRILLIC_LOOKALIKES)
+
+
 def parse_document(text: str) -> IdentityDocument:
     """Passport or ID card: series of 2 Latin letters then 7 digits, e.g. AA1234567."""
-    compact = re.sub(r"[\s-]", "", text or "").upper()
+    compact = latin_lookalikes(re.sub(r"[\s-]", "", text or ""))
     match = DOCUMENT_PATTERN.match(compact)
     if not match:
         raise InvalidDocument(

@@ -106,6 +106,9 @@ RIGHTS: dict[str, Rule] = {
     "PrescriptionIssued": Rule(CLINIC, facility_field="facility_id"),
     "PrescriptionCancelled": Rule(CLINIC),
     "ChronicConditionSet": Rule(CLINIC),
+    # Allergies are recorded (and retracted) on the medical card at any clinic.
+    "AllergyRecorded": Rule(CLINIC),
+    "AllergyRetracted": Rule(CLINIC),
     # Only a pharmacy hands out drugs (from an e-prescription or its paper log), as itself.
     "MedicationDispensed": Rule(PHARMACY, facility_field="facility_id"),
     "PaperDispenseRecorded": Rule(PHARMACY, facility_field="facility_id"),

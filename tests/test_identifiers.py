@@ -134,3 +134,13 @@ def test_is_ulid_agrees_with_the_ulid_library(text):
 
 def test_is_ulid_refuses_what_is_not_text():
     assert not is_ulid(None) and not is_ulid(12345678901234567890123456)
+
+
+@pytest.mark.parametrize("typed", ["АВ1112233", "ав 111-2233", "AВ1112233"])
+def test_cyrillic_lookalike_series_is_read_as_latin(typed):
+    assert str(parse_document(typed)) == "AB1112233"
+
+
+def test_cyrillic_letters_without_latin_twin_are_refused():
+    with pytest.raises(InvalidDocument):
+        parse_document("ГД1112233")

@@ -40,7 +40,11 @@ DESK_ROUTES = [
     ("POST", "/ui/desk/patients/{patient}/book?practitioner_id={doctor}", "book"),
     ("GET", "/ui/desk/queue", "view_schedule"),
     ("POST", "/ui/desk/appointments/{appointment}/check-in", "check_in"),
+    ("GET", "/ui/desk/appointments/{appointment}/cancel", "book"),
     ("POST", "/ui/desk/appointments/{appointment}/cancel", "book"),
+    ("GET", "/ui/desk/appointments/{appointment}/move", "book"),
+    ("POST", "/ui/desk/appointments/{appointment}/move", "book"),
+    ("GET", "/ui/desk/appointments/{appointment}/slip", "view_schedule"),
     ("GET", "/ui/desk/today", "practitioner"),
     ("GET", "/ui/desk/patients/{patient}/card", "read_card"),
     ("POST", "/ui/desk/patients/{patient}/card", "read_card"),
@@ -157,7 +161,8 @@ def world_slot(store, doctor_id: str) -> str:
 def _post_rules(app) -> list[str]:
     rules = []
     for rule in app.url_map.iter_rules():
-        if "POST" in rule.methods and rule.endpoint.split(".")[0] in ("kiosk", "desk", "doctor"):
+        if "POST" in rule.methods and rule.endpoint.split(".")[0] in (
+                "kiosk", "desk", "desk_visits", "doctor"):
             rules.append(rule.rule)
     return sorted(rules)
 

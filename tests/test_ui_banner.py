@@ -59,7 +59,7 @@ def test_a_write_through_the_node_shows_in_the_next_pages_pending_count(
     kiosk_sign_in(client, pinned["patient"])
     assert pending_shown(client.get("/ui/kiosk/home").text) == local_head(store)
     booked = post(client, f"/ui/kiosk/book/{pinned['doctor_id']}",
-                  {"starts_at": pinned["slot"]})
+                  {"starts_at": pinned["slot"], "confirm": "1"})
     assert booked.status_code == 302
     # The clock has not moved: only dropping the copy after the write can show the change.
     assert pending_shown(client.get("/ui/kiosk/home").text) == local_head(store)

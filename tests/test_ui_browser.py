@@ -114,6 +114,9 @@ def test_a_patient_identifies_books_and_checks_in(page, live, store, pinned,  # 
     page.click(f"a[href='/ui/kiosk/book/{pinned['doctor_id']}']")
     shot(page, "kiosk-6-times")
     page.click(f"button[name='starts_at'][value='{pinned['slot']}']")
+    page.wait_for_selector("[data-confirm-slot]")
+    shot(page, "kiosk-6b-confirm")
+    page.click("button[data-confirm]")
     page.wait_for_url("**done=booked")
     shot(page, "kiosk-7-booked")
     page.click("form[action$='/check-in'] button")
@@ -205,9 +208,9 @@ def test_registrar_screens(page, live, store, pinned):  # noqa: F811
     page.fill("#phone", "+998 90 000")
     page.fill("#pinfl", pinned["patient"]["pinfl"])
     page.click(".form-actions button")
-    page.wait_for_selector("[data-error]")
+    page.wait_for_selector("#phone-error")  # the error stands beside its field
     shot(page, "desk-8-register-error")
-    assert page.inner_text("[data-error]") == translated(
+    assert page.inner_text("#phone-error") == translated(
         "ru", "Phone number %(value)s is not a valid Uzbek number", value="+998 90 000")
 
 

@@ -61,7 +61,8 @@ def test_a_patient_identifies_books_and_checks_in(client, store, me):
     assert f"/ui/kiosk/book/{me['doctor_id']}" in doctors
     slots = client.get(f"/ui/kiosk/book/{me['doctor_id']}").text
     assert f'value="{me["slot"]}"' in slots
-    booked = post(client, f"/ui/kiosk/book/{me['doctor_id']}", {"starts_at": me["slot"]})
+    booked = post(client, f"/ui/kiosk/book/{me['doctor_id']}",
+                  {"starts_at": me["slot"], "confirm": "1"})
     assert booked.status_code == 302 and "done=booked" in booked.headers["Location"]
     appointment_id = booked.headers["Location"].split("/appointments/")[1].split("?")[0]
     row = store.one("SELECT * FROM appointments WHERE appointment_id = ?", (appointment_id,))
@@ -81,7 +82,8 @@ def test_move_and_cancel(client, store, me, actor_for):
                                        channel="registry", now=me["now"])
     later = store.one("SELECT starts_at FROM slots WHERE practitioner_id = ? AND starts_at > ?"
                       " ORDER BY starts_at LIMIT 1", (me["doctor_id"], me["slot"]))["starts_at"]
-    moved = post(client, f"/ui/kiosk/appointments/{appointment_id}/move", {"starts_at": later})
+    moved = post(client, f"/ui/kiosk/appointments/{appointment_id}/move",
+                 {"starts_at": later, "confirm": "1"})
     assert moved.status_code == 302
     assert store.one("SELECT starts_at FROM appointments WHERE appointment_id = ?",
                      (appointment_id,))["starts_at"] == later
@@ -197,7 +199,8 @@ def test_a_taken_slot_shows_the_conflict_and_books_nothing(client, store, me, ac
                       channel="registry", now=me["now"])
     client.get("/ui/kiosk/home?lang=ru")
     before = event_count(store)
-    response = post(client, f"/ui/kiosk/book/{me['doctor_id']}", {"starts_at": me["slot"]})
+    response = post(client, f"/ui/kiosk/book/{me['doctor_id']}",
+                    {"starts_at": me["slot"], "confirm": "1"})
     assert response.status_code == 409
     assert escaped(translated("ru", "This time is already booked; choose another")) in \
         response.text
@@ -237,7 +240,7 @@ def test_moving_to_a_past_time_is_refused(client, store, me, actor_for):
     client.get("/ui/kiosk/home?lang=ru")
     before = event_count(store)
     response = post(client, f"/ui/kiosk/appointments/{appointment_id}/move",
-                    {"starts_at": target})
+                    {"starts_at": target, "confirm": "1"})
     assert response.status_code in (404, 422)
     assert escaped(translated("ru", msgid)) in response.text
     assert event_count(store) == before

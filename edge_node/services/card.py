@@ -54,9 +54,12 @@ def read_card(store: NodeStore, actor: Actor, patient_id: str, reason: str) -> d
             " practitioner_name, p.specialty FROM appointments a JOIN practitioners p USING"
             " (practitioner_id) WHERE a.patient_id = ? ORDER BY a.starts_at DESC",
             (patient_id,))]
+        allergies = [dict(r) for r in tx.query(
+            "SELECT * FROM allergies WHERE patient_id = ? ORDER BY retracted_at IS NOT NULL,"
+            " recorded_at, allergy_id", (patient_id,))]
     log.info("card of %s opened by %s (%s)", patient_id, actor.actor_id, reason)
     return {"patient": patient_summary(patient), "visits": visits, "lab_results": labs,
-            "appointments": appointments}
+            "appointments": appointments, "allergies": allergies}
 
 
 def card_reads(store: NodeStore, actor: Actor, patient_id: str | None = None) -> list[dict]:

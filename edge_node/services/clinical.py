@@ -13,6 +13,7 @@ from sync_protocol.timeutil import to_instant, utc_now
 
 from ..errors import NotFound, ValidationFailed
 from ..store import NodeStore
+from . import icd10_search
 from .access import Actor
 from .appointments import get_appointment
 from .patients import get_patient
@@ -42,29 +43,9 @@ def icd10_description(code: str) -> str:
     return icd.get_description(normalised)
 
 
-def search_icd10(text: str, limit: int = 20) -> list[dict]:
-    """Codes whose code or title contains every word typed (for the doctor's search box)."""
-    words = text.lower().split()
-    if not words:
-        return []
-    results = []
-    for code, title, haystack in _index():
-        if all(word in haystack for word in words):
-            results.append({"code": code, "description": title})
-            if len(results) >= limit:
-                break
-    return results
-
-
-@lru_cache(maxsize=1)
-def _index() -> tuple[tuple[str, str, str], ...]:
-    """Every category and subcategory with its title, built once (about 12,000 codes)."""
-    rows = []
-    for code in icd.get_all_codes(True):
-        if icd.is_category_or_subcategory(code):
-            title = icd.get_description(code)
-            rows.append((code, title, f"{code.lower()} {title.lower()}"))
-    return tuple(rows)
+def search_icd10(text: str, limit: int = 20, lang: str = "en") -> list[dict]:
+    """Codes ranked by relevance, found by code or by title in uz, ru or en (icd10_search)."""
+    return icd10_search.search(text, lang=lang, limit=limit)
 
 
 def _text(value: object, field: str, limit: int = 4000, required: bool = False) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sync_protocol import qr
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
+from sync_protocol.mrz import looks_like_mrz, parse_mrz
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from sync_protocol.trust import EKU_PRESCRIBE
 
@@ -338,4 +339,11 @@ def sale_without_prescription(inn: str) -> None:
 
 
 def parse_typed_pinfl(text: str | None) -> str | None:
+    """The PINFL typed from the ID card, or read from its MRZ by a reader."""
+    if text and looks_like_mrz(text):
+        pinfl = parse_mrz(text).pinfl
+        if pinfl is None:
+            raise ValidationFailed("This document's MRZ carries no PINFL; type it",
+                                   field="pinfl", code="mrz_without_pinfl")
+        return pinfl
     return parse_pinfl(text).digits if text else None

@@ -9,10 +9,11 @@ import secrets
 import sqlite3
 from datetime import date, timedelta
 
+from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
 from sync_protocol.timeutil import from_instant, local_date, to_instant, utc_now
 
-from ..errors import Conflict, NotFound, TooManyAttempts, ValidationFailed
+from ..errors import Conflict, FieldErrors, NotFound, TooManyAttempts, ValidationFailed
 from ..store import NodeStore, Transaction
 from .access import Actor
 from .facilities import get_facility, get_practitioner
@@ -29,31 +30,55 @@ SMS_CODE_TEXT = ("DMED: tasdiqlash kodi %(code)s (10 daqiqa). "
                  "Код подтверждения %(code)s (10 минут).")
 
 
+# Limits the forms repeat as maxlength (kiosk_ui reads these constants).
+NAME_LENGTH = (2, 200)  # the event schema's NAME allows 200
+PHONE_MAX_TYPED = 20  # "+998 (90) 123-45-67" with spaces and brackets
+PINFL_MAX_TYPED = 17  # 14 digits and a few spaces
+DOCUMENT_MAX_TYPED = 12  # AA 123-4567
+
+
 def _name(value: str | None) -> str:
     name = " ".join(str(value or "").split())
-    if not 2 <= len(name) <= 200:
+    if not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]:
         raise ValidationFailed("Full name is required (2 to 200 characters)", field="full_name")
     return name
 
 
-def register_patient(store: NodeStore, actor: Actor, *, full_name: str, phone: str,
-                     facility_id: str, pinfl: str | None = None, document: str | None = None,
-                     birth_date: date | str | None = None, sex: str | None = None,
-                     family_doctor_id: str | None = None) -> dict:
-    """Register a patient by PINFL or identity document; creates the MED-ID card."""
+def register_patient(store: NodeStore, actor: Actor, *, full_name: str, facility_id: str,
+                     phone: str | None = None, pinfl: str | None = None,
+                     document: str | None = None, birth_date: date | str | None = None,
+                     sex: str | None = None, family_doctor_id: str | None = None) -> dict:
+    """Register a patient by PINFL or identity document; creates the MED-ID card. The phone is
+    optional (DMED serves patients without one); when given, an SMS code confirms it. Every
+    wrong field is reported at once (FieldErrors) so a form can mark them all."""
     actor.require("register_patient")
-    payload: dict = {"patient_id": new_ulid(), "full_name": _name(full_name),
-                     "phone": parse_phone(phone), "facility_id": facility_id}
+    payload: dict = {"patient_id": new_ulid(), "facility_id": facility_id}
+    errors: list[ProtocolError] = []
+
+    def check(key: str, parse, value) -> None:
+        try:
+            payload[key] = parse(value)
+        except ProtocolError as e:
+            errors.append(e)
+
+    check("full_name", _name, full_name)
+    if phone and str(phone).strip():
+        check("phone", parse_phone, phone)
     if not pinfl and not document:
-        raise ValidationFailed("Give the PINFL or an identity document", field="pinfl")
+        errors.append(ValidationFailed("Give the PINFL or an identity document", field="pinfl"))
     if pinfl:
-        parsed = parse_pinfl(pinfl)
-        payload.update(pinfl=parsed.digits, birth_date=parsed.birth_date.isoformat(),
-                       sex=parsed.sex)
+        check("pinfl", parse_pinfl, pinfl)
+        if "pinfl" in payload:
+            parsed = payload.pop("pinfl")
+            payload.update(pinfl=parsed.digits, birth_date=parsed.birth_date.isoformat(),
+                           sex=parsed.sex)
     else:
-        payload.update(birth_date=_birth_date(birth_date), sex=_sex(sex))
+        check("birth_date", _birth_date, birth_date)
+        check("sex", _sex, sex)
     if document:
-        payload["document"] = str(parse_document(document))
+        check("document", lambda text: str(parse_document(text)), document)
+    if errors:
+        raise errors[0] if len(errors) == 1 else FieldErrors(errors)
     if family_doctor_id:
         payload["family_doctor_id"] = family_doctor_id
     payload["med_id"] = "MED-" + payload["patient_id"][-10:]
@@ -64,7 +89,8 @@ def register_patient(store: NodeStore, actor: Actor, *, full_name: str, phone: s
             get_practitioner(tx.conn, family_doctor_id)
         _refuse_duplicate(tx, payload.get("pinfl"), payload.get("document"))
         tx.append("PatientRegistered", payload)
-        _issue_code(tx, payload["patient_id"], payload["phone"], code)
+        if "phone" in payload:
+            _issue_code(tx, payload["patient_id"], payload["phone"], code)
     log.info("registered patient %s", payload["patient_id"])
     return {"patient_id": payload["patient_id"], "med_id": payload["med_id"]}
 
@@ -87,11 +113,17 @@ def _sex(value: str | None) -> str:
 
 
 def _refuse_duplicate(tx: Transaction, pinfl: str | None, document: str | None) -> None:
-    if pinfl and tx.one("SELECT 1 FROM patients WHERE pinfl = ?", (pinfl,)):
-        raise Conflict("A patient with this PINFL is already registered", field="pinfl")
-    if document and tx.one("SELECT 1 FROM patients WHERE document = ?", (document,)):
+    # The existing patient's id travels with the error: the form links to their page.
+    found = pinfl and tx.one("SELECT patient_id FROM patients WHERE pinfl = ?", (pinfl,))
+    if found:
+        raise Conflict("A patient with this PINFL is already registered", field="pinfl",
+                       code="duplicate_pinfl", existing_patient_id=found["patient_id"])
+    found = document and tx.one("SELECT patient_id FROM patients WHERE document = ?",
+                                (document,))
+    if found:
         raise Conflict("A patient with this identity document is already registered",
-                       field="document")
+                       field="document", code="duplicate_document",
+                       existing_patient_id=found["patient_id"])
 
 
 def _code_hash(patient_id: str, code: str) -> str:
@@ -112,6 +144,9 @@ def resend_code(store: NodeStore, actor: Actor, patient_id: str) -> None:
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     with store.transaction() as tx:
         patient = get_patient(tx.conn, patient_id)
+        if not patient["phone"]:
+            raise ValidationFailed("The patient has no phone number", field="phone",
+                                   code="no_phone")
         _issue_code(tx, patient_id, patient["phone"], code)
 
 

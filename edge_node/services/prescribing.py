@@ -23,6 +23,7 @@ from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..prescribing_rules import ItemRequest, check_prescription
 from ..store import NodeStore
 from .access import Actor
+from .allergies import check_override, matching_allergies
 from .clinical import icd10_description, normalise_icd10
 from .patients import get_patient
 
@@ -92,7 +93,10 @@ def set_chronic_condition(store: NodeStore, actor: Actor, patient_id: str, code:
 
 def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, patient_id: str,
                        items: list[dict], validity_days: int | None = None,
-                       now: datetime | None = None) -> dict:
+                       now: datetime | None = None,
+                       allergy_override: str | None = None) -> dict:
+    """Check, sign and record; a drug matching a recorded allergy needs ``allergy_override``
+    (the doctor's reason), kept on the prescription."""
     actor.require("prescribe")
     if not actor.practitioner_id:
         raise Forbidden("Only a doctor linked to a practitioner record can prescribe")
@@ -110,6 +114,8 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
                                    "patient's PINFL first", field="patient_id", code="no_pinfl")
         chronic = is_chronic(tx.conn, patient_id)
         plan = check_prescription(requests, catalogue, chronic, now, validity_days=validity_days)
+        override = check_override(matching_allergies(
+            tx.conn, patient_id, [(p.inn, p.atc) for p in plan.items]), allergy_override)
         facility = tx.one("SELECT f.facility_id, f.code FROM practitioners p JOIN facilities f"
                           " USING (facility_id) WHERE p.practitioner_id = ?",
                           (actor.practitioner_id,))
@@ -132,6 +138,7 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
             "issued_at": to_instant(now), "not_before": to_instant(plan.not_before),
             "expires_at": to_instant(plan.expires_at), "chronic": plan.chronic, "qr": code,
             **({"patient_document": patient["document"]} if patient["document"] else {}),
+            **({"allergy_override": override} if override else {}),
             "items": [{"item_no": i, "inn": p.inn, "form": p.form, "strength": p.strength,
                        "unit": p.unit, "atc": p.atc, "quantity": p.quantity,
                        "dosage": p.dosage, "repeats": p.repeats,

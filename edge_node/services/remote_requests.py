@@ -103,6 +103,7 @@ def _open_request(conn: sqlite3.Connection, actor: Actor, request_id: str) -> sq
 
 def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *,
             items: list[dict], validity_days: int | None = None, note: str | None = None,
+            allergy_override: str | None = None,
             now: datetime | None = None) -> dict[str, Any]:
     """Write and sign the e-prescription, record the decision and queue the patient's SMS,
     all in one transaction."""
@@ -125,7 +126,8 @@ def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *
 
     result = prescribing.issue_prescription(
         _Linked(store, request_id, finish), actor, credentials,
-        patient_id=request["patient_id"], items=items, validity_days=validity_days, now=now)
+        patient_id=request["patient_id"], items=items, validity_days=validity_days, now=now,
+        allergy_override=allergy_override)
     log.info("remote request %s approved: prescription %s", request_id, result["number"])
     return {**result, **decided, "request_id": request_id, "status": APPROVED}
 

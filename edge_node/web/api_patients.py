@@ -21,8 +21,8 @@ bp = Blueprint("patients", __name__, url_prefix="/api/v1")
 
 @endpoint(bp, "POST", "/patients", status=201,
           summary="Register a patient (creates the MED-ID card)",
-          body=obj({"full_name": STR, "phone": STR, "facility_id": ID},
-                   {"pinfl": STR, "document": STR, "birth_date": STR, "sex": STR,
+          body=obj({"full_name": STR, "facility_id": ID},
+                   {"phone": STR, "pinfl": STR, "document": STR, "birth_date": STR, "sex": STR,
                     "family_doctor_id": ID}))
 def register(data):
     return jsonify(patients.register_patient(store(), g.actor, **data)), 201

@@ -122,6 +122,47 @@
     });
   }
 
+  /* MRZ readers type the zone line by line, each line ended by Enter: inside a one-line box
+     Enter would send the first line alone, so it is swallowed while the text is a partial
+     zone (30 or 60 characters of an ID card, 44 of a passport, with its "<" fillers, or "Б"
+     when the Russian layout was on). */
+  document.querySelectorAll("input[data-mrz-input]").forEach(function (input) {
+    input.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter") { return; }
+      var text = input.value.replace(/\s/g, "");
+      var partial = text.length === 30 || text.length === 60 || text.length === 44;
+      if (partial && /[<Бб]/.test(text)) { event.preventDefault(); }
+    });
+  });
+
+  /* At the kiosk the card reader types while the patient's finger is on the keypad: keys
+     typed with no text field focused go to the MRZ box, which sends itself when whole. */
+  var capture = document.querySelector("input[data-mrz-capture]");
+  if (capture) {
+    document.addEventListener("keydown", function (event) {
+      var el = document.activeElement;
+      // A zone starts with a letter (I, A, C or P; Ш or З under the Russian layout): one
+      // typed into the keypad's digits box moves the typing to the MRZ box.
+      if (el && el.hasAttribute("data-keypad-display") && event.key.length === 1 &&
+          !/[0-9]/.test(event.key)) {
+        capture.focus();
+        el = capture;
+        capture.value += event.key;
+        event.preventDefault();
+        return;
+      }
+      if (el && el !== capture && (el.tagName === "INPUT" || el.tagName === "TEXTAREA")) { return; }
+      if (event.key.length === 1 && el !== capture) {
+        capture.value += event.key;
+        event.preventDefault();
+      } else if (event.key === "Enter" && el !== capture) {
+        var text = capture.value.replace(/\s/g, "");
+        event.preventDefault();
+        if (text.length === 90 || text.length === 88) { capture.form.submit(); }
+      }
+    });
+  }
+
   /* Prescription form: drug suggestions under the INN box as the doctor types. Each is a
      submit button "pick" of the form, exactly as the server renders them after "Find". */
   document.querySelectorAll("input[data-drug-suggest]").forEach(function (input) {
