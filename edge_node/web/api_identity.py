@@ -22,7 +22,9 @@ CHALLENGE_RE = re.compile(f"[0-9a-f]{{{CHALLENGE_BYTES * 2}}}")
 
 @endpoint(bp, "GET", "/node/identity", public=True,
           summary="The node's certificate and its signature over a terminal's challenge",
-          query={"challenge": f"{CHALLENGE_BYTES * 2} lower-case hex digits"})
+          query={"challenge": (f"{CHALLENGE_BYTES * 2} lower-case hex digits",
+                               {"type": "string",
+                                "pattern": f"^[0-9a-f]{{{CHALLENGE_BYTES * 2}}}$"}, True)})
 def identity():
     challenge = request.args.get("challenge", "")
     if not CHALLENGE_RE.fullmatch(challenge):
