@@ -22,6 +22,7 @@ from .conflicts import hub_hooks  # also registers the projection and conflict m
 from .errors import Busy
 from .ingest import Hook, Ingestor
 from .nonces import NonceStore
+from .projector import BACKGROUND, INLINE, MODES
 from .storage import Storage, open_storage
 from .trust_store import TrustStore
 
@@ -59,9 +60,12 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     if storage is None:
         storage = open_storage(settings["DATABASE"])
     hooks = _ingest_hooks(storage, on_accepted, builtin_hooks)
+    mode = settings["PROJECTOR"]
+    if mode not in MODES:
+        raise ValueError(f"PROJECTOR must be one of {', '.join(MODES)}, not {mode!r}")
     app.extensions[EXTENSION] = Hub(
         storage=storage, trust=TrustStore(storage), nonces=NonceStore(storage),
-        ingestor=Ingestor(storage, hooks, clock=clock),
+        ingestor=Ingestor(storage, hooks, clock=clock, background=mode == BACKGROUND),
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
     from . import api_conflicts, api_dashboard, api_paper, api_sync, call_centre, dashboard_pages
@@ -72,7 +76,8 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     call_centre.init_app(app)
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
     register_error_handlers(app)
-    app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
+    if mode == INLINE:  # a background projector starts with what waits
+        app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app
 
 
