@@ -114,7 +114,9 @@ def bench_ingest(backend_name: str, servers: int, args, directory: Path, bare: f
     events = sum(len(c.events) for c in chains)
     with backend(backend_name, directory) as url:
         init_hub(url, region.trust_list())[1].close()
-        hubs = [HubProcess(url, args.nodes, directory, args.workers) for _ in range(servers)]
+        # each server admits its share of the nodes: its threads hold PostgreSQL connections
+        admit = -(-args.nodes // servers)
+        hubs = [HubProcess(url, admit, directory, args.workers) for _ in range(servers)]
         try:
             meters = [CpuMeter(hub.proc.pid, backend_name) for hub in hubs]
             with LagSampler(url, SAMPLE_S) as sampler, ExitStack() as measuring:
