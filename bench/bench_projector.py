@@ -108,7 +108,8 @@ def bare_rate(rows: list[dict], label: str) -> float:
     return next(r["events_per_s"] for r in rows if r["benchmark"] == label)
 
 
-def bench_ingest(backend_name: str, servers: int, args, directory: Path, bare: float) -> dict:
+def bench_ingest(backend_name: str, servers: int, args, directory: Path, bare: float,
+                 projector: str = "background") -> dict:
     region = Region()
     chains = clinics(region, args.nodes, args.events)
     events = sum(len(c.events) for c in chains)
@@ -116,7 +117,8 @@ def bench_ingest(backend_name: str, servers: int, args, directory: Path, bare: f
         init_hub(url, region.trust_list())[1].close()
         # each server admits its share of the nodes: its threads hold PostgreSQL connections
         admit = -(-args.nodes // servers)
-        hubs = [HubProcess(url, admit, directory, args.workers) for _ in range(servers)]
+        hubs = [HubProcess(url, admit, directory, args.workers, ("--projector", projector))
+                for _ in range(servers)]
         try:
             meters = [CpuMeter(hub.proc.pid, backend_name) for hub in hubs]
             with LagSampler(url, SAMPLE_S) as sampler, ExitStack() as measuring:
@@ -143,7 +145,8 @@ def bench_ingest(backend_name: str, servers: int, args, directory: Path, bare: f
     cpu = [meter.per_event(events) for meter in meters]  # PostgreSQL's and ours: whole machine
     peak_lag = max((s[1] for s in sampler.samples), default=at_end.events)
     return {"benchmark": f"durable ingest, {servers} server(s) x {args.workers} worker(s), "
-                         f"{args.nodes} nodes, HTTP", "backend": backend_name, "events": events,
+                         f"{args.nodes} nodes, HTTP, {projector} projector",
+            "backend": backend_name, "events": events,
             "seconds": round(ingested - start, 2), "per_s": round(rate, 1),
             "bare_per_s": round(bare, 1), "ratio": round(ratio, 3),
             "target": f">= {target} of bare", "met": ratio >= target,
@@ -289,6 +292,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds of the lag run")
     parser.add_argument("--drain-timeout", type=float, default=600)
     parser.add_argument("--skip-lag", action="store_true")
+    parser.add_argument("--compare-inline", action="store_true",
+                        help="also ingest with `dmed-hub serve --projector inline` (1 server)")
     parser.add_argument("--skip-catchup", action="store_true")
     args = parser.parse_args()
     # what bench_sync's catch-up reads
@@ -306,6 +311,8 @@ def main() -> None:
                 if name == "sqlite" and servers > 1:
                     continue  # one file, one machine: a second server only queues on its lock
                 rows.append(bench_ingest(name, servers, args, directory, bare))
+            if args.compare_inline:  # the push projecting before it answers, as before
+                rows.append(bench_ingest(name, 1, args, directory, bare, "inline"))
             if name == "postgresql" and not args.skip_lag:
                 rows.append(bench_lag(name, args, directory))
         if not args.skip_catchup:
