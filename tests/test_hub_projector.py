@@ -4,6 +4,7 @@ once each, in log order; /healthz shows the lag; a pull never sees a hub event o
 projection step that has not committed. Both backends."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from hub_helpers import SimNode, body_of
@@ -13,13 +14,14 @@ from central_hub.ingest import projected_through
 from central_hub.projections import rebuild
 from central_hub.projector import Projector, lag, wait_projected
 from central_hub.rights import HUB_ORIGIN
+from sync_protocol.timeutil import utc_now
 
 pytest_plugins = ("hub_helpers",)
 
 
-def background_app(storage, world, on_accepted=()):
+def background_app(storage, world, on_accepted=(), clock=utc_now):
     app = create_app({"TESTING": True, "PROJECTOR": "background"}, storage=storage,
-                     on_accepted=on_accepted)
+                     on_accepted=on_accepted, clock=clock)
     app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
     return app
 
@@ -64,6 +66,24 @@ def test_a_push_answers_once_stored_and_the_projector_follows(storage, world):
     health = body_of(client.get("/healthz"))
     assert health["projection_lag"] == {"events": 0, "seconds": 0.0}
     assert health["projected_through"] == health["hub_head"] == 3
+
+
+def test_the_lag_in_seconds_is_the_age_of_the_oldest_event_waiting(storage, world):
+    now = [utc_now().replace(microsecond=0)]
+    app = background_app(storage, world, clock=lambda: now[0])
+    client = app.test_client()
+    clinic = SimNode(world.pki.clinic, client)
+    clinic.register_facility()
+    assert clinic.push(now=now[0]).status_code == 200  # stored at T
+    now[0] += timedelta(seconds=4)
+    clinic.register_patient()
+    assert clinic.push(now=now[0]).status_code == 200  # stored at T + 4 s
+    now[0] += timedelta(seconds=3)
+    health = body_of(client.get("/healthz"))
+    assert health["projection_lag"] == {"events": 2, "seconds": 7.0}
+    with Projector(app.extensions["dmed_hub"].ingestor):
+        wait_projected(storage, timeout=30)
+    assert body_of(client.get("/healthz"))["projection_lag"] == {"events": 0, "seconds": 0.0}
 
 
 def test_the_projector_projects_each_event_once_in_log_order(storage, world):
