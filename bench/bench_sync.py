@@ -241,21 +241,22 @@ def free_port() -> int:
 class HubProcess:
     """`dmed-hub serve` on a free loopback port, admitting `admit` syncs at once."""
 
-    def __init__(self, url: str, admit: int, directory: Path, workers: int = 1) -> None:
+    def __init__(self, url: str, admit: int, directory: Path, workers: int = 1,
+                 extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         env = {**os.environ, "DMED_HUB_MAX_CONCURRENT_SYNCS": str(admit)}
         self.log = open(directory / f"hub-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(BIN / "dmed-hub"), "serve", "--db", url, "--host", HOST, "--port",
-             str(self.port), "--threads", str(admit + 4), "--workers", str(workers)],
+             str(self.port), "--threads", str(admit + 4), "--workers", str(workers), *extra],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=directory)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + "/healthz", timeout=1).ok:
+                if requests.get(self.url + "/healthz", timeout=5).ok:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow on a busy machine
                 time.sleep(0.1)
         raise SystemExit("the hub did not start")
 

@@ -15,6 +15,7 @@ from . import nodes, quarantine, refusals
 from .app import hub, respond
 from .errors import Forbidden, HubError
 from .ingest import projected_through
+from .projector import lag
 from .scope import feed_head
 
 log = logging.getLogger(__name__)
@@ -86,15 +87,15 @@ def list_identity_conflicts():
 def healthz():
     current = hub()
     try:
-        with current.storage.reader() as tx:
-            hub_head = int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
-            through = projected_through(tx)
+        behind = lag(current.storage, current.now())
     except Exception:  # noqa: BLE001 - a probe reports, it does not raise
         log.exception("health check: database unreachable")
         return respond({"status": "down", "database": current.storage.dialect}, 503)
     return respond({"status": "ok", "database": current.storage.dialect,
-                    "schema": current.storage.schema_versions(), "hub_head": hub_head,
-                    "projected_through": through, "trust_list": current.trust.initialised})
+                    "schema": current.storage.schema_versions(), "hub_head": behind.head,
+                    "projected_through": behind.projected_through,
+                    "projection_lag": {"events": behind.events, "seconds": behind.seconds},
+                    "trust_list": current.trust.initialised})
 
 
 def _int_arg(name: str, default: int) -> int:

@@ -24,6 +24,7 @@ from .ingest import Hook, Ingestor
 from .monitoring import COMPONENT as _MONITORING  # noqa: F401 - registers its migration
 from .nonces import NonceStore
 from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
+from .projector import BACKGROUND, INLINE, MODES
 from .storage import Storage, open_storage
 from .trust_store import TrustStore
 
@@ -61,9 +62,12 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     if storage is None:
         storage = open_storage(settings["DATABASE"])
     hooks = _ingest_hooks(storage, on_accepted, builtin_hooks)
+    mode = settings["PROJECTOR"]
+    if mode not in MODES:
+        raise ValueError(f"PROJECTOR must be one of {', '.join(MODES)}, not {mode!r}")
     app.extensions[EXTENSION] = Hub(
         storage=storage, trust=TrustStore(storage), nonces=NonceStore(storage),
-        ingestor=Ingestor(storage, hooks, clock=clock),
+        ingestor=Ingestor(storage, hooks, clock=clock, background=mode == BACKGROUND),
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
     from . import (
@@ -92,7 +96,8 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     dashboard_fleet.init_app(app)  # the fleet pages (regions, nodes, charts, conflicts)
     register_error_handlers(app)
     app.before_request(refuse_nul_parameters)
-    app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
+    if mode == INLINE:  # a background projector starts with what waits
+        app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
     return app
 
 

@@ -136,13 +136,18 @@ def reconcile(database: str | None) -> None:
 @click.option("--workers", default=1, type=click.IntRange(1, 64),
               help="Worker processes sharing the port (e.g. one per core); each has --threads "
               "and its own sync limit")
-def serve(database: str | None, host: str, port: int, threads: int, workers: int) -> None:
+@click.option("--projector", type=click.Choice(["background", "inline"]), default="background",
+              show_default=True, help="background: a push answers once stored and a projector "
+              "thread follows the log; inline: a push projects before it answers")
+def serve(database: str | None, host: str, port: int, threads: int, workers: int,
+          projector: str) -> None:
     """Run the hub's sync API and dashboard API."""
     from .app import create_app
     from .serving import serve as serve_hub
     overrides = {"DATABASE": database} if database else {}
     with _storage(database):
         pass  # a database that cannot be opened stops here in one clear line, not in a worker
+    overrides["PROJECTOR"] = projector
     click.echo(f"DMED Edge hub on http://{host}:{port}/ ({workers} worker(s), "
                f"{redact(str(load_config(overrides=overrides)['DATABASE']))})")
     serve_hub(lambda: create_app(overrides), host=host, port=port, threads=threads,

@@ -20,6 +20,8 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "RETRY_AFTER_SECONDS": (5, "Retry-After sent with 503; nodes add their own jitter"),
     "MAX_BODY_BYTES": (MAX_BODY_BYTES, "Largest request body (decompressed); larger gets 413"),
     "API_TOKEN": ("", "Bearer token for the dashboard API; empty: loopback clients only"),
+    "PROJECTOR": ("inline", "inline: a push projects before it answers; background: it answers "
+                  "once stored and a projector thread follows the log (dmed-hub serve's default)"),
     "SECURE_COOKIES": (False, "Send the staff pages' cookies over HTTPS only; set it true "
                        "when the hub is served behind TLS"),
     "FHIR_EXPORT_DIR": ("var/fhir-exports", "Where FHIR bulk $export jobs write their NDJSON "

@@ -28,7 +28,9 @@ lock is held half as long. A push answers once its events are projected (by its 
 or by another that came first). Should the hub stop between the two transactions, the next
 push or the next start projects what waits; nothing is lost and nothing projected twice, as
 the cursor moves in the same transaction as the projections. SQLite has one writer, so there
-the hooks run in the storing transaction, by the same cursor.
+the hooks run in the storing transaction, by the same cursor. With `background` (what
+`dmed-hub serve` runs) the push answers once stored, on both backends, and the projector's
+thread (central_hub.projector) runs the same steps after it.
 """
 
 from __future__ import annotations
@@ -158,10 +160,13 @@ class Ingestor:
     """Judges and stores pushed batches; `on_accepted` hooks run in the same transaction."""
 
     def __init__(self, storage: Storage, on_accepted: Iterable[Hook] = (),
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, *, background: bool = False) -> None:
         self.storage = storage
         self.on_accepted = list(on_accepted)
         self.clock = clock
+        # True: a push answers once stored; central_hub.projector projects after it.
+        self.background = background
+        self.on_stored: Callable[[], None] | None = None  # wakes this process's projector
 
     def push(self, node: NodeIdentity, items: Sequence[Any], *, kid: str = "") -> PushResponse:
         """Ingest one batch pushed by `node` (already authenticated); answer per item."""
@@ -183,12 +188,14 @@ class Ingestor:
             fresh = [s for s, _ in batch.stored]
             # SQLite has one writer: a second transaction would only wait for it (and cost a
             # commit), so the hooks run in this one.
-            waiting = bool(fresh) and (self.storage.separate_projector or
-                                       self._project_chunk(tx, fresh))
+            waiting = bool(fresh) and not self.background and (
+                self.storage.separate_projector or self._project_chunk(tx, fresh))
             if fresh and not waiting:  # projected here; the hooks may have added hub events
                 batch.position = int(tx.scalar("SELECT MAX(position) AS p FROM events"))
         if waiting:
             batch.position = max(batch.position, self._project_logged(fresh))
+        elif fresh and self.on_stored is not None:
+            self.on_stored()
         accepted = len(batch.stored)
         if accepted or batch.refusals:
             log.info("push from %s: %s accepted, %s refused, acked seq %s", node.node_id,

@@ -24,6 +24,7 @@ rewriting (PYTEST_DONT_REWRITE); its checks raise AssertionError with their own 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib
 import importlib.util
@@ -759,8 +760,8 @@ class Process:
 def hub_process(db_url: str, directory: Path, port: int, *,
                 crash_after_events: int | None = None, crash_in: str = "store") -> Process:
     """`dmed-hub serve`, or with `crash_after_events` this module's crashing hub (crashing
-    in the transaction that stores a batch, or with crash_in="project" in the one that
-    projects it)."""
+    in the transaction that stores a batch, with crash_in="project" in the one that
+    projects it, with "projector" in a background projector's step)."""
     if crash_after_events is None:
         args = [*cli("dmed-hub", "central_hub.cli"), "serve", "--db", db_url, "--host", HOST,
                 "--port", str(port)]
@@ -810,6 +811,7 @@ def _serve_crashing_hub(db_url: str, port: int, crash_after: int, crash_in: str)
     from waitress import serve
 
     from central_hub.ingest import Ingestor
+    from central_hub.projector import Projector
 
     accepted = [0]
 
@@ -818,7 +820,7 @@ def _serve_crashing_hub(db_url: str, port: int, crash_after: int, crash_in: str)
         if accepted[0] >= crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    hooks = []
+    hooks, config = [], {"DATABASE": db_url}
     if crash_in == "store":
         store = Ingestor._store
 
@@ -828,8 +830,12 @@ def _serve_crashing_hub(db_url: str, port: int, crash_after: int, crash_in: str)
         Ingestor._store = storing
     else:
         hooks.append(lambda _tx, stored: count(len(stored)))
-    app = create_hub_app({"DATABASE": db_url}, on_accepted=hooks)
-    serve(app, host=HOST, port=port, threads=4)
+    if crash_in == "projector":  # the push answers once stored; the projector thread dies
+        config["PROJECTOR"] = "background"
+    app = create_hub_app(config, on_accepted=hooks)
+    ingestor = app.extensions["dmed_hub"].ingestor
+    with Projector(ingestor) if ingestor.background else contextlib.nullcontext():
+        serve(app, host=HOST, port=port, threads=4)
 
 
 if __name__ == "__main__":

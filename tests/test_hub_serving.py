@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from hub_helpers import SimNode
 from sync_harness import free_port
+
+from central_hub.ingest import Ingestor
+from central_hub.projector import lag, wait_projected
+from central_hub.storage import open_storage
+
+pytest_plugins = ("hub_helpers",)
 
 HOST = "127.0.0.1"
 HUB = Path(sys.executable).parent / "dmed-hub"
@@ -28,6 +35,7 @@ def hub(tmp_path):
                              "--threads", "4"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://{HOST}:{port}"
+    proc.database = tmp_path / "hub.db"
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -95,3 +103,20 @@ def test_metrics_add_up_every_worker(hub):
         [family] = [f for f in text_string_to_metric_families(text)
                     if f.name == "dmed_hub_sync_requests"]
         assert sum(s.value for s in family.samples if s.name.endswith("_total")) == 20
+
+
+def test_the_supervisors_projector_projects_what_was_stored(hub, world):
+    """With workers, the background projector is a thread of the supervisor: events stored
+    (here by an ingest beside the hub, as a worker stores them) are projected by it."""
+    proc, url = hub
+    clinic = SimNode(world.pki.clinic, None)
+    clinic.register_facility()
+    clinic.register_patient()
+    with open_storage(f"sqlite:///{proc.database}") as storage:
+        stored = Ingestor(storage, background=True).push(clinic.identity, clinic.log)
+        assert [r.status for r in stored.results] == ["accepted", "accepted"]
+        assert wait_projected(storage, timeout=30) == 2
+        assert lag(storage).events == 0
+        with storage.reader() as tx:
+            assert tx.scalar("SELECT COUNT(*) AS n FROM hub_patients") == 1
+    assert requests.get(url + "/healthz", timeout=5).json()["projection_lag"]["events"] == 0

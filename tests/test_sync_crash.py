@@ -192,8 +192,9 @@ def test_the_hub_killed_while_projecting_projects_at_restart_exactly_once(
         else:
             assert acked == first and through == head
         assert patients <= first
-        restarted.start(START_SECONDS)  # it projects what waited as it starts
-        assert projector_state(storage_url)[1] == head
+        restarted.start(START_SECONDS)  # its projector projects what waited as it starts
+        wait_until(lambda: projector_state(storage_url)[1] == head, SYNC_SECONDS,
+                   "the restarted hub's projector to project what waited")
         report = node.sync()
         assert report["ok"], report
         assert node.status()["pending"] == 0
@@ -202,6 +203,46 @@ def test_the_hub_killed_while_projecting_projects_at_restart_exactly_once(
         check_synced(reader, node)
         check_hub_snapshot(reader, [node])
         acked, through, _, head = projector_state(storage_url)
+        assert acked == total and through == head
+    finally:
+        restarted.stop()
+        crashing.kill()
+        node.close()
+        if reader is not None:
+            reader.close()
+
+
+def test_the_background_projector_killed_mid_step_projects_at_restart_exactly_once(
+        tmp_path, storage_url, sync_pki, node_templates):
+    """A hub whose pushes answer once stored (PROJECTOR=background) is SIGKILLed by its
+    projector thread inside a projection step, before the commit. What was stored stays
+    stored; nothing of the step is kept; the restarted `dmed-hub serve` projects the rest,
+    each event once, and the node ends synced."""
+    port, node, batches = clinic_with_backlog(tmp_path, storage_url, sync_pki, node_templates)
+    total, first = node.head_seq(), batches[0]
+    crashing = hub_process(storage_url, tmp_path, port, crash_after_events=first + 1,
+                           crash_in="projector")
+    restarted = hub_process(storage_url, tmp_path, port)
+    reader = None
+    try:
+        crashing.start(START_SECONDS)
+        node.sync()  # answered or cut short, depending on when the projector dies
+        wait_until(lambda: not crashing.running, SYNC_SECONDS, "the projector's kill")
+        crashing.kill()
+        acked, through, patients, head = projector_state(storage_url)
+        assert acked > first  # the second batch was stored and answered before projection
+        assert through < head  # the step that died left nothing
+        restarted.start(START_SECONDS)
+        wait_until(lambda: node.sync()["ok"] and node.status()["pending"] == 0, SYNC_SECONDS,
+                   "the node to push the rest")
+        wait_until(lambda: projector_state(storage_url)[1] == projector_state(storage_url)[3],
+                   SYNC_SECONDS, "the restarted hub's projector to reach the head")
+        assert node.sync()["ok"]  # pull what the projector may have added meanwhile
+        reader = Hub(storage_url, serve=False)
+        check_exactly_once(reader, [node])
+        check_synced(reader, node)
+        check_hub_snapshot(reader, [node])
+        acked, through, patients, head = projector_state(storage_url)
         assert acked == total and through == head
     finally:
         restarted.stop()
