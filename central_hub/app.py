@@ -23,8 +23,8 @@ from .errors import Busy, HubError
 from .ingest import Hook, Ingestor
 from .monitoring import COMPONENT as _MONITORING  # noqa: F401 - registers its migration
 from .nonces import NonceStore
-from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
 from .projector import BACKGROUND, INLINE, MODES
+from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
 from .storage import Storage, open_storage
 from .trust_store import TrustStore
 
