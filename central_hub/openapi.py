@@ -14,7 +14,15 @@ from typing import Any
 from flask import Blueprint
 
 from sync_protocol.event_types import CONFLICT_KINDS
-from sync_protocol.wire import PULL_PATH, PUSH_PATH, TRUST_PATH
+from sync_protocol.wire import (
+    CLAIM_PATH,
+    CLAIM_RELEASE_PATH,
+    CLAIM_STATUS_PATH,
+    PING_PATH,
+    PULL_PATH,
+    PUSH_PATH,
+    TRUST_PATH,
+)
 
 from .app import respond
 from .conflicts import ACKNOWLEDGED, OPEN, RESOLVED
@@ -84,6 +92,18 @@ REMOTE_REQUEST = {**_object({name: {"type": ["string", "null"], "maxLength": 200
                   "additionalProperties": False}
 PUSH = _object({"node_id": TEXT, "events": {"type": "array", "items": {"type": "object"}}},
                ("node_id", "events"))
+ULID = {"type": "string", "minLength": 26, "maxLength": 26, "pattern": "^[0-9A-HJKMNP-TV-Z]{26}$"}
+CLAIM_ITEM = _object({"item_no": {"type": "integer", "minimum": 1},
+                      "quantity": {"type": "integer", "minimum": 1}}, ("item_no", "quantity"))
+CLAIM = _object({"prescription_id": ULID, "facility_id": TEXT,
+                 "items": {"type": "array", "items": CLAIM_ITEM, "minItems": 1},
+                 "code": {"type": "string", "maxLength": 100_000}},
+                ("prescription_id", "facility_id", "items"))
+CLAIM_STATUS = _object({"prescription_id": ULID, "code": {"type": "string",
+                                                          "maxLength": 100_000}},
+                       ("prescription_id",))
+CLAIM_RELEASE = _object({"claim_id": {"type": "string", "minLength": 1, "maxLength": 64}},
+                        ("claim_id",))
 LIMIT = _query("limit", COUNT, "at most this many")
 NODE = _query("node", TEXT, "a node id")
 
@@ -103,6 +123,18 @@ def document() -> dict[str, Any]:
                                               _query("limit", COUNT, "events per page"),
                                               _query("max_bytes", COUNT, "bytes per page")])},
             TRUST_PATH: {"get": _operation("The trust and revocation list (signed)",
+                                           security="node")},
+            CLAIM_PATH: {"post": _operation(
+                "A pharmacy claims quantities of a prescription before it dispenses (signed): "
+                "granted with an id and an expiry, or refused with where and when it was "
+                "dispensed", body=CLAIM, security="node")},
+            CLAIM_STATUS_PATH: {"post": _operation(
+                "What remains of a prescription as the hub knows it (signed)",
+                body=CLAIM_STATUS, security="node")},
+            CLAIM_RELEASE_PATH: {"post": _operation(
+                "A pharmacy gives back a claim it will not use (signed)", body=CLAIM_RELEASE,
+                security="node")},
+            PING_PATH: {"post": _operation("A signed no-op: authenticated and answered",
                                            security="node")},
             "/healthz": {"get": _operation("Is the hub up (database, projector)", security="")},
             "/api/v1/openapi.json": {"get": _operation("This document", security="")},

@@ -487,9 +487,10 @@ ERRORS = {"HubError", "NotFound", "InvalidPinfl", "InvalidPhone"}
 
 @pytest.mark.parametrize("locale", ["uz", "ru"])
 def test_every_string_of_the_hub_pages_is_translated(locale):
-    path = api_paper.TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as handle:
-        catalog = {m.id: m.string for m in read_po(handle) if m.id}
+    catalog = {}  # the pages' catalogues: messages.po, and fleet.po for the fleet pages
+    for path in sorted((api_paper.TRANSLATIONS / locale / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            catalog |= {m.id: m.string for m in read_po(handle) if m.id and m.string}
     wanted = page_msgids()
     assert len(wanted) > 80
     assert sorted(m for m in wanted if not catalog.get(m)) == []
