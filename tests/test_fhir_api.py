@@ -17,7 +17,8 @@ from sync_protocol.identifiers import new_ulid
 pytest_plugins = ("hub_helpers",)
 
 TYPES = ("Patient", "Practitioner", "Organization", "Location", "Appointment", "Encounter",
-         "Condition", "Observation", "MedicationRequest", "MedicationDispense", "Provenance")
+         "Condition", "Observation", "MedicationRequest", "MedicationDispense",
+         "AllergyIntolerance", "Provenance")
 
 
 @pytest.fixture
@@ -87,6 +88,7 @@ def seed(nodes) -> dict:
         "items": [{"item_no": 1, "inn": "Metformin", "form": "tablet", "strength": "500 mg",
                    "quantity": 60, "repeats": 2, "min_days_between_fills": 25,
                    "dosage": "1 x 2", "unit": "tablet", "atc": "A10BA02"}]})
+    seed_allergies(clinic, ids)
     push_all(clinic)
     ids["dispense"] = pharmacy.dispense(ids["rx"])
     ids["dispense_event"] = pharmacy.log[-1]["id"]
@@ -99,6 +101,27 @@ def seed(nodes) -> dict:
     ids["sam_dispense_event"] = sam.log[-1]["id"]
     push_all(sam)
     return ids
+
+
+def seed_allergies(clinic, ids) -> None:
+    """An allergy to an INN (in the drug catalogue), one to an ATC class, a retracted
+    intolerance, and one of the other patient's."""
+    def record(patient, kind, substance_type, substance, **extra):
+        allergy_id = new_ulid()
+        clinic.emit("AllergyRecorded", {
+            "allergy_id": allergy_id, "patient_id": patient, "kind": kind,
+            "substance_type": substance_type, "substance": substance,
+            "reaction": "toshma", "recorded_at": instant(), **extra})
+        return allergy_id
+    ids["allergy_inn"] = record(ids["patient"], "allergy", "inn", "amoxicillin",
+                                severity="severe", practitioner_id=ids["doctor"])
+    ids["allergy_atc"] = record(ids["patient"], "allergy", "atc", "J01C")
+    ids["allergy_retracted"] = record(ids["patient"], "intolerance", "inn", "ibuprofen",
+                                      severity="mild")
+    clinic.emit("AllergyRetracted", {"allergy_id": ids["allergy_retracted"],
+                                     "patient_id": ids["patient"], "retracted_at": instant(),
+                                     "reason": "entered in error: another patient"})
+    ids["allergy_other"] = record(ids["no_phone"], "allergy", "inn", "Unknownium")
 
 
 @pytest.fixture

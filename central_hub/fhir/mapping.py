@@ -8,9 +8,11 @@ diagnosis; every other row makes one resource).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sync_protocol import cose
@@ -217,6 +219,47 @@ def observation(row: dict[str, Any]) -> list[Resource]:
         referenceRange=[{"text": p["reference_range"]}] if p.get("reference_range") else None)]
 
 
+# -- allergies and intolerances ------------------------------------------------------------
+
+# The drug catalogue ships with the node; the hub reads its INN -> ATC codes as data.
+DRUG_CATALOGUE = Path(__file__).resolve().parents[2] / "edge_node" / "data" / "drugs.json"
+
+
+@functools.cache
+def atc_of_inn(path: Path = DRUG_CATALOGUE) -> dict[str, str]:
+    """INN (casefolded) -> ATC code, from the drug catalogue; empty when it is missing."""
+    try:
+        drugs = json.loads(path.read_text(encoding="utf-8"))["drugs"]
+    except (OSError, ValueError, KeyError):
+        log.warning("drug catalogue %s unreadable: allergies carry no ATC code", path)
+        return {}
+    return {inn.casefold(): d["atc"] for inn, d in drugs.items() if d.get("atc")}
+
+
+def allergy_intolerance(row: dict[str, Any]) -> list[Resource]:
+    substance = row["substance"]
+    if row["substance_type"] == "atc":
+        code: dict[str, Any] = {"coding": [{"system": s.ATC, "code": substance}],
+                                "text": substance}
+    else:
+        atc = atc_of_inn().get(substance.casefold())
+        code = {"coding": [{"system": s.ATC, "code": atc}] if atc else None, "text": substance}
+    retracted = bool(row.get("retracted_at"))
+    return [resource(
+        "AllergyIntolerance", row["fhir_id"], row,
+        clinicalStatus={"coding": [{"system": s.ALLERGY_CLINICAL,
+                                    "code": "inactive" if retracted else "active"}]},
+        verificationStatus={"coding": [{"system": s.ALLERGY_VERIFICATION,
+                                        "code": "confirmed"}]},
+        type=row["kind"], category=["medication"], code=code,
+        patient=ref("Patient", row["patient_id"]), recordedDate=row["recorded_at"],
+        recorder=ref("Practitioner", row.get("recorded_by")),
+        note=[{"text": f"Retracted {row['retracted_at']}: {row.get('retract_reason') or ''}"
+                       .strip()}] if retracted else None,
+        reaction=[{"manifestation": [{"text": row["reaction"]}],
+                   "severity": row.get("severity")}])]
+
+
 # -- prescriptions and dispenses ------------------------------------------------------------
 
 def request_status(row: dict[str, Any], now: str) -> str:
@@ -325,6 +368,9 @@ def provenance_targets(row: dict[str, Any]) -> list[str]:
         return [f"MedicationRequest/{subject}-{n}" for n in _ids(row.get("items"))]
     if kind == "MedicationDispensed":
         return [f"MedicationDispense/{row['fhir_id']}"]
+    if kind in ("AllergyRecorded", "AllergyRetracted"):
+        allergy_id = row.get("allergy_id") or payload_of(row).get("allergy_id")
+        return [f"AllergyIntolerance/{allergy_id}"] if allergy_id else []
     if kind == "LabResultRecorded":
         return [f"Observation/{row['fhir_id']}"]
     if kind == "VisitRecorded":

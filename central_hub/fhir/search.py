@@ -133,7 +133,7 @@ def _target(value: str) -> tuple[str, list[Any]]:
     by, types = TARGET_EVENTS[kind]
     if kind in ("MedicationRequest", "Condition"):
         rid = rid.rpartition("-")[0] or rid
-    column = "r.fhir_id" if by == "id" else "r.subject_id"
+    column = {"id": "r.fhir_id", "allergy": "r.allergy_id"}.get(by, "r.subject_id")
     return f"({column} = ? AND r.type IN ({types}))", [rid]
 
 

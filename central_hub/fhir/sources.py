@@ -44,7 +44,9 @@ class Source:
     def select(self, dialect: str) -> str:
         postgres = dialect == POSTGRESQL
         return self.sql.replace("{agg}", "string_agg" if postgres else "group_concat").replace(
-            "{greatest}", "GREATEST" if postgres else "MAX")
+            "{greatest}", "GREATEST" if postgres else "MAX").replace(
+            "{allergy_id}", "e.payload->>'allergy_id'" if postgres
+            else "json_extract(e.payload, '$.allergy_id')")
 
     def split_id(self, resource_id: str) -> tuple[str, ...] | None:
         if len(self.id_columns) == 1:
@@ -166,17 +168,28 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
                 "whenhandedover": Param(DATE, "r.dispensed_at", "when it was handed over"),
                 "prescription": Param(REFERENCE, "r.prescription_id", "the prescription "
                                       "(MedicationRequest/id)", target="MedicationRequest")}),
+    Source("AllergyIntolerance", (
+        "SELECT a.allergy_id AS fhir_id, a.*, f.region, "  # noqa: S608
+        # changed since: recorded or retracted, whichever came last
+        "{greatest}(a.hlc, COALESCE((SELECT x.hlc FROM hub_allergy_retractions x WHERE "
+        "x.allergy_id = a.allergy_id), a.hlc)) AS since "
+        # region least knowledge: the patient's facility's region, as for Patient
+        "FROM hub_allergies a LEFT JOIN hub_patients p ON p.patient_id = a.patient_id " +
+        _FACILITY.format(table="p")), mapping.allergy_intolerance, "r.fhir_id",
+        params={"patient": PATIENT}),
     Source("Provenance", (
         "SELECT e.id AS fhir_id, e.origin, e.seq, e.hlc, e.type, e.hash, e.subject_id, "
         "e.patient_id, e.region, e.hlc AS since, e.payload, CASE WHEN e.type IN "
         "('PrescriptionIssued', 'PrescriptionCancelled') THEN (SELECT "
         "{agg}(CAST(i.item_no AS TEXT), ',') FROM hub_prescription_items i WHERE "
-        "i.prescription_id = e.subject_id) END AS items FROM events e WHERE e.type IN "
+        "i.prescription_id = e.subject_id) END AS items, CASE WHEN e.type IN ('AllergyRecorded', "
+        "'AllergyRetracted') THEN {allergy_id} END AS allergy_id FROM events e WHERE e.type IN "
         "('PatientRegistered', 'PatientFieldChanged', 'PatientPhoneConfirmed', "
         "'FacilityRegistered', 'PractitionerRegistered', 'AppointmentBooked', "
         "'AppointmentCancelled', 'AppointmentRescheduled', 'AppointmentCheckedIn', "
         "'AppointmentCompleted', 'AppointmentNoShow', 'VisitRecorded', 'LabResultRecorded', "
-        "'PrescriptionIssued', 'PrescriptionCancelled', 'MedicationDispensed')"),
+        "'PrescriptionIssued', 'PrescriptionCancelled', 'MedicationDispensed', 'AllergyRecorded', "
+        "'AllergyRetracted')"),
         mapping.provenance, "r.fhir_id",
         params={"target": Param(REFERENCE, "", "the resource it stands behind (Type/id)"),
                 "patient": PATIENT}),
@@ -198,6 +211,7 @@ TARGET_EVENTS: dict[str, tuple[str, str]] = {
     "MedicationRequest": ("subject", "'PrescriptionIssued', 'PrescriptionCancelled'"),
     "MedicationDispense": ("id", "'MedicationDispensed'"),
     "Observation": ("id", "'LabResultRecorded'"),
+    "AllergyIntolerance": ("allergy", "'AllergyRecorded', 'AllergyRetracted'"),
 }
 COMMON_PARAMS = {"_id": "the logical id", "_count": "page size (Bundle links page on)",
                  "_offset": "where the page starts (set by the Bundle's links)"}

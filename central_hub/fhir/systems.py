@@ -46,6 +46,8 @@ COURSE_OF_THERAPY = "http://terminology.hl7.org/CodeSystem/medicationrequest-cou
 PROVENANCE_ACTIVITY = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PROVENANCE_AGENT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 UCUM = "http://unitsofmeasure.org"
 
 # our values -> FHIR codes
@@ -59,4 +61,5 @@ FACILITY_TYPE = {"clinic": ("prov", "Healthcare Provider"), "pharmacy": ("prov",
 PROVENANCE_ACTIVITY_OF = {"PatientRegistered": "CREATE", "FacilityRegistered": "CREATE",
                           "PractitionerRegistered": "CREATE", "AppointmentBooked": "CREATE",
                           "VisitRecorded": "CREATE", "LabResultRecorded": "CREATE",
-                          "PrescriptionIssued": "CREATE", "MedicationDispensed": "CREATE"}
+                          "PrescriptionIssued": "CREATE", "MedicationDispensed": "CREATE",
+                          "AllergyRecorded": "CREATE"}
