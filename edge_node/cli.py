@@ -11,6 +11,11 @@ from pathlib import Path
 
 import click
 
+from sync_protocol.bundle_passphrase import (
+    bundle_key_is_encrypted,
+    get_passphrase,
+    passphrase_file_option,
+)
 from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid
@@ -61,23 +66,33 @@ def main(verbose: bool) -> None:
               help="Enrolment bundle from dmed-provision add-node: gives the node its identity")
 @click.option("--node-id", default=None,
               help="Node identity without a bundle (development only: cannot sign or sync)")
-def init(database: str | None, bundle: str | None, node_id: str | None) -> None:
+@passphrase_file_option
+def init(database: str | None, bundle: str | None, node_id: str | None,
+         passphrase_file: Path | None) -> None:
     """Create or upgrade the node database and give the node its identity."""
     from sync_protocol.trust import identity_of
 
     from .credentials import install_bundle, load_credentials
     from .enrolment import enrolment_dir, is_enrolled
     from .services.clock import confirm_clock
+    password = None
+    if bundle:  # decrypt and check before anything is written (issue 16)
+        password = (get_passphrase(passphrase_file, confirm=False)
+                    if bundle_key_is_encrypted(bundle) else None)
+        try:
+            load_credentials(bundle, password)
+        except ProtocolError as e:
+            raise click.ClickException(str(e)) from e
     store = _store(database)
     if store.state("node_id") is None:
         if bundle is None and is_enrolled(store.path.parent):
             bundle = str(enrolment_dir(store.path.parent))  # `dmed-node enrol` put it there
         if bundle:
             try:
-                credentials = load_credentials(bundle)
+                credentials = load_credentials(bundle, password)
                 identity = identity_of(credentials.cert)
                 installed = (Path(bundle) if Path(bundle) == enrolment_dir(store.path.parent)
-                             else install_bundle(bundle, store.path.parent))
+                             else install_bundle(bundle, store.path.parent, password))
             except (ProtocolError, OSError) as e:
                 raise click.ClickException(str(e)) from e
             store.initialise(identity.node_id)

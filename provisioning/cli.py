@@ -17,6 +17,11 @@ import click
 
 from provisioning.keystore import CaStore, read_bundle
 from provisioning.pki import KeyAlgorithm
+from sync_protocol.bundle_passphrase import (
+    bundle_key_is_encrypted,
+    get_passphrase,
+    passphrase_file_option,
+)
 from sync_protocol.cli_errors import ClearErrors
 from sync_protocol.errors import ProtocolError
 from sync_protocol.trust import identity_of, kid_of, region_code_of
@@ -107,22 +112,30 @@ def add_region(directory: Path, code: str, name: str, algorithm: str) -> None:
               help="Where to write the enrolment bundle: a new directory, or a file if "
                    "the name ends in .json.")
 @algorithm_option
+@passphrase_file_option
+@click.option("--insecure-plain-key", is_flag=True,
+              help="Write the key unencrypted: ONLY for the loopback demo and tests, never "
+                   "for a real node.")
 @_library_errors
 def add_node(directory: Path, region_code: str, node_id: str, facility_code: str, kind: str,
-             out: Path, algorithm: str) -> None:
+             out: Path, algorithm: str, passphrase_file: Path | None,
+             insecure_plain_key: bool) -> None:
     """Issue a node key and certificate (2 years) and write its enrolment bundle.
 
-    The bundle holds the node's private key (file mode 0600) with its certificate, chain and
-    the current trust list. The key is not kept in the store: hand the bundle to the node on
-    a medium you control and delete it afterwards.
+    The bundle holds the node's private key (file mode 0600), encrypted with a passphrase of
+    at least 12 characters (--passphrase-file, $DMED_BUNDLE_PASSPHRASE, or asked twice), with
+    its certificate, chain and the current trust list. The key is not kept in the store:
+    hand the bundle to the node on a medium you control and delete it afterwards.
+    --insecure-plain-key writes the key in clear: loopback demo and tests only.
     """
     from provisioning.facilities import list_facilities, signed_facility
+    passphrase = None if insecure_plain_key else get_passphrase(passphrase_file, confirm=True)
     store = _store(directory)
     provisioned = {f.code for f in list_facilities(store)}
     # The facility rides with the bundle when the region recorded it (add-facility).
     facility = signed_facility(store, facility_code) if facility_code in provisioned else None
     bundle = store.add_node(region_code, node_id, facility_code, kind, out=out,
-                            algorithm=algorithm, facility=facility)
+                            algorithm=algorithm, facility=facility, passphrase=passphrase)
     click.echo(f"Node {node_id} ({kind}, facility {facility_code}, region {region_code}) "
                f"enrolled: kid {bundle.node.kid.hex()}, valid until "
                f"{_until(bundle.node.cert)}. Bundle written to {out}.")
@@ -183,10 +196,11 @@ def show(directory: Path) -> None:
 
 @main.command("check-bundle")
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@passphrase_file_option
 @_library_errors
-def check_bundle(bundle: Path) -> None:
+def check_bundle(bundle: Path, passphrase_file: Path | None) -> None:
     """Check an enrolment bundle: key matches certificate, and the chain verifies now."""
-    loaded = read_bundle(bundle)
+    loaded = read_bundle(bundle, _bundle_passphrase(bundle, passphrase_file))
     verdict = loaded.verify(datetime.now(UTC))
     identity = loaded.identity
     if not verdict.ok:
@@ -195,6 +209,12 @@ def check_bundle(bundle: Path) -> None:
     click.echo(f"Bundle for {identity.kind} node {identity.node_id} (facility "
                f"{identity.facility_code}, region {identity.region_code}) verifies; "
                f"trust list digest {loaded.trust_list.digest()}.")
+
+
+def _bundle_passphrase(bundle: Path, passphrase_file: Path | None) -> bytes | None:
+    """The passphrase if the bundle's key is encrypted, else None (an old, clear bundle)."""
+    return (get_passphrase(passphrase_file, confirm=False)
+            if bundle_key_is_encrypted(bundle) else None)
 
 
 # Facility and enrolment-desk commands register themselves on `main`.

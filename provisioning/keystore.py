@@ -200,13 +200,16 @@ def make_private_dir(directory: str | Path) -> Path:
     return directory
 
 
-def write_bundle(bundle: EnrolmentBundle, out: str | Path) -> Path:
-    """Write a bundle as one JSON file (if `out` ends in .json) or as a new directory."""
+def write_bundle(bundle: EnrolmentBundle, out: str | Path,
+                 passphrase: bytes | None = None) -> Path:
+    """Write a bundle as one JSON file (if `out` ends in .json) or as a new directory.
+
+    With `passphrase`, the key is PKCS#8 encrypted (BestAvailableEncryption)."""
     out = Path(out)
     if out.suffix == ".json":
         data = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
                 "node_id": bundle.identity.node_id,
-                "key": key_to_pem(bundle.node.key).decode("ascii"),
+                "key": key_to_pem(bundle.node.key, passphrase).decode("ascii"),
                 "cert": certificates_to_pem([bundle.node.cert]).decode("ascii"),
                 "chain": [certificates_to_pem([c]).decode("ascii") for c in bundle.node.chain],
                 "trust_list": bundle.trust_list.to_dict()}
@@ -215,7 +218,7 @@ def write_bundle(bundle: EnrolmentBundle, out: str | Path) -> Path:
         write_secret(out, json.dumps(data, sort_keys=True, indent=2).encode("utf-8"))
     else:
         make_private_dir(out)
-        write_private_key(out / BUNDLE_FILES["key"], bundle.node.key)
+        write_private_key(out / BUNDLE_FILES["key"], bundle.node.key, password=passphrase)
         write_certificates(out / BUNDLE_FILES["cert"], [bundle.node.cert])
         write_certificates(out / BUNDLE_FILES["chain"], bundle.node.chain)
         write_trust_list(out / BUNDLE_FILES["trust_list"], bundle.trust_list)
@@ -226,10 +229,10 @@ def write_bundle(bundle: EnrolmentBundle, out: str | Path) -> Path:
     return out
 
 
-def read_bundle(path: str | Path) -> EnrolmentBundle:
+def read_bundle(path: str | Path, passphrase: bytes | None = None) -> EnrolmentBundle:
     """Read a bundle in either form (sync_protocol.enrolment); the key must match the cert."""
     with _keystore_errors():
-        read = read_enrolment(path)
+        read = read_enrolment(path, passphrase)
     return EnrolmentBundle(Credential(read.key, read.cert, read.chain), read.trust_list,
                            read.facility)
 
@@ -309,10 +312,12 @@ class CaStore:
     def add_node(self, region_code: str, node_id: str, facility_code: str,
                  kind: NodeKind | str, *, out: str | Path | None = None,
                  algorithm: KeyAlgorithm | str = KeyAlgorithm.EC_P256,
-                 now: datetime | None = None, facility: dict | None = None) -> EnrolmentBundle:
+                 now: datetime | None = None, facility: dict | None = None,
+                 passphrase: bytes | None = None) -> EnrolmentBundle:
         """Issue a node key and certificate; write its bundle to `out` if given.
 
-        `facility`: the region's signed facility record, carried by the bundle."""
+        `facility`: the region's signed facility record, carried by the bundle.
+        `passphrase`: encrypts the bundle's key (None writes it in clear: tests, demo)."""
         now = datetime.now(UTC) if now is None else now
         with self._locked():
             trust_list = self.trust_list()
@@ -325,7 +330,7 @@ class CaStore:
             trust_list.add_certificate(node.cert)
             bundle = make_bundle(node, trust_list, facility)
             if out is not None:
-                write_bundle(bundle, out)
+                write_bundle(bundle, out, passphrase)
             write_trust_list(self.trust_list_path, trust_list)
         return bundle
 

@@ -83,10 +83,13 @@ class Enrolment:
         return identity_of(self.cert)
 
 
-def read_enrolment(path: str | Path) -> Enrolment:
-    """Read a bundle in either form: a directory, or a single JSON file."""
+def read_enrolment(path: str | Path, password: bytes | None = None) -> Enrolment:
+    """Read a bundle in either form: a directory, or a single JSON file.
+
+    `password`: the bundle's passphrase when add-node encrypted its key (issue 16)."""
     path = Path(path)
-    enrolment = _read_directory(path) if path.is_dir() else _read_json(path)
+    enrolment = (_read_directory(path, password) if path.is_dir()
+                 else _read_json(path, password))
     log.info("read enrolment bundle %s (certificate %s)", path, enrolment.kid.hex())
     return enrolment
 
@@ -140,7 +143,7 @@ def read_trust_list(path: str | Path) -> TrustList:
                              code=INVALID_TRUST_LIST, path=str(path), error=e.text) from e
 
 
-def _read_directory(path: Path) -> Enrolment:
+def _read_directory(path: Path, password: bytes | None = None) -> Enrolment:
     facility = None
     if (path / FACILITY_FILE).exists():
         try:
@@ -148,13 +151,13 @@ def _read_directory(path: Path) -> Enrolment:
         except ValueError as e:
             raise EnrolmentError("%(path)s is not valid JSON.", code=INVALID_BUNDLE,
                                  path=str(path / FACILITY_FILE)) from e
-    return Enrolment(read_private_key(path / BUNDLE_FILES["key"]),
+    return Enrolment(read_private_key(path / BUNDLE_FILES["key"], password),
                      read_certificate(path / BUNDLE_FILES["cert"]),
                      tuple(read_certificates(path / BUNDLE_FILES["chain"])),
                      read_trust_list(path / BUNDLE_FILES["trust_list"]), facility)
 
 
-def _read_json(path: Path) -> Enrolment:
+def _read_json(path: Path, password: bytes | None = None) -> Enrolment:
     raw = _read_bytes(path)
     _warn_if_shared(path)
     try:
@@ -163,7 +166,7 @@ def _read_json(path: Path) -> Enrolment:
                 or data.get("version") != BUNDLE_VERSION):
             raise EnrolmentError("%(path)s is not an enrolment bundle.", code=INVALID_BUNDLE,
                                  path=str(path))
-        key = key_from_pem(data["key"].encode("ascii"), source=str(path))
+        key_pem = data["key"].encode("ascii")
         cert = x509.load_pem_x509_certificate(data["cert"].encode("ascii"))
         chain = tuple(x509.load_pem_x509_certificate(c.encode("ascii")) for c in data["chain"])
         trust_list = TrustList.from_dict(data["trust_list"])
@@ -171,7 +174,13 @@ def _read_json(path: Path) -> Enrolment:
         # TrustListInvalid is a ValueError; the message is ours and names the file only.
         raise EnrolmentError("%(path)s is not a readable enrolment bundle.",
                              code=INVALID_BUNDLE, path=str(path)) from e
+    key = key_from_pem(key_pem, password, source=str(path))
     return Enrolment(key, cert, chain, trust_list, data.get("facility"))
+
+
+def key_is_encrypted(data: bytes) -> bool:
+    """True for a passphrase-protected PEM key (PKCS#8 or legacy OpenSSL)."""
+    return b"ENCRYPTED" in data.split(b"-----END", 1)[0]
 
 
 def _read_bytes(path: Path) -> bytes:

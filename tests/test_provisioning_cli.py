@@ -68,7 +68,8 @@ def _store(runner, tmp_path):
 
 
 def _add_node(runner, store, node_id, kind, out):
-    return _ok(runner, "add-node", "--dir", store, "--region", "TAS", "--node-id", node_id,
+    return _ok(runner, "add-node", "--insecure-plain-key",
+        "--dir", store, "--region", "TAS", "--node-id", node_id,
                "--facility", "TAS-1", "--kind", kind, "--out", out)
 
 
@@ -119,7 +120,8 @@ def test_an_ed25519_store_issues_verifiable_nodes(runner, tmp_path):
     _ok(runner, "init-root", "--dir", store, "--name", "Root", "--algorithm", "ed25519")
     _ok(runner, "add-region", "--dir", store, "--code", "TAS", "--name", "T",
         "--algorithm", "ed25519")
-    _ok(runner, "add-node", "--dir", store, "--region", "TAS", "--node-id", "n1", "--facility",
+    _ok(runner, "add-node", "--insecure-plain-key",
+        "--dir", store, "--region", "TAS", "--node-id", "n1", "--facility",
         "F", "--kind", "clinic", "--out", tmp_path / "b", "--algorithm", "ed25519")
     assert "verifies" in _ok(runner, "check-bundle", tmp_path / "b").output
 
@@ -171,11 +173,14 @@ def test_commands_need_a_store(runner, tmp_path, args, message):
     (["init-root", "--name", "Again"], "holds a root already", 1),
     (["add-region", "--code", "TAS", "--name", "Again"], "exists already", 1),
     (["add-region", "--code", "tas", "--name", "Lower"], "does not match", 1),
-    (["add-node", "--region", "SAM", "--node-id", "n1", "--facility", "F", "--kind", "clinic",
+    (["add-node", "--insecure-plain-key",
+        "--region", "SAM", "--node-id", "n1", "--facility", "F", "--kind", "clinic",
       "--out", "b.json"], "Region SAM is not in this store", 1),
-    (["add-node", "--region", "TAS", "--node-id", "bad id!", "--facility", "F", "--kind",
+    (["add-node", "--insecure-plain-key",
+        "--region", "TAS", "--node-id", "bad id!", "--facility", "F", "--kind",
       "clinic", "--out", "b.json"], "node_id 'bad id!' does not match", 1),
-    (["add-node", "--region", "TAS", "--node-id", "n1", "--facility", "F", "--kind",
+    (["add-node", "--insecure-plain-key",
+        "--region", "TAS", "--node-id", "n1", "--facility", "F", "--kind",
       "hospital", "--out", "b.json"], "'hospital' is not one of", 2),
     (["revoke", "--node-id", "nobody", "--reason", "x"], "nobody is not in this store", 1),
     (["revoke", "--reason", "x"], "exactly one of", 2),
@@ -192,7 +197,8 @@ def test_errors_are_clear_messages(runner, tmp_path, monkeypatch, args, message,
 def test_a_node_with_a_valid_certificate_is_not_enrolled_twice(runner, tmp_path):
     store = _store(runner, tmp_path)
     _add_node(runner, store, "n1", "clinic", tmp_path / "one.json")
-    output = _fails(runner, "add-node", "--dir", store, "--region", "TAS", "--node-id", "n1",
+    output = _fails(runner, "add-node", "--insecure-plain-key",
+        "--dir", store, "--region", "TAS", "--node-id", "n1",
                     "--facility", "F", "--kind", "clinic", "--out", tmp_path / "two.json")
     assert "revoke it first" in output and not (tmp_path / "two.json").exists()
     _ok(runner, "revoke", "--dir", store, "--node-id", "n1", "--reason", "superseded")
@@ -205,7 +211,8 @@ def test_an_unwritable_bundle_records_nothing(runner, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
     before = (store / "trust-list.json").read_bytes()
-    output = _fails(runner, "add-node", "--dir", store, "--region", "TAS", "--node-id", "n1",
+    output = _fails(runner, "add-node", "--insecure-plain-key",
+        "--dir", store, "--region", "TAS", "--node-id", "n1",
                     "--facility", "F", "--kind", "pharmacy", "--out", tmp_path / "taken")
     assert "not an empty directory" in output
     assert (store / "trust-list.json").read_bytes() == before

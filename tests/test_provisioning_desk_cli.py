@@ -59,7 +59,8 @@ def test_add_facility_lists_it_and_refuses_bad_hours(runner, ca_dir):
 
 def test_add_node_bundle_carries_the_provisioned_facility(runner, ca_dir, tmp_path):
     out = tmp_path / "b.json"
-    result = run(runner, "add-node", "--dir", ca_dir, "--region", "TAS", "--node-id", "n1",
+    result = run(runner, "add-node", "--insecure-plain-key",
+        "--dir", ca_dir, "--region", "TAS", "--node-id", "n1",
                  "--facility", "TAS-POL-012", "--kind", "clinic", "--out", out)
     assert result.exit_code == 0, result.output
     assert read_bundle(out).facility["record"]["names"]["en"] == "Polyclinic No 12"
