@@ -7,6 +7,9 @@ for at the counter, and a busy hub answering 503 would only push the pharmacy of
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from flask import Blueprint, Flask, request
 
@@ -34,37 +37,37 @@ def _json(body: bytes) -> object:
         raise ClaimInvalid("The body is not JSON") from e
 
 
-@bp.post(CLAIM_PATH)
-def claim():
+@contextmanager
+def _signed_claim() -> Iterator[tuple[Any, Any, object]]:
+    """The hub, the node that signed the request and its JSON body; errors after the
+    signature checked go on the node's line (api_sync.noting_errors)."""
     current = hub()
     body = request.get_data(cache=False)
     node, _kid = authenticate(current, body)
     with noting_errors(current, node):
-        asked = ClaimRequest.from_dict(_json(body))
-        answer = claims.claim(current.storage, node, asked, current.now(),
-                              current.trust.trust_list)
+        yield current, node, _json(body)
+
+
+@bp.post(CLAIM_PATH)
+def claim():
+    with _signed_claim() as (current, node, data):
+        answer = claims.claim(current.storage, node, ClaimRequest.from_dict(data),
+                              current.now(), current.trust.trust_list)
     return respond(answer)
 
 
 @bp.post(CLAIM_STATUS_PATH)
 def claim_status():
-    current = hub()
-    body = request.get_data(cache=False)
-    node, _kid = authenticate(current, body)
-    with noting_errors(current, node):
-        asked = ClaimRequest.from_dict(_json(body), status_only=True)
-        answer = claims.status(current.storage, node, asked, current.now(),
+    with _signed_claim() as (current, node, data):
+        answer = claims.status(current.storage, node,
+                               ClaimRequest.from_dict(data, status_only=True), current.now(),
                                current.trust.trust_list)
     return respond(answer)
 
 
 @bp.post(CLAIM_RELEASE_PATH)
 def claim_release():
-    current = hub()
-    body = request.get_data(cache=False)
-    node, _kid = authenticate(current, body)
-    with noting_errors(current, node):
-        data = _json(body)
+    with _signed_claim() as (current, node, data):
         claim_id = data.get("claim_id") if isinstance(data, dict) else None
         if not isinstance(claim_id, str) or not 1 <= len(claim_id) <= 64:
             raise ClaimInvalid("claim_id is required", field="claim_id")
