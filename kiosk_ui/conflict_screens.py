@@ -12,10 +12,11 @@ from flask_babel import gettext
 
 from edge_node.errors import NotFound
 from edge_node.services import conflicts, facilities
+from edge_node.web.context import store
 
 from . import labels
 from .auth import signed_in, to_sign_in
-from .common import fmt_datetime, remember_language, store
+from .common import fmt_datetime, remember_language
 from .desk import render
 from .errors import register_html_errors
 from .security import protect

@@ -20,12 +20,13 @@ from edge_node.services import (
 )
 from edge_node.services.access import Actor
 from edge_node.web import device_cookies
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 from sync_protocol.mrz import parse_mrz
 from sync_protocol.timeutil import from_instant, local_date
 
 from .auth import TOKEN_KEY, safe_next, signed_in, to_sign_in
-from .common import error_text, remember_language, store, today, ui_now
+from .common import error_text, remember_language, today, ui_now
 from .errors import register_html_errors
 from .security import protect
 from .slots import chosen_day, free_days

@@ -10,10 +10,11 @@ from flask_babel import gettext
 
 from edge_node.errors import NotFound, ValidationFailed
 from edge_node.services import appointments, facilities, patients
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 
 from .auth import safe_next, signed_in, to_sign_in
-from .common import remember_language, store, ui_now
+from .common import remember_language, ui_now
 from .desk import render
 from .errors import register_html_errors
 from .security import protect

@@ -11,11 +11,12 @@ from flask_babel import gettext
 
 from edge_node.errors import Forbidden, ValidationFailed
 from edge_node.services import allergies, appointments, card, clinical, icd10_search
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 
 from . import labels, prescriptions_hook
 from .auth import signed_in, to_sign_in
-from .common import error_text, locale_code, remember_language, store, today, ui_now
+from .common import error_text, locale_code, remember_language, today, ui_now
 from .desk import _summary, render, with_patient_names
 from .errors import register_html_errors
 from .security import protect

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from edge_node.errors import NotFound, ValidationFailed
 from edge_node.services import appointments, facilities, kiosk_identity
 from edge_node.services.patients import get_patient
+from edge_node.web.context import store
 from sync_protocol.errors import InvalidPinfl, ProtocolError
 from sync_protocol.identifiers import PINFL_LENGTH, parse_pinfl
 from sync_protocol.mrz import MAX_MRZ_TEXT, parse_mrz
@@ -20,7 +21,7 @@ from sync_protocol.timeutil import from_instant, local_date
 
 from . import kiosk_session as ks
 from . import prescriptions_hook
-from .common import error_text, remember_language, store, today, ui_now
+from .common import error_text, remember_language, today, ui_now
 from .errors import register_html_errors
 from .patient_words import pinfl_advice
 from .security import protect

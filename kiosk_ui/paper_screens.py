@@ -15,11 +15,12 @@ from flask_babel import lazy_gettext as _l
 from edge_node.catalogue import Catalogue
 from edge_node.errors import ValidationFailed
 from edge_node.services import facilities, paper
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import TASHKENT, to_instant
 
 from .auth import signed_in, to_sign_in
-from .common import remember_language, store, ui_now
+from .common import remember_language, ui_now
 from .desk import _summary, render
 from .errors import register_html_errors
 from .prescribe import ITEM_ERROR

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from edge_node.errors import NodeNotInitialised
 from edge_node.services import allergies, facilities, patients, prescribing, remote_requests
+from edge_node.web.context import credentials, store
 from sync_protocol.errors import ProtocolError
 
 from . import drug_rules, prescriptions_hook
 from .auth import signed_in, to_sign_in
-from .common import error_text, locale_code, remember_language, store
+from .common import error_text, locale_code, remember_language
 from .desk import _summary, render
 from .errors import register_html_errors
 from .security import protect
@@ -175,12 +175,9 @@ def _form(patient_id: str, remote: dict | None = None):
 def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None = None,
           note: str = ""):
     filled = [r for r in rows if r["inn"]] or rows[:1]
-    credentials = current_app.extensions.get("dmed_credentials")
     override = request.form.get("allergy_override", "").strip() or None
     try:
-        if credentials is None:
-            raise NodeNotInitialised("This node has no enrolment bundle (DMED_NODE_BUNDLE): it "
-                                     "cannot sign or verify prescriptions")
+        signer = credentials()
         # An empty choice takes what the screen showed selected (the first form and
         # strength); anything sent is checked as sent, never replaced.
         shown = [_row_view(r, False) for r in filled]
@@ -189,11 +186,11 @@ def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None 
                         for r, v in zip(filled, shown, strict=True)])
         if remote:
             issued = remote_requests.approve(
-                store(), g.actor, credentials, remote["request_id"], items=items,
+                store(), g.actor, signer, remote["request_id"], items=items,
                 validity_days=_number(validity), note=note or None, allergy_override=override)
         else:
             issued = prescribing.issue_prescription(
-                store(), g.actor, credentials, patient_id=patient_id, items=items,
+                store(), g.actor, signer, patient_id=patient_id, items=items,
                 validity_days=_number(validity), allergy_override=override)
     except ProtocolError as e:
         return _page(patient_id, filled, e, validity=validity, remote=remote, note=note)

@@ -17,8 +17,7 @@ from flask import current_app, url_for
 from markupsafe import Markup
 
 from edge_node.services.access import Actor
-
-from .common import store
+from edge_node.web.context import store
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_babel import gettext
 
 from edge_node.services import patients, remote_requests
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 
 from .auth import signed_in, to_sign_in
-from .common import remember_language, store
+from .common import remember_language
 from .desk import render
 from .errors import register_html_errors
 from .security import protect
