@@ -226,7 +226,7 @@ def _seed_and_play(root: Path, bundles: dict[str, Path], hub_url: str,
     story["request"] = demo_story.call_centre_request(hub_url, demo_patients[2])
     for node in nodes.values():  # the pad and the request reach the clinic, the rx the pharmacies
         node["agent"].run_once()
-    clinic_name = facilities.get_facility(clinic["store"].reader(),
+    clinic_name = facilities.get_facility(clinic["store"],
                                           seeded["clinic"]["facility_id"])["name"]
     return {"nodes": nodes, "ports": ports, "seeded": seeded, "story": story,
             "hub_url": hub_url, "clinic": clinic_name}

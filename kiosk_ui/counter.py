@@ -25,9 +25,9 @@ from sync_protocol.timeutil import utc_now
 from . import verdicts
 from .auth import signed_in, to_sign_in
 from .common import error_text, fmt_datetime, remember_language
-from .desk import render
 from .errors import register_html_errors
 from .security import protect
+from .workstation import render
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def lookup():
         verdict = dispensing.check_code(store(), g.actor, trusted, row["qr"]) \
             if row.get("qr") else None
         row["view"] = verdicts.describe(verdict) if verdict else None
-        row["medicines"] = counter_aids.medicine_names(store().reader(), row["prescription_id"])
+        row["medicines"] = counter_aids.medicine_names(store(), row["prescription_id"])
     return render("counter/lookup.html", query=query, found=found)
 
 

@@ -16,9 +16,9 @@ from sync_protocol.errors import ProtocolError
 
 from .auth import signed_in, to_sign_in
 from .common import remember_language
-from .desk import render
 from .errors import register_html_errors
 from .security import protect
+from .workstation import render
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,8 @@ def list_requests():
 
 def _show(request_id: str, error: ProtocolError | None = None, note: str = ""):
     g.actor.require("prescribe")
-    reader = store().reader()
-    row = dict(remote_requests.get_request(reader, request_id))
-    patient = patients.patient_summary(patients.get_patient(reader, row["patient_id"]))
+    row = remote_requests.get_request(store(), request_id)
+    patient = patients.get_summary(store(), row["patient_id"])
     return render("desk/request.html", error, remote=row, patient=patient, note=note,
                   is_open=row["status"] == remote_requests.REQUESTED)
 

@@ -16,7 +16,8 @@ from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instan
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..store import NodeStore, Transaction
 from .access import Actor
-from .patients import get_patient
+from .patients import load_patient
+from .records import AppointmentRecord, record
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
     now = now or utc_now()
     appointment_id = new_ulid()
     with store.transaction() as tx:
-        get_patient(tx.conn, patient_id)
+        load_patient(tx.conn, patient_id)
         _free_slot(tx, practitioner_id, start, now)
         day = local_date(from_instant(start))
         begin = datetime.combine(day, time(0), tzinfo=TASHKENT)
@@ -91,7 +92,12 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
     return appointment_id
 
 
-def get_appointment(conn: sqlite3.Connection, appointment_id: str) -> sqlite3.Row:
+def get_appointment(store: NodeStore, appointment_id: str) -> AppointmentRecord:
+    return record(load_appointment(store.reader(), appointment_id), AppointmentRecord)
+
+
+def load_appointment(conn: sqlite3.Connection, appointment_id: str) -> sqlite3.Row:
+    """The appointment's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM appointments WHERE appointment_id = ?",
                        (appointment_id,)).fetchone()
     if row is None:
@@ -101,7 +107,7 @@ def get_appointment(conn: sqlite3.Connection, appointment_id: str) -> sqlite3.Ro
 
 
 def _booked(tx: Transaction, actor: Actor, appointment_id: str) -> sqlite3.Row:
-    row = get_appointment(tx.conn, appointment_id)
+    row = load_appointment(tx.conn, appointment_id)
     _require_booking_right(actor, row["patient_id"])
     if row["status"] != "booked":
         raise Conflict("The appointment is %(status)s and can no longer be changed",
@@ -137,7 +143,7 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
     """Check in for today's visit; returns the queue number at that doctor today."""
     now = now or utc_now()
     with store.transaction() as tx:
-        row = get_appointment(tx.conn, appointment_id)
+        row = load_appointment(tx.conn, appointment_id)
         if not (actor.can("check_in") or actor.patient_id == row["patient_id"]):
             raise Forbidden("You may only check in for your own appointment")
         if row["status"] != "booked":
@@ -161,7 +167,7 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
 def complete(store: NodeStore, actor: Actor, appointment_id: str) -> None:
     actor.require("complete_visit")
     with store.transaction() as tx:
-        row = get_appointment(tx.conn, appointment_id)
+        row = load_appointment(tx.conn, appointment_id)
         if row["status"] not in ("booked", "checked_in"):
             raise Conflict("The appointment is %(status)s and cannot be completed",
                            field="appointment_id", code="not_open", status=row["status"])
@@ -172,7 +178,7 @@ def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
                  now: datetime | None = None) -> None:
     actor.require("check_in")
     with store.transaction() as tx:
-        row = get_appointment(tx.conn, appointment_id)
+        row = load_appointment(tx.conn, appointment_id)
         if row["status"] != "booked":
             raise Conflict("The appointment is %(status)s, not waiting", field="appointment_id",
                            code="not_booked", status=row["status"])

@@ -31,6 +31,7 @@ from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..store import NodeStore, Transaction
 from . import prescribing
 from .access import Actor
+from .records import RemoteRequestRecord, record
 from .sms import queue_sms
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,12 @@ def count_requests(store: NodeStore, actor: Actor, status: str = REQUESTED) -> i
     return int(row["n"]) if row else 0
 
 
-def get_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+def get_request(store: NodeStore, request_id: str) -> RemoteRequestRecord:
+    return record(load_request(store.reader(), request_id), RemoteRequestRecord)
+
+
+def load_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+    """The remote request's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM remote_requests WHERE request_id = ?",
                        (request_id,)).fetchone()
     if row is None:
@@ -94,7 +100,7 @@ def _open_request(conn: sqlite3.Connection, actor: Actor, request_id: str) -> sq
     actor.require("prescribe")
     if not actor.practitioner_id:
         raise Forbidden("Only a doctor linked to a practitioner record can prescribe")
-    row = get_request(conn, request_id)
+    row = load_request(conn, request_id)
     if row["status"] != REQUESTED:
         raise Conflict("This request has already been decided", field="request_id",
                        code="already_decided", status=row["status"])

@@ -66,7 +66,7 @@ def issue(data):
 @endpoint(bp, "GET", "/patients/<patient_id>/prescriptions",
           summary="A patient's prescriptions with their items")
 def list_for_patient(patient_id):
-    get_patient(store().reader(), patient_id)
+    get_patient(store(), patient_id)
     return jsonify({"prescriptions": prescribing.patient_prescriptions(store(), g.actor,
                                                                        patient_id)})
 
@@ -83,7 +83,7 @@ def cancel(prescription_id, data):
 def qr_image(prescription_id, fmt):
     if not (g.actor.can("prescribe") or g.actor.can("dispense")):
         g.actor.require("prescribe")
-    row = prescribing.get_prescription(store().reader(), prescription_id)
+    row = prescribing.get_prescription(store(), prescription_id)
     if fmt == "svg":
         return Response(qr.render_svg(row["qr"]), mimetype="image/svg+xml")
     if fmt == "png":
