@@ -54,7 +54,7 @@ def current_verdict() -> dispensing.Verdict | None:
     code = session.get(CODE_KEY)
     if not code:
         return None
-    return dispensing.check_code(store(), g.actor, trust_list(), code,
+    return dispensing.verdict_for(store(), g.actor, trust_list(), code,
                                  typed_pinfl=session.get(PINFL_KEY) or None)
 
 
@@ -118,6 +118,8 @@ def scan():
         except ProtocolError as e:
             session.pop(CODE_KEY, None)
             return _page(e)
+    # Kept now (a write, on this POST): the page shown next only reads its verdict.
+    dispensing.record_scan(store(), g.actor, trust_list(), code, typed_pinfl=pinfl)
     session[CODE_KEY] = code
     session[PINFL_KEY] = pinfl or ""
     session.pop(RECEIPT_KEY, None)
@@ -247,7 +249,7 @@ def lookup():
     trusted = trust_list()
     for row in found["prescriptions"]:
         # A verdict per prescription from its stored code; paper ones have none to check.
-        verdict = dispensing.check_code(store(), g.actor, trusted, row["qr"]) \
+        verdict = dispensing.verdict_for(store(), g.actor, trusted, row["qr"]) \
             if row.get("qr") else None
         row["view"] = verdicts.describe(verdict) if verdict else None
         row["medicines"] = counter_aids.medicine_names(store(), row["prescription_id"])

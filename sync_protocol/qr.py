@@ -389,7 +389,7 @@ def verify(text: object, certificates: Iterable[x509.Certificate], now: datetime
     This checks the signature chain only (who signed, with a key its chain vouches for, and
     within the times above). It does not know the patient at the counter, whether the signer
     may prescribe, revocations and cancellations, or what was dispensed already: those are
-    the counter's checks, in ``edge_node.services.dispensing.check_code``. A caller who
+    the counter's checks, in ``edge_node.services.dispensing.verdict_for``. A caller who
     wants the full verdict calls that.
     """
     if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):

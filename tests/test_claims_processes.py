@@ -189,7 +189,7 @@ def test_a_hub_killed_after_granting_keeps_the_claim_until_the_dispense_arrives(
                 code=rx["qr"], **PACK)
         assert [c["claim_id"] for c in refused.value.answer["claims"]] == \
             [granted["claim_id"]]
-        dispensing.check_code(one.store, one.actor("pharmacist"), one.credentials.trust_list,
+        dispensing.record_scan(one.store, one.actor("pharmacist"), one.credentials.trust_list,
                               rx["qr"])  # the pharmacist's scan: the code is now known here
         dispensing.dispense(one.store, one.actor("pharmacist"), facility_id=one.facility_id,
                             prescription_id=rx["prescription_id"], item_no=1, quantity=20,

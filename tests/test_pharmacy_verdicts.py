@@ -24,7 +24,7 @@ def rx(store, seeded, actor_for, clinic_credentials):
 
 
 def check(store, actor_for, trust_list, code, **kw):
-    return dispensing.check_code(store, actor_for("pharmacist"), trust_list, code, **kw)
+    return dispensing.record_scan(store, actor_for("pharmacist"), trust_list, code, **kw)
 
 
 def give(store, actor_for, rx, item_no, quantity, **kw):

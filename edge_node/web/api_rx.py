@@ -96,7 +96,7 @@ def qr_image(prescription_id, fmt):
           body=obj({"code": {"type": "string", "maxLength": 100_000}}, {"pinfl": STR}))
 def verify(data):
     typed = dispensing.parse_typed_pinfl(data.get("pinfl"))
-    verdict = dispensing.check_code(store(), g.actor, trust_list(), data["code"],
+    verdict = dispensing.record_scan(store(), g.actor, trust_list(), data["code"],
                                     typed_pinfl=typed)
     return jsonify(verdict_json(verdict))
 
