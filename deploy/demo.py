@@ -43,8 +43,8 @@ from edge_node.store import NodeStore
 from edge_node.web import create_app as create_node
 from edge_node.web.serving import create_node_server
 from provisioning.keystore import CaStore
+from sync_protocol.certificates import NodeKind
 from sync_protocol.identifiers import format_pad_serial
-from sync_protocol.trust import NodeKind
 
 log = logging.getLogger("demo")
 

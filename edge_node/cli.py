@@ -70,7 +70,7 @@ def main(verbose: bool) -> None:
 def init(database: str | None, bundle: str | None, node_id: str | None,
          passphrase_file: Path | None) -> None:
     """Create or upgrade the node database and give the node its identity."""
-    from sync_protocol.trust import identity_of
+    from sync_protocol.certificates import identity_of
 
     from .credentials import install_bundle, load_credentials
     from .enrolment import enrolment_dir, is_enrolled

@@ -8,7 +8,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from sync_protocol.trust import MergeResult, TrustList
+from sync_protocol.trust_list import MergeResult, TrustList
 
 from .store import NodeStore
 

@@ -34,8 +34,8 @@ from sync_harness import (
 from central_hub.ingest import projected_through
 from central_hub.storage import open_storage
 from edge_node.services import dispensing, online_dispense, prescribing
+from sync_protocol.certificates import NodeKind
 from sync_protocol.claims import HUB_ORIGIN, ClaimRequest
-from sync_protocol.trust import NodeKind
 from tests.ui_helpers import AMOXICILLIN
 
 pytest_plugins = ("sync_harness",)

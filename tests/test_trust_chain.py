@@ -26,8 +26,7 @@ from provisioning.pki import (
     revoke,
 )
 from sync_protocol import cose
-from sync_protocol.errors import TrustError
-from sync_protocol.trust import (
+from sync_protocol.certificates import (
     BAD_CHAIN_SIGNATURE,
     CERT_EXPIRED,
     CERT_NOT_YET_VALID,
@@ -46,12 +45,12 @@ from sync_protocol.trust import (
     NodeIdentity,
     NodeKind,
     NotANodeCert,
-    TrustList,
-    TrustListInvalid,
     extended_key_usages,
     identity_of,
     kid_of,
 )
+from sync_protocol.errors import TrustError
+from sync_protocol.trust_list import TrustList, TrustListInvalid
 
 T0 = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 PRESCRIPTION_ID = "01JNKZ3V5X8Q4W2E6R7T9Y0V1P"  # a ULID

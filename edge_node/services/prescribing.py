@@ -14,9 +14,9 @@ from typing import Any
 from ulid import ULID
 
 from sync_protocol import qr
+from sync_protocol.certificates import EKU_PRESCRIBE, extended_key_usages
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
-from sync_protocol.trust import EKU_PRESCRIBE, extended_key_usages
 
 from ..catalogue import Catalogue
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed

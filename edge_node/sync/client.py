@@ -17,7 +17,7 @@ from sync_protocol.claims import ClaimRequest
 from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import sign_request
 from sync_protocol.timeutil import utc_now
-from sync_protocol.trust import TrustList
+from sync_protocol.trust_list import TrustList
 
 from ..errors import NodeError
 
