@@ -1,5 +1,5 @@
 """The trust list this node verifies with: the one from its enrolment, plus every update
-(new nodes, revocations, cancelled prescriptions) synced from the hub since."""
+(new nodes, revocations) synced from the hub since."""
 
 from __future__ import annotations
 
@@ -32,10 +32,9 @@ def merge_trust_list(store: NodeStore, credentials: Any, incoming: TrustList) ->
     """Add what the hub sent; revocations are never removed, roots never added by a peer."""
     merged = TrustList.from_dict(current_trust_list(store, credentials).to_dict())
     result = merged.merge(incoming)
-    if result.added_certificates or result.added_revocations or result.added_cancellations:
+    if result.added_certificates or result.added_revocations:
         with store.transaction() as tx:
             store.set_state(tx.conn, STATE_KEY, merged.to_json())
-        log.info("trust list updated: %s certificates, %s revocations, %s cancellations",
-                 result.added_certificates, result.added_revocations,
-                 result.added_cancellations)
+        log.info("trust list updated: %s certificates, %s revocations",
+                 result.added_certificates, result.added_revocations)
     return result

@@ -136,8 +136,7 @@ def _judge_claims(store: NodeStore, trust_list: TrustList, claims: qr.Prescripti
              "claims": held_claims(conn, claims.prescription_id, now)}
     cancelled = store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
                           (claims.prescription_id,))
-    if (cancelled and cancelled["status"] == "cancelled") or trust_list.cancellation(
-            claims.prescription_id):
+    if cancelled and cancelled["status"] == "cancelled":
         return _verdict("cancelled", **extra)
     if timing in ("expired", "cert_expired"):
         return _verdict("expired", params={"expires": summary["expires_at"]}, **extra)

@@ -217,8 +217,7 @@ class SyncAgent:
 
     def _trust(self, report: dict) -> None:
         merged = merge_trust_list(self.store, self.credentials, self.client.trust_list())
-        report["trust_added"] = (merged.added_certificates + merged.added_revocations
-                                 + merged.added_cancellations)
+        report["trust_added"] = merged.added_certificates + merged.added_revocations
         hub_time = self.client.last_hub_time
         if hub_time and abs((hub_time - self.clock.wall()).total_seconds()) \
                 <= CLOCK_AGREEMENT_SECONDS:
