@@ -1,5 +1,5 @@
 """The doctor's side of the workstation: today's patients, the audited card, the visit with
-ICD-10 diagnoses, orders and laboratory results. Prescription writing plugs in later (hook).
+ICD-10 diagnoses, orders and laboratory results; the card links to prescribing (prescribe.py).
 """
 
 from __future__ import annotations

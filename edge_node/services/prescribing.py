@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,13 +16,14 @@ from ulid import ULID
 
 from sync_protocol import qr
 from sync_protocol.certificates import EKU_PRESCRIBE, extended_key_usages
+from sync_protocol.events import Event
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
 
 from ..catalogue import Catalogue
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..prescribing_rules import ItemRequest, check_prescription
-from ..store import NodeStore
+from ..store import NodeStore, Transaction
 from .access import Actor
 from .allergies import check_override, load_matching_allergies
 from .clinical import icd10_description, normalise_icd10
@@ -101,9 +103,13 @@ def set_chronic_condition(store: NodeStore, actor: Actor, patient_id: str, code:
 def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, patient_id: str,
                        items: list[dict], validity_days: int | None = None,
                        now: datetime | None = None,
-                       allergy_override: str | None = None) -> dict:
+                       allergy_override: str | None = None,
+                       remote_request_id: str | None = None,
+                       then: Callable[[Transaction, Event], None] | None = None) -> dict:
     """Check, sign and record; a drug matching a recorded allergy needs ``allergy_override``
-    (the doctor's reason), kept on the prescription."""
+    (the doctor's reason), kept on the prescription. A call-centre request's approval names
+    the request (``remote_request_id``) and records its decision in ``then``, in the same
+    transaction right after the prescription, so both commit together or not at all."""
     actor.require("prescribe")
     if not actor.practitioner_id:
         raise Forbidden("Only a doctor linked to a practitioner record can prescribe")
@@ -138,7 +144,7 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
                 repeats=p.repeats, min_days_between_fills=p.min_days_between_fills or 0)
                 for p in plan.items))
         code = qr.issue(claims, credentials.key, credentials.cert)
-        tx.append("PrescriptionIssued", {
+        event = tx.append("PrescriptionIssued", {
             "prescription_id": prescription_id, "number": number, "kind": "e",
             "patient_id": patient_id, "pinfl": patient["pinfl"],
             "facility_id": facility["facility_id"], "practitioner_id": actor.practitioner_id,
@@ -151,7 +157,10 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
                        "dosage": p.dosage, "repeats": p.repeats,
                        "min_days_between_fills": p.min_days_between_fills or 0}
                       for i, p in enumerate(plan.items, start=1)],
+            **({"remote_request_id": remote_request_id} if remote_request_id else {}),
         })
+        if then is not None:
+            then(tx, event)
     log.info("prescription %s issued by %s", number, actor.practitioner_id)
     return {"prescription_id": prescription_id, "number": number, "qr": code,
             "expires_at": to_instant(plan.expires_at), "validity_days": plan.validity_days,

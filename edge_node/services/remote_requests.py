@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -131,9 +129,9 @@ def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *
         decided.update(pickup_code=code, sms_queued=bool(phone))
 
     result = prescribing.issue_prescription(
-        _Linked(store, request_id, finish), actor, credentials,
-        patient_id=request["patient_id"], items=items, validity_days=validity_days, now=now,
-        allergy_override=allergy_override)
+        store, actor, credentials, patient_id=request["patient_id"], items=items,
+        validity_days=validity_days, now=now, allergy_override=allergy_override,
+        remote_request_id=request_id, then=finish)
     log.info("remote request %s approved: prescription %s", request_id, result["number"])
     return {**result, **decided, "request_id": request_id, "status": APPROVED}
 
@@ -168,35 +166,6 @@ def _phone(conn: sqlite3.Connection, request: sqlite3.Row) -> str | None:
     return row["phone"] if row else None
 
 
-class _Linked:
-    """The store as issue_prescription sees it during an approval: its one transaction also
-    marks the prescription as the request's (remote_request_id) and runs `finish` right
-    after it, so prescription, decision and SMS commit together or not at all.
-
-    Stopgap until prescribing.issue_prescription takes remote_request_id and a hook itself.
-    """
-
-    def __init__(self, store: NodeStore, request_id: str,
-                 finish: Callable[[Transaction, Event], None]) -> None:
-        self._store, self._request_id, self._finish = store, request_id, finish
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        with self._store.transaction() as tx:
-            original = tx.append
-
-            def append(event_type: str, payload: dict[str, Any]) -> Event:
-                if event_type != "PrescriptionIssued":
-                    return original(event_type, payload)
-                event = original(event_type, {**payload, "remote_request_id": self._request_id})
-                self._finish(tx, event)
-                return event
-
-            tx.append = append  # type: ignore[method-assign]
-            yield tx
 
 
 # -- the pharmacy -------------------------------------------------------------------------
