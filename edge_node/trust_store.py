@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from functools import lru_cache
-from typing import Any
 
 from sync_protocol.trust_list import MergeResult, TrustList
 
+from .credentials import NodeCredentials
 from .store import NodeStore
 
 log = logging.getLogger(__name__)
@@ -21,14 +21,15 @@ def _parse(digest: str, text: str) -> TrustList:  # noqa: ARG001 - the digest ke
     return TrustList.from_json(text)
 
 
-def current_trust_list(store: NodeStore, credentials: Any) -> TrustList:
+def current_trust_list(store: NodeStore, credentials: NodeCredentials) -> TrustList:
     text = store.state(STATE_KEY)
     if text is None:
         return credentials.trust_list
     return _parse(hashlib.sha256(text.encode()).hexdigest(), text)
 
 
-def merge_trust_list(store: NodeStore, credentials: Any, incoming: TrustList) -> MergeResult:
+def merge_trust_list(store: NodeStore, credentials: NodeCredentials,
+                     incoming: TrustList) -> MergeResult:
     """Add what the hub sent; revocations are never removed, roots never added by a peer."""
     merged = TrustList.from_dict(current_trust_list(store, credentials).to_dict())
     result = merged.merge(incoming)

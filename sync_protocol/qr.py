@@ -370,10 +370,10 @@ def _verify(text: object, ring: cose.Keyring, now: datetime | None,
     elif require_prescription:
         return VerifyResult(False, "not_a_prescription", kid, claims, None, cert)
     if now is not None:
-        reason = cose.check_validity(claims, signer, now.timestamp(),
-                                     CLOCK_SKEW_LEEWAY.total_seconds())
-        if reason is not None:
-            return VerifyResult(False, reason, kid, claims, prescription, cert)
+        invalid = cose.check_validity(claims, signer, now.timestamp(),
+                                      CLOCK_SKEW_LEEWAY.total_seconds())
+        if invalid is not None:
+            return VerifyResult(False, invalid, kid, claims, prescription, cert)
     return VerifyResult(True, None, kid, claims, prescription, cert)
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sync_protocol.certificates import (
@@ -107,7 +108,7 @@ class _Link:
 class _Chain:
     leaf: _Link
     identity: NodeIdentity
-    public_key: x509.CertificatePublicKeyTypes
+    public_key: CertificatePublicKeyTypes
     paths: tuple[tuple[_Link, _Link], ...]  # (region, root) pairs that sign this leaf
     ekus: frozenset[x509.ObjectIdentifier]
 

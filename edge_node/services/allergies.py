@@ -123,7 +123,7 @@ def active_allergies(conn: sqlite3.Connection, patient_id: str) -> list[dict]:
 def drug_matches(allergy: dict, inn: str, atc: str | None) -> bool:
     if allergy["substance_type"] == "inn":
         return normalize_text(allergy["substance"]) == normalize_text(inn)
-    return bool(atc) and atc.upper().startswith(allergy["substance"])
+    return atc is not None and atc.upper().startswith(allergy["substance"])
 
 
 def matching_allergies(store: NodeStore, patient_id: str,

@@ -42,7 +42,9 @@ def _require_booking_right(actor: Actor, patient_id: str) -> None:
     raise Forbidden("You may only manage your own appointments", field="patient_id")
 
 
-def _free_slot(tx: Transaction, practitioner_id: str, starts_at: str, now: datetime) -> None:
+def _free_slot(tx: Transaction, practitioner_id: str, starts_at: str,
+               now: datetime) -> sqlite3.Row:
+    """The slot, if it exists, is still ahead and nobody holds it."""
     slot = tx.one("SELECT * FROM slots WHERE practitioner_id = ? AND starts_at = ?",
                   (practitioner_id, starts_at))
     if slot is None:
@@ -56,6 +58,7 @@ def _free_slot(tx: Transaction, practitioner_id: str, starts_at: str, now: datet
               (practitioner_id, starts_at)):
         raise Conflict("This time is already booked; choose another", field="starts_at",
                        code="slot_taken")
+    return slot
 
 
 def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: str,
@@ -69,7 +72,7 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
     appointment_id = new_ulid()
     with store.transaction() as tx:
         load_patient(tx.conn, patient_id)
-        _free_slot(tx, practitioner_id, start, now)
+        slot = _free_slot(tx, practitioner_id, start, now)
         day = local_date(from_instant(start))
         begin = datetime.combine(day, time(0), tzinfo=TASHKENT)
         if tx.one("SELECT 1 FROM appointments WHERE patient_id = ? AND practitioner_id = ? AND"
@@ -78,12 +81,10 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
                    to_instant(begin + timedelta(days=1)))):
             raise Conflict("The patient already has a booking with this doctor that day",
                            field="starts_at", code="already_booked_that_day")
-        facility = tx.one("SELECT facility_id FROM slots WHERE practitioner_id = ? AND"
-                          " starts_at = ?", (practitioner_id, start))
         try:
             tx.append("AppointmentBooked", {
                 "appointment_id": appointment_id, "patient_id": patient_id,
-                "practitioner_id": practitioner_id, "facility_id": facility["facility_id"],
+                "practitioner_id": practitioner_id, "facility_id": slot["facility_id"],
                 "starts_at": start, "channel": channel})
         except sqlite3.IntegrityError:
             raise Conflict("This time is already booked; choose another", field="starts_at",
@@ -154,10 +155,10 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
             raise ValidationFailed("Check-in is only possible on the day of the visit",
                                    field="appointment_id", code="not_today")
         begin = datetime.combine(today, time(0), tzinfo=TASHKENT)
-        taken = tx.one("SELECT COALESCE(MAX(queue_number), 0) AS n FROM appointments WHERE"
-                       " practitioner_id = ? AND starts_at >= ? AND starts_at < ?",
-                       (row["practitioner_id"], to_instant(begin),
-                        to_instant(begin + timedelta(days=1))))
+        taken = tx.query("SELECT COALESCE(MAX(queue_number), 0) AS n FROM appointments WHERE"
+                         " practitioner_id = ? AND starts_at >= ? AND starts_at < ?",
+                         (row["practitioner_id"], to_instant(begin),
+                          to_instant(begin + timedelta(days=1))))[0]
         number = taken["n"] + 1
         tx.append("AppointmentCheckedIn", {"appointment_id": appointment_id,
                                            "queue_number": number})

@@ -109,7 +109,8 @@ def record_order(store: NodeStore, actor: Actor, *, visit_id: str, kind: str, te
     if kind not in ORDER_KINDS:
         raise ValidationFailed("Order kind must be one of %(kinds)s", field="kind",
                                kinds=", ".join(ORDER_KINDS))
-    payload = {"order_id": new_ulid(), "visit_id": visit_id, "kind": kind,
+    order_id = new_ulid()
+    payload = {"order_id": order_id, "visit_id": visit_id, "kind": kind,
                "text": _text(text, "text", required=True)}
     with store.transaction() as tx:
         visit = tx.one("SELECT patient_id FROM visits WHERE visit_id = ?", (visit_id,))
@@ -118,7 +119,7 @@ def record_order(store: NodeStore, actor: Actor, *, visit_id: str, kind: str, te
                            id=visit_id)
         payload["patient_id"] = visit["patient_id"]
         tx.append("OrderRecorded", payload)
-    return payload["order_id"]
+    return order_id
 
 
 def record_lab_result(store: NodeStore, actor: Actor, *, patient_id: str, test: str,

@@ -104,13 +104,14 @@ def _judge(store: NodeStore, actor: Actor, trust_list: TrustList, text: str,
     now = now or clock.wall()
     result = qr.verify(text, trust_list.nodes, now=now, require_prescription=True)
     timing = result.reason if result.reason in qr.EXPIRY_REASONS else None
-    if not result.valid and timing is None:
-        if result.reason == "unknown_kid":
-            return _verdict("revoked_key" if trust_list.revocation(result.kid) else
+    kid = result.kid  # None only for a code refused before its key id was read
+    if (not result.valid and timing is None) or kid is None:
+        if result.reason == "unknown_kid" and kid is not None:
+            return _verdict("revoked_key" if trust_list.revocation(kid) else
                             "untrusted_key"), None
         return _verdict("not_a_prescription" if _not_ours(text, result.reason)
                         else "forged"), None
-    chain = trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE)
+    chain = trust_list.verify_kid(kid, now, require_eku=EKU_PRESCRIBE)
     if not chain.ok and not (timing and chain.reason in ("cert_expired", "cert_not_yet_valid")):
         return _verdict("revoked_key" if chain.reason == "revoked" else "untrusted_key"), None
     claims = result.prescription
@@ -206,10 +207,13 @@ def known_items(conn: sqlite3.Connection, prescription_id: str,
         return dict(row), items
     kept = conn.execute("SELECT claims FROM scanned_codes WHERE prescription_id = ?",
                         (prescription_id,)).fetchone()
-    if kept is None and scanned is None:
+    if kept is not None:
+        body = json.loads(kept["claims"])
+    elif scanned is not None:
+        body = scanned
+    else:
         raise NotFound("Scan the prescription's code first: it is not known on this node",
                        field="prescription_id", code="prescription_unknown")
-    body = json.loads(kept["claims"]) if kept is not None else scanned
     return {"prescription_id": prescription_id, "status": "active", **body}, body["items"]
 
 

@@ -55,13 +55,14 @@ def register_practitioner(store: NodeStore, actor: Actor, *, facility_id: str, f
     if specialty not in SPECIALTIES:
         raise ValidationFailed("Unknown specialty %(specialty)s", field="specialty",
                                specialty=specialty)
-    payload = {"practitioner_id": new_ulid(), "facility_id": facility_id,
+    practitioner_id = new_ulid()
+    payload = {"practitioner_id": practitioner_id, "facility_id": facility_id,
                "full_name": _text(full_name, "full_name"), "specialty": specialty,
                "is_family_doctor": bool(is_family_doctor)}
     with store.transaction() as tx:
         load_facility(tx.conn, facility_id)
         tx.append("PractitionerRegistered", payload)
-    return payload["practitioner_id"]
+    return practitioner_id
 
 
 def get_facility(store: NodeStore, facility_id: str) -> FacilityDetails:

@@ -8,12 +8,12 @@ from ..sync.agent import sync_status
 
 def status(store: NodeStore, sync_configured: bool = False) -> dict:
     node_id = store.state("node_id")
-    head = store.one("SELECT COUNT(*) AS n, MAX(seq) AS seq FROM events WHERE origin = ?",
-                     (node_id,))
+    head = store.query("SELECT COUNT(*) AS n, MAX(seq) AS seq FROM events WHERE origin = ?",
+                       (node_id,))[0]
     facility_id = store.state("facility_id")
     facility = store.one("SELECT code, name, kind FROM facilities WHERE facility_id = ?",
                          (facility_id,)) if facility_id else None
-    sms = store.one("SELECT COUNT(*) AS n FROM sms_outbox WHERE sent_at IS NULL")
+    sms = store.query("SELECT COUNT(*) AS n FROM sms_outbox WHERE sent_at IS NULL")[0]
     return {
         "node_id": node_id,
         "facility": dict(facility) if facility else None,

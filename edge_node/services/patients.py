@@ -228,7 +228,7 @@ def load_patient(conn: sqlite3.Connection, patient_id: str) -> sqlite3.Row:
 
 
 def find_patient(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
-                 document: str | None = None) -> dict:
+                 document: str | None = None) -> PatientSummary:
     """Look a patient up by PINFL or identity document (e.g. at the registry desk)."""
     if not (actor.can("view_patient") or actor.can("find_patient_for_dispensing")):
         actor.require("view_patient")

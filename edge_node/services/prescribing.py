@@ -10,7 +10,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from ulid import ULID
 
@@ -21,6 +21,7 @@ from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
 
 from ..catalogue import Catalogue
+from ..credentials import NodeCredentials
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..prescribing_rules import ItemRequest, check_prescription
 from ..store import NodeStore, Transaction
@@ -65,7 +66,9 @@ def _item_requests(items: Any) -> list[ItemRequest]:
         try:
             requests.append(ItemRequest(
                 inn=str(item.get("inn", "")), form=str(item.get("form", "")),
-                strength=str(item.get("strength", "")), quantity=item.get("quantity"),
+                strength=str(item.get("strength", "")),
+                # checked with the rest of the plan (check_prescription): a clear error
+                quantity=cast(int, item.get("quantity")),
                 dosage=str(item.get("dosage", "")), repeats=item.get("repeats", 0),
                 min_days_between_fills=item.get("min_days_between_fills")))
         except TypeError:
@@ -74,7 +77,7 @@ def _item_requests(items: Any) -> list[ItemRequest]:
     return requests
 
 
-def may_sign_prescriptions(credentials: Any) -> bool:
+def may_sign_prescriptions(credentials: NodeCredentials | None) -> bool:
     return credentials is not None and EKU_PRESCRIBE in extended_key_usages(credentials.cert)
 
 
@@ -100,7 +103,8 @@ def set_chronic_condition(store: NodeStore, actor: Actor, patient_id: str, code:
                                           "code": normalise_icd10(code), "active": bool(active)})
 
 
-def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, patient_id: str,
+def issue_prescription(store: NodeStore, actor: Actor, credentials: NodeCredentials, *,
+                       patient_id: str,
                        items: list[dict], validity_days: int | None = None,
                        now: datetime | None = None,
                        allergy_override: str | None = None,

@@ -25,6 +25,7 @@ from sync_protocol.events import Event
 from sync_protocol.identifiers import parse_document, parse_pinfl
 from sync_protocol.timeutil import to_instant, utc_now
 
+from ..credentials import NodeCredentials
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..store import NodeStore, Transaction
 from . import prescribing
@@ -105,7 +106,7 @@ def _open_request(conn: sqlite3.Connection, actor: Actor, request_id: str) -> sq
     return row
 
 
-def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *,
+def approve(store: NodeStore, actor: Actor, credentials: NodeCredentials, request_id: str, *,
             items: list[dict], validity_days: int | None = None, note: str | None = None,
             allergy_override: str | None = None,
             now: datetime | None = None) -> dict[str, Any]:
