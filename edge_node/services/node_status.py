@@ -1,9 +1,10 @@
-"""What the node knows about itself: identity, log head, queues, clock."""
+"""What the node knows about itself: identity, log head, queues, clock, sync problems."""
 
 from __future__ import annotations
 
 from ..store import NodeStore
 from ..sync.agent import sync_status
+from .access import Actor
 
 
 def status(store: NodeStore, sync_configured: bool = False) -> dict:
@@ -28,3 +29,13 @@ def status(store: NodeStore, sync_configured: bool = False) -> dict:
 def sync_banner(store: NodeStore, sync_configured: bool = False) -> dict:
     """The part of status() every screen shows: status()["sync"] without the other queries."""
     return sync_status(store, sync_configured)
+
+
+def sync_problems(store: NodeStore, actor: Actor) -> dict[str, list[dict]]:
+    """Events the hub refused and events this node could not apply (admin)."""
+    actor.require("export_log")
+    return {
+        "refused": [dict(r) for r in store.query("SELECT * FROM sync_refusals ORDER BY seq")],
+        "apply_failures": [dict(r) for r in store.query(
+            "SELECT * FROM apply_failures ORDER BY failed_at")],
+    }

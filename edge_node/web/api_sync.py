@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from ..errors import Conflict
+from ..services import node_status
 from ..sync.agent import sync_status
 from .context import store, sync_agent
 from .endpoint import endpoint
@@ -29,9 +30,4 @@ def run():
 @endpoint(bp, "GET", "/sync/problems", summary="Events the hub refused and events this node "
           "could not apply (admin)")
 def problems():
-    g.actor.require("export_log")
-    return jsonify({
-        "refused": [dict(r) for r in store().query("SELECT * FROM sync_refusals ORDER BY seq")],
-        "apply_failures": [dict(r) for r in store().query(
-            "SELECT * FROM apply_failures ORDER BY failed_at")],
-    })
+    return jsonify(node_status.sync_problems(store(), g.actor))
