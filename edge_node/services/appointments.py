@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant, utc_now
@@ -190,7 +190,7 @@ def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
 
 
 def list_appointments(store: NodeStore, actor: Actor, *, patient_id: str | None = None,
-                      practitioner_id: str | None = None, day=None,
+                      practitioner_id: str | None = None, day: date | None = None,
                       upcoming_only: bool = False) -> list[dict]:
     if actor.role == "patient":
         if patient_id is None or patient_id != actor.patient_id:

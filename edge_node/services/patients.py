@@ -7,7 +7,9 @@ import hmac
 import logging
 import secrets
 import sqlite3
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
@@ -56,7 +58,7 @@ def register_patient(store: NodeStore, actor: Actor, *, full_name: str, facility
     payload: dict = {"patient_id": new_ulid(), "facility_id": facility_id}
     errors: list[ProtocolError] = []
 
-    def check(key: str, parse, value) -> None:
+    def check(key: str, parse: Callable[[Any], Any], value: Any) -> None:
         try:
             payload[key] = parse(value)
         except ProtocolError as e:
