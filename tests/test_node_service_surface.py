@@ -10,8 +10,6 @@ import inspect
 import pkgutil
 from pathlib import Path
 
-import pytest
-
 import edge_node.services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,19 +31,21 @@ def _database_uses(path: Path) -> list[tuple[str, int]]:
     return sorted(found)
 
 
-@pytest.mark.parametrize("path", VIEWS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_views_never_touch_a_connection(path):
-    used = _database_uses(path)
-    assert used == [], f"{path.name} reaches the database itself: {used}"
+def test_views_never_touch_a_connection():
+    offenders = {str(p.relative_to(ROOT)): used for p in VIEWS if (used := _database_uses(p))}
+    assert offenders == {}, "views that reach the database themselves (ask a service)"
 
 
-@pytest.mark.parametrize("path", [p for p in VIEWS if p != CONTEXT],
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_request_scoped_access_goes_through_the_context_module(path):
-    keys = [node.value for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Constant) and node.value in
-            ("dmed_store", "dmed_credentials", "dmed_sync_agent")]
-    assert keys == [], f"{path.name} reads {keys} itself: use edge_node.web.context"
+def _extension_keys(path: Path) -> list[str]:
+    return [node.value for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant)
+            and node.value in ("dmed_store", "dmed_credentials", "dmed_sync_agent")]
+
+
+def test_request_scoped_access_goes_through_the_context_module():
+    offenders = {str(p.relative_to(ROOT)): keys for p in VIEWS
+                 if p != CONTEXT and (keys := _extension_keys(p))}
+    assert offenders == {}, "views that read app.extensions themselves (edge_node.web.context)"
 
 
 def _public_service_functions():
@@ -64,17 +64,17 @@ def test_there_are_service_functions_to_check():
             "dispensing.verdict_for"} <= set(SERVICE_FUNCTIONS)
 
 
-# load_*: a record's row read inside another service's transaction (never for a view).
-@pytest.mark.parametrize("name", sorted(n for n in SERVICE_FUNCTIONS if ".load_" not in n))
-def test_no_service_function_returns_a_row(name):
-    returns = str(inspect.signature(SERVICE_FUNCTIONS[name]).return_annotation)
-    assert "Row" not in returns, f"{name} returns {returns}: return a value (records.py)"
+def test_no_service_function_returns_a_row():
+    # load_*: a record's row read inside another service's transaction (never for a view).
+    returns = {name: str(inspect.signature(f).return_annotation)
+               for name, f in SERVICE_FUNCTIONS.items() if ".load_" not in name}
+    assert {n: r for n, r in returns.items() if "Row" in r} == {}, "return values (records.py)"
 
 
-@pytest.mark.parametrize("name", sorted(n for n in SERVICE_FUNCTIONS if ".get_" in n))
-def test_getters_take_the_store(name):
-    first = next(iter(inspect.signature(SERVICE_FUNCTIONS[name]).parameters.values()))
-    assert first.annotation == "NodeStore", f"{name} takes {first.annotation}, not the store"
+def test_getters_take_the_store():
+    firsts = {name: next(iter(inspect.signature(f).parameters.values())).annotation
+              for name, f in SERVICE_FUNCTIONS.items() if ".get_" in name}
+    assert firsts and {n: a for n, a in firsts.items() if a != "NodeStore"} == {}
 
 
 # -- a view that used to hold its own SQL: the sync problems, now node_status.sync_problems --
