@@ -10,8 +10,8 @@ import logging
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from edge_node.errors import NotFound, ValidationFailed
-from edge_node.services import appointments, facilities, kiosk_identity
+from edge_node.errors import Forbidden, NotFound, ValidationFailed
+from edge_node.services import appointments, facilities, kiosk_identity, prescribing
 from edge_node.services.patients import get_patient
 from edge_node.web.context import store
 from sync_protocol.errors import InvalidPinfl, ProtocolError
@@ -313,14 +313,14 @@ def slip(appointment_id: str):
 @bp.get("/prescriptions/<prescription_id>")
 def prescription(prescription_id: str):
     actor = ks.patient()
-    found = prescription_parts.patient_prescriptions(actor, actor.patient_id) or {"items": []}
-    for item in found["items"]:
-        if item.get("prescription_id") == prescription_id:
-            return render_template("kiosk/prescription.html", area="kiosk", actor=actor,
-                                   rx=item, qr=prescription_parts.qr_svg(item.get("qr")),
-                                   issuer=_issuer_names(item))
-    raise NotFound("Prescription %(id)s is not known on this node", field="prescription_id",
-                   id=prescription_id)
+    try:
+        rx = prescribing.prescription_with_items(store(), actor, prescription_id)
+    except Forbidden:  # another patient's: to a kiosk, as unknown as any other
+        raise NotFound("Prescription %(id)s is not known on this node",
+                       field="prescription_id", id=prescription_id) from None
+    return render_template("kiosk/prescription.html", area="kiosk", actor=actor, rx=rx,
+                           qr=prescription_parts.qr_svg(rx.get("qr")),
+                           issuer=_issuer_names(rx))
 
 
 def _issuer_names(rx: dict) -> dict:

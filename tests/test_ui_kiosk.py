@@ -337,3 +337,15 @@ def test_prescriptions_show_with_their_qr_code(client, store, me, actor_for,
     assert "amoxicillin" in page.text
     other = client.get("/ui/kiosk/prescriptions/01J0000000000000000000NONE")
     assert other.status_code == 404
+
+
+def test_another_patients_prescription_is_as_unknown_as_any(client, store, seeded, me,
+                                                            actor_for, clinic_credentials):
+    other = next(p for p in seeded["patient_rows"]
+                 if p["patient_id"] != me["patient"]["patient_id"] and p["pinfl"])
+    issued = prescribing.issue_prescription(
+        store, actor_for("doctor"), clinic_credentials, patient_id=other["patient_id"],
+        items=[{"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
+                "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}])
+    page = client.get(f"/ui/kiosk/prescriptions/{issued['prescription_id']}")
+    assert page.status_code == 404 and issued["number"] not in page.text
