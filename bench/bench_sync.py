@@ -66,13 +66,14 @@ from edge_node.sync.agent import SyncAgent  # noqa: E402
 from edge_node.sync.client import HubClient  # noqa: E402
 from provisioning.keystore import write_bundle  # noqa: E402
 from provisioning.pki import create_node, create_region, create_root, make_bundle  # noqa: E402
+from sync_protocol.certificates import NodeIdentity, NodeKind  # noqa: E402
 from sync_protocol.event_types import latest_version  # noqa: E402
 from sync_protocol.events import GENESIS_HASH, payload_json, seal  # noqa: E402
 from sync_protocol.hlc import HybridLogicalClock  # noqa: E402
 from sync_protocol.identifiers import make_pinfl, new_ulid  # noqa: E402
 from sync_protocol.request_signing import sign_request  # noqa: E402
 from sync_protocol.timeutil import to_instant, utc_now  # noqa: E402
-from sync_protocol.trust import NodeIdentity, NodeKind, TrustList  # noqa: E402
+from sync_protocol.trust_list import TrustList  # noqa: E402
 from sync_protocol.wire import PUSH_PATH, PushRequest, encode_body, split_batches  # noqa: E402
 
 HOST = "127.0.0.1"

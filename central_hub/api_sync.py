@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from cryptography import x509
 from flask import Blueprint, g, request
 
+from sync_protocol.certificates import NodeIdentity, kid_of
 from sync_protocol.errors import ProtocolError
 from sync_protocol.request_signing import (
     HEADER_CERTIFICATE,
@@ -24,7 +25,6 @@ from sync_protocol.request_signing import (
     verify_request,
 )
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import NodeIdentity, kid_of
 from sync_protocol.wire import (
     PULL_PATH,
     PUSH_PATH,

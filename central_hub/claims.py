@@ -23,9 +23,10 @@ from typing import Any
 
 from sync_protocol import claims as rules
 from sync_protocol import qr
+from sync_protocol.certificates import EKU_PRESCRIBE, NodeIdentity, NodeKind
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import EKU_PRESCRIBE, NodeIdentity, NodeKind, TrustList
+from sync_protocol.trust_list import TrustList
 
 from .errors import Forbidden
 from .hub_events import emit_hub_event

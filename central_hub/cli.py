@@ -14,7 +14,7 @@ from sync_protocol.cli_errors import ClearErrors, note_database
 from sync_protocol.errors import ProtocolError
 from sync_protocol.json_body import parse_json
 from sync_protocol.timeutil import utc_now
-from sync_protocol.trust import TrustList
+from sync_protocol.trust_list import TrustList
 
 # The app's modules (projections, conflicts, reconciliation) register their migrations on
 # import: init and migrate must create their tables too.

@@ -39,7 +39,7 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import to_instant, utc_now
-from sync_protocol.trust import TrustList
+from sync_protocol.trust_list import TrustList
 
 from .allergies import AllergyHook  # also registers the allergy migrations
 from .hub_events import emit_hub_event

@@ -10,9 +10,9 @@ import json
 import logging
 from typing import Any
 
+from sync_protocol.certificates import region_code_of
 from sync_protocol.facility_record import FacilityInvalid, FacilitySignatureInvalid
 from sync_protocol.facility_record import verify_facility as verify_record
-from sync_protocol.trust import region_code_of
 
 from .errors import HubError
 from .hub_events import HUB_ORIGIN, emit_hub_event

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sync_protocol.certificates import NodeIdentity
 from sync_protocol.errors import EventRejected, PayloadInvalid, UnknownEventType
 from sync_protocol.events import (
     ENVELOPE_FIELDS,
@@ -51,7 +52,6 @@ from sync_protocol.events import (
 )
 from sync_protocol.hlc import ClockAhead, check_not_ahead
 from sync_protocol.timeutil import to_instant, utc_now
-from sync_protocol.trust import NodeIdentity
 from sync_protocol.wire import ACCEPTED, DUPLICATE, REFUSED, EventResult, PushResponse
 
 from . import nodes, quarantine

@@ -12,9 +12,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sync_protocol.certificates import NodeIdentity
 from sync_protocol.events import GENESIS_HASH
 from sync_protocol.timeutil import from_instant
-from sync_protocol.trust import NodeIdentity
 
 from .storage import Storage, Tx
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 
+from sync_protocol.certificates import NodeIdentity
 from sync_protocol.events import Event
 from sync_protocol.rights import RIGHTS, NotPermitted, Rule, missing_rules
 from sync_protocol.rights import check_right as check_event_right
-from sync_protocol.trust import NodeIdentity
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sync_protocol.certificates import NodeIdentity, NodeKind
 from sync_protocol.events import Event
-from sync_protocol.trust import NodeIdentity, NodeKind
 
 from .storage import Tx
 

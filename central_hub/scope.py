@@ -21,8 +21,8 @@ from datetime import datetime
 from json.encoder import encode_basestring  # a JSON string, as json.dumps writes it
 from typing import Any
 
+from sync_protocol.certificates import NodeIdentity, NodeKind
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import NodeIdentity, NodeKind
 from sync_protocol.wire import PullQuery, PullResponse
 
 from .errors import HubError

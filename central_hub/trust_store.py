@@ -15,9 +15,10 @@ import time
 
 from cryptography import x509
 
+from sync_protocol.certificates import kid_of
 from sync_protocol.errors import TrustError
 from sync_protocol.timeutil import to_instant, utc_now
-from sync_protocol.trust import MergeResult, TrustList, kid_of
+from sync_protocol.trust_list import MergeResult, TrustList
 
 from .errors import HubNotInitialised
 from .storage import Storage, Tx

@@ -43,8 +43,8 @@ from edge_node.store import NodeStore
 from edge_node.web import create_app as create_node
 from edge_node.web.serving import create_node_server
 from provisioning.keystore import CaStore
+from sync_protocol.certificates import NodeKind
 from sync_protocol.identifiers import format_pad_serial
-from sync_protocol.trust import NodeKind
 
 log = logging.getLogger("demo")
 
@@ -226,7 +226,7 @@ def _seed_and_play(root: Path, bundles: dict[str, Path], hub_url: str,
     story["request"] = demo_story.call_centre_request(hub_url, demo_patients[2])
     for node in nodes.values():  # the pad and the request reach the clinic, the rx the pharmacies
         node["agent"].run_once()
-    clinic_name = facilities.get_facility(clinic["store"].reader(),
+    clinic_name = facilities.get_facility(clinic["store"],
                                           seeded["clinic"]["facility_id"])["name"]
     return {"nodes": nodes, "ports": ports, "seeded": seeded, "story": story,
             "hub_url": hub_url, "clinic": clinic_name}

@@ -1,4 +1,4 @@
-"""Background jobs of a running node (SMS sender now, the sync agent later), on `schedule`.
+"""Background jobs of a running node (SMS sender, sync agent, certificate renewal), on `schedule`.
 
 They run in one daemon thread and write through the store's single write path.
 """

@@ -23,6 +23,7 @@ from sync_protocol.identifiers import new_ulid
 from .backup_cli import backup as backup_command
 from .backup_cli import housekeeping as housekeeping_command
 from .backup_cli import restore as restore_command
+from .credentials import NodeCredentials
 from .discovery_cli import discover as discover_command
 from .doctor_cli import doctor as doctor_command
 from .enrol_cli import enrol as enrol_command
@@ -70,7 +71,7 @@ def main(verbose: bool) -> None:
 def init(database: str | None, bundle: str | None, node_id: str | None,
          passphrase_file: Path | None) -> None:
     """Create or upgrade the node database and give the node its identity."""
-    from sync_protocol.trust import identity_of
+    from sync_protocol.certificates import identity_of
 
     from .credentials import install_bundle, load_credentials
     from .enrolment import enrolment_dir, is_enrolled
@@ -106,7 +107,7 @@ def init(database: str | None, bundle: str | None, node_id: str | None,
     click.echo(f"node {store.node_id} ready at {store.path}")
 
 
-def _register_provisioned_facility(store: NodeStore, credentials) -> None:
+def _register_provisioned_facility(store: NodeStore, credentials: NodeCredentials) -> None:
     """The facility the region provisioned comes with the enrolment: register it at once."""
     from .enrolment import facility_of
     from .services.facilities import register_provisioned

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import TypeAlias
 
 from sync_protocol.enrolment import Enrolment, read_enrolment
 
 log = logging.getLogger(__name__)
 
 # The node's credentials are exactly an enrolment: key, certificate, chain, trust list.
-NodeCredentials = Enrolment
+NodeCredentials: TypeAlias = Enrolment
 BUNDLE_NAME = "enrolment"
 
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import requests
 
 from sync_protocol.enrolment import Enrolment
 from sync_protocol.errors import ProtocolError
 from sync_protocol.events import verify_chain
+from sync_protocol.trust_list import TrustList
 
 from .enrolment import RENEW_BEFORE_DAYS
 from .services.clock import clock_status
@@ -92,7 +92,7 @@ def _trust_list(store: NodeStore, credentials: Enrolment | None):
 
 
 def check_certificate(credentials: Enrolment | None, now: datetime,
-                      trust_list: Any = None) -> Check:
+                      trust_list: TrustList | None = None) -> Check:
     if credentials is None:
         return Check("certificate", PROBLEM, "this node is not enrolled",
                      "Run `dmed-node enrol` and have the region approve it.")

@@ -12,9 +12,10 @@ import json
 import logging
 import sqlite3
 
+from sync_protocol.certificates import region_code_of
 from sync_protocol.events import Event
 from sync_protocol.facility_record import verify_facility
-from sync_protocol.trust import TrustList, region_code_of
+from sync_protocol.trust_list import TrustList
 
 from .projections import handles
 

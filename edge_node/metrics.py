@@ -51,9 +51,10 @@ class NodeCollector:
 
     def collect(self):
         from .sync.agent import sync_status
+        from .web.context import STORE_KEY, SYNC_AGENT_KEY
 
-        store = self.app.extensions["dmed_store"]
-        status = sync_status(store, "dmed_sync_agent" in self.app.extensions)
+        store = self.app.extensions[STORE_KEY]
+        status = sync_status(store, SYNC_AGENT_KEY in self.app.extensions)
         pending = GaugeMetricFamily(f"{NS}_pending_events", "Own events not yet acknowledged "
                                     "by the hub")
         pending.add_metric((), status["pending"])

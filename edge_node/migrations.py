@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from sqlite_utils import Database
-
 log = logging.getLogger(__name__)
 
 PROJECTION_TABLES = (
@@ -298,8 +296,8 @@ LATEST = MIGRATIONS[-1][0]
 
 
 def current_version(conn: sqlite3.Connection) -> int:
-    db = Database(conn)
-    if not db["schema_migrations"].exists():
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                    " AND name = 'schema_migrations'").fetchone() is None:
         return 0
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return row[0] or 0

@@ -18,6 +18,7 @@ from cryptography import x509
 from sync_protocol.enrolment import Enrolment, EnrolmentError, read_enrolment
 
 from . import enrolment
+from .web.context import CREDENTIALS_KEY, SYNC_AGENT_KEY
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class Renewal:
 
 def switch_credentials(app: Any, renewed: Enrolment) -> None:
     """The running node signs with the new key from now on (no restart, no downtime)."""
-    app.extensions["dmed_credentials"] = renewed
-    agent = app.extensions.get("dmed_sync_agent")
+    app.extensions[CREDENTIALS_KEY] = renewed
+    agent = app.extensions.get(SYNC_AGENT_KEY)
     if agent is not None:
         agent.credentials = renewed
         agent.client.credentials = renewed

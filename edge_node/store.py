@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from sync_protocol.errors import ProtocolError
 from sync_protocol.event_types import latest_version
 from sync_protocol.events import GENESIS_HASH, Event, seal
@@ -59,7 +57,6 @@ class Transaction:
     def __init__(self, store: NodeStore, conn: sqlite3.Connection) -> None:
         self.store = store
         self.conn = conn
-        self.db = Database(conn)
         self.events: list[Event] = []
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:

@@ -16,8 +16,7 @@ from flask import g, redirect, request, session, url_for
 from edge_node.errors import NotSignedIn
 from edge_node.services import staff
 from edge_node.services.access import Actor
-
-from .common import store
+from edge_node.web.context import store
 
 log = logging.getLogger(__name__)
 

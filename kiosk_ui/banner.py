@@ -19,6 +19,7 @@ from flask import Flask, Response, current_app, render_template, request
 from markupsafe import Markup
 
 from edge_node.services import node_status
+from edge_node.web.context import store, sync_agent
 
 from .i18n import locale_code
 
@@ -82,9 +83,9 @@ def _current() -> _Cached:
 
 
 def _read_banner() -> dict:
-    configured = "dmed_sync_agent" in current_app.extensions
+    configured = sync_agent() is not None
     try:
-        sync = node_status.sync_banner(current_app.extensions["dmed_store"], configured)
+        sync = node_status.sync_banner(store(), configured)
     except Exception:  # the banner must never take a page down with it
         log.exception("node status unavailable")
         return {"state": "unknown"}

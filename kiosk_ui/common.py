@@ -1,4 +1,4 @@
-"""Helpers every screen shares: the store, the clock, languages, dates, the node banner."""
+"""Helpers every screen shares: the clock, languages, dates, the node banner."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from babel.dates import format_date
 from flask import Flask, Response, current_app, request, url_for
 from flask_babel import gettext
 
-from edge_node.store import NodeStore
 from edge_node.web.app import LOCALES
 from edge_node.web.errors import translate, translate_text
 from sync_protocol.errors import ProtocolError
@@ -28,10 +27,6 @@ LANG_COOKIE_SECONDS = 365 * 24 * 3600  # a workstation keeps its language; kiosk
 FORMATTED_DAYS_KEPT = 2048
 # Stored instants (slots, visits) kept converted to Tashkent time: weeks of several doctors.
 INSTANTS_KEPT = 8192
-
-
-def store() -> NodeStore:
-    return current_app.extensions["dmed_store"]
 
 
 def ui_now() -> datetime:

@@ -12,13 +12,14 @@ from flask_babel import gettext
 
 from edge_node.errors import NotFound
 from edge_node.services import conflicts, facilities
+from edge_node.web.context import store
 
 from . import labels
 from .auth import signed_in, to_sign_in
-from .common import fmt_datetime, remember_language, store
-from .desk import render
+from .common import fmt_datetime, remember_language
 from .errors import register_html_errors
 from .security import protect
+from .workstation import render
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,10 @@ class _Names:
     def of(self, kind: str, value: str) -> str:
         key = (kind, value)
         if key not in self._seen:
-            reader = store().reader()
             try:
-                row = facilities.get_facility(reader, value) if kind == "facility_id" \
-                    else facilities.get_practitioner(reader, value)
-                self._seen[key] = row["name"] if kind == "facility_id" else row["full_name"]
+                self._seen[key] = facilities.get_facility(store(), value)["name"] \
+                    if kind == "facility_id" \
+                    else facilities.get_practitioner(store(), value)["full_name"]
             except NotFound:  # another facility's, not known on this node
                 self._seen[key] = value
         return self._seen[key]

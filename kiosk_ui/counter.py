@@ -14,20 +14,20 @@ import logging
 from flask import Blueprint, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import gettext
 
-from edge_node.errors import Conflict, NodeNotInitialised, ValidationFailed
+from edge_node.errors import Conflict, ValidationFailed
 from edge_node.services import clock, counter_aids, dispensing, online_dispense, remote_requests
 from edge_node.services.patient_search import identifier_of
-from edge_node.trust_store import current_trust_list
+from edge_node.web.context import hub_client, store, trust_list
 from sync_protocol.errors import ProtocolError
 from sync_protocol.mrz import MAX_MRZ_TEXT
 from sync_protocol.timeutil import utc_now
 
 from . import verdicts
 from .auth import signed_in, to_sign_in
-from .common import error_text, fmt_datetime, remember_language, store
-from .desk import render
+from .common import error_text, fmt_datetime, remember_language
 from .errors import register_html_errors
 from .security import protect
+from .workstation import render
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +50,12 @@ def _(message: str) -> str:
     return message
 
 
-def trust_list():
-    credentials = current_app.extensions.get("dmed_credentials")
-    if credentials is None:
-        raise NodeNotInitialised("This node has no enrolment bundle (DMED_NODE_BUNDLE): it "
-                                 "cannot sign or verify prescriptions")
-    # The synced list, not the enrolment's: revocations and cancellations must apply.
-    return current_trust_list(store(), credentials)
-
-
 def current_verdict() -> dispensing.Verdict | None:
     code = session.get(CODE_KEY)
     if not code:
         return None
-    return dispensing.check_code(store(), g.actor, trust_list(), code,
+    return dispensing.verdict_for(store(), g.actor, trust_list(), code,
                                  typed_pinfl=session.get(PINFL_KEY) or None)
-
-
-def hub_client():
-    """The node's signed client of the hub, or None on a stand-alone node."""
-    agent = current_app.extensions.get("dmed_sync_agent")
-    return agent.client if agent is not None else None
 
 
 # Verdicts the hub's word can change: the node thinks something may still be handed over.
@@ -133,6 +118,8 @@ def scan():
         except ProtocolError as e:
             session.pop(CODE_KEY, None)
             return _page(e)
+    # Kept now (a write, on this POST): the page shown next only reads its verdict.
+    dispensing.record_scan(store(), g.actor, trust_list(), code, typed_pinfl=pinfl)
     session[CODE_KEY] = code
     session[PINFL_KEY] = pinfl or ""
     session.pop(RECEIPT_KEY, None)
@@ -262,10 +249,10 @@ def lookup():
     trusted = trust_list()
     for row in found["prescriptions"]:
         # A verdict per prescription from its stored code; paper ones have none to check.
-        verdict = dispensing.check_code(store(), g.actor, trusted, row["qr"]) \
+        verdict = dispensing.verdict_for(store(), g.actor, trusted, row["qr"]) \
             if row.get("qr") else None
         row["view"] = verdicts.describe(verdict) if verdict else None
-        row["medicines"] = counter_aids.medicine_names(store().reader(), row["prescription_id"])
+        row["medicines"] = counter_aids.medicine_names(store(), row["prescription_id"])
     return render("counter/lookup.html", query=query, found=found)
 
 

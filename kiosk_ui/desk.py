@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, session, url_for
 from flask_babel import gettext
 
 from edge_node.errors import FieldErrors, NotFound
@@ -20,15 +20,17 @@ from edge_node.services import (
 )
 from edge_node.services.access import Actor
 from edge_node.web import device_cookies
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 from sync_protocol.mrz import parse_mrz
 from sync_protocol.timeutil import from_instant, local_date
 
 from .auth import TOKEN_KEY, safe_next, signed_in, to_sign_in
-from .common import error_text, remember_language, store, today, ui_now
+from .common import error_text, remember_language, today, ui_now
 from .errors import register_html_errors
 from .security import protect
 from .slots import chosen_day, free_days
+from .workstation import patient_summary, render, with_patient_names
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +41,6 @@ register_html_errors(bp, "desk", to_sign_in)
 
 REGISTER_FIELDS = ("full_name", "pinfl", "document", "phone", "birth_date", "sex",
                    "family_doctor_id", "facility_id", "mrz")
-
-
-def render(template: str, error: ProtocolError | None = None, **context):
-    status = getattr(error, "http_status", 422) if error else 200
-    return render_template(template, error=error_text(error) if error else None,
-                           error_field=error.field if error else None, area="desk",
-                           actor=g.get("actor"), **context), status
-
-
-def with_patient_names(rows: list[dict]) -> list[dict]:
-    reader = store().reader()
-    return [{**row, "patient": patients.patient_summary(patients.get_patient(
-        reader, row["patient_id"]))} for row in rows]
 
 
 def node_facility_id() -> str | None:
@@ -190,20 +179,15 @@ def _fill_from_mrz(form: dict) -> ProtocolError | None:
     return None
 
 
-def _summary(patient_id: str) -> dict:
-    g.actor.require("view_patient")
-    return patients.patient_summary(patients.get_patient(store().reader(), patient_id))
-
-
 @bp.get("/patients/<patient_id>")
 @signed_in
 def patient(patient_id: str):
-    summary = _summary(patient_id)
+    summary = patient_summary(patient_id)
     rows = appointments.list_appointments(store(), g.actor, patient_id=patient_id)
     upcoming = [r for r in rows if r["status"] in ("booked", "checked_in")
                 and local_date(from_instant(r["starts_at"])) >= today()]
     try:
-        doctor = (facilities.get_practitioner(store().reader(), summary["family_doctor_id"])
+        doctor = (facilities.get_practitioner(store(), summary["family_doctor_id"])
                   if summary["family_doctor_id"] else None)
     except NotFound:  # attached to a doctor of another facility, not known on this node
         doctor = None
@@ -231,14 +215,14 @@ def confirm_phone(patient_id: str):
 @signed_in
 def book(patient_id: str):
     g.actor.require("book")
-    summary = _summary(patient_id)
+    summary = patient_summary(patient_id)
     doctor_id = request.values.get("practitioner_id")
     if not doctor_id:
         doctors = facilities.list_practitioners(store(), facility_id=summary["facility_id"])
         doctors.sort(key=lambda d: (d["practitioner_id"] != summary["family_doctor_id"],
                                     not d["is_family_doctor"], d["full_name"]))
         return render("desk/book_doctor.html", patient=summary, doctors=doctors)
-    doctor = facilities.get_practitioner(store().reader(), doctor_id)
+    doctor = facilities.get_practitioner(store(), doctor_id)
     error = None
     if request.method == "POST":
         try:

@@ -10,14 +10,15 @@ from flask_babel import gettext
 
 from edge_node.errors import NotFound, ValidationFailed
 from edge_node.services import appointments, facilities, patients
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 
 from .auth import safe_next, signed_in, to_sign_in
-from .common import remember_language, store, ui_now
-from .desk import render
+from .common import remember_language, ui_now
 from .errors import register_html_errors
 from .security import protect
 from .slots import chosen_day, free_days
+from .workstation import render
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,8 @@ def _(message: str) -> str:
 def _visit(appointment_id: str) -> tuple[dict, dict]:
     """The visit (with its doctor's name) and its patient's demographics."""
     g.actor.require("view_schedule")
-    row = appointments.get_appointment(store().reader(), appointment_id)
-    patient = patients.patient_summary(patients.get_patient(store().reader(),
-                                                            row["patient_id"]))
+    row = appointments.get_appointment(store(), appointment_id)
+    patient = patients.get_summary(store(), row["patient_id"])
     for visit in appointments.list_appointments(store(), g.actor,
                                                 patient_id=row["patient_id"]):
         if visit["appointment_id"] == appointment_id:
@@ -76,7 +76,7 @@ def cancel(appointment_id: str):
 def move(appointment_id: str):
     g.actor.require("book")
     visit, patient = _visit(appointment_id)
-    doctor = facilities.get_practitioner(store().reader(), visit["practitioner_id"])
+    doctor = facilities.get_practitioner(store(), visit["practitioner_id"])
     error = None
     if request.method == "POST":
         try:
@@ -97,6 +97,6 @@ def move(appointment_id: str):
 @signed_in
 def slip(appointment_id: str):
     visit, patient = _visit(appointment_id)
-    facility = facilities.get_facility(store().reader(), visit["facility_id"])
+    facility = facilities.get_facility(store(), visit["facility_id"])
     return render("desk/slip.html", visit=visit, patient=patient, facility=facility,
                   printed_at=ui_now())

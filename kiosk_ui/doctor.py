@@ -1,5 +1,5 @@
 """The doctor's side of the workstation: today's patients, the audited card, the visit with
-ICD-10 diagnoses, orders and laboratory results. Prescription writing plugs in later (hook).
+ICD-10 diagnoses, orders and laboratory results; the card links to prescribing (prescribe.py).
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from flask_babel import gettext
 
 from edge_node.errors import Forbidden, ValidationFailed
 from edge_node.services import allergies, appointments, card, clinical, icd10_search
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 
-from . import labels, prescriptions_hook
+from . import labels, prescription_parts
 from .auth import signed_in, to_sign_in
-from .common import error_text, locale_code, remember_language, store, today, ui_now
-from .desk import _summary, render, with_patient_names
+from .common import error_text, locale_code, remember_language, today, ui_now
 from .errors import register_html_errors
 from .security import protect
+from .workstation import patient_summary, render, with_patient_names
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def today_list():
 @signed_in
 def open_card(patient_id: str):
     g.actor.require("read_card")
-    summary = _summary(patient_id)
+    summary = patient_summary(patient_id)
     if request.method == "POST":
         reason = request.form.get("reason", "")
         if reason not in card.READ_REASONS:
@@ -66,9 +67,9 @@ def open_card(patient_id: str):
     data = card.read_card(store(), g.actor, patient_id, remembered[1])
     return render("desk/card.html", patient=summary, card=data, reason=remembered[1],
                   order_kinds=clinical.ORDER_KINDS,
-                  prescriptions=prescriptions_hook.patient_prescriptions(g.actor, patient_id),
-                  prescribe_url=prescriptions_hook.prescribe_url(patient_id),
-                  qr_svg=prescriptions_hook.qr_svg, allergy_kinds=allergies.KINDS,
+                  prescriptions=prescription_parts.patient_prescriptions(g.actor, patient_id),
+                  prescribe_url=prescription_parts.prescribe_url(patient_id),
+                  qr_svg=prescription_parts.qr_svg, allergy_kinds=allergies.KINDS,
                   severities=allergies.SEVERITIES,
                   allergy_form=session.pop(ALLERGY_FORM, None) or {})
 
@@ -113,7 +114,7 @@ def _diagnosis_rows(codes: list[str]) -> list[dict]:
 @signed_in
 def visit(patient_id: str):
     g.actor.require("write_clinical")
-    summary = _summary(patient_id)
+    summary = patient_summary(patient_id)
     form = {name: request.form.get(name, "") for name in VISIT_TEXT_FIELDS}
     codes = list(dict.fromkeys(c for c in request.form.getlist("code") if c))
     codes = codes[:clinical.MAX_DIAGNOSES]
@@ -169,7 +170,7 @@ LAB_FIELDS = ("test", "value", "unit", "reference_range", "flag")
 @signed_in
 def lab_result(patient_id: str):
     g.actor.require("write_clinical")
-    summary = _summary(patient_id)
+    summary = patient_summary(patient_id)
     form = {name: request.form.get(name, "").strip() for name in LAB_FIELDS}
     if request.method == "POST":
         try:

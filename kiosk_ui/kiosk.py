@@ -10,17 +10,18 @@ import logging
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
-from edge_node.errors import NotFound, ValidationFailed
-from edge_node.services import appointments, facilities, kiosk_identity
+from edge_node.errors import Forbidden, NotFound, ValidationFailed
+from edge_node.services import appointments, facilities, kiosk_identity, prescribing
 from edge_node.services.patients import get_patient
+from edge_node.web.context import store
 from sync_protocol.errors import InvalidPinfl, ProtocolError
 from sync_protocol.identifiers import PINFL_LENGTH, parse_pinfl
 from sync_protocol.mrz import MAX_MRZ_TEXT, parse_mrz
 from sync_protocol.timeutil import from_instant, local_date
 
 from . import kiosk_session as ks
-from . import prescriptions_hook
-from .common import error_text, remember_language, store, today, ui_now
+from . import prescription_parts
+from .common import error_text, remember_language, today, ui_now
 from .errors import register_html_errors
 from .patient_words import pinfl_advice
 from .security import protect
@@ -195,14 +196,14 @@ def home():
     done = request.args.get("done")
     return render_template("kiosk/home.html", area="kiosk", actor=actor, visits=visits,
                            done=done, today=today(),
-                           prescriptions=prescriptions_hook.patient_prescriptions(
+                           prescriptions=prescription_parts.patient_prescriptions(
                                actor, actor.patient_id))
 
 
 @bp.get("/book")
 def choose_doctor():
     actor = ks.patient()
-    patient = get_patient(store().reader(), actor.patient_id)
+    patient = get_patient(store(), actor.patient_id)
     doctors = facilities.list_practitioners(store(), facility_id=patient["facility_id"])
     family = [d for d in doctors if d["practitioner_id"] == patient["family_doctor_id"]]
     if not family:  # not attached yet: any family doctor of the polyclinic
@@ -236,7 +237,7 @@ def _confirm_slot(actor, doctor, action: str, moving=None):
 @bp.route("/book/<practitioner_id>", methods=["GET", "POST"])
 def choose_time(practitioner_id: str):
     actor = ks.patient()
-    doctor = facilities.get_practitioner(store().reader(), practitioner_id)
+    doctor = facilities.get_practitioner(store(), practitioner_id)
     action = url_for(".choose_time", practitioner_id=practitioner_id)
     if request.method == "POST" and request.form.get("confirm") != "1":
         return _confirm_slot(actor, doctor, action)
@@ -262,7 +263,7 @@ def appointment(appointment_id: str):
 def move(appointment_id: str):
     actor = ks.patient()
     visit = _own(actor, appointment_id)
-    doctor = facilities.get_practitioner(store().reader(), visit["practitioner_id"])
+    doctor = facilities.get_practitioner(store(), visit["practitioner_id"])
     action = url_for(".move", appointment_id=appointment_id)
     if request.method == "POST" and request.form.get("confirm") != "1":
         return _confirm_slot(actor, doctor, action, moving=visit)
@@ -304,7 +305,7 @@ def check_in(appointment_id: str):
 def slip(appointment_id: str):
     actor = ks.patient()
     visit = _own(actor, appointment_id)
-    facility = facilities.get_facility(store().reader(), visit["facility_id"])
+    facility = facilities.get_facility(store(), visit["facility_id"])
     return render_template("kiosk/slip.html", area="kiosk", actor=actor, visit=visit,
                            facility=facility, printed_at=ui_now())
 
@@ -312,27 +313,26 @@ def slip(appointment_id: str):
 @bp.get("/prescriptions/<prescription_id>")
 def prescription(prescription_id: str):
     actor = ks.patient()
-    found = prescriptions_hook.patient_prescriptions(actor, actor.patient_id) or {"items": []}
-    for item in found["items"]:
-        if item.get("prescription_id") == prescription_id:
-            return render_template("kiosk/prescription.html", area="kiosk", actor=actor,
-                                   rx=item, qr=prescriptions_hook.qr_svg(item.get("qr")),
-                                   issuer=_issuer_names(item))
-    raise NotFound("Prescription %(id)s is not known on this node", field="prescription_id",
-                   id=prescription_id)
+    try:
+        rx = prescribing.prescription_with_items(store(), actor, prescription_id)
+    except Forbidden:  # another patient's: to a kiosk, as unknown as any other
+        raise NotFound("Prescription %(id)s is not known on this node",
+                       field="prescription_id", id=prescription_id) from None
+    return render_template("kiosk/prescription.html", area="kiosk", actor=actor, rx=rx,
+                           qr=prescription_parts.qr_svg(rx.get("qr")),
+                           issuer=_issuer_names(rx))
 
 
 def _issuer_names(rx: dict) -> dict:
     """The clinic's and the doctor's names for a patient's eyes (never their codes); a record
     not held on this node leaves its name out rather than showing a code."""
-    reader = store().reader()
     names = {"facility": None, "doctor": None}
     try:
-        names["facility"] = facilities.get_facility(reader, rx["facility_id"])["name"]
+        names["facility"] = facilities.get_facility(store(), rx["facility_id"])["name"]
     except (KeyError, NotFound):
         pass
     try:
-        names["doctor"] = facilities.get_practitioner(reader, rx["practitioner_id"])["full_name"]
+        names["doctor"] = facilities.get_practitioner(store(), rx["practitioner_id"])["full_name"]
     except (KeyError, NotFound):
         pass
     return names

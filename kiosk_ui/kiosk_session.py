@@ -17,8 +17,7 @@ from edge_node.errors import NotSignedIn
 from edge_node.services import kiosk_sessions
 from edge_node.services.access import Actor
 from edge_node.services.kiosk_identity import patient_actor
-
-from .common import store
+from edge_node.web.context import store
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from flask import Blueprint, abort, g, jsonify, render_template, request
 
 from edge_node.errors import NotSignedIn
 from edge_node.services import clinical, facilities, staff
+from edge_node.web.context import store
 
 from . import screen_choice
 from .auth import current_staff, signed_in, to_sign_in
-from .common import locale_code, remember_language, store
+from .common import locale_code, remember_language
 from .errors import register_html_errors
 from .security import protect
 

@@ -15,15 +15,16 @@ from flask_babel import lazy_gettext as _l
 from edge_node.catalogue import Catalogue
 from edge_node.errors import ValidationFailed
 from edge_node.services import facilities, paper
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import TASHKENT, to_instant
 
 from .auth import signed_in, to_sign_in
-from .common import remember_language, store, ui_now
-from .desk import _summary, render
+from .common import remember_language, ui_now
 from .errors import register_html_errors
 from .prescribe import ITEM_ERROR
 from .security import protect
+from .workstation import patient_summary, render
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _error_place(error: ProtocolError | None, where: list[int]) -> tuple[int | N
 @signed_in
 def paper_prescription(patient_id: str):
     may_write_paper()
-    summary = _summary(patient_id)
+    summary = patient_summary(patient_id)
     form = {name: request.form.get(name, "").strip()
             for name in ("paper_serial", "practitioner_id", "paper_reason", "day", "time")}
     form["practitioner_id"] = form["practitioner_id"] or g.actor.practitioner_id or ""
@@ -141,7 +142,7 @@ def blank():
             error = ValidationFailed(_("Choose a number from %(first)s to %(last)s"),
                                      field="number", first=chosen["first_serial"],
                                      last=chosen["last_serial"])
-    facility = facilities.get_facility(store().reader(), store().facility_id)
+    facility = facilities.get_facility(store(), store().facility_id)
     return render("paper/blank.html", error, pads=pads, chosen=chosen, number=number,
                   serial=serial, facility=facility)
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Blueprint, flash, g, jsonify, redirect, request, url_for
 from flask_babel import gettext
 
-from edge_node.errors import NodeNotInitialised
 from edge_node.services import allergies, facilities, patients, prescribing, remote_requests
+from edge_node.web.context import credentials, store
 from sync_protocol.errors import ProtocolError
 
-from . import drug_rules, prescriptions_hook
+from . import drug_rules, prescription_parts
 from .auth import signed_in, to_sign_in
-from .common import error_text, locale_code, remember_language, store
-from .desk import _summary, render
+from .common import error_text, locale_code, remember_language
 from .errors import register_html_errors
 from .security import protect
+from .workstation import patient_summary, render
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _allergy_matches(patient_id: str, inn: str) -> list[dict]:
     drug = drug_rules.find_drug(inn)
     if drug is None or not patient_id:
         return []
-    return allergies.matching_allergies(store().reader(), patient_id, _drug_codes(drug))
+    return allergies.matching_allergies(store(), patient_id, _drug_codes(drug))
 
 
 def _mark_allergies(results: list[dict], patient_id: str) -> list[dict]:
@@ -104,8 +104,8 @@ def _items(rows: list[dict]) -> list[dict]:
 def _page(patient_id: str, rows: list[dict], error: ProtocolError | None = None,
           results: dict | None = None, validity: str = "", chronic_error=None,
           chronic_code: str = "", remote: dict | None = None, note: str = ""):
-    summary = _summary(patient_id)
-    chronic = prescribing.is_chronic(store().reader(), patient_id)
+    summary = patient_summary(patient_id)
+    chronic = prescribing.is_chronic(store(), patient_id)
     views = [_row_view(r, chronic) for r in rows]
     for view in views:
         view["allergies"] = _allergy_matches(patient_id, view["inn"]) if view["drug"] else []
@@ -138,7 +138,7 @@ def for_request(request_id: str):
     """Approving a call-centre request is writing its prescription on this same form: signing
     issues it through remote_requests.approve, which records the decision with it."""
     g.actor.require("prescribe")
-    remote = dict(remote_requests.get_request(store().reader(), request_id))
+    remote = dict(remote_requests.get_request(store(), request_id))
     if remote["status"] != remote_requests.REQUESTED:
         flash(gettext("This request has already been decided."), "error")
         return redirect(url_for("remote_ui.show", request_id=request_id))
@@ -161,7 +161,7 @@ def _form(patient_id: str, remote: dict | None = None):
         index = int(request.form["find"])
         results[index] = _mark_allergies(drug_rules.suggestions(
             rows[index]["inn"], locale_code(),
-            prescribing.is_chronic(store().reader(), patient_id)), patient_id)
+            prescribing.is_chronic(store(), patient_id)), patient_id)
     elif request.form.get("remove", "").isdigit() and len(rows) > 1:
         rows.pop(min(int(request.form["remove"]), len(rows) - 1))
     elif action == "add" and len(rows) < drug_rules.MAX_ITEMS:
@@ -175,12 +175,9 @@ def _form(patient_id: str, remote: dict | None = None):
 def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None = None,
           note: str = ""):
     filled = [r for r in rows if r["inn"]] or rows[:1]
-    credentials = current_app.extensions.get("dmed_credentials")
     override = request.form.get("allergy_override", "").strip() or None
     try:
-        if credentials is None:
-            raise NodeNotInitialised("This node has no enrolment bundle (DMED_NODE_BUNDLE): it "
-                                     "cannot sign or verify prescriptions")
+        signer = credentials()
         # An empty choice takes what the screen showed selected (the first form and
         # strength); anything sent is checked as sent, never replaced.
         shown = [_row_view(r, False) for r in filled]
@@ -189,11 +186,11 @@ def _sign(patient_id: str, rows: list[dict], validity: str, remote: dict | None 
                         for r, v in zip(filled, shown, strict=True)])
         if remote:
             issued = remote_requests.approve(
-                store(), g.actor, credentials, remote["request_id"], items=items,
+                store(), g.actor, signer, remote["request_id"], items=items,
                 validity_days=_number(validity), note=note or None, allergy_override=override)
         else:
             issued = prescribing.issue_prescription(
-                store(), g.actor, credentials, patient_id=patient_id, items=items,
+                store(), g.actor, signer, patient_id=patient_id, items=items,
                 validity_days=_number(validity), allergy_override=override)
     except ProtocolError as e:
         return _page(patient_id, filled, e, validity=validity, remote=remote, note=note)
@@ -215,7 +212,7 @@ def chronic(patient_id: str):
     code = request.form.get("code", "").strip()[:10]
     # Marked while answering a call-centre request: back to that request's form.
     request_id = request.form.get("request_id", "").strip()[:40]
-    remote = dict(remote_requests.get_request(store().reader(), request_id)) \
+    remote = dict(remote_requests.get_request(store(), request_id)) \
         if request_id and g.actor.can("prescribe") else None
     if remote and remote["patient_id"] != patient_id:
         remote = None
@@ -237,7 +234,7 @@ def drugs():
     if not (g.actor.can("prescribe") or g.actor.can("register_patient")):
         g.actor.require("prescribe")
     patient_id = request.args.get("patient_id", "")
-    chronic = bool(patient_id) and prescribing.is_chronic(store().reader(), patient_id)
+    chronic = bool(patient_id) and prescribing.is_chronic(store(), patient_id)
     results = drug_rules.suggestions(request.args.get("q", ""), locale_code(), chronic)
     if patient_id and g.actor.can("prescribe"):
         results = _mark_allergies(results, patient_id)
@@ -246,23 +243,16 @@ def drugs():
 
 # -- the signed prescription: QR code, printing, cancelling -------------------------------
 
-def _prescription(prescription_id: str) -> dict:
-    g.actor.require("prescribe")
-    row = prescribing.get_prescription(store().reader(), prescription_id)
-    found = prescribing.patient_prescriptions(store(), g.actor, row["patient_id"])
-    return next(rx for rx in found if rx["prescription_id"] == prescription_id)
-
-
 def _show(prescription_id: str, error: ProtocolError | None = None, reason: str = ""):
-    rx = _prescription(prescription_id)
-    reader = store().reader()
-    patient = patients.patient_summary(patients.get_patient(reader, rx["patient_id"]))
-    doctor = facilities.get_practitioner(reader, rx["practitioner_id"])
-    facility = facilities.get_facility(reader, rx["facility_id"])
+    g.actor.require("prescribe")
+    rx = prescribing.prescription_with_items(store(), g.actor, prescription_id)
+    patient = patients.get_summary(store(), rx["patient_id"])
+    doctor = facilities.get_practitioner(store(), rx["practitioner_id"])
+    facility = facilities.get_facility(store(), rx["facility_id"])
     size = request.args.get("size") if request.args.get("size") in PRINT_SIZES else "a5"
     return render("prescribe/show.html", error, rx=rx, patient=patient, doctor=doctor,
                   facility=facility, size=size, sizes=PRINT_SIZES, reason=reason,
-                  qr=prescriptions_hook.qr_svg(rx.get("qr")),
+                  qr=prescription_parts.qr_svg(rx.get("qr")),
                   may_cancel=rx["status"] == "active"
                   and rx["practitioner_id"] == g.actor.practitioner_id)
 

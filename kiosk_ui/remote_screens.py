@@ -11,13 +11,14 @@ from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_babel import gettext
 
 from edge_node.services import patients, remote_requests
+from edge_node.web.context import store
 from sync_protocol.errors import ProtocolError
 
 from .auth import signed_in, to_sign_in
-from .common import remember_language, store
-from .desk import render
+from .common import remember_language
 from .errors import register_html_errors
 from .security import protect
+from .workstation import render
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,8 @@ def list_requests():
 
 def _show(request_id: str, error: ProtocolError | None = None, note: str = ""):
     g.actor.require("prescribe")
-    reader = store().reader()
-    row = dict(remote_requests.get_request(reader, request_id))
-    patient = patients.patient_summary(patients.get_patient(reader, row["patient_id"]))
+    row = remote_requests.get_request(store(), request_id)
+    patient = patients.get_summary(store(), row["patient_id"])
     return render("desk/request.html", error, remote=row, patient=patient, note=note,
                   is_open=row["status"] == remote_requests.REQUESTED)
 

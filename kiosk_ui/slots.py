@@ -6,9 +6,8 @@ import logging
 from datetime import date, datetime, time, timedelta
 
 from edge_node.services import scheduling
+from edge_node.web.context import store
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant
-
-from .common import store
 
 log = logging.getLogger(__name__)
 

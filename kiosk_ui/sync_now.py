@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 from flask_babel import gettext
 
 from edge_node.services.access import ROLES, Actor
+from edge_node.web.context import sync_agent
 
 from . import banner
 from .auth import safe_next, signed_in, to_sign_in
@@ -26,20 +27,17 @@ protect(bp)
 bp.after_request(remember_language)
 register_html_errors(bp, "desk", to_sign_in)
 
-AGENT = "dmed_sync_agent"
-
-
 def sync_available(actor) -> bool:
     """Whether the banner shows "Sync now": staff signed in, and an agent to run."""
     return (isinstance(actor, Actor) and actor.role in ROLES
-            and AGENT in current_app.extensions)
+            and sync_agent() is not None)
 
 
 @bp.post("/run")
 @signed_in
 def run():
     back = safe_next(request.form.get("next"), url_for("desk.home"))
-    agent = current_app.extensions.get(AGENT)
+    agent = sync_agent()
     if agent is None:
         flash(gettext("This node has no hub configured: there is nothing to sync with."),
               "error")

@@ -1,4 +1,4 @@
-"""How the counter words and colours each verdict of dispensing.check_code.
+"""How the counter words and colours each verdict of dispensing.verdict_for.
 
 A pharmacist acts on the colour before reading: green means hand over, amber means something
 can be done here (wait, confirm the clock, check the date), red means do not hand over.

@@ -1,8 +1,9 @@
 """Keys and certificates for DMED Edge: national root, regions, nodes, enrolment bundles.
 
 Library first (pki issues in memory, keystore puts things on disk); `dmed-provision` is a
-thin CLI on top. Verification lives in sync_protocol.trust, shared with nodes and the hub;
-the bundle format and its readers live in sync_protocol.enrolment, which nodes use too.
+thin CLI on top. Verification lives in sync_protocol.certificates and sync_protocol.trust_list,
+shared with nodes and the hub; the bundle format and its readers live in
+sync_protocol.enrolment, which nodes use too.
 """
 
 from provisioning.errors import (

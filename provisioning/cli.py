@@ -22,9 +22,9 @@ from sync_protocol.bundle_passphrase import (
     get_passphrase,
     passphrase_file_option,
 )
+from sync_protocol.certificates import identity_of, kid_of, region_code_of
 from sync_protocol.cli_errors import ClearErrors
 from sync_protocol.errors import ProtocolError
-from sync_protocol.trust import identity_of, kid_of, region_code_of
 
 log = logging.getLogger(__name__)
 

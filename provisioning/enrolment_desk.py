@@ -32,13 +32,14 @@ from provisioning.errors import AlreadyExists, InvalidRequest, NotFound, Provisi
 from provisioning.facilities import get_facility, signed_facility
 from provisioning.keystore import CaStore, write_trust_list
 from provisioning.pki import certify_node, certify_tls_server
+from sync_protocol.certificates import kid_of
 from sync_protocol.enrolment_request import (
     ANSWER_FORMAT,
     REQUEST_VERSION,
     EnrolmentRequestInvalid,
     parse_request,
 )
-from sync_protocol.trust import TrustList, kid_of
+from sync_protocol.trust_list import TrustList
 
 log = logging.getLogger(__name__)
 

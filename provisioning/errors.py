@@ -1,8 +1,9 @@
 """One exception tree for provisioning; the CLI turns every one into a ClickException.
 
 Messages are English gettext msgids with %(name)s placeholders, as in sync_protocol.errors.
-Invalid node identities and trust-list problems are sync_protocol.trust errors and pass
-through unchanged (they are TrustError, a ProtocolError too).
+Invalid node identities and trust-list problems are errors of sync_protocol.certificates
+and sync_protocol.trust_list and pass through unchanged (they are TrustError, a
+ProtocolError too).
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from provisioning.pki import (
     revoke,
 )
 from sync_protocol import enrolment
+from sync_protocol.certificates import REGION_CODE_RE, NodeKind
 from sync_protocol.enrolment import (
     BUNDLE_FILES,
     BUNDLE_FORMAT,
@@ -56,7 +57,7 @@ from sync_protocol.enrolment import (
     EnrolmentError,
     read_enrolment,
 )
-from sync_protocol.trust import REGION_CODE_RE, NodeKind, Revocation, TrustList
+from sync_protocol.trust_list import Revocation, TrustList
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Issuing: national root, regional CAs, node certificates, revocation, enrolment bundles.
 
 Everything here works in memory; provisioning.keystore puts it on disk. The certificate
-profile (what verification in sync_protocol.trust expects):
+profile (what verification in sync_protocol.certificates expects):
 
     root    CA, pathlen 1, keyCertSign + cRLSign, 20 years, self-signed
     region  CA, pathlen 0, keyCertSign + cRLSign, 10 years, subject carries REGION_CODE_OID
@@ -25,8 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provisioning.errors import InvalidRequest
-from sync_protocol.enrolment import PrivateKey
-from sync_protocol.trust import (
+from sync_protocol.certificates import (
     EKU_PRESCRIBE,
     EKU_SYNC,
     REGION_CODE_OID,
@@ -34,13 +33,13 @@ from sync_protocol.trust import (
     ChainVerdict,
     NodeIdentity,
     NodeKind,
-    Revocation,
-    TrustList,
     identity_of,
     is_ca,
     kid_of,
     region_code_of,
 )
+from sync_protocol.enrolment import PrivateKey
+from sync_protocol.trust_list import Revocation, TrustList
 
 log = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ from provisioning.errors import InvalidRequest
 from provisioning.facilities import list_facilities
 from provisioning.keystore import CaStore, write_secret
 from provisioning.station_accounts import get_operator, sign_in
+from sync_protocol.certificates import identity_of, kid_of
 from sync_protocol.errors import ProtocolError
-from sync_protocol.trust import identity_of, kid_of
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from enum import StrEnum
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sync_protocol.errors import TrustError
@@ -134,7 +135,7 @@ class ChainVerdict:
     which: str | None = None  # "node", "region" or "root": where the chain failed
     identity: NodeIdentity | None = None
     certificate: x509.Certificate | None = None
-    public_key: x509.CertificatePublicKeyTypes | None = None  # parsed once, for signatures
+    public_key: CertificatePublicKeyTypes | None = None  # parsed once, for signatures
 
     @property
     def message(self) -> str:

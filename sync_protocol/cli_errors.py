@@ -59,7 +59,8 @@ class ClearErrors(click.Group):
     extra: tuple[type[BaseException], ...] = ()
 
     def invoke(self, ctx: click.Context) -> Any:
+        handled: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, BadJson, *self.extra)
         try:
             return super().invoke(ctx)
-        except (sqlite3.Error, OSError, BadJson, *self.extra) as error:
+        except handled as error:
             raise click.ClickException(describe(error, ctx.meta.get(DATABASE_KEY))) from error

@@ -63,7 +63,7 @@ def new_code() -> str:
 def normalise_code(text: str) -> str:
     """What the operator typed, as the node made it: case, dashes and look-alikes forgiven."""
     cleaned = str(text or "").upper().replace("-", "").replace(" ", "")
-    return cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+    return cleaned.translate(str.maketrans("OIL", "011"))
 
 
 def public_key_fingerprint(public_key: Any) -> str:
@@ -214,7 +214,7 @@ def parse_request(data: Any, now: datetime) -> EnrolmentRequest:
             raise bad("The TLS CSR cannot be read.", "tls_csr") from e
         if not tls_csr.is_signature_valid:
             raise bad("The TLS CSR's signature does not verify.", "tls_csr")
-    message = _message(request_id, created, csr.public_bytes(serialization.Encoding.DER),
+    message = _message(request_id, str(created), csr.public_bytes(serialization.Encoding.DER),
                        tls_csr.public_bytes(serialization.Encoding.DER) if tls_csr else None)
     renewal_cert = renewal_signature = None
     renewal = data.get("renewal")

@@ -19,8 +19,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -100,5 +101,5 @@ class CallbackCollector(Collector):
     def __init__(self, produce: Callable[[], Iterable]) -> None:
         self.produce = produce
 
-    def collect(self):
+    def collect(self) -> Iterator[Any]:
         yield from self.produce()

@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from .errors import InvalidIdentifier
 from .identifiers import parse_document, parse_pinfl
@@ -39,7 +40,7 @@ MRZ_CHARACTERS = re.compile(r"^[A-Z0-9<]+$")
 class InvalidMrz(InvalidIdentifier):
     code = "invalid_mrz"
 
-    def __init__(self, message: str, *, part: str, **params) -> None:
+    def __init__(self, message: str, *, part: str, **params: Any) -> None:
         self.part = part  # length, characters, document_number, birth_date, expiry, pinfl, ...
         super().__init__(message, field="mrz", code=f"invalid_mrz_{part}", **params)
 

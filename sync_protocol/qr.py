@@ -370,10 +370,10 @@ def _verify(text: object, ring: cose.Keyring, now: datetime | None,
     elif require_prescription:
         return VerifyResult(False, "not_a_prescription", kid, claims, None, cert)
     if now is not None:
-        reason = cose.check_validity(claims, signer, now.timestamp(),
-                                     CLOCK_SKEW_LEEWAY.total_seconds())
-        if reason is not None:
-            return VerifyResult(False, reason, kid, claims, prescription, cert)
+        invalid = cose.check_validity(claims, signer, now.timestamp(),
+                                      CLOCK_SKEW_LEEWAY.total_seconds())
+        if invalid is not None:
+            return VerifyResult(False, invalid, kid, claims, prescription, cert)
     return VerifyResult(True, None, kid, claims, prescription, cert)
 
 
@@ -389,7 +389,7 @@ def verify(text: object, certificates: Iterable[x509.Certificate], now: datetime
     This checks the signature chain only (who signed, with a key its chain vouches for, and
     within the times above). It does not know the patient at the counter, whether the signer
     may prescribe, revocations and cancellations, or what was dispensed already: those are
-    the counter's checks, in ``edge_node.services.dispensing.check_code``. A caller who
+    the counter's checks, in ``edge_node.services.dispensing.verdict_for``. A caller who
     wants the full verdict calls that.
     """
     if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):

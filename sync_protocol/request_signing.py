@@ -32,9 +32,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .certificates import CERT_EXPIRED, CERT_NOT_YET_VALID, MISSING_EKU
+from .certificates import (
+    CERT_EXPIRED,
+    CERT_NOT_YET_VALID,
+    EKU_SYNC,
+    MISSING_EKU,
+    REVOKED,
+    NodeIdentity,
+    kid_of,
+)
 from .errors import TrustError
-from .trust import EKU_SYNC, REVOKED, NodeIdentity, TrustList, kid_of
+from .trust_list import TrustList
 
 log = logging.getLogger(__name__)
 

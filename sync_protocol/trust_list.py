@@ -1,4 +1,4 @@
-"""The trust list: roots, regions and node certificates, revocations, cancelled prescriptions.
+"""The trust list: roots, regions and node certificates, and revocations.
 
 Shared by nodes and the hub; it reads certificates and never holds a private key (issuing
 is provisioning.pki). What a certificate must say is sync_protocol.certificates.
@@ -7,6 +7,7 @@ Revocation ignores the revocation time when deciding: a signature carries only t
 signer claims, so a stolen key could backdate. The time and reason are kept for people.
 The verdict of a chain is memoised per certificate; revocation and validity dates are checked
 on every call, so a cached chain can never outlive a revocation or an expiry.
+Cancelled prescriptions travel as events (PrescriptionCancelled), not in this list.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sync_protocol.certificates import (
@@ -65,7 +66,6 @@ CHAIN_CACHE_SIZE = 4096
 MAX_REASON_LENGTH = 200
 TRUST_LIST_FORMAT = "dmed-trust-list"
 TRUST_LIST_VERSION = 1
-PRESCRIPTION_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # ULID, Crockford base32
 
 
 class TrustListInvalid(TrustError, ValueError):
@@ -83,17 +83,9 @@ class Revocation:
 
 
 @dataclass(frozen=True)
-class Cancellation:
-    prescription_id: str
-    cancelled_at: datetime
-    reason: str
-
-
-@dataclass(frozen=True)
 class MergeResult:
     added_certificates: int
     added_revocations: int
-    added_cancellations: int
     ignored_roots: int  # roots the other list had that we do not accept implicitly
     rejected_certificates: int  # e.g. a key id clash; the rest is merged all the same
 
@@ -116,7 +108,7 @@ class _Link:
 class _Chain:
     leaf: _Link
     identity: NodeIdentity
-    public_key: x509.CertificatePublicKeyTypes
+    public_key: CertificatePublicKeyTypes
     paths: tuple[tuple[_Link, _Link], ...]  # (region, root) pairs that sign this leaf
     ekus: frozenset[x509.ObjectIdentifier]
 
@@ -144,7 +136,7 @@ def _parse_time(text: str) -> datetime:
 
 
 class TrustList:
-    """Roots, regions and node certificates, revoked certificates, cancelled prescriptions.
+    """Roots, regions and node certificates, and revoked certificates.
 
     Only grows: certificates and revocations are never removed, so merging lists in any order
     gives the same list (it is synced between nodes like events). Verifying from many threads
@@ -157,7 +149,6 @@ class TrustList:
         self._sections: dict[str, dict[bytes, x509.Certificate]] = {
             "roots": {}, "regions": {}, "nodes": {}}
         self._revocations: dict[bytes, Revocation] = {}
-        self._cancellations: dict[str, Cancellation] = {}
         self._roots_by_subject: dict[x509.Name, list[_Link]] = {}
         self._regions_by_subject: dict[x509.Name, list[_Link]] = {}
         self._by_node_id: dict[str, list[x509.Certificate]] = {}
@@ -240,7 +231,7 @@ class TrustList:
                 cert for _, cert in sorted(self._sections[section].items()))
         return cached
 
-    # -- revocations and cancellations ----------------------------------------------------
+    # -- revocations ------------------------------------------------------------------------
 
     def revoke(self, cert_or_kid: x509.Certificate | bytes, revoked_at: datetime,
                reason: str) -> Revocation:
@@ -272,29 +263,6 @@ class TrustList:
     @property
     def revocations(self) -> tuple[Revocation, ...]:
         return tuple(rev for _, rev in sorted(self._revocations.items()))
-
-    def cancel_prescription(self, prescription_id: str, cancelled_at: datetime,
-                            reason: str) -> Cancellation:
-        if not isinstance(prescription_id, str) or not PRESCRIPTION_ID_RE.fullmatch(
-                prescription_id):
-            raise TrustListInvalid("Prescription id %(value)r is not a ULID.",
-                                   field="prescription_id", value=prescription_id)
-        return self._keep_cancellation(
-            Cancellation(prescription_id, utc_seconds(cancelled_at), _check_reason(reason)))
-
-    def _keep_cancellation(self, new: Cancellation) -> Cancellation:
-        old = self._cancellations.get(new.prescription_id)
-        if old is not None:
-            new = min(old, new, key=lambda c: (c.cancelled_at, c.reason))
-        self._cancellations[new.prescription_id] = new
-        return new
-
-    def cancellation(self, prescription_id: str) -> Cancellation | None:
-        return self._cancellations.get(prescription_id)
-
-    @property
-    def cancellations(self) -> tuple[Cancellation, ...]:
-        return tuple(c for _, c in sorted(self._cancellations.items()))
 
     # -- verification ---------------------------------------------------------------------
 
@@ -417,10 +385,6 @@ class TrustList:
                 {"kid": r.kid.hex(), "serial": None if r.serial is None else format(r.serial, "x"),
                  "revoked_at": _time_text(r.revoked_at), "reason": r.reason}
                 for r in self.revocations],
-            "cancelled_prescriptions": [
-                {"prescription_id": c.prescription_id,
-                 "cancelled_at": _time_text(c.cancelled_at), "reason": c.reason}
-                for c in self.cancellations],
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -445,9 +409,6 @@ class TrustList:
                 trust_list._keep_revocation(Revocation(
                     bytes.fromhex(r["kid"]), _parse_time(r["revoked_at"]),
                     _check_reason(r["reason"]), serial))
-            for c in data.get("cancelled_prescriptions", []):
-                trust_list.cancel_prescription(c["prescription_id"],
-                                               _parse_time(c["cancelled_at"]), c["reason"])
         except TrustError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -464,7 +425,7 @@ class TrustList:
         return cls.from_dict(data)
 
     def merge(self, other: TrustList, *, accept_roots: bool = False) -> MergeResult:
-        """Union in another list's certificates, revocations and cancellations.
+        """Union in another list's certificates and revocations.
 
         Roots are trust anchors: a peer's list cannot add one unless `accept_roots` is set
         (provisioning does that; sync must not).
@@ -489,11 +450,7 @@ class TrustList:
         revocations = len(self._revocations)
         for rev in other.revocations:
             self._keep_revocation(rev)
-        cancellations = len(self._cancellations)
-        for cancellation in other.cancellations:
-            self._keep_cancellation(cancellation)
-        return MergeResult(added, len(self._revocations) - revocations,
-                           len(self._cancellations) - cancellations, ignored, rejected)
+        return MergeResult(added, len(self._revocations) - revocations, ignored, rejected)
 
 
 def _has_eku(chain: _Chain, eku: x509.ObjectIdentifier) -> bool:

@@ -29,13 +29,14 @@ from pki_helpers import Pki, make_pki
 from central_hub.app import create_app
 from central_hub.storage import Storage, open_storage
 from provisioning.pki import Credential, create_node, create_region
+from sync_protocol.certificates import NodeKind
 from sync_protocol.event_types import latest_version
 from sync_protocol.events import GENESIS_HASH, seal
 from sync_protocol.hlc import HybridLogicalClock
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.request_signing import sign_request
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import NodeKind, TrustList
+from sync_protocol.trust_list import TrustList
 from sync_protocol.wire import PULL_PATH, PUSH_PATH, PullQuery, encode_body
 
 POSTGRES_HOST = os.environ.get("DMED_TEST_POSTGRES_HOST", "127.0.0.1:5432")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from provisioning.keystore import CaStore
 from provisioning.pki import Credential, KeyAlgorithm, create_node, create_region, create_root
-from sync_protocol.trust import NodeKind, TrustList
+from sync_protocol.certificates import NodeKind
+from sync_protocol.trust_list import TrustList
 
 REGION_CODE = "TAS"
 CLINIC_ID = "tas-clinic-0001"

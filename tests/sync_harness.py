@@ -78,9 +78,10 @@ from edge_node.sync.agent import SyncAgent, sync_status
 from edge_node.sync.client import HubClient
 from edge_node.web import create_app as create_node_app
 from provisioning.keystore import CaStore
+from sync_protocol.certificates import NodeIdentity, NodeKind
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import NodeIdentity, NodeKind, TrustList
+from sync_protocol.trust_list import TrustList
 from sync_protocol.wire import PullQuery
 
 log = logging.getLogger(__name__)

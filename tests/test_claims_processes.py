@@ -34,8 +34,8 @@ from sync_harness import (
 from central_hub.ingest import projected_through
 from central_hub.storage import open_storage
 from edge_node.services import dispensing, online_dispense, prescribing
+from sync_protocol.certificates import NodeKind
 from sync_protocol.claims import HUB_ORIGIN, ClaimRequest
-from sync_protocol.trust import NodeKind
 from tests.ui_helpers import AMOXICILLIN
 
 pytest_plugins = ("sync_harness",)
@@ -189,7 +189,7 @@ def test_a_hub_killed_after_granting_keeps_the_claim_until_the_dispense_arrives(
                 code=rx["qr"], **PACK)
         assert [c["claim_id"] for c in refused.value.answer["claims"]] == \
             [granted["claim_id"]]
-        dispensing.check_code(one.store, one.actor("pharmacist"), one.credentials.trust_list,
+        dispensing.record_scan(one.store, one.actor("pharmacist"), one.credentials.trust_list,
                               rx["qr"])  # the pharmacist's scan: the code is now known here
         dispensing.dispense(one.store, one.actor("pharmacist"), facility_id=one.facility_id,
                             prescription_id=rx["prescription_id"], item_no=1, quantity=20,

@@ -106,7 +106,7 @@ def test_a_claim_pulled_before_going_offline_still_counts(world):
     assert granted["granted"]
     assert world.two.sync()["ok"]  # pulls PrescriptionClaimed
     world.two.go_offline()
-    verdict = dispensing.check_code(world.two.store, world.two.actor("pharmacist"),
+    verdict = dispensing.record_scan(world.two.store, world.two.actor("pharmacist"),
                                     current_trust_list(world.two.store,
                                                        world.two.credentials), world.rx["qr"])
     assert verdict.code == "already_dispensed"
@@ -283,7 +283,7 @@ def test_the_hub_judges_a_prescription_it_lacks_from_the_scanned_code(world):
         world.clinic.store, world.clinic.actor("doctor"), world.clinic.credentials,
         patient_id=patient["patient_id"], items=[AMOXICILLIN])  # the clinic does not sync
     for node in (world.one, world.two):  # each pharmacist scans it
-        dispensing.check_code(node.store, node.actor("pharmacist"),
+        dispensing.record_scan(node.store, node.actor("pharmacist"),
                               current_trust_list(node.store, node.credentials), unsynced["qr"])
     assert give(world.one, unsynced)["mode"] == "online_claimed"
     with pytest.raises(online_dispense.ClaimRefused) as refused:

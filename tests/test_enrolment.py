@@ -12,6 +12,7 @@ from pki_helpers import CLINIC_ID, PHARMACY_ID, make_pki
 
 from provisioning import InvalidRequest, KeystoreError, NotFound, read_bundle
 from provisioning.keystore import key_to_pem
+from sync_protocol.certificates import EKU_PRESCRIBE, NodeKind
 from sync_protocol.enrolment import (
     BUNDLE_FILES,
     INVALID_BUNDLE,
@@ -25,7 +26,6 @@ from sync_protocol.enrolment import (
     read_enrolment,
 )
 from sync_protocol.errors import TrustError
-from sync_protocol.trust import EKU_PRESCRIBE, NodeKind
 
 FORMS = {"directory": "clinic_bundle", "json": "pharmacy_bundle"}  # make_pki's two bundles
 

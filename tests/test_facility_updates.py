@@ -18,10 +18,10 @@ from edge_node.store import NodeStore
 from provisioning import CaStore
 from provisioning.cli import main as provision_cli
 from provisioning.facilities import add_facility, signed_facility
+from sync_protocol.certificates import NodeKind
 from sync_protocol.events import GENESIS_HASH, seal
 from sync_protocol.hlc import ZERO, HybridLogicalClock
 from sync_protocol.identifiers import new_ulid
-from sync_protocol.trust import NodeKind
 
 pytest_plugins = ("sync_harness",)
 

@@ -13,8 +13,8 @@ from central_hub import claims
 from central_hub.storage import open_storage
 from provisioning.pki import create_node
 from sync_protocol import claims as rules
+from sync_protocol.certificates import NodeKind
 from sync_protocol.identifiers import new_ulid
-from sync_protocol.trust import NodeKind
 from sync_protocol.wire import CLAIM_PATH, CLAIM_RELEASE_PATH, CLAIM_STATUS_PATH
 
 pytest_plugins = ("hub_helpers",)

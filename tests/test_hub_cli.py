@@ -11,7 +11,7 @@ from central_hub.app import create_app
 from central_hub.cli import main
 from central_hub.storage import open_storage
 from provisioning.pki import revoke
-from sync_protocol.trust import TrustList
+from sync_protocol.trust_list import TrustList
 
 pytest_plugins = ("hub_helpers",)
 

@@ -24,10 +24,10 @@ from central_hub.projections import hlc_instant, slot_key, snapshot
 from central_hub.storage import open_storage
 from central_hub.trust_store import TrustStore
 from provisioning.pki import create_node
+from sync_protocol.certificates import NodeKind
 from sync_protocol.hlc import HybridLogicalClock
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import to_instant
-from sync_protocol.trust import NodeKind
 
 pytest_plugins = ("hub_helpers",)
 

@@ -9,8 +9,8 @@ from hub_helpers import body_of
 from pki_helpers import CLINIC_ID
 
 from provisioning.pki import create_node, create_region, create_root
+from sync_protocol.certificates import NodeKind
 from sync_protocol.request_signing import MAX_CLOCK_SKEW_SECONDS
-from sync_protocol.trust import NodeKind
 from sync_protocol.wire import PULL_PATH
 
 pytest_plugins = ("hub_helpers",)

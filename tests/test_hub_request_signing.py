@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pki_helpers import CLINIC_ID, PHARMACY_ID, make_pki
 
 from provisioning.pki import KeyAlgorithm, create_node, create_region, create_root, revoke
+from sync_protocol.certificates import NodeKind
 from sync_protocol.errors import TrustError
 from sync_protocol.request_signing import (
     HEADER_CERTIFICATE,
@@ -19,7 +20,7 @@ from sync_protocol.request_signing import (
     sign_request,
     verify_request,
 )
-from sync_protocol.trust import NodeKind, TrustList
+from sync_protocol.trust_list import TrustList
 
 PATH = "/sync/v1/pull?after=0&limit=1000&max_bytes=524288"
 BODY = b'{"node_id":"x","events":[]}'

@@ -12,10 +12,11 @@ from central_hub import trust_store
 from central_hub.app import create_app
 from central_hub.trust_store import TrustStore
 from provisioning.pki import create_node, create_region, create_root, revoke
+from sync_protocol.certificates import NodeKind, kid_of
 from sync_protocol.events import Event
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.request_signing import MAX_CLOCK_SKEW_SECONDS
-from sync_protocol.trust import NodeKind, TrustList, kid_of
+from sync_protocol.trust_list import TrustList
 from sync_protocol.wire import MAX_BODY_BYTES, PUSH_PATH, TRUST_PATH, encode_body
 
 pytest_plugins = ("hub_helpers",)

@@ -9,7 +9,7 @@ from edge_node.services import dispensing, prescribing
 from edge_node.services.clock import SystemClock, confirm_clock
 from sync_protocol import qr
 from sync_protocol.timeutil import from_instant, utc_now
-from sync_protocol.trust import TrustList
+from sync_protocol.trust_list import TrustList
 from tests.test_event_log import snapshot
 from tests.test_prescribing import AMLODIPINE, AMOXICILLIN
 
@@ -24,7 +24,7 @@ def rx(store, seeded, actor_for, clinic_credentials):
 
 
 def check(store, actor_for, trust_list, code, **kw):
-    return dispensing.check_code(store, actor_for("pharmacist"), trust_list, code, **kw)
+    return dispensing.record_scan(store, actor_for("pharmacist"), trust_list, code, **kw)
 
 
 def give(store, actor_for, rx, item_no, quantity, **kw):

@@ -25,7 +25,8 @@ from provisioning import (
 from provisioning.cli import PASSPHRASE_ENV, main
 from provisioning.keystore import key_to_pem
 from provisioning.pki import create_node, create_root
-from sync_protocol.trust import EKU_PRESCRIBE, REVOKED, TrustList
+from sync_protocol.certificates import EKU_PRESCRIBE, REVOKED
+from sync_protocol.trust_list import TrustList
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def test_a_revoked_node_is_cut_off_within_one_sync_cycle(region):
     region.sync(pharmacy)
     assert current_trust_list(pharmacy.store, pharmacy.credentials).revocation(
         clinic.credentials.cert) is not None
-    verdict = dispensing.check_code(pharmacy.store, pharmacy.actor("pharmacist"),
+    verdict = dispensing.record_scan(pharmacy.store, pharmacy.actor("pharmacist"),
                                     current_trust_list(pharmacy.store, pharmacy.credentials),
                                     rx["qr"])
     assert verdict.code == "revoked_key"

@@ -26,8 +26,7 @@ from provisioning.pki import (
     revoke,
 )
 from sync_protocol import cose
-from sync_protocol.errors import TrustError
-from sync_protocol.trust import (
+from sync_protocol.certificates import (
     BAD_CHAIN_SIGNATURE,
     CERT_EXPIRED,
     CERT_NOT_YET_VALID,
@@ -46,12 +45,12 @@ from sync_protocol.trust import (
     NodeIdentity,
     NodeKind,
     NotANodeCert,
-    TrustList,
-    TrustListInvalid,
     extended_key_usages,
     identity_of,
     kid_of,
 )
+from sync_protocol.errors import TrustError
+from sync_protocol.trust_list import TrustList, TrustListInvalid
 
 T0 = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 PRESCRIPTION_ID = "01JNKZ3V5X8Q4W2E6R7T9Y0V1P"  # a ULID
@@ -324,7 +323,6 @@ def test_kid_is_the_first_8_bytes_of_sha256_of_the_der(pki):
 def _busy(pki):
     trust_list = _fresh(pki)
     revoke(trust_list, pki.pharmacy.cert, "decommissioned", T0 + timedelta(hours=2))
-    trust_list.cancel_prescription(PRESCRIPTION_ID, T0 + timedelta(hours=1), "wrong dose")
     return trust_list
 
 
@@ -335,7 +333,6 @@ def test_trust_list_json_round_trips(pki):
     assert again.to_json() == text and again.digest() == trust_list.digest()
     assert again.verify_kid(pki.clinic.kid, T0).ok
     assert again.verify_kid(pki.pharmacy.kid, T0).reason == REVOKED
-    assert again.cancellation(PRESCRIPTION_ID).reason == "wrong dose"
     data = json.loads(text)
     assert len(data["roots"]) == 1 and len(data["nodes"]) == 2
     assert data["revocations"][0]["revoked_at"] == "2026-03-01T08:00:00Z"
@@ -357,13 +354,11 @@ def test_merge_is_a_union_in_any_order(pki):
     theirs.add_certificate(extra.cert)
     theirs.revoke(pki.clinic.cert, T0 + timedelta(days=2), "later report")
     mine.revoke(pki.clinic.cert, T0 + timedelta(days=1), "stolen")
-    theirs.cancel_prescription(PRESCRIPTION_ID, T0, "cancelled by doctor")
     one, two = TrustList.from_dict(mine.to_dict()), TrustList.from_dict(theirs.to_dict())
     result = one.merge(theirs)
     two.merge(mine)
     assert one.digest() == two.digest()
-    assert (result.added_certificates, result.added_revocations,
-            result.added_cancellations) == (1, 0, 1)
+    assert (result.added_certificates, result.added_revocations) == (1, 0)
     assert one.revocation(pki.clinic.cert).reason == "stolen"  # the earliest wins
     assert one.revocation(pki.clinic.cert).serial == pki.clinic.cert.serial_number
     assert one.verify_kid(extra.kid, T0).ok
@@ -387,10 +382,20 @@ def test_merge_never_removes_a_revocation(pki):
     assert revoked.revocation(pki.pharmacy.kid) is not None
 
 
-@pytest.mark.parametrize("prescription_id", ["", "01jnkz3v5x8q4w2e6r7t9y0v1p", "1" * 27])
-def test_cancellations_need_a_ulid(pki, prescription_id):
-    with pytest.raises(TrustListInvalid):
-        _fresh(pki).cancel_prescription(prescription_id, T0, "x")
+@pytest.mark.parametrize("cancelled", [None, [], [
+    {"prescription_id": PRESCRIPTION_ID, "cancelled_at": "2026-03-01T07:00:00Z",
+     "reason": "wrong dose"}]])
+def test_a_list_written_with_the_old_cancellations_section_still_loads(pki, cancelled):
+    """Lists stored before cancellations left the trust list (they travel as events) carry
+    a "cancelled_prescriptions" section: it is ignored, the rest verifies as before."""
+    data = _busy(pki).to_dict()
+    if cancelled is not None:
+        data["cancelled_prescriptions"] = cancelled
+    again = TrustList.from_dict(data)
+    assert again.digest() == _busy(pki).digest() and "cancelled_prescriptions" not in \
+        again.to_dict()
+    assert again.verify_kid(pki.clinic.kid, T0).ok
+    assert again.verify_kid(pki.pharmacy.kid, T0).reason == REVOKED
 
 
 def test_an_enrolment_bundle_verifies_on_its_own(pki):

@@ -16,7 +16,7 @@ import zxingcpp
 from PIL import Image
 
 from edge_node.services import prescribing
-from kiosk_ui.prescriptions_hook import QR_SCALE
+from kiosk_ui.prescription_parts import QR_SCALE
 from tests.test_ui_browser import WAIT_MS, browser, kiosk_identify, live  # noqa: F401
 from tests.test_ui_browser_rx import sign_in
 from tests.ui_helpers import SCREENSHOTS, catalogues, pinned  # noqa: F401

@@ -4,13 +4,14 @@ the idle rule, throttling, and every form error (translated, and nothing changed
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from datetime import date, timedelta
 
 import pytest
 
-from edge_node.services import appointments, kiosk_identity, patients, sms
-from kiosk_ui import kiosk_session, prescriptions_hook
+from edge_node.services import appointments, kiosk_identity, patients, prescribing, sms
+from kiosk_ui import kiosk_session
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.timeutil import to_instant
 from tests.ui_helpers import (  # noqa: F401
@@ -309,21 +310,22 @@ def test_sms_is_not_offered_while_texts_fail(client, store, seeded):
     post(client, "/ui/kiosk/identify", {"pinfl": seeded["patients"][0]["pinfl"]})
     assert "sms/start" not in client.get("/ui/kiosk/verify").text
 
+# -- the patient's prescriptions ------------------------------------------------------------
+# -- the patient's prescriptions ---------------------------------------------------------------
 
-# -- the prescriptions hook ------------------------------------------------------------------
+def test_prescriptions_that_cannot_be_read_leave_a_message_not_an_error_page(
+        client, me, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
 
-def test_prescriptions_section_is_hidden_without_the_prescribing_module(client, me,
-                                                                        monkeypatch):
-    monkeypatch.setattr(prescriptions_hook, "available", lambda: False)
-    assert 'data-hook="prescriptions"' not in client.get("/ui/kiosk/home").text
+    monkeypatch.setattr(prescribing, "patient_prescriptions", broken)
+    home = client.get("/ui/kiosk/home")
+    assert home.status_code == 200 and 'data-hook="prescriptions"' in home.text
+    assert "Prescriptions cannot be shown right now" in home.text
 
 
 def test_prescriptions_show_with_their_qr_code(client, store, me, actor_for,
                                                clinic_credentials):
-    if not prescriptions_hook.available():
-        pytest.skip("edge_node.services.prescribing is not installed")
-    from edge_node.services import prescribing
-
     issued = prescribing.issue_prescription(
         store, actor_for("doctor"), clinic_credentials, patient_id=me["patient"]["patient_id"],
         items=[{"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
@@ -335,3 +337,15 @@ def test_prescriptions_show_with_their_qr_code(client, store, me, actor_for,
     assert "amoxicillin" in page.text
     other = client.get("/ui/kiosk/prescriptions/01J0000000000000000000NONE")
     assert other.status_code == 404
+
+
+def test_another_patients_prescription_is_as_unknown_as_any(client, store, seeded, me,
+                                                            actor_for, clinic_credentials):
+    other = next(p for p in seeded["patient_rows"]
+                 if p["patient_id"] != me["patient"]["patient_id"] and p["pinfl"])
+    issued = prescribing.issue_prescription(
+        store, actor_for("doctor"), clinic_credentials, patient_id=other["patient_id"],
+        items=[{"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
+                "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}])
+    page = client.get(f"/ui/kiosk/prescriptions/{issued['prescription_id']}")
+    assert page.status_code == 404 and issued["number"] not in page.text

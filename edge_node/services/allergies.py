@@ -22,7 +22,7 @@ from ..catalogue import Catalogue, normalize_text
 from ..errors import Conflict, FieldErrors, NotFound, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
-from .patients import get_patient
+from .patients import load_patient
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def record_allergy(store: NodeStore, actor: Actor, *, patient_id: str, substance
     if actor.practitioner_id:
         payload["practitioner_id"] = actor.practitioner_id
     with store.transaction() as tx:
-        get_patient(tx.conn, patient_id)
+        load_patient(tx.conn, patient_id)
         same = [a for a in active_allergies(tx.conn, patient_id)
                 if (a["substance_type"], a["substance"]) ==
                 (payload["substance_type"], payload["substance"])]
@@ -123,12 +123,18 @@ def active_allergies(conn: sqlite3.Connection, patient_id: str) -> list[dict]:
 def drug_matches(allergy: dict, inn: str, atc: str | None) -> bool:
     if allergy["substance_type"] == "inn":
         return normalize_text(allergy["substance"]) == normalize_text(inn)
-    return bool(atc) and atc.upper().startswith(allergy["substance"])
+    return atc is not None and atc.upper().startswith(allergy["substance"])
 
 
-def matching_allergies(conn: sqlite3.Connection, patient_id: str,
+def matching_allergies(store: NodeStore, patient_id: str,
                        drugs: list[tuple[str, str | None]]) -> list[dict]:
     """The patient's active allergies that any (inn, atc) of ``drugs`` matches, with the drug."""
+    return load_matching_allergies(store.reader(), patient_id, drugs)
+
+
+def load_matching_allergies(conn: sqlite3.Connection, patient_id: str,
+                            drugs: list[tuple[str, str | None]]) -> list[dict]:
+    """matching_allergies, read inside a service's transaction."""
     found = []
     for allergy in active_allergies(conn, patient_id):
         for inn, atc in drugs:

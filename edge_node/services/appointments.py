@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant, utc_now
@@ -16,7 +16,8 @@ from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instan
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..store import NodeStore, Transaction
 from .access import Actor
-from .patients import get_patient
+from .patients import load_patient
+from .records import AppointmentRecord, record
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ def _require_booking_right(actor: Actor, patient_id: str) -> None:
     raise Forbidden("You may only manage your own appointments", field="patient_id")
 
 
-def _free_slot(tx: Transaction, practitioner_id: str, starts_at: str, now: datetime) -> None:
+def _free_slot(tx: Transaction, practitioner_id: str, starts_at: str,
+               now: datetime) -> sqlite3.Row:
+    """The slot, if it exists, is still ahead and nobody holds it."""
     slot = tx.one("SELECT * FROM slots WHERE practitioner_id = ? AND starts_at = ?",
                   (practitioner_id, starts_at))
     if slot is None:
@@ -55,6 +58,7 @@ def _free_slot(tx: Transaction, practitioner_id: str, starts_at: str, now: datet
               (practitioner_id, starts_at)):
         raise Conflict("This time is already booked; choose another", field="starts_at",
                        code="slot_taken")
+    return slot
 
 
 def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: str,
@@ -67,8 +71,8 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
     now = now or utc_now()
     appointment_id = new_ulid()
     with store.transaction() as tx:
-        get_patient(tx.conn, patient_id)
-        _free_slot(tx, practitioner_id, start, now)
+        load_patient(tx.conn, patient_id)
+        slot = _free_slot(tx, practitioner_id, start, now)
         day = local_date(from_instant(start))
         begin = datetime.combine(day, time(0), tzinfo=TASHKENT)
         if tx.one("SELECT 1 FROM appointments WHERE patient_id = ? AND practitioner_id = ? AND"
@@ -77,12 +81,10 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
                    to_instant(begin + timedelta(days=1)))):
             raise Conflict("The patient already has a booking with this doctor that day",
                            field="starts_at", code="already_booked_that_day")
-        facility = tx.one("SELECT facility_id FROM slots WHERE practitioner_id = ? AND"
-                          " starts_at = ?", (practitioner_id, start))
         try:
             tx.append("AppointmentBooked", {
                 "appointment_id": appointment_id, "patient_id": patient_id,
-                "practitioner_id": practitioner_id, "facility_id": facility["facility_id"],
+                "practitioner_id": practitioner_id, "facility_id": slot["facility_id"],
                 "starts_at": start, "channel": channel})
         except sqlite3.IntegrityError:
             raise Conflict("This time is already booked; choose another", field="starts_at",
@@ -91,7 +93,12 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
     return appointment_id
 
 
-def get_appointment(conn: sqlite3.Connection, appointment_id: str) -> sqlite3.Row:
+def get_appointment(store: NodeStore, appointment_id: str) -> AppointmentRecord:
+    return record(load_appointment(store.reader(), appointment_id), AppointmentRecord)
+
+
+def load_appointment(conn: sqlite3.Connection, appointment_id: str) -> sqlite3.Row:
+    """The appointment's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM appointments WHERE appointment_id = ?",
                        (appointment_id,)).fetchone()
     if row is None:
@@ -101,7 +108,7 @@ def get_appointment(conn: sqlite3.Connection, appointment_id: str) -> sqlite3.Ro
 
 
 def _booked(tx: Transaction, actor: Actor, appointment_id: str) -> sqlite3.Row:
-    row = get_appointment(tx.conn, appointment_id)
+    row = load_appointment(tx.conn, appointment_id)
     _require_booking_right(actor, row["patient_id"])
     if row["status"] != "booked":
         raise Conflict("The appointment is %(status)s and can no longer be changed",
@@ -137,7 +144,7 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
     """Check in for today's visit; returns the queue number at that doctor today."""
     now = now or utc_now()
     with store.transaction() as tx:
-        row = get_appointment(tx.conn, appointment_id)
+        row = load_appointment(tx.conn, appointment_id)
         if not (actor.can("check_in") or actor.patient_id == row["patient_id"]):
             raise Forbidden("You may only check in for your own appointment")
         if row["status"] != "booked":
@@ -148,10 +155,10 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
             raise ValidationFailed("Check-in is only possible on the day of the visit",
                                    field="appointment_id", code="not_today")
         begin = datetime.combine(today, time(0), tzinfo=TASHKENT)
-        taken = tx.one("SELECT COALESCE(MAX(queue_number), 0) AS n FROM appointments WHERE"
-                       " practitioner_id = ? AND starts_at >= ? AND starts_at < ?",
-                       (row["practitioner_id"], to_instant(begin),
-                        to_instant(begin + timedelta(days=1))))
+        taken = tx.query("SELECT COALESCE(MAX(queue_number), 0) AS n FROM appointments WHERE"
+                         " practitioner_id = ? AND starts_at >= ? AND starts_at < ?",
+                         (row["practitioner_id"], to_instant(begin),
+                          to_instant(begin + timedelta(days=1))))[0]
         number = taken["n"] + 1
         tx.append("AppointmentCheckedIn", {"appointment_id": appointment_id,
                                            "queue_number": number})
@@ -161,7 +168,7 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
 def complete(store: NodeStore, actor: Actor, appointment_id: str) -> None:
     actor.require("complete_visit")
     with store.transaction() as tx:
-        row = get_appointment(tx.conn, appointment_id)
+        row = load_appointment(tx.conn, appointment_id)
         if row["status"] not in ("booked", "checked_in"):
             raise Conflict("The appointment is %(status)s and cannot be completed",
                            field="appointment_id", code="not_open", status=row["status"])
@@ -172,7 +179,7 @@ def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
                  now: datetime | None = None) -> None:
     actor.require("check_in")
     with store.transaction() as tx:
-        row = get_appointment(tx.conn, appointment_id)
+        row = load_appointment(tx.conn, appointment_id)
         if row["status"] != "booked":
             raise Conflict("The appointment is %(status)s, not waiting", field="appointment_id",
                            code="not_booked", status=row["status"])
@@ -183,7 +190,7 @@ def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
 
 
 def list_appointments(store: NodeStore, actor: Actor, *, patient_id: str | None = None,
-                      practitioner_id: str | None = None, day=None,
+                      practitioner_id: str | None = None, day: date | None = None,
                       upcoming_only: bool = False) -> list[dict]:
     if actor.role == "patient":
         if patient_id is None or patient_id != actor.patient_id:

@@ -9,7 +9,7 @@ from sync_protocol.timeutil import to_instant, utc_now
 from ..errors import Forbidden, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
-from .patients import get_patient, patient_summary
+from .patients import load_patient, patient_summary
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def read_card(store: NodeStore, actor: Actor, patient_id: str, reason: str) -> d
         raise ValidationFailed("Say why the card is opened: one of %(reasons)s", field="reason",
                                reasons=", ".join(READ_REASONS))
     with store.transaction() as tx:
-        patient = get_patient(tx.conn, patient_id)
+        patient = load_patient(tx.conn, patient_id)
         tx.conn.execute(
             "INSERT INTO card_reads (patient_id, staff_id, role, reason, read_at) VALUES"
             " (?, ?, ?, ?, ?)", (patient_id, actor.actor_id, actor.role, reason,

@@ -15,8 +15,8 @@ from ..errors import NotFound, ValidationFailed
 from ..store import NodeStore
 from . import icd10_search
 from .access import Actor
-from .appointments import get_appointment
-from .patients import get_patient
+from .appointments import load_appointment
+from .patients import load_patient
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ def record_visit(store: NodeStore, actor: Actor, *, patient_id: str, diagnoses: 
         if text := _text(value, name):
             payload[name] = text
     with store.transaction() as tx:
-        patient = get_patient(tx.conn, patient_id)
+        patient = load_patient(tx.conn, patient_id)
         payload["facility_id"] = patient["facility_id"]
         doctor = tx.one("SELECT facility_id FROM practitioners WHERE practitioner_id = ?",
                         (actor.practitioner_id,))
         if doctor is not None:
             payload["facility_id"] = doctor["facility_id"]
         if appointment_id:
-            appointment = get_appointment(tx.conn, appointment_id)
+            appointment = load_appointment(tx.conn, appointment_id)
             if appointment["patient_id"] != patient_id:
                 raise ValidationFailed("The appointment belongs to another patient",
                                        field="appointment_id")
@@ -109,7 +109,8 @@ def record_order(store: NodeStore, actor: Actor, *, visit_id: str, kind: str, te
     if kind not in ORDER_KINDS:
         raise ValidationFailed("Order kind must be one of %(kinds)s", field="kind",
                                kinds=", ".join(ORDER_KINDS))
-    payload = {"order_id": new_ulid(), "visit_id": visit_id, "kind": kind,
+    order_id = new_ulid()
+    payload = {"order_id": order_id, "visit_id": visit_id, "kind": kind,
                "text": _text(text, "text", required=True)}
     with store.transaction() as tx:
         visit = tx.one("SELECT patient_id FROM visits WHERE visit_id = ?", (visit_id,))
@@ -118,7 +119,7 @@ def record_order(store: NodeStore, actor: Actor, *, visit_id: str, kind: str, te
                            id=visit_id)
         payload["patient_id"] = visit["patient_id"]
         tx.append("OrderRecorded", payload)
-    return payload["order_id"]
+    return order_id
 
 
 def record_lab_result(store: NodeStore, actor: Actor, *, patient_id: str, test: str,
@@ -137,7 +138,7 @@ def record_lab_result(store: NodeStore, actor: Actor, *, patient_id: str, test: 
         if text := _text(item, name, limit):
             payload[name] = text
     with store.transaction() as tx:
-        get_patient(tx.conn, patient_id)
+        load_patient(tx.conn, patient_id)
         if order_id:
             order = tx.one("SELECT patient_id FROM orders WHERE order_id = ?", (order_id,))
             if order is None or order["patient_id"] != patient_id:

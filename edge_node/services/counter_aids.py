@@ -5,7 +5,6 @@ printable dispense receipt."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
 
 from sync_protocol.timeutil import utc_now
@@ -23,9 +22,9 @@ def _digits(text: str) -> str:
     return "".join(c for c in str(text) if c.isdigit())
 
 
-def medicine_names(conn: sqlite3.Connection, prescription_id: str) -> list[str]:
+def medicine_names(store: NodeStore, prescription_id: str) -> list[str]:
     """"Amoxicillin 500 mg capsule" per item, for look-up rows."""
-    _header, items = known_items(conn, prescription_id)
+    _header, items = known_items(store.reader(), prescription_id)
     return [f"{i['inn']} {i['strength']} {i['form']}" for i in items]
 
 

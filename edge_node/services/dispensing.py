@@ -16,10 +16,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync_protocol import qr
+from sync_protocol.certificates import EKU_PRESCRIBE, ChainVerdict
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.mrz import looks_like_mrz, parse_mrz
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
-from sync_protocol.trust import EKU_PRESCRIBE
+from sync_protocol.trust_list import TrustList
 
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..store import NodeStore
@@ -76,24 +77,53 @@ def _verdict(code: str, **extra: Any) -> Verdict:
     return Verdict(code, may, message, **extra)
 
 
-def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
-               typed_pinfl: str | None = None, now: datetime | None = None,
-               clock: SystemClock = SYSTEM_CLOCK) -> Verdict:
-    """Judge a scanned code; never raises on what a scanner typed."""
+def verdict_for(store: NodeStore, actor: Actor, trust_list: TrustList, text: str, *,
+                typed_pinfl: str | None = None, now: datetime | None = None,
+                clock: SystemClock = SYSTEM_CLOCK) -> Verdict:
+    """Judge a code (a query: nothing is written); never raises on what a scanner typed."""
+    return _judge(store, actor, trust_list, text, typed_pinfl, now, clock)[0]
+
+
+def record_scan(store: NodeStore, actor: Actor, trust_list: TrustList, text: str, *,
+                typed_pinfl: str | None = None, now: datetime | None = None,
+                clock: SystemClock = SYSTEM_CLOCK) -> Verdict:
+    """A code scanned at the counter: judged as verdict_for does, and a genuine one is kept
+    (scanned_codes), so the pharmacy can dispense against it before the prescription itself
+    arrives by sync."""
+    verdict, claims = _judge(store, actor, trust_list, text, typed_pinfl, now, clock)
+    if claims is not None:
+        _remember(store, claims, text)
+    return verdict
+
+
+def _judge(store: NodeStore, actor: Actor, trust_list: TrustList, text: str,
+           typed_pinfl: str | None, now: datetime | None,
+           clock: SystemClock) -> tuple[Verdict, qr.PrescriptionClaims | None]:
+    """The verdict, and the code's claims when it is genuinely signed (to be kept)."""
     actor.require("verify_prescription")
     now = now or clock.wall()
     result = qr.verify(text, trust_list.nodes, now=now, require_prescription=True)
     timing = result.reason if result.reason in qr.EXPIRY_REASONS else None
-    if not result.valid and timing is None:
-        if result.reason == "unknown_kid":
-            return _verdict("revoked_key" if trust_list.revocation(result.kid) else
-                            "untrusted_key")
-        return _verdict("not_a_prescription" if _not_ours(text, result.reason) else "forged")
-    chain = trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE)
+    kid = result.kid  # None only for a code refused before its key id was read
+    if (not result.valid and timing is None) or kid is None:
+        if result.reason == "unknown_kid" and kid is not None:
+            return _verdict("revoked_key" if trust_list.revocation(kid) else
+                            "untrusted_key"), None
+        return _verdict("not_a_prescription" if _not_ours(text, result.reason)
+                        else "forged"), None
+    chain = trust_list.verify_kid(kid, now, require_eku=EKU_PRESCRIBE)
     if not chain.ok and not (timing and chain.reason in ("cert_expired", "cert_not_yet_valid")):
-        return _verdict("revoked_key" if chain.reason == "revoked" else "untrusted_key")
+        return _verdict("revoked_key" if chain.reason == "revoked" else "untrusted_key"), None
     claims = result.prescription
-    _remember(store, claims, text)
+    if claims is None:  # require_prescription: a verified code always carries its claims
+        return _verdict("not_a_prescription"), None
+    return _judge_claims(store, trust_list, claims, chain, timing, typed_pinfl, now,
+                         clock), claims
+
+
+def _judge_claims(store: NodeStore, trust_list: TrustList, claims: qr.PrescriptionClaims,
+                  chain: ChainVerdict, timing: str | None, typed_pinfl: str | None,
+                  now: datetime, clock: SystemClock) -> Verdict:
     summary = {"prescription_id": claims.prescription_id, "number": claims.number,
                "pinfl": claims.pinfl, "issuer": claims.issuer, "kind": claims.kind,
                "issued_at": to_instant(claims.issued_at),
@@ -101,14 +131,13 @@ def check_code(store: NodeStore, actor: Actor, trust_list: Any, text: str, *,
                "expires_at": to_instant(claims.expires_at),
                "issued_by": chain.identity.facility_code if chain.identity else None}
     conn = store.reader()
-    items = item_states(conn, claims.prescription_id, now)
+    items = item_states(conn, claims.prescription_id, now, scanned=_scanned_body(claims))
     extra = {"prescription": summary, "items": items,
              "history": dispense_history(conn, claims.prescription_id),
              "claims": held_claims(conn, claims.prescription_id, now)}
     cancelled = store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
                           (claims.prescription_id,))
-    if (cancelled and cancelled["status"] == "cancelled") or trust_list.cancellation(
-            claims.prescription_id):
+    if cancelled and cancelled["status"] == "cancelled":
         return _verdict("cancelled", **extra)
     if timing in ("expired", "cert_expired"):
         return _verdict("expired", params={"expires": summary["expires_at"]}, **extra)
@@ -143,26 +172,32 @@ def _digits(text: str) -> str:
     return "".join(c for c in str(text) if c.isdigit())
 
 
-def _remember(store: NodeStore, claims: qr.PrescriptionClaims, text: str) -> None:
-    if store.one("SELECT 1 FROM scanned_codes WHERE prescription_id = ?",
-                 (claims.prescription_id,)):
-        return
+def _scanned_body(claims: qr.PrescriptionClaims) -> dict[str, Any]:
+    """What a scanned code says of its prescription, as scanned_codes keeps it."""
     items = [{"item_no": n, "inn": i.inn, "form": i.form, "strength": i.strength,
               "quantity": i.quantity, "repeats": i.repeats,
               "min_days_between_fills": i.min_days_between_fills}
              for n, i in enumerate(claims.items, start=1)]
-    body = {"pinfl": claims.pinfl, "number": claims.number,
+    return {"pinfl": claims.pinfl, "number": claims.number,
             "not_before": to_instant(claims.not_before),
             "expires_at": to_instant(claims.expires_at), "items": items}
+
+
+def _remember(store: NodeStore, claims: qr.PrescriptionClaims, text: str) -> None:
+    if store.one("SELECT 1 FROM scanned_codes WHERE prescription_id = ?",
+                 (claims.prescription_id,)):
+        return
     with store.transaction() as tx:
         tx.conn.execute("INSERT OR IGNORE INTO scanned_codes (prescription_id, qr, claims,"
                         " first_scanned_at) VALUES (?, ?, ?, ?)",
-                        (claims.prescription_id, text.strip(), json.dumps(body),
-                         to_instant(utc_now())))
+                        (claims.prescription_id, text.strip(),
+                         json.dumps(_scanned_body(claims)), to_instant(utc_now())))
 
 
-def known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, list[dict]]:
-    """The prescription as the replica has it, else as a scanned code told us."""
+def known_items(conn: sqlite3.Connection, prescription_id: str,
+                scanned: dict[str, Any] | None = None) -> tuple[dict, list[dict]]:
+    """The prescription as the replica has it, else as a scanned code told us (kept in
+    scanned_codes, or `scanned`: the code being judged now)."""
     row = conn.execute("SELECT * FROM prescriptions WHERE prescription_id = ?",
                        (prescription_id,)).fetchone()
     if row is not None:
@@ -170,21 +205,25 @@ def known_items(conn: sqlite3.Connection, prescription_id: str) -> tuple[dict, l
             "SELECT * FROM prescription_items WHERE prescription_id = ? ORDER BY item_no",
             (prescription_id,))]
         return dict(row), items
-    scanned = conn.execute("SELECT claims FROM scanned_codes WHERE prescription_id = ?",
-                           (prescription_id,)).fetchone()
-    if scanned is None:
+    kept = conn.execute("SELECT claims FROM scanned_codes WHERE prescription_id = ?",
+                        (prescription_id,)).fetchone()
+    if kept is not None:
+        body = json.loads(kept["claims"])
+    elif scanned is not None:
+        body = scanned
+    else:
         raise NotFound("Scan the prescription's code first: it is not known on this node",
                        field="prescription_id", code="prescription_unknown")
-    body = json.loads(scanned["claims"])
     return {"prescription_id": prescription_id, "status": "active", **body}, body["items"]
 
 
-def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -> list[dict]:
+def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime,
+                scanned: dict[str, Any] | None = None) -> list[dict]:
     """Per item: fills, what was dispensed, what remains, when the next fill is allowed.
 
     Quantities other pharmacies hold claimed at the hub (held_claims) count as handed over:
     the hub granted them, so this node must not hand them out again, even offline."""
-    _header, items = known_items(conn, prescription_id)
+    _header, items = known_items(conn, prescription_id, scanned)
     claimed = held_claims(conn, prescription_id, now)
     states = []
     for item in items:

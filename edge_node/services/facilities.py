@@ -12,6 +12,7 @@ from sync_protocol.identifiers import new_ulid
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
+from .records import FacilityDetails, PractitionerRecord, record
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,22 @@ def register_practitioner(store: NodeStore, actor: Actor, *, facility_id: str, f
     if specialty not in SPECIALTIES:
         raise ValidationFailed("Unknown specialty %(specialty)s", field="specialty",
                                specialty=specialty)
-    payload = {"practitioner_id": new_ulid(), "facility_id": facility_id,
+    practitioner_id = new_ulid()
+    payload = {"practitioner_id": practitioner_id, "facility_id": facility_id,
                "full_name": _text(full_name, "full_name"), "specialty": specialty,
                "is_family_doctor": bool(is_family_doctor)}
     with store.transaction() as tx:
-        get_facility(tx.conn, facility_id)
+        load_facility(tx.conn, facility_id)
         tx.append("PractitionerRegistered", payload)
-    return payload["practitioner_id"]
+    return practitioner_id
 
 
-def get_facility(conn: sqlite3.Connection, facility_id: str) -> sqlite3.Row:
+def get_facility(store: NodeStore, facility_id: str) -> FacilityDetails:
+    return record(load_facility(store.reader(), facility_id), FacilityDetails)
+
+
+def load_facility(conn: sqlite3.Connection, facility_id: str) -> sqlite3.Row:
+    """The facility's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM facilities WHERE facility_id = ?",
                        (facility_id,)).fetchone()
     if row is None:
@@ -72,7 +79,12 @@ def get_facility(conn: sqlite3.Connection, facility_id: str) -> sqlite3.Row:
     return row
 
 
-def get_practitioner(conn: sqlite3.Connection, practitioner_id: str) -> sqlite3.Row:
+def get_practitioner(store: NodeStore, practitioner_id: str) -> PractitionerRecord:
+    return record(load_practitioner(store.reader(), practitioner_id), PractitionerRecord)
+
+
+def load_practitioner(conn: sqlite3.Connection, practitioner_id: str) -> sqlite3.Row:
+    """The doctor's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM practitioners WHERE practitioner_id = ?",
                        (practitioner_id,)).fetchone()
     if row is None:

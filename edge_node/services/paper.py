@@ -27,9 +27,9 @@ from ..errors import Conflict, ValidationFailed
 from ..prescribing_rules import check_prescription
 from ..store import NodeStore
 from .access import Actor
-from .facilities import get_practitioner
-from .patients import get_patient
-from .prescribing import _item_requests, is_chronic
+from .facilities import load_practitioner
+from .patients import load_patient
+from .prescribing import _item_requests, load_chronic
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,15 @@ def enter_paper_prescription(store: NodeStore, actor: Actor, *, facility_id: str
     reason = _reason(paper_reason)
     requests = _item_requests(items)
     with store.transaction() as tx:
-        patient = get_patient(tx.conn, patient_id)
-        get_practitioner(tx.conn, practitioner_id)
+        patient = load_patient(tx.conn, patient_id)
+        load_practitioner(tx.conn, practitioner_id)
         if not patient["pinfl"]:
             raise ValidationFailed("Record the patient's PINFL first: prescriptions are bound "
                                    "to it", field="patient_id", code="no_pinfl")
         if tx.one("SELECT 1 FROM prescriptions WHERE paper_serial = ?", (serial,)):
             raise Conflict("Paper serial %(serial)s is already entered on this node",
                            field="paper_serial", code="serial_entered", serial=serial)
-        plan = check_prescription(requests, Catalogue.load(), is_chronic(tx.conn, patient_id),
+        plan = check_prescription(requests, Catalogue.load(), load_chronic(tx.conn, patient_id),
                                   issued)
         prescription_id = new_ulid()
         tx.append("PrescriptionIssued", {

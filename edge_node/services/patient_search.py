@@ -19,7 +19,8 @@ from sync_protocol.names import name_key, name_matches
 from ..errors import NotFound, ValidationFailed
 from ..store import NodeStore
 from .access import Actor
-from .patients import find_patient, patient_summary
+from .patients import find_patient, get_summary, patient_summary
+from .records import PatientSummary
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def identifier_of(query: str) -> dict | None:
     return None
 
 
-def search_patients(store: NodeStore, actor: Actor, query: str) -> list[dict]:
+def search_patients(store: NodeStore, actor: Actor, query: str) -> list[PatientSummary]:
     """Patients matching the query, at most MAX_RESULTS, by name then birth date."""
     actor.require("view_patient")
     text = " ".join(str(query or "").split())[:MAX_QUERY]
@@ -94,5 +95,4 @@ def search_patients(store: NodeStore, actor: Actor, query: str) -> list[dict]:
             found.append(row["patient_id"])
             if len(found) == MAX_RESULTS:
                 break
-    return [patient_summary(store.one("SELECT * FROM patients WHERE patient_id = ?", (pid,)))
-            for pid in found]
+    return [get_summary(store, pid) for pid in found]

@@ -7,7 +7,9 @@ import hmac
 import logging
 import secrets
 import sqlite3
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
@@ -16,7 +18,8 @@ from sync_protocol.timeutil import from_instant, local_date, to_instant, utc_now
 from ..errors import Conflict, FieldErrors, NotFound, TooManyAttempts, ValidationFailed
 from ..store import NodeStore, Transaction
 from .access import Actor
-from .facilities import get_facility, get_practitioner
+from .facilities import load_facility, load_practitioner
+from .records import PatientRecord, PatientSummary, record
 from .sms import queue_sms
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ def register_patient(store: NodeStore, actor: Actor, *, full_name: str, facility
     payload: dict = {"patient_id": new_ulid(), "facility_id": facility_id}
     errors: list[ProtocolError] = []
 
-    def check(key: str, parse, value) -> None:
+    def check(key: str, parse: Callable[[Any], Any], value: Any) -> None:
         try:
             payload[key] = parse(value)
         except ProtocolError as e:
@@ -84,9 +87,9 @@ def register_patient(store: NodeStore, actor: Actor, *, full_name: str, facility
     payload["med_id"] = "MED-" + payload["patient_id"][-10:]
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     with store.transaction() as tx:
-        get_facility(tx.conn, facility_id)
+        load_facility(tx.conn, facility_id)
         if family_doctor_id:
-            get_practitioner(tx.conn, family_doctor_id)
+            load_practitioner(tx.conn, family_doctor_id)
         _refuse_duplicate(tx, payload.get("pinfl"), payload.get("document"))
         tx.append("PatientRegistered", payload)
         if "phone" in payload:
@@ -143,7 +146,7 @@ def resend_code(store: NodeStore, actor: Actor, patient_id: str) -> None:
     actor.require("edit_patient")
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     with store.transaction() as tx:
-        patient = get_patient(tx.conn, patient_id)
+        patient = load_patient(tx.conn, patient_id)
         if not patient["phone"]:
             raise ValidationFailed("The patient has no phone number", field="phone",
                                    code="no_phone")
@@ -181,7 +184,7 @@ def change_patient_field(store: NodeStore, actor: Actor, patient_id: str, field:
         raise ValidationFailed("Field %(field)s cannot be changed", field="field",
                                code="field_not_editable")
     with store.transaction() as tx:
-        patient = get_patient(tx.conn, patient_id)
+        patient = load_patient(tx.conn, patient_id)
         normalised = _normalise_field(tx, field, value)
         if patient[field] == normalised:
             return
@@ -202,13 +205,23 @@ def _normalise_field(tx: Transaction, field: str, value: str | None) -> str | No
         _refuse_duplicate(tx, None, document)
         return document
     if field == "facility_id":
-        return get_facility(tx.conn, value or "")["facility_id"]
+        return load_facility(tx.conn, value or "")["facility_id"]
     if not value:
         return None
-    return get_practitioner(tx.conn, value)["practitioner_id"]
+    return load_practitioner(tx.conn, value)["practitioner_id"]
 
 
-def get_patient(conn: sqlite3.Connection, patient_id: str) -> sqlite3.Row:
+def get_patient(store: NodeStore, patient_id: str) -> PatientRecord:
+    return record(load_patient(store.reader(), patient_id), PatientRecord)
+
+
+def get_summary(store: NodeStore, patient_id: str) -> PatientSummary:
+    """A patient's demographics (patient_summary) by id; NotFound if not on this node."""
+    return patient_summary(load_patient(store.reader(), patient_id))
+
+
+def load_patient(conn: sqlite3.Connection, patient_id: str) -> sqlite3.Row:
+    """The patient's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM patients WHERE patient_id = ?", (patient_id,)).fetchone()
     if row is None:
         raise NotFound("Patient %(id)s is not known on this node", field="patient_id",
@@ -217,7 +230,7 @@ def get_patient(conn: sqlite3.Connection, patient_id: str) -> sqlite3.Row:
 
 
 def find_patient(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
-                 document: str | None = None) -> dict:
+                 document: str | None = None) -> PatientSummary:
     """Look a patient up by PINFL or identity document (e.g. at the registry desk)."""
     if not (actor.can("view_patient") or actor.can("find_patient_for_dispensing")):
         actor.require("view_patient")
@@ -234,8 +247,11 @@ def find_patient(store: NodeStore, actor: Actor, *, pinfl: str | None = None,
     return patient_summary(row)
 
 
-def patient_summary(row: sqlite3.Row) -> dict:
+def patient_summary(row: sqlite3.Row | PatientRecord) -> PatientSummary:
     """Demographics only: what a registrar or pharmacist may see."""
-    keys = ("patient_id", "med_id", "pinfl", "document", "full_name", "birth_date", "sex",
-            "phone", "facility_id", "family_doctor_id")
-    return {**{k: row[k] for k in keys}, "phone_confirmed": bool(row["phone_confirmed"])}
+    return PatientSummary(
+        patient_id=row["patient_id"], med_id=row["med_id"], pinfl=row["pinfl"],
+        document=row["document"], full_name=row["full_name"], birth_date=row["birth_date"],
+        sex=row["sex"], phone=row["phone"], facility_id=row["facility_id"],
+        family_doctor_id=row["family_doctor_id"],
+        phone_confirmed=bool(row["phone_confirmed"]))

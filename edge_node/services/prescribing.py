@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from ulid import ULID
 
 from sync_protocol import qr
+from sync_protocol.certificates import EKU_PRESCRIBE, extended_key_usages
+from sync_protocol.events import Event
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
-from sync_protocol.trust import EKU_PRESCRIBE, extended_key_usages
 
 from ..catalogue import Catalogue
+from ..credentials import NodeCredentials
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..prescribing_rules import ItemRequest, check_prescription
-from ..store import NodeStore
+from ..store import NodeStore, Transaction
 from .access import Actor
-from .allergies import check_override, matching_allergies
+from .allergies import check_override, load_matching_allergies
 from .clinical import icd10_description, normalise_icd10
-from .patients import get_patient
+from .patients import load_patient
+from .records import PrescriptionRecord, record
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,9 @@ def _item_requests(items: Any) -> list[ItemRequest]:
         try:
             requests.append(ItemRequest(
                 inn=str(item.get("inn", "")), form=str(item.get("form", "")),
-                strength=str(item.get("strength", "")), quantity=item.get("quantity"),
+                strength=str(item.get("strength", "")),
+                # checked with the rest of the plan (check_prescription): a clear error
+                quantity=cast(int, item.get("quantity")),
                 dosage=str(item.get("dosage", "")), repeats=item.get("repeats", 0),
                 min_days_between_fills=item.get("min_days_between_fills")))
         except TypeError:
@@ -71,11 +77,17 @@ def _item_requests(items: Any) -> list[ItemRequest]:
     return requests
 
 
-def may_sign_prescriptions(credentials: Any) -> bool:
+def may_sign_prescriptions(credentials: NodeCredentials | None) -> bool:
     return credentials is not None and EKU_PRESCRIBE in extended_key_usages(credentials.cert)
 
 
-def is_chronic(conn: sqlite3.Connection, patient_id: str) -> bool:
+def is_chronic(store: NodeStore, patient_id: str) -> bool:
+    """Whether the patient has an active chronic condition (longer validity is possible)."""
+    return load_chronic(store.reader(), patient_id)
+
+
+def load_chronic(conn: sqlite3.Connection, patient_id: str) -> bool:
+    """is_chronic, read inside a service's transaction."""
     return conn.execute("SELECT 1 FROM chronic_conditions WHERE patient_id = ? AND active = 1",
                         (patient_id,)).fetchone() is not None
 
@@ -86,17 +98,22 @@ def set_chronic_condition(store: NodeStore, actor: Actor, patient_id: str, code:
     actor.require("write_clinical")
     icd10_description(code)
     with store.transaction() as tx:
-        get_patient(tx.conn, patient_id)
+        load_patient(tx.conn, patient_id)
         tx.append("ChronicConditionSet", {"patient_id": patient_id,
                                           "code": normalise_icd10(code), "active": bool(active)})
 
 
-def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, patient_id: str,
+def issue_prescription(store: NodeStore, actor: Actor, credentials: NodeCredentials, *,
+                       patient_id: str,
                        items: list[dict], validity_days: int | None = None,
                        now: datetime | None = None,
-                       allergy_override: str | None = None) -> dict:
+                       allergy_override: str | None = None,
+                       remote_request_id: str | None = None,
+                       then: Callable[[Transaction, Event], None] | None = None) -> dict:
     """Check, sign and record; a drug matching a recorded allergy needs ``allergy_override``
-    (the doctor's reason), kept on the prescription."""
+    (the doctor's reason), kept on the prescription. A call-centre request's approval names
+    the request (``remote_request_id``) and records its decision in ``then``, in the same
+    transaction right after the prescription, so both commit together or not at all."""
     actor.require("prescribe")
     if not actor.practitioner_id:
         raise Forbidden("Only a doctor linked to a practitioner record can prescribe")
@@ -108,13 +125,13 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
     prescription_id = new_ulid()
     number = prescription_number(prescription_id)
     with store.transaction() as tx:
-        patient = get_patient(tx.conn, patient_id)
+        patient = load_patient(tx.conn, patient_id)
         if not patient["pinfl"]:
             raise ValidationFailed("An e-prescription is bound to the PINFL: record the "
                                    "patient's PINFL first", field="patient_id", code="no_pinfl")
-        chronic = is_chronic(tx.conn, patient_id)
+        chronic = load_chronic(tx.conn, patient_id)
         plan = check_prescription(requests, catalogue, chronic, now, validity_days=validity_days)
-        override = check_override(matching_allergies(
+        override = check_override(load_matching_allergies(
             tx.conn, patient_id, [(p.inn, p.atc) for p in plan.items]), allergy_override)
         facility = tx.one("SELECT f.facility_id, f.code FROM practitioners p JOIN facilities f"
                           " USING (facility_id) WHERE p.practitioner_id = ?",
@@ -131,7 +148,7 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
                 repeats=p.repeats, min_days_between_fills=p.min_days_between_fills or 0)
                 for p in plan.items))
         code = qr.issue(claims, credentials.key, credentials.cert)
-        tx.append("PrescriptionIssued", {
+        event = tx.append("PrescriptionIssued", {
             "prescription_id": prescription_id, "number": number, "kind": "e",
             "patient_id": patient_id, "pinfl": patient["pinfl"],
             "facility_id": facility["facility_id"], "practitioner_id": actor.practitioner_id,
@@ -144,7 +161,10 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
                        "dosage": p.dosage, "repeats": p.repeats,
                        "min_days_between_fills": p.min_days_between_fills or 0}
                       for i, p in enumerate(plan.items, start=1)],
+            **({"remote_request_id": remote_request_id} if remote_request_id else {}),
         })
+        if then is not None:
+            then(tx, event)
     log.info("prescription %s issued by %s", number, actor.practitioner_id)
     return {"prescription_id": prescription_id, "number": number, "qr": code,
             "expires_at": to_instant(plan.expires_at), "validity_days": plan.validity_days,
@@ -159,7 +179,7 @@ def cancel_prescription(store: NodeStore, actor: Actor, prescription_id: str,
     if not reason:
         raise ValidationFailed("Say why the prescription is cancelled", field="reason")
     with store.transaction() as tx:
-        row = get_prescription(tx.conn, prescription_id)
+        row = load_prescription(tx.conn, prescription_id)
         if row["practitioner_id"] != actor.practitioner_id:
             raise Forbidden("Only the prescribing doctor can cancel this prescription")
         if row["status"] == "cancelled":
@@ -169,7 +189,12 @@ def cancel_prescription(store: NodeStore, actor: Actor, prescription_id: str,
                                             "reason": reason[:400]})
 
 
-def get_prescription(conn: sqlite3.Connection, prescription_id: str) -> sqlite3.Row:
+def get_prescription(store: NodeStore, prescription_id: str) -> PrescriptionRecord:
+    return record(load_prescription(store.reader(), prescription_id), PrescriptionRecord)
+
+
+def load_prescription(conn: sqlite3.Connection, prescription_id: str) -> sqlite3.Row:
+    """The prescription's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM prescriptions WHERE prescription_id = ?",
                        (prescription_id,)).fetchone()
     if row is None:
@@ -178,7 +203,7 @@ def get_prescription(conn: sqlite3.Connection, prescription_id: str) -> sqlite3.
     return row
 
 
-def prescription_items(conn: sqlite3.Connection, prescription_id: str) -> list[dict]:
+def _prescription_items(conn: sqlite3.Connection, prescription_id: str) -> list[dict]:
     return [dict(r) for r in conn.execute(
         "SELECT * FROM prescription_items WHERE prescription_id = ? ORDER BY item_no",
         (prescription_id,))]
@@ -186,13 +211,29 @@ def prescription_items(conn: sqlite3.Connection, prescription_id: str) -> list[d
 
 def patient_prescriptions(store: NodeStore, actor: Actor, patient_id: str) -> list[dict]:
     """A patient's prescriptions with their items (no diagnoses): kiosk, doctor, pharmacy."""
+    _may_see_prescriptions(actor, patient_id)
+    conn = store.reader()
+    rows = conn.execute("SELECT * FROM prescriptions WHERE patient_id = ? ORDER BY issued_at"
+                        " DESC", (patient_id,)).fetchall()
+    return [_with_items(conn, r) for r in rows]
+
+
+def prescription_with_items(store: NodeStore, actor: Actor, prescription_id: str) -> dict:
+    """One prescription as patient_prescriptions gives it, by id; NotFound if not here."""
+    conn = store.reader()
+    row = load_prescription(conn, prescription_id)
+    _may_see_prescriptions(actor, row["patient_id"])
+    return _with_items(conn, row)
+
+
+def _may_see_prescriptions(actor: Actor, patient_id: str) -> None:
     if actor.role == "patient":
         if actor.patient_id != patient_id:
             raise Forbidden("You may only see your own prescriptions", field="patient_id")
     elif not (actor.can("prescribe") or actor.can("dispense")):
         actor.require("prescribe")
-    conn = store.reader()
-    rows = conn.execute("SELECT * FROM prescriptions WHERE patient_id = ? ORDER BY issued_at"
-                        " DESC", (patient_id,)).fetchall()
-    return [{**dict(r), "chronic": bool(r["chronic"]),
-             "items": prescription_items(conn, r["prescription_id"])} for r in rows]
+
+
+def _with_items(conn: sqlite3.Connection, row: sqlite3.Row) -> dict:
+    return {**dict(row), "chronic": bool(row["chronic"]),
+            "items": _prescription_items(conn, row["prescription_id"])}

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +25,12 @@ from sync_protocol.events import Event
 from sync_protocol.identifiers import parse_document, parse_pinfl
 from sync_protocol.timeutil import to_instant, utc_now
 
+from ..credentials import NodeCredentials
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..store import NodeStore, Transaction
 from . import prescribing
 from .access import Actor
+from .records import RemoteRequestRecord, record
 from .sms import queue_sms
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,12 @@ def count_requests(store: NodeStore, actor: Actor, status: str = REQUESTED) -> i
     return int(row["n"]) if row else 0
 
 
-def get_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+def get_request(store: NodeStore, request_id: str) -> RemoteRequestRecord:
+    return record(load_request(store.reader(), request_id), RemoteRequestRecord)
+
+
+def load_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+    """The remote request's row, read inside a service's transaction."""
     row = conn.execute("SELECT * FROM remote_requests WHERE request_id = ?",
                        (request_id,)).fetchone()
     if row is None:
@@ -94,14 +99,14 @@ def _open_request(conn: sqlite3.Connection, actor: Actor, request_id: str) -> sq
     actor.require("prescribe")
     if not actor.practitioner_id:
         raise Forbidden("Only a doctor linked to a practitioner record can prescribe")
-    row = get_request(conn, request_id)
+    row = load_request(conn, request_id)
     if row["status"] != REQUESTED:
         raise Conflict("This request has already been decided", field="request_id",
                        code="already_decided", status=row["status"])
     return row
 
 
-def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *,
+def approve(store: NodeStore, actor: Actor, credentials: NodeCredentials, request_id: str, *,
             items: list[dict], validity_days: int | None = None, note: str | None = None,
             allergy_override: str | None = None,
             now: datetime | None = None) -> dict[str, Any]:
@@ -125,9 +130,9 @@ def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *
         decided.update(pickup_code=code, sms_queued=bool(phone))
 
     result = prescribing.issue_prescription(
-        _Linked(store, request_id, finish), actor, credentials,
-        patient_id=request["patient_id"], items=items, validity_days=validity_days, now=now,
-        allergy_override=allergy_override)
+        store, actor, credentials, patient_id=request["patient_id"], items=items,
+        validity_days=validity_days, now=now, allergy_override=allergy_override,
+        remote_request_id=request_id, then=finish)
     log.info("remote request %s approved: prescription %s", request_id, result["number"])
     return {**result, **decided, "request_id": request_id, "status": APPROVED}
 
@@ -162,35 +167,6 @@ def _phone(conn: sqlite3.Connection, request: sqlite3.Row) -> str | None:
     return row["phone"] if row else None
 
 
-class _Linked:
-    """The store as issue_prescription sees it during an approval: its one transaction also
-    marks the prescription as the request's (remote_request_id) and runs `finish` right
-    after it, so prescription, decision and SMS commit together or not at all.
-
-    Stopgap until prescribing.issue_prescription takes remote_request_id and a hook itself.
-    """
-
-    def __init__(self, store: NodeStore, request_id: str,
-                 finish: Callable[[Transaction, Event], None]) -> None:
-        self._store, self._request_id, self._finish = store, request_id, finish
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        with self._store.transaction() as tx:
-            original = tx.append
-
-            def append(event_type: str, payload: dict[str, Any]) -> Event:
-                if event_type != "PrescriptionIssued":
-                    return original(event_type, payload)
-                event = original(event_type, {**payload, "remote_request_id": self._request_id})
-                self._finish(tx, event)
-                return event
-
-            tx.append = append  # type: ignore[method-assign]
-            yield tx
 
 
 # -- the pharmacy -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sync_protocol.timeutil import TASHKENT, to_instant
 from ..errors import ValidationFailed
 from ..store import NodeStore
 from .access import Actor
-from .facilities import get_practitioner
+from .facilities import load_practitioner
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def publish_schedule(store: NodeStore, actor: Actor, *, practitioner_id: str, fi
                                field="weekdays")
     starts = slot_starts(first_day, days, tuple(weekdays), start, end, slot_minutes)
     with store.transaction() as tx:
-        doctor = get_practitioner(tx.conn, practitioner_id)
+        doctor = load_practitioner(tx.conn, practitioner_id)
         taken = {r["starts_at"] for r in tx.query(
             "SELECT starts_at FROM slots WHERE practitioner_id = ?", (practitioner_id,))}
         new = [s for s in starts if s not in taken]

@@ -21,6 +21,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sync_protocol.timeutil import to_instant
 
@@ -59,8 +60,8 @@ def reserve(store: NodeStore, limits: list[Limit], now: datetime) -> list[int] |
                          " failed_at > ?", (limit.subject, to_instant(now - limit.window)))
             if row and row["n"] >= limit.count:
                 return None
-        return [tx.conn.execute("INSERT INTO sign_in_failures (subject, failed_at) VALUES"
-                                " (?, ?)", (subject, stamp)).lastrowid
+        return [cast(int, tx.conn.execute("INSERT INTO sign_in_failures (subject, failed_at)"
+                                          " VALUES (?, ?)", (subject, stamp)).lastrowid)
                 for subject in dict.fromkeys(limit.subject for limit in limits)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import sqlite3
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -137,7 +138,7 @@ def actor_for_token(store: NodeStore, token: str, now: datetime | None = None) -
     return actor_for_staff(row)
 
 
-def actor_for_staff(row) -> Actor:
+def actor_for_staff(row: sqlite3.Row) -> Actor:
     return Actor(actor_id=row["staff_id"], role=row["role"], display_name=row["full_name"],
                  practitioner_id=row["practitioner_id"])
 

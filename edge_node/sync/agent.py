@@ -25,6 +25,7 @@ from sync_protocol.hlc import CLOCK_AHEAD
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from .. import metrics
+from ..credentials import NodeCredentials
 from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
 from ..store import NodeStore
 from ..trust_store import merge_trust_list
@@ -46,7 +47,7 @@ STAGES = ("push", "pull", "trust")
 
 
 class SyncAgent:
-    def __init__(self, store: NodeStore, client: HubClient, credentials: Any, *,
+    def __init__(self, store: NodeStore, client: HubClient, credentials: NodeCredentials, *,
                  clock: SystemClock = SYSTEM_CLOCK, rng: random.Random | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
@@ -217,8 +218,7 @@ class SyncAgent:
 
     def _trust(self, report: dict) -> None:
         merged = merge_trust_list(self.store, self.credentials, self.client.trust_list())
-        report["trust_added"] = (merged.added_certificates + merged.added_revocations
-                                 + merged.added_cancellations)
+        report["trust_added"] = merged.added_certificates + merged.added_revocations
         hub_time = self.client.last_hub_time
         if hub_time and abs((hub_time - self.clock.wall()).total_seconds()) \
                 <= CLOCK_AGREEMENT_SECONDS:
@@ -236,14 +236,14 @@ def sync_status(store: NodeStore, configured: bool) -> dict:
     """What every screen shows. "Synced" only when it is provable (DESIGN 7.6)."""
     node_id = store.state("node_id")
     acked = int(store.state("sync_acked_seq") or 0)
-    head = store.one("SELECT MAX(seq) AS seq FROM events WHERE origin = ?", (node_id,))
+    head = store.query("SELECT MAX(seq) AS seq FROM events WHERE origin = ?", (node_id,))[0]
     pending = max(0, (head["seq"] or 0) - acked)
     cursor = int(store.state("sync_cursor") or 0)
     hub_head = int(store.state("sync_hub_head") or 0)
     offline_since = store.state("sync_offline_since") or None
     last_success = store.state("sync_last_success_at") or None
-    refused = store.one("SELECT COUNT(*) AS n FROM sync_refusals")["n"]
-    failures = store.one("SELECT COUNT(*) AS n FROM apply_failures")["n"]
+    refused = store.query("SELECT COUNT(*) AS n FROM sync_refusals")[0]["n"]
+    failures = store.query("SELECT COUNT(*) AS n FROM apply_failures")[0]["n"]
     online = configured and last_success is not None and offline_since is None
     clock_refused_at = store.state("sync_clock_refused_at") or None
     return {

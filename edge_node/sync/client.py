@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,8 +17,9 @@ from sync_protocol.claims import ClaimRequest
 from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import sign_request
 from sync_protocol.timeutil import utc_now
-from sync_protocol.trust import TrustList
+from sync_protocol.trust_list import TrustList
 
+from ..credentials import NodeCredentials
 from ..errors import NodeError
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,13 @@ class CursorAhead(HubRefused):
 @dataclass
 class HubClient:
     base_url: str
-    credentials: Any  # NodeCredentials: the key signs every request
+    credentials: NodeCredentials  # the key signs every request
     node_id: str
-    session: requests.Session | None = None
+    session: requests.Session = field(default_factory=requests.Session)
     last_hub_time: datetime | None = None  # the hub's Date header: a check of our clock
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        self.session = self.session or requests.Session()
 
     def push(self, events: list[dict]) -> wire.PushResponse:
         body, headers = wire.encode_body(wire.PushRequest(self.node_id, events).to_dict())

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ..discovery import CHALLENGE_BYTES, cert_fingerprint, sign_challenge
 from ..errors import NodeNotInitialised, ValidationFailed
+from .context import optional_credentials
 from .endpoint import endpoint
 
 bp = Blueprint("identity", __name__, url_prefix="/api/v1")
@@ -30,7 +31,7 @@ def identity():
     if not CHALLENGE_RE.fullmatch(challenge):
         raise ValidationFailed("challenge must be %(n)s lower-case hex digits",
                                field="challenge", n=CHALLENGE_BYTES * 2)
-    credentials = current_app.extensions.get("dmed_credentials")
+    credentials = optional_credentials()
     if credentials is None:
         raise NodeNotInitialised("This node is not enrolled yet")
     return jsonify({"cert": credentials.cert.public_bytes(Encoding.PEM).decode("ascii"),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from sync_protocol.event_types import SCHEMAS
 
 from ..errors import ValidationFailed
 from ..services import node_status
-from .endpoint import COUNT_QUERY, REGISTRY, endpoint, store
+from .context import store, sync_agent
+from .endpoint import COUNT_QUERY, REGISTRY, endpoint
 
 bp = Blueprint("node", __name__, url_prefix="/api/v1")
 # An export page the size a Raspberry Pi serves without a memory spike.
@@ -19,7 +20,7 @@ MAX_EXPORT_PAGE = 5000
 
 @endpoint(bp, "GET", "/node/status", summary="Node identity, log head and queues", public=True)
 def status():
-    configured = "dmed_sync_agent" in current_app.extensions
+    configured = sync_agent() is not None
     return jsonify(node_status.status(store(), configured))
 
 

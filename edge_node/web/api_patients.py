@@ -45,7 +45,7 @@ def find():
 def change(patient_id, data):
     for field, value in data.items():
         patients.change_patient_field(store(), g.actor, patient_id, field, value)
-    row = patients.get_patient(store().reader(), patient_id)
+    row = patients.get_patient(store(), patient_id)
     return jsonify(patients.patient_summary(row))
 
 

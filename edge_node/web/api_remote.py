@@ -24,7 +24,7 @@ def list_requests():
 @endpoint(bp, "GET", "/remote-requests/<request_id>", summary="One call-centre request")
 def get_request(request_id):
     g.actor.require("prescribe")
-    return jsonify(dict(remote_requests.get_request(store().reader(), request_id)))
+    return jsonify(dict(remote_requests.get_request(store(), request_id)))
 
 
 @endpoint(bp, "POST", "/remote-requests/<request_id>/approve", status=201,

@@ -7,10 +7,10 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sync_protocol import qr
 
 from ..catalogue import LANGUAGES, Catalogue
-from ..errors import NodeNotInitialised, ValidationFailed
+from ..errors import ValidationFailed
 from ..services import clock, dispensing, online_dispense, prescribing
 from ..services.patients import get_patient
-from ..trust_store import current_trust_list
+from .context import credentials, hub_client, store, trust_list
 from .endpoint import (
     DOCUMENT_QUERY,
     ID,
@@ -19,7 +19,6 @@ from .endpoint import (
     STR,
     endpoint,
     obj,
-    store,
 )
 from .errors import translate_text
 
@@ -27,14 +26,6 @@ bp = Blueprint("rx", __name__, url_prefix="/api/v1")
 ITEM = obj({"inn": STR, "form": STR, "strength": STR, "quantity": {"type": "integer"},
             "dosage": STR},
            {"repeats": {"type": "integer"}, "min_days_between_fills": {"type": "integer"}})
-
-
-def credentials():
-    creds = current_app.extensions.get("dmed_credentials")
-    if creds is None:
-        raise NodeNotInitialised("This node has no enrolment bundle (DMED_NODE_BUNDLE): it "
-                                 "cannot sign or verify prescriptions")
-    return creds
 
 
 @endpoint(bp, "GET", "/catalogue", summary="Drugs by INN or name (autocomplete)",
@@ -75,7 +66,7 @@ def issue(data):
 @endpoint(bp, "GET", "/patients/<patient_id>/prescriptions",
           summary="A patient's prescriptions with their items")
 def list_for_patient(patient_id):
-    get_patient(store().reader(), patient_id)
+    get_patient(store(), patient_id)
     return jsonify({"prescriptions": prescribing.patient_prescriptions(store(), g.actor,
                                                                        patient_id)})
 
@@ -92,7 +83,7 @@ def cancel(prescription_id, data):
 def qr_image(prescription_id, fmt):
     if not (g.actor.can("prescribe") or g.actor.can("dispense")):
         g.actor.require("prescribe")
-    row = prescribing.get_prescription(store().reader(), prescription_id)
+    row = prescribing.get_prescription(store(), prescription_id)
     if fmt == "svg":
         return Response(qr.render_svg(row["qr"]), mimetype="image/svg+xml")
     if fmt == "png":
@@ -105,9 +96,7 @@ def qr_image(prescription_id, fmt):
           body=obj({"code": {"type": "string", "maxLength": 100_000}}, {"pinfl": STR}))
 def verify(data):
     typed = dispensing.parse_typed_pinfl(data.get("pinfl"))
-    # The synced trust list: revocations and cancellations from the hub apply at once.
-    trust_list = current_trust_list(store(), credentials())
-    verdict = dispensing.check_code(store(), g.actor, trust_list, data["code"],
+    verdict = dispensing.record_scan(store(), g.actor, trust_list(), data["code"],
                                     typed_pinfl=typed)
     return jsonify(verdict_json(verdict))
 
@@ -129,12 +118,6 @@ def verdict_json(verdict: dispensing.Verdict) -> dict:
 def dispense(data):
     return jsonify(online_dispense.dispense_with_hub(
         store(), g.actor, hub_client(), config=current_app.config, **data)), 201
-
-
-def hub_client():
-    """The node's signed client of the hub, or None when it works stand-alone."""
-    agent = current_app.extensions.get("dmed_sync_agent")
-    return agent.client if agent is not None else None
 
 
 @endpoint(bp, "GET", "/pharmacy/lookup",

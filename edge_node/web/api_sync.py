@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, g, jsonify
 
 from ..errors import Conflict
+from ..services import node_status
 from ..sync.agent import sync_status
-from .endpoint import endpoint, store
+from .context import store, sync_agent
+from .endpoint import endpoint
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1")
-
-
-def agent():
-    return current_app.extensions.get("dmed_sync_agent")
 
 
 @endpoint(bp, "GET", "/sync/status", public=True,
           summary="Online or offline (since when), changes waiting, last success and error")
 def status():
-    return jsonify(sync_status(store(), configured=agent() is not None))
+    return jsonify(sync_status(store(), configured=sync_agent() is not None))
 
 
 @endpoint(bp, "POST", "/sync/run", summary="Sync with the hub now (any signed-in staff)")
 def run():
-    if agent() is None:
+    agent = sync_agent()
+    if agent is None:
         raise Conflict("This node has no hub configured (DMED_HUB_URL)", code="no_hub")
-    return jsonify({**agent().sync_now(), "status": sync_status(store(), configured=True)})
+    return jsonify({**agent.sync_now(), "status": sync_status(store(), configured=True)})
 
 
 @endpoint(bp, "GET", "/sync/problems", summary="Events the hub refused and events this node "
           "could not apply (admin)")
 def problems():
-    g.actor.require("export_log")
-    return jsonify({
-        "refused": [dict(r) for r in store().query("SELECT * FROM sync_refusals ORDER BY seq")],
-        "apply_failures": [dict(r) for r in store().query(
-            "SELECT * FROM apply_failures ORDER BY failed_at")],
-    })
+    return jsonify(node_status.sync_problems(store(), g.actor))

@@ -28,6 +28,7 @@ from . import (
     api_remote,
     api_rx,
     api_sync,
+    context,
 )
 from .config import load_config
 from .errors import register_error_handlers
@@ -51,16 +52,15 @@ def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None 
     if store is None:
         Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
         store = NodeStore(settings["DATABASE"])
-    app.extensions["dmed_store"] = store
     Babel(app, locale_selector=lambda: select_locale(app))
     bundle = settings.get("NODE_BUNDLE") or store.state("bundle_path")
     if credentials is None and bundle:
         credentials = load_credentials(bundle)
-    if credentials is not None:
-        app.extensions["dmed_credentials"] = credentials
-        if settings["HUB_URL"]:
-            client = HubClient(settings["HUB_URL"], credentials, store.node_id)
-            app.extensions["dmed_sync_agent"] = SyncAgent(store, client, credentials)
+    agent = None
+    if credentials is not None and settings["HUB_URL"]:
+        client = HubClient(settings["HUB_URL"], credentials, store.node_id)
+        agent = SyncAgent(store, client, credentials)
+    context.install(app, store, credentials, agent)
     for module in (api_people, api_patients, api_care, api_node, api_rx, api_paper, api_remote,
                    api_sync, api_identity):
         app.register_blueprint(module.bp)

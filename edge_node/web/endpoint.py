@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 from jsonschema import Draft202012Validator
 
 from sync_protocol.json_body import parse_json
 
 from ..errors import NotSignedIn, ValidationFailed
 from ..services.staff import actor_for_token
-from ..store import NodeStore
+from .context import store
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ class Endpoint:
 
 
 REGISTRY: list[Endpoint] = []
-
-
-def store() -> NodeStore:
-    return current_app.extensions["dmed_store"]
 
 
 def endpoint(bp: Blueprint, method: str, rule: str, *, summary: str,
