@@ -247,11 +247,9 @@ def revoke(operator, node_id: str) -> Response:
     try:
         if not reason:
             raise InvalidRequest("Give a reason for revoking.", field="reason")
-        desk().store.revoke_node(node_id, reason)
+        desk().revoke_node(node_id, reason, actor=operator.login)
     except ProtocolError as e:
-        desk().audit(operator.login, "revoke", node_id, "refused", e.text)
         return overview_page(400, error=error_text(e))
-    desk().audit(operator.login, "revoke", node_id, "done", reason)
     return overview_page(notice=_("Node %(node)s revoked; the hub refuses it once it imports "
                                   "the trust list.") % {"node": node_id})
 
