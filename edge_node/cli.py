@@ -253,8 +253,17 @@ def serve(database: str | None, host: str, port: int, workers: int, announce: bo
         stack.enter_context(_announced(app, host, port, announce))
         return stack
 
-    serve_workers(lambda: create_app(workers_config), host, port, workers,
-                  on_listening=started, in_parent=in_parent)
+    serve_workers(lambda: _following_renewals(create_app(workers_config)), host, port,
+                  workers, on_listening=started, in_parent=in_parent)
+
+
+def _following_renewals(app):
+    """A worker re-reads the credentials the parent's renewal installed (edge_node.renewal)."""
+    bundle = app.config.get("NODE_BUNDLE") or app.extensions["dmed_store"].state("bundle_path")
+    if bundle and "dmed_credentials" in app.extensions:
+        from .renewal import follow_renewals
+        follow_renewals(app, Path(bundle))
+    return app
 
 
 def _renewal(app):
