@@ -29,6 +29,7 @@ from .enrol_cli import enrol as enrol_command
 from .enrol_cli import replace as replace_command
 from .services import staff as staff_service
 from .services.access import ROLES, SYSTEM
+from .staff_cli import staff as staff_command
 from .store import NodeStore
 from .web.config import SETTINGS, load_config
 
@@ -337,6 +338,7 @@ main.add_command(backup_command)
 main.add_command(restore_command)
 main.add_command(housekeeping_command)
 main.add_command(doctor_command)
+main.add_command(staff_command)
 
 if __name__ == "__main__":
     main()
