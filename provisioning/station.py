@@ -9,6 +9,9 @@
     GET      /enrol/requests/<id>              the node fetches its state and answer
     GET      /trust-list.json                  for the hub (`dmed-hub trust-import`)
 
+`dmed-provision serve` serves it over HTTPS only (provisioning.station_tls certifies the
+station under its region; sync_protocol.tls_serving adds Secure cookies and HSTS), so
+operators' passwords never cross the LAN in clear; plain HTTP is for the loopback demo.
 Pages are in Uzbek (first), Russian and English: .po catalogues under
 provisioning/translations compiled in memory, as the hub does. Every action goes to the
 desk's audit trail. The region key's passphrase comes from DMED_CA_PASSPHRASE. Views only
