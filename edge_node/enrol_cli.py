@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 HTTP_TIMEOUT = 10.0
 REQUESTS_PATH = "/enrol/requests"
+# deploy/install.sh --root-cert puts the national root here; the station is checked against it.
+INSTALLED_ROOT = Path("/etc/dmed/national-root.pem")
 
 
 def _data_dir(database: str | None) -> Path:
@@ -104,7 +106,8 @@ def _error(response: requests.Response) -> str:
 @click.option("--station-ca", type=click.Path(exists=True, dir_okay=False),
               envvar="DMED_STATION_CA",
               help="The national root certificate (PEM): the only authority the station's "
-                   "HTTPS certificate is checked against (or $DMED_STATION_CA)")
+                   "HTTPS certificate is checked against (or $DMED_STATION_CA; default "
+                   "/etc/dmed/national-root.pem, from install.sh --root-cert)")
 @click.option("--wait", default=0.0, type=click.FloatRange(0, 86400),
               help="Seconds to wait for the operator's approval")
 @click.option("--show", is_flag=True, help="Show the pending request's code and fingerprint")
@@ -122,7 +125,7 @@ def enrol(database, node_id, facility_code, region_code, kind, station, station_
     `dmed-node init` to open the node for its facility.
     """
     data_dir = _data_dir(database)
-    verify = station_ca or True
+    verify = station_ca or (str(INSTALLED_ROOT) if INSTALLED_ROOT.is_file() else True)
     try:
         if answer_file:
             installed = enrolment.install_answer(

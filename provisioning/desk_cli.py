@@ -7,6 +7,7 @@ provisioning.station.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -15,6 +16,8 @@ from provisioning.cli import _library_errors, _store, dir_option, main
 from provisioning.enrolment_desk import EnrolmentDesk, export_pending, import_answer
 from provisioning.facilities import add_facility, list_facilities
 from sync_protocol.json_body import parse_json
+
+log = logging.getLogger(__name__)
 
 OPERATOR = click.option("--operator", required=True,
                         help="Who decides (kept in the audit trail).")
@@ -206,8 +209,11 @@ def serve_command(directory: Path, host: str, port: int, http_port: int | None,
         raise click.UsageError("--insecure-http serves passwords in clear: only on a loopback "
                                "--host (127.0.0.1), for the demo and tests.")
     store = _store(directory)
-    files = None if insecure_http else station_tls(
-        store, host=host, names=tls_names, addresses=tls_addresses, region_code=tls_region)
+
+    def certificate():
+        return station_tls(store, host=host, names=tls_names, addresses=tls_addresses,
+                           region_code=tls_region)
+    files = None if insecure_http else certificate()
     zc = new_zeroconf(list(interfaces) or None)
     browser = NodeBrowser(zc)
     app = create_app(directory, {"LAN_NODES": browser.announcements})
@@ -218,7 +224,7 @@ def serve_command(directory: Path, host: str, port: int, http_port: int | None,
                        "loopback demo only)")
             serve(app, host=host, port=port, threads=STATION_THREADS, ident="dmed-station")
         else:
-            _serve_https(secure_transport(app), host, port, http_port, files)
+            _serve_https(secure_transport(app), host, port, http_port, files, certificate)
     finally:
         browser.close()
         zc.close()
@@ -226,6 +232,9 @@ def serve_command(directory: Path, host: str, port: int, http_port: int | None,
 
 # Operators are a few people at once; four threads serve them and the nodes' polling.
 STATION_THREADS = 4
+# A station left running for a year renews its own certificate: looked at daily, issued again
+# when 30 days remain (station_tls), and the server picks the new files up by itself.
+CERTIFICATE_CHECK_SECONDS = 24 * 3600
 
 
 def _loopback(host: str) -> bool:
@@ -236,7 +245,8 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _serve_https(app, host: str, port: int, http_port: int | None, files) -> None:
+def _serve_https(app, host: str, port: int, http_port: int | None, files,
+                 certificate) -> None:
     import threading
 
     from waitress.server import create_server
@@ -248,13 +258,25 @@ def _serve_https(app, host: str, port: int, http_port: int | None, files) -> Non
     if http_port is not None:
         redirect = create_server(redirect_app(port), host=host, port=http_port, threads=1)
         threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
+    stop = threading.Event()
+    threading.Thread(target=_keep_certificate, args=(certificate, stop), daemon=True,
+                     name="station-certificate").start()
     click.echo(f"Provisioning station on https://{host}:{port}/"
                + (f" (http://{host}:{http_port}/ redirects)" if redirect else ""))
     try:
         server.safe_start()
     finally:
+        stop.set()
         if redirect is not None:
             redirect.close()
+
+
+def _keep_certificate(certificate, stop) -> None:
+    while not stop.wait(CERTIFICATE_CHECK_SECONDS):
+        try:
+            certificate()
+        except Exception:  # a bad day (region key unreadable) must not stop the station
+            log.exception("the station's certificate was not renewed")
 
 
 @main.command("add-backup-key")
