@@ -76,7 +76,9 @@ class ReloadingSSLAdapter(BuiltinSSLAdapter):
                             "serving with the current one", e)
                 return False
             fresh.context.minimum_version = MINIMUM_TLS
-            self.context, self._server_env = fresh.context, fresh._server_env
+            self.context = fresh.context
+            # The SSL_SERVER_* entries cheroot adds to each request describe the new one too.
+            self._server_env = fresh._server_env  # type: ignore[attr-defined]
             self._loaded = stamp
             self.reloads += 1
         log.info("TLS certificate reloaded from %s", self.files[0])
