@@ -183,3 +183,24 @@ def test_a_worker_rereads_its_credentials_after_another_process_renewed(region, 
     assert client.get("/api/v1/node/status").status_code == 200
     current = worker.extensions["dmed_credentials"]
     assert current.kid == load_credentials(bundle).kid != old.kid
+
+
+def test_the_worker_factory_of_dmed_node_serve_follows_renewals(region, tmp_path, monkeypatch):
+    """What each `serve --workers N` process is built with: the bundle found in the node's
+    state after `dmed-node init`, followed."""
+    from click.testing import CliRunner
+
+    from edge_node.cli import _following_renewals
+    from edge_node.cli import main as node_cli
+    monkeypatch.delenv("DMED_HUB_URL", raising=False)
+    desk, _root = region
+    data_dir = enrolled(desk, tmp_path / "node")
+    database = str(data_dir / "node.db")
+    assert CliRunner().invoke(node_cli, ["init", "--db", database]).exit_code == 0
+    worker = _following_renewals(create_app({"DATABASE": database, "BACKGROUND_JOBS": False,
+                                             "HUB_URL": "", "SECRET_KEY": "reload-test"}))
+    old = worker.extensions["dmed_credentials"].kid
+    renew(desk, data_dir)
+    assert worker.test_client().get("/api/v1/node/status").status_code == 200
+    assert worker.extensions["dmed_credentials"].kid == load_credentials(
+        data_dir / "enrolment").kid != old
