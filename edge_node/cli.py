@@ -30,6 +30,7 @@ from .enrol_cli import enrol as enrol_command
 from .enrol_cli import replace as replace_command
 from .services import staff as staff_service
 from .services.access import ROLES, SYSTEM
+from .staff_cli import staff as staff_command
 from .store import NodeStore
 from .web.config import SETTINGS, load_config
 
@@ -254,8 +255,17 @@ def serve(database: str | None, host: str, port: int, workers: int, announce: bo
         stack.enter_context(_announced(app, host, port, announce))
         return stack
 
-    serve_workers(lambda: create_app(workers_config), host, port, workers,
-                  on_listening=started, in_parent=in_parent)
+    serve_workers(lambda: _following_renewals(create_app(workers_config)), host, port,
+                  workers, on_listening=started, in_parent=in_parent)
+
+
+def _following_renewals(app):
+    """A worker re-reads the credentials the parent's renewal installed (edge_node.renewal)."""
+    bundle = app.config.get("NODE_BUNDLE") or app.extensions["dmed_store"].state("bundle_path")
+    if bundle and "dmed_credentials" in app.extensions:
+        from .renewal import follow_renewals
+        follow_renewals(app, Path(bundle))
+    return app
 
 
 def _renewal(app):
@@ -329,6 +339,7 @@ main.add_command(backup_command)
 main.add_command(restore_command)
 main.add_command(housekeeping_command)
 main.add_command(doctor_command)
+main.add_command(staff_command)
 
 if __name__ == "__main__":
     main()

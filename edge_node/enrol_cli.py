@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 HTTP_TIMEOUT = 10.0
 REQUESTS_PATH = "/enrol/requests"
+# deploy/install.sh --root-cert puts the national root here; the station is checked against it.
+INSTALLED_ROOT = Path("/etc/dmed/national-root.pem")
 
 
 def _data_dir(database: str | None) -> Path:
@@ -47,32 +49,33 @@ def _show(pending: enrolment.PendingEnrolment) -> None:
                "station's screen before it approves.")
 
 
-def submit(station: str, request: dict) -> None:
+def submit(station: str, request: dict, verify: str | bool = True) -> None:
     try:
         response = requests.post(station.rstrip("/") + REQUESTS_PATH, json=request,
-                                 timeout=HTTP_TIMEOUT)
+                                 timeout=HTTP_TIMEOUT, verify=verify)
     except requests.RequestException as e:
         raise click.ClickException(f"Cannot reach the station at {station}: {e}") from e
     if response.status_code >= 400:
         raise click.ClickException(f"The station refused the request: {_error(response)}")
 
 
-def known_to(station: str, request_id: str) -> bool:
+def known_to(station: str, request_id: str, verify: str | bool = True) -> bool:
     """Has the station received this request already (a second run only waits)?"""
     try:
         response = requests.get(f"{station.rstrip('/')}{REQUESTS_PATH}/{request_id}",
-                                timeout=HTTP_TIMEOUT)
+                                timeout=HTTP_TIMEOUT, verify=verify)
     except requests.RequestException as e:
         raise click.ClickException(f"Cannot reach the station at {station}: {e}") from e
     return response.status_code != 404
 
 
-def wait_for_answer(station: str, request_id: str, wait: float) -> dict:
+def wait_for_answer(station: str, request_id: str, wait: float,
+                    verify: str | bool = True) -> dict:
     deadline = time.monotonic() + wait
     url = f"{station.rstrip('/')}{REQUESTS_PATH}/{request_id}"
     while True:
         try:
-            response = requests.get(url, timeout=HTTP_TIMEOUT)
+            response = requests.get(url, timeout=HTTP_TIMEOUT, verify=verify)
         except requests.RequestException as e:
             raise click.ClickException(f"Cannot reach the station at {station}: {e}") from e
         if response.status_code >= 400:
@@ -100,6 +103,11 @@ def _error(response: requests.Response) -> str:
 @click.option("--region", "region_code", help="Region code, e.g. TAS")
 @click.option("--kind", type=click.Choice(["clinic", "pharmacy"]), help="What the node is")
 @click.option("--station", help="Provisioning station URL; the request is sent there")
+@click.option("--station-ca", type=click.Path(exists=True, dir_okay=False),
+              envvar="DMED_STATION_CA",
+              help="The national root certificate (PEM): the only authority the station's "
+                   "HTTPS certificate is checked against (or $DMED_STATION_CA; default "
+                   "/etc/dmed/national-root.pem, from install.sh --root-cert)")
 @click.option("--wait", default=0.0, type=click.FloatRange(0, 86400),
               help="Seconds to wait for the operator's approval")
 @click.option("--show", is_flag=True, help="Show the pending request's code and fingerprint")
@@ -109,14 +117,15 @@ def _error(response: requests.Response) -> str:
 @click.option("--lan-ip", "lan_ips", multiple=True,
               help="LAN address the TLS certificate names besides <facility>.local (repeat; "
                    "default: this machine's outgoing address)")
-def enrol(database, node_id, facility_code, region_code, kind, station, wait, show,
-          answer_file, renew, lan_ips) -> None:
+def enrol(database, node_id, facility_code, region_code, kind, station, station_ca, wait,
+          show, answer_file, renew, lan_ips) -> None:
     """Enrol this node with a key made here: show a code and fingerprint, get a certificate.
 
     The private key is written 0600 beside the database and never leaves the node. Then run
     `dmed-node init` to open the node for its facility.
     """
     data_dir = _data_dir(database)
+    verify = station_ca or (str(INSTALLED_ROOT) if INSTALLED_ROOT.is_file() else True)
     try:
         if answer_file:
             installed = enrolment.install_answer(
@@ -141,11 +150,11 @@ def enrol(database, node_id, facility_code, region_code, kind, station, wait, sh
                                       lan_ips=_lan_ips(lan_ips))
         _show(pending)
         if station:
-            if not (existing and known_to(station, pending.request_id)):
-                submit(station, pending.request)
+            if not (existing and known_to(station, pending.request_id, verify)):
+                submit(station, pending.request, verify)
                 click.echo(f"Request sent to {station}.")
             if wait:
-                answer = wait_for_answer(station, pending.request_id, wait)
+                answer = wait_for_answer(station, pending.request_id, wait, verify)
                 installed = enrolment.install_answer(data_dir, answer,
                                                      now=datetime.now(UTC))
                 click.echo(f"Enrolled: certificate {installed.kid.hex()} until "

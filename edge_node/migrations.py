@@ -289,9 +289,19 @@ CREATE TABLE allergy_retractions (
 );
 """
 
+# v12 (issue 16): who added which staff account, and the refusals (`dmed-node staff add`);
+# node-local, never synced; never a PIN.
+V12 = """
+CREATE TABLE staff_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, username TEXT NOT NULL, role TEXT NOT NULL, outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
                                            (6, V6), (7, V7), (8, V8), (9, V9), (10, V10),
-                                           (11, V11))
+                                           (11, V11), (12, V12))
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -6,6 +6,7 @@ No command ever prints key material: bundles go to files, the output names them.
 from __future__ import annotations
 
 import functools
+import getpass
 import logging
 import os
 from collections.abc import Callable
@@ -147,19 +148,27 @@ def add_node(directory: Path, region_code: str, node_id: str, facility_code: str
 @click.option("--region", "region_code",
               help="Revoke a region, and with it every node it certified.")
 @click.option("--reason", required=True, help="Why, for the people who will see it.")
+@click.option("--operator", default=None,
+              help="Who decides, for the station's audit trail (default: your login name).")
 @_library_errors
 def revoke_command(directory: Path, node_id: str | None, region_code: str | None,
-                   reason: str) -> None:
-    """Revoke a node or a region for good; it spreads with the trust list at the next sync."""
+                   reason: str, operator: str | None) -> None:
+    """Revoke a node or a region for good; it spreads with the trust list at the next sync.
+
+    Audited in the station's trail, as a revocation at the station is."""
+    from provisioning.enrolment_desk import EnrolmentDesk
     if (node_id is None) == (region_code is None):
         raise click.UsageError("Give exactly one of --node-id and --region.")
     store = _store(directory)
+    store.trust_list()  # no store here: say so before the audit trail is opened
+    desk = EnrolmentDesk(store)
+    actor = operator or f"cli:{getpass.getuser()}"
     if node_id is not None:
-        revoked = store.revoke_node(node_id, reason)
+        revoked = desk.revoke_node(node_id, reason, actor=actor)
         kids = ", ".join(r.kid.hex() for r in revoked)
         click.echo(f"Node {node_id} revoked ({len(revoked)} certificate(s): {kids}).")
     else:
-        revocation = store.revoke_region(region_code or "", reason)
+        revocation = desk.revoke_region(region_code or "", reason, actor=actor)
         click.echo(f"Region {region_code} revoked (kid {revocation.kid.hex()}); "
                    "every node it certified is refused from now on.")
 

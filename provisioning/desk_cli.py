@@ -7,6 +7,7 @@ provisioning.station.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -15,6 +16,8 @@ from provisioning.cli import _library_errors, _store, dir_option, main
 from provisioning.enrolment_desk import EnrolmentDesk, export_pending, import_answer
 from provisioning.facilities import add_facility, list_facilities
 from sync_protocol.json_body import parse_json
+
+log = logging.getLogger(__name__)
 
 OPERATOR = click.option("--operator", required=True,
                         help="Who decides (kept in the audit trail).")
@@ -170,26 +173,110 @@ def add_operator_command(directory: Path, login: str, full_name: str, password: 
 @dir_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (the station's LAN address to receive requests).")
-@click.option("--port", default=8443, show_default=True, help="Port to listen on.")
+@click.option("--port", default=8443, show_default=True, help="Port for HTTPS.")
+@click.option("--http-port", type=int, default=None,
+              help="Also listen for plain HTTP on this port, only to redirect to HTTPS "
+                   "(default: no plain HTTP at all).")
+@click.option("--tls-name", "tls_names", multiple=True,
+              help="Host name the station's certificate names (repeat; default: "
+                   "<hostname>.local).")
+@click.option("--tls-address", "tls_addresses", multiple=True,
+              help="LAN address the certificate names besides --host (repeat; needed when "
+                   "--host is 0.0.0.0 and operators type the address).")
+@click.option("--tls-region", default=None,
+              help="Region that certifies the station (default: the store's only region).")
+@click.option("--insecure-http", is_flag=True,
+              help="Serve plain HTTP, without TLS: ONLY for the loopback demo and tests "
+                   "(refused unless --host is a loopback address).")
 @click.option("--interface", "interfaces", multiple=True,
               help="IPv4 address to look for nodes on (zeroconf; repeat; default: all).")
 @_library_errors
-def serve_command(directory: Path, host: str, port: int, interfaces: tuple[str, ...]) -> None:
-    """Run the provisioning station: sign-in, pending enrolments, approve, revoke, audit,
-    and the nodes of the LAN (announced with zeroconf, enrolled or waiting)."""
-    from waitress import serve
+def serve_command(directory: Path, host: str, port: int, http_port: int | None,
+                  tls_names: tuple[str, ...], tls_addresses: tuple[str, ...],
+                  tls_region: str | None, insecure_http: bool,
+                  interfaces: tuple[str, ...]) -> None:
+    """Run the provisioning station over HTTPS: sign-in, pending enrolments, approve, revoke,
+    audit, and the nodes of the LAN (announced with zeroconf, enrolled or waiting).
 
+    The station certifies itself under the region (a TLS key born in station-tls/); nodes
+    and browsers trust the national root. Plain HTTP is off, or only redirects (--http-port).
+    """
     from provisioning.station import create_app
+    from provisioning.station_tls import station_tls
     from sync_protocol.lan_discovery import NodeBrowser, new_zeroconf
+    from sync_protocol.tls_serving import secure_transport
+    if insecure_http and not _loopback(host):
+        raise click.UsageError("--insecure-http serves passwords in clear: only on a loopback "
+                               "--host (127.0.0.1), for the demo and tests.")
+    store = _store(directory)
+
+    def certificate():
+        return station_tls(store, host=host, names=tls_names, addresses=tls_addresses,
+                           region_code=tls_region)
+    files = None if insecure_http else certificate()
     zc = new_zeroconf(list(interfaces) or None)
     browser = NodeBrowser(zc)
     app = create_app(directory, {"LAN_NODES": browser.announcements})
-    click.echo(f"Provisioning station on http://{host}:{port}/")
     try:
-        serve(app, host=host, port=port, threads=4, ident="dmed-station")
+        if files is None:
+            from waitress import serve
+            click.echo(f"Provisioning station on http://{host}:{port}/ (plain HTTP: "
+                       "loopback demo only)")
+            serve(app, host=host, port=port, threads=STATION_THREADS, ident="dmed-station")
+        else:
+            _serve_https(secure_transport(app), host, port, http_port, files, certificate)
     finally:
         browser.close()
         zc.close()
+
+
+# Operators are a few people at once; four threads serve them and the nodes' polling.
+STATION_THREADS = 4
+# A station left running for a year renews its own certificate: looked at daily, issued again
+# when 30 days remain (station_tls), and the server picks the new files up by itself.
+CERTIFICATE_CHECK_SECONDS = 24 * 3600
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _serve_https(app, host: str, port: int, http_port: int | None, files,
+                 certificate) -> None:
+    import threading
+
+    from waitress.server import create_server
+
+    from sync_protocol.tls_serving import redirect_app, tls_server
+    server = tls_server(app, host, port, *files, server_name="dmed-station",
+                        threads=STATION_THREADS)
+    redirect = None
+    if http_port is not None:
+        redirect = create_server(redirect_app(port), host=host, port=http_port, threads=1)
+        threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
+    stop = threading.Event()
+    threading.Thread(target=_keep_certificate, args=(certificate, stop), daemon=True,
+                     name="station-certificate").start()
+    click.echo(f"Provisioning station on https://{host}:{port}/"
+               + (f" (http://{host}:{http_port}/ redirects)" if redirect else ""))
+    try:
+        server.safe_start()
+    finally:
+        stop.set()
+        if redirect is not None:
+            redirect.close()
+
+
+def _keep_certificate(certificate, stop) -> None:
+    while not stop.wait(CERTIFICATE_CHECK_SECONDS):
+        try:
+            certificate()
+        except Exception:  # a bad day (region key unreadable) must not stop the station
+            log.exception("the station's certificate was not renewed")
 
 
 @main.command("add-backup-key")

@@ -39,6 +39,7 @@ from sync_protocol.enrolment_request import (
     EnrolmentRequestInvalid,
     parse_request,
 )
+from sync_protocol.errors import ProtocolError
 from sync_protocol.trust_list import TrustList
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,29 @@ class EnrolmentDesk:
         db.execute("INSERT INTO audit (at, actor, action, target, outcome, detail) "
                    "VALUES (?, ?, ?, ?, ?, ?)",
                    (_iso(now or datetime.now(UTC)), actor, action, target, outcome, detail))
+
+    # -- revoking (the station's button and `dmed-provision revoke` share this) -----------
+    def revoke_node(self, node_id: str, reason: str, *, actor: str,
+                    now: datetime | None = None) -> list[Any]:
+        """Revoke every certificate of a node; the outcome, refused or done, is audited."""
+        try:
+            revoked = self.store.revoke_node(node_id, reason, now=now)
+        except ProtocolError as e:
+            self.audit(actor, "revoke", node_id, "refused", e.text, now)
+            raise
+        self.audit(actor, "revoke", node_id, "done", reason, now)
+        return revoked
+
+    def revoke_region(self, region_code: str, reason: str, *, actor: str,
+                      now: datetime | None = None) -> Any:
+        """Revoke a region (and so every node it certified); audited like a node's."""
+        try:
+            revocation = self.store.revoke_region(region_code, reason, now=now)
+        except ProtocolError as e:
+            self.audit(actor, "revoke_region", region_code, "refused", e.text, now)
+            raise
+        self.audit(actor, "revoke_region", region_code, "done", reason, now)
+        return revocation
 
     def audit_trail(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._db() as db:

@@ -9,6 +9,9 @@
     GET      /enrol/requests/<id>              the node fetches its state and answer
     GET      /trust-list.json                  for the hub (`dmed-hub trust-import`)
 
+`dmed-provision serve` serves it over HTTPS only (provisioning.station_tls certifies the
+station under its region; sync_protocol.tls_serving adds Secure cookies and HSTS), so
+operators' passwords never cross the LAN in clear; plain HTTP is for the loopback demo.
 Pages are in Uzbek (first), Russian and English: .po catalogues under
 provisioning/translations compiled in memory, as the hub does. Every action goes to the
 desk's audit trail. The region key's passphrase comes from DMED_CA_PASSPHRASE. Views only
@@ -247,11 +250,9 @@ def revoke(operator, node_id: str) -> Response:
     try:
         if not reason:
             raise InvalidRequest("Give a reason for revoking.", field="reason")
-        desk().store.revoke_node(node_id, reason)
+        desk().revoke_node(node_id, reason, actor=operator.login)
     except ProtocolError as e:
-        desk().audit(operator.login, "revoke", node_id, "refused", e.text)
         return overview_page(400, error=error_text(e))
-    desk().audit(operator.login, "revoke", node_id, "done", reason)
     return overview_page(notice=_("Node %(node)s revoked; the hub refuses it once it imports "
                                   "the trust list.") % {"node": node_id})
 

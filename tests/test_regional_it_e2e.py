@@ -1,7 +1,8 @@
 """Issue 16 (e): from an empty machine, regional IT puts a clinic and a pharmacy into service
-through the provisioning station, with keys born on the nodes, and the pharmacy dispenses a
-prescription written at the clinic. Real processes on loopback, driven by the README's
-commands; the operator uses the station's web pages.
+through the provisioning station (over HTTPS, trusting only the national root), with keys
+born on the nodes, registers each facility's staff with `dmed-node staff add` (no demo seed),
+and the pharmacy dispenses a prescription written at the clinic. Real processes on loopback,
+driven by the README's commands; the operator uses the station's web pages.
 
 Then: no node's private key exists anywhere but in its own key file (station and hub files
 are searched for it).
@@ -9,19 +10,20 @@ are searched for it).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 import requests
 
 from sync_protocol.enrolment import read_private_key
+from sync_protocol.identifiers import make_pinfl
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIS = {"dmed-provision": "provisioning.cli", "dmed-node": "edge_node.cli",
         "dmed-hub": "central_hub.cli"}
 OPERATOR_PASSWORD = "regional-it-2026"  # noqa: S105 (a test account)
+PINS = {"doctor": "4821", "registrar": "5937", "pharmacist": "6048"}  # not seeded: typed
 START_TIMEOUT = 30.0
 NODES = {
     "clinic": ("tas-pol-012-a", "TAS-POL-012", "clinic",
@@ -72,7 +75,8 @@ class Machine:
         assert result.returncode == 0, f"{name} {args}: {result.stdout}{result.stderr}"
         return result.stdout
 
-    def serve(self, name: str, *args: str, url: str, env: dict | None = None) -> str:
+    def serve(self, name: str, *args: str, url: str, env: dict | None = None,
+              verify: str | bool = True) -> str:
         log = open(self.directory / f"{name}-{len(self.servers)}.log", "w")  # noqa: SIM115
         self.logs.append(log)
         process = subprocess.Popen(command(name, *args), cwd=self.directory, stdout=log,
@@ -82,7 +86,7 @@ class Machine:
         while time.monotonic() < deadline:
             assert process.poll() is None, (self.directory / log.name).read_text()
             try:
-                requests.get(url, timeout=2, allow_redirects=False)
+                requests.get(url, timeout=2, allow_redirects=False, verify=verify)
                 return url.rsplit("/", 1)[0] if url.count("/") > 3 else url
             except requests.ConnectionError:
                 time.sleep(0.2)
@@ -108,10 +112,10 @@ def machine(tmp_path):
     m.stop()
 
 
-def operator_session(station: str) -> requests.Session:
+def operator_session(station: str, root: str) -> requests.Session:
     session = requests.Session()
-    token = csrf(session.get(f"{station}/sign-in", timeout=10).text)
-    page = session.post(f"{station}/sign-in", timeout=30, data={
+    token = csrf(session.get(f"{station}/sign-in", timeout=10, verify=root).text)
+    page = session.post(f"{station}/sign-in", timeout=30, verify=root, data={
         "login": "it-karimov", "password": OPERATOR_PASSWORD, "csrf": token})
     assert "Karimov" in page.text
     return session
@@ -136,17 +140,20 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
     run("dmed-provision", "init-root", "--dir", "ca", "--name", "DMED National Root")
     run("dmed-provision", "add-region", "--dir", "ca", "--code", "TAS", "--name",
         "Toshkent shahri")
-    for _node_id, facility, kind, details in NODES.values():
-        run("dmed-provision", "add-facility", "--dir", "ca", "--region", "TAS", "--code",
-            facility, "--kind", kind, *details)
+    facility_ids = {}
+    for name, (_node_id, facility, kind, details) in NODES.items():
+        recorded = run("dmed-provision", "add-facility", "--dir", "ca", "--region", "TAS",
+                       "--code", facility, "--kind", kind, *details)
+        facility_ids[name] = re.search(r"id (\S+?)\.?$", recorded.strip()).group(1)
     run("dmed-provision", "add-operator", "--dir", "ca", "--login", "it-karimov", "--name",
         "Karimov Aziz")
+    root = str(tmp_path / "ca" / "root" / "cert.pem")  # the only authority anyone trusts
     station_port = free_port()
-    station = machine.serve("dmed-provision", "serve", "--dir", "ca", "--port", station_port,
-                            "--interface", "127.0.0.1",
-                            url=f"http://127.0.0.1:{station_port}/sign-in")
-    station = f"http://127.0.0.1:{station_port}"
-    operator = operator_session(station)
+    station = f"https://127.0.0.1:{station_port}"
+    machine.serve("dmed-provision", "serve", "--dir", "ca", "--port", station_port,
+                  "--tls-name", "provision.local", "--interface", "127.0.0.1",
+                  url=f"{station}/sign-in", verify=root)
+    operator = operator_session(station, root)
 
     # Each node makes its key and asks; the operator checks code and fingerprint, approves.
     for name, (node_id, facility, kind, _details) in NODES.items():
@@ -154,22 +161,23 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
         (tmp_path / name).mkdir()
         shown = run("dmed-node", "enrol", "--db", db, "--node-id", node_id, "--facility",
                     facility, "--region", "TAS", "--kind", kind, "--station", station,
-                    "--lan-ip", "127.0.0.1")
+                    "--station-ca", root, "--lan-ip", "127.0.0.1")
         code = re.search(r"Code\s+(\S+)", shown).group(1)
         fingerprint = re.search(r"Fingerprint\s+(.+)", shown).group(1).strip()
         request_id = re.search(r"Request\s+(\S+)", shown).group(1)
-        page = operator.get(f"{station}/", timeout=10).text
+        page = operator.get(f"{station}/", timeout=10, verify=root).text
         assert fingerprint in page  # what the operator compares with the node's screen
         approved = operator.post(f"{station}/requests/{request_id}/approve?lang=en",
-                                 timeout=30, data={"code": code, "facility": facility,
+                                 timeout=30, verify=root, data={"code": code, "facility": facility,
                                                    "csrf": csrf(page)})
         assert approved.status_code == 200 and "Approved" in approved.text
-        run("dmed-node", "enrol", "--db", db, "--station", station, "--wait", "30")
+        run("dmed-node", "enrol", "--db", db, "--station", station, "--station-ca", root,
+            "--wait", "30")
         assert facility in run("dmed-node", "init", "--db", db)
 
     # The hub learns the region's trust list from the station.
     trust = tmp_path / "trust-list.json"
-    trust.write_text(requests.get(f"{station}/trust-list.json", timeout=10).text)
+    trust.write_text(requests.get(f"{station}/trust-list.json", timeout=10, verify=root).text)
     hub_db = f"sqlite:///{tmp_path / 'hub.db'}"
     run("dmed-hub", "init", "--db", hub_db, "--trust", str(trust))
     hub_port = free_port()
@@ -177,9 +185,16 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
                         "1", url=f"http://127.0.0.1:{hub_port}/healthz")
     hub = f"http://127.0.0.1:{hub_port}"
 
-    # Staff and doctors of each facility (the demo's), then the nodes serve.
-    seeded = {name: json.loads(run("dmed-node", "seed-demo", "--db", f"{name}/node.db"))
-              for name in NODES}
+    # Each facility's people, as the README says (PINs from $DMED_STAFF_PIN, else asked).
+    for name, username, full_name, role, extra in (
+            ("clinic", "dr.karimova", "Karimova Dilnoza Rustamovna", "doctor",
+             ["--specialty", "family_medicine", "--family-doctor"]),
+            ("clinic", "registrar", "Aliyeva Madina", "registrar", []),
+            ("pharmacy", "pharmacist", "Yusupov Bekzod", "pharmacist", [])):
+        added = run("dmed-node", "staff", "add", "--db", f"{name}/node.db", "--username",
+                    username, "--full-name", full_name, "--role", role, *extra,
+                    "--operator", "it-karimov", env={"DMED_STAFF_PIN": PINS[role]})
+        assert f"added {username} ({role})" in added
     urls = {}
     for name in NODES:  # HTTPS with the certificate enrolment brought; HTTP redirects
         port, https_port = free_port(), free_port()
@@ -190,15 +205,16 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
         urls[name] = f"https://127.0.0.1:{https_port}"
 
     http = requests.Session()
-    http.verify = str(tmp_path / "ca" / "root" / "cert.pem")  # only the national root
+    http.verify = root  # only the national root
     clinic, pharmacy = urls["clinic"], urls["pharmacy"]
-    doctor = api(http, clinic, "/api/v1/auth/sign-in", body={"username": "doctor",
-                                                             "pin": "2222"})["token"]
-    patient = seeded["clinic"]["patients"][0]
-    found = api(http, clinic, f"/api/v1/patients?pinfl={patient['pinfl']}", doctor,
-                method="GET")
-    patient_id = found["patient_id"] if "patient_id" in found else found["patients"][0][
-        "patient_id"]
+    registrar = api(http, clinic, "/api/v1/auth/sign-in", body={
+        "username": "registrar", "pin": PINS["registrar"]})["token"]
+    patient = {"full_name": "Toshmatov Anvar", "facility_id": facility_ids["clinic"],
+               "pinfl": make_pinfl(date(1984, 3, 9), "male", district="261", serial="101")}
+    patient_id = api(http, clinic, "/api/v1/patients", registrar, body=patient,
+                     expect=201)["patient_id"]
+    doctor = api(http, clinic, "/api/v1/auth/sign-in", body={
+        "username": "dr.karimova", "pin": PINS["doctor"]})["token"]
     rx = api(http, clinic, "/api/v1/prescriptions", doctor, expect=201, body={
         "patient_id": patient_id, "items": [{
             "inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
@@ -206,7 +222,7 @@ def test_regional_it_puts_a_clinic_and_a_pharmacy_into_service(machine, tmp_path
     assert api(http, clinic, "/api/v1/sync/run", doctor)["status"]["synced"] is True
 
     pharmacist = api(http, pharmacy, "/api/v1/auth/sign-in",
-                     body={"username": "pharmacist", "pin": "3333"})["token"]
+                     body={"username": "pharmacist", "pin": PINS["pharmacist"]})["token"]
     api(http, pharmacy, "/api/v1/sync/run", pharmacist)
     verdict = api(http, pharmacy, "/api/v1/pharmacy/verify", pharmacist,
                   body={"code": rx["qr"], "pinfl": patient["pinfl"]})
