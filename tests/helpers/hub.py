@@ -1,9 +1,9 @@
-"""Helpers and fixtures for the hub tests: one storage per backend, simulated nodes that
-write real event chains, and test clients that sign their requests like a node does.
+"""Helpers for the hub tests: PostgreSQL schemas, the wider PKI (`World`), simulated nodes
+that write real event chains, and test clients that sign their requests like a node does.
 
-Use the fixtures from a test module with ``pytest_plugins = ("hub_helpers",)``; the
-module also imports helpers from here, so it opts out of assertion rewriting
-(PYTEST_DONT_REWRITE), or pytest would warn that it was imported before it could rewrite it.
+The fixtures built on them (`storage_url`, `storage`, `world`, `hub_app`, `nodes`) live in
+tests/conftest.py. The module opts out of assertion rewriting (PYTEST_DONT_REWRITE): its
+checks raise AssertionError with their own messages.
 
 The PostgreSQL variant runs in a fresh schema of database `test` on 127.0.0.1:5432 and is
 skipped when the server is unreachable, unless DMED_REQUIRE_POSTGRES=1 (CI), where it fails.
@@ -23,11 +23,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
-from pki_helpers import Pki, make_pki
+from helpers.pki import Pki, make_pki
 
-from central_hub.app import create_app
-from central_hub.storage import Storage, open_storage
 from provisioning.pki import Credential, create_node, create_region
 from sync_protocol.event_types import latest_version
 from sync_protocol.events import GENESIS_HASH, seal
@@ -54,27 +51,6 @@ def postgres_base_url() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    url = postgres_base_url()
-    if url is None:
-        message = f"PostgreSQL is not reachable on {POSTGRES_HOST} (database {POSTGRES_DB})"
-        if os.environ.get("DMED_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def storage_url(request, tmp_path) -> Iterator[str]:
-    """A database URL for each backend; PostgreSQL gets a fresh schema, dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hub.db'}"
-        return
-    with temporary_schema(request.getfixturevalue("postgres_url"), "test") as url:
-        yield url
-
-
 @contextmanager
 def temporary_schema(base: str, prefix: str) -> Iterator[str]:
     """A database URL naming a fresh PostgreSQL schema, dropped afterwards."""
@@ -86,18 +62,6 @@ def temporary_schema(base: str, prefix: str) -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture
-def storage(storage_url) -> Iterator[Storage]:
-    store = open_storage(storage_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture(scope="session")
-def pki() -> Pki:
-    return make_pki()
 
 
 CLINIC2_ID = "tas-clinic-0002"
@@ -127,28 +91,12 @@ class World:
         return copy
 
 
-@pytest.fixture(scope="session")
-def world() -> World:
+def make_world() -> World:
     pki = make_pki()
     clinic2 = create_node(pki.region, CLINIC2_ID, CLINIC2_FACILITY, NodeKind.CLINIC)
     sam = create_region(pki.root, "SAM", "Samarqand viloyati")
     sam_pharmacy = create_node(sam, SAM_PHARMACY_ID, SAM_PHARMACY_FACILITY, NodeKind.PHARMACY)
     return World(pki, clinic2, sam, sam_pharmacy)
-
-
-@pytest.fixture
-def hub_app(storage, world):
-    app = create_app({"TESTING": True}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
-
-
-@pytest.fixture
-def nodes(world, hub_app) -> dict[str, SimNode]:
-    """A simulated node per credential, each with a signed client of the hub app."""
-    creds = {"clinic": world.pki.clinic, "pharmacy": world.pki.pharmacy,
-             "clinic2": world.clinic2, "sam_pharmacy": world.sam_pharmacy}
-    return {name: SimNode(cred, hub_app.test_client()) for name, cred in creds.items()}
 
 
 def instant(days: float = 0) -> str:

@@ -1,6 +1,6 @@
 """A ready-made trust chain for tests: root -> region TAS -> a clinic and a pharmacy node.
 
-    from pki_helpers import make_pki      # tests/ is on sys.path (pytest rootdir imports)
+    from helpers.pki import make_pki      # tests/ is on sys.path (pytest rootdir imports)
     pki = make_pki()                      # in memory
     pki = make_pki(tmp_path)              # the same, issued through a CaStore in tmp_path/ca
     pki.trust_list.verify_kid(pki.clinic.kid, pki.now, require_eku=EKU_PRESCRIBE)

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from pki_helpers import (
+from helpers.pki import (
     CLINIC_FACILITY,
     CLINIC_ID,
     PHARMACY_FACILITY,
@@ -185,17 +185,6 @@ class NodeTemplates:
         return target
 
 
-@pytest.fixture(scope="session")
-def sync_pki(tmp_path_factory) -> Enrolments:
-    """Root, region TAS, a clinic and a pharmacy (pki_helpers), more nodes on demand."""
-    return Enrolments.make(tmp_path_factory.mktemp("sync-pki"))
-
-
-@pytest.fixture(scope="session")
-def node_templates(tmp_path_factory) -> NodeTemplates:
-    return NodeTemplates(tmp_path_factory.mktemp("node-templates"))
-
-
 # -- servers -------------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -312,7 +301,7 @@ def hub_database(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'hub.db'}"
         return
-    from hub_helpers import postgres_base_url, temporary_schema
+    from helpers.hub import postgres_base_url, temporary_schema
     base = postgres_base_url()
     if base is None:
         message = "PostgreSQL is not reachable on 127.0.0.1:5432 (database test)"

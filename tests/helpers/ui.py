@@ -7,18 +7,16 @@ module), e.g. ``from tests.ui_helpers import catalogues, pinned  # noqa: F401``.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from edge_node.seed import DEMO_PIN
 from kiosk_ui.security import CSRF_SESSION_KEY
-from sync_protocol.timeutil import from_instant, to_instant, utc_now
+from sync_protocol.timeutil import to_instant
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_DIRS = (ROOT / "edge_node" / "translations", ROOT / "kiosk_ui" / "translations")
 SCREENSHOTS = ROOT / "screenshots"
 TOKEN = "test-csrf-token"
@@ -39,11 +37,6 @@ def compile_catalogues() -> None:
                 catalog = read_po(handle)
             with mo.open("wb") as handle:
                 write_mo(handle, catalog)
-
-
-@pytest.fixture(scope="session")
-def catalogues():
-    compile_catalogues()
 
 
 def translated(locale: str, msgid: str, **params) -> str:
@@ -110,16 +103,3 @@ def first_slot_after(store, practitioner_id: str, after) -> str:
     return row["starts_at"]
 
 
-@pytest.fixture
-def pinned(app, store, seeded):
-    """Pin the screens' clock an hour before a published slot of the first patient's family
-    doctor, so "today" has free slots whatever hour, weekday or holiday the suite runs on.
-    Returns {"now", "slot", "doctor_id", "patient"}."""
-    patient = seeded["patient_rows"][0]
-    demo = next(p for p in seeded["patients"] if p["pinfl"] == patient["pinfl"])
-    doctor_id = patient["family_doctor_id"]
-    slot = first_slot_after(store, doctor_id, utc_now() + timedelta(hours=1))
-    now = from_instant(slot) - timedelta(hours=1)
-    app.config["UI_NOW"] = to_instant(now)
-    return {"now": now, "slot": slot, "doctor_id": doctor_id,
-            "patient": {**patient, "document": demo["document"]}}

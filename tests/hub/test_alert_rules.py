@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERTS = ("DmedNodeSilent", "DmedRegionSilent", "DmedPendingEventsGrowing",
           "DmedConflictsUnreviewed", "DmedQuarantineGrowing", "DmedProjectionLagging",
           "DmedCertificateExpiring", "DmedClockOffset")

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from hub_helpers import SimNode  # noqa: F401 - the hub fixtures below need its module
+from helpers.hub import SimNode  # noqa: F401 - the hub fixtures below need its module
+from helpers.ui import AMOXICILLIN, post, staff_sign_in  # noqa: F401
+from test_hub_projections import ingest, nodes  # noqa: F401
 
 from central_hub.allergies import rebuild_allergies
 from edge_node.errors import Conflict, FieldErrors, ValidationFailed
@@ -15,10 +17,6 @@ from edge_node.services import allergies, prescribing
 from sync_protocol.errors import PayloadInvalid
 from sync_protocol.event_types import validate_payload
 from sync_protocol.identifiers import new_ulid
-from tests.test_hub_projections import ingest, nodes  # noqa: F401
-from tests.ui_helpers import AMOXICILLIN, catalogues, post, staff_sign_in  # noqa: F401
-
-pytest_plugins = ("hub_helpers",)
 
 
 @pytest.fixture

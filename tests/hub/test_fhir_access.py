@@ -6,13 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from fhir_helpers import TOKEN_PATH, auth, get_token, make_client, new_key, validate
+from helpers.fhir import TOKEN_PATH, auth, get_token, make_client, new_key, validate
 from test_fhir_api import hub_app, seeded  # noqa: F401 - fixtures
 
 from central_hub.fhir.access import disable_client, register_client
 from central_hub.fhir.errors import BadRegistration
-
-pytest_plugins = ("hub_helpers",)
 
 
 def token_error(http, form):

@@ -2,13 +2,11 @@
 substances and of retractions, search by patient, scopes, Provenance and $export. On both
 backends."""
 
-from fhir_helpers import auth, get_token, make_client, validate
+from helpers.fhir import auth, get_token, make_client, validate
 from test_fhir_api import by_id, fetch_all, hub_app, seeded  # noqa: F401 - fixtures
 from test_fhir_export import finished, kick_off, lines
 
 from central_hub.fhir import systems
-
-pytest_plugins = ("hub_helpers",)
 
 
 def status(resource, element):

@@ -5,16 +5,14 @@ On both backends."""
 from datetime import UTC, datetime
 
 import pytest
-from fhir_helpers import auth, get_token, make_client, validate
-from hub_helpers import SimNode, body_of, instant
+from helpers.fhir import auth, get_token, make_client, validate
+from helpers.hub import SimNode, body_of, instant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from central_hub.app import create_app
 from central_hub.fhir import systems
 from sync_protocol.identifiers import new_ulid
-
-pytest_plugins = ("hub_helpers",)
 
 TYPES = ("Patient", "Practitioner", "Organization", "Location", "Appointment", "Encounter",
          "Condition", "Observation", "MedicationRequest", "MedicationDispense",

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 import requests
-from fhir_helpers import ASSERTION_TYPE, Client, new_key, validate
-from sync_harness import (
+from helpers.fhir import ASSERTION_TYPE, Client, new_key, validate
+from helpers.sync_world import (
     AMOXICILLIN,
     BACKENDS,
     CLINIC,
@@ -25,8 +25,6 @@ from edge_node.services import dispensing, patients, prescribing
 from sync_protocol.certificates import kid_of
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.timeutil import utc_now
-
-pytest_plugins = ("sync_harness",)
 
 
 def synced(node: Node) -> None:

@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from fhir_helpers import auth, get_token, make_client, new_key, validate
+from helpers.fhir import auth, get_token, make_client, new_key, validate
 from test_fhir_api import TYPES, hub_app, push_all, seeded  # noqa: F401 - fixtures
 
 from central_hub.cli import main
-
-pytest_plugins = ("hub_helpers",)
 
 ASYNC = {"Prefer": "respond-async"}
 

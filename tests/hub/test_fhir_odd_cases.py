@@ -6,16 +6,14 @@ seeded hub (SQLite) and reads them back through the API."""
 from datetime import date
 
 import pytest
-from fhir_helpers import auth, get_token, make_client, validate
-from hub_helpers import SimNode, body_of, instant
+from helpers.fhir import auth, get_token, make_client, validate
+from helpers.hub import SimNode, body_of, instant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from central_hub.app import create_app
 from central_hub.fhir import systems
 from sync_protocol.identifiers import make_pinfl, new_ulid
-
-pytest_plugins = ("hub_helpers",)
 
 item = st.fixed_dictionaries({
     "quantity": st.integers(1, 100), "repeats": st.integers(0, 3),

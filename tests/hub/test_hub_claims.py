@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hub_helpers import SimNode, body_of
+from helpers.hub import SimNode, body_of
 
 from central_hub import claims
 from central_hub.storage import open_storage
@@ -16,8 +16,6 @@ from sync_protocol import claims as rules
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.trust import NodeKind
 from sync_protocol.wire import CLAIM_PATH, CLAIM_RELEASE_PATH, CLAIM_STATUS_PATH
-
-pytest_plugins = ("hub_helpers",)
 
 PHARMACY2_ID = "tas-pharmacy-0002"
 

@@ -4,16 +4,14 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from hub_helpers import SimNode
-from pki_helpers import CLINIC_ID, make_pki
+from helpers.hub import SimNode
+from helpers.pki import CLINIC_ID, make_pki
 
 from central_hub.app import create_app
 from central_hub.cli import main
 from central_hub.storage import open_storage
 from provisioning.pki import revoke
 from sync_protocol.trust import TrustList
-
-pytest_plugins = ("hub_helpers",)
 
 
 @pytest.fixture

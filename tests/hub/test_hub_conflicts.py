@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from hub_helpers import SimNode, body_of, instant, postgres_base_url
+from helpers.hub import SimNode, body_of, instant, postgres_base_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +28,6 @@ from sync_protocol.hlc import HybridLogicalClock
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust import NodeKind
-
-pytest_plugins = ("hub_helpers",)
 
 PINFL = make_pinfl(date(1985, 3, 14), "male")
 

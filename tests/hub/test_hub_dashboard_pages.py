@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from babel.messages.pofile import read_po
-from hub_helpers import SimNode
+from helpers.hub import SimNode
 
 from central_hub import api_conflicts, api_paper, dashboard_pages, staff
 from central_hub.api_conflicts import get_conflict
@@ -20,8 +20,6 @@ from central_hub.app import create_app
 from central_hub.storage import open_storage
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import utc_now
-
-pytest_plugins = ("hub_helpers",)
 
 PASSWORD = "correct horse battery"
 WHO = "Karimova Nilufar (karimova)"

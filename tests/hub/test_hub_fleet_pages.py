@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from hub_helpers import SimNode
+from helpers.hub import SimNode
 
 from central_hub import api_paper, conflict_words, dashboard_fleet, dashboard_pages, staff
 from central_hub.app import create_app
 from sync_protocol.timeutil import utc_now
-
-pytest_plugins = ("hub_helpers",)
 
 PASSWORD = "correct horse battery"
 INTERVAL = 30

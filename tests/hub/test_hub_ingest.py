@@ -3,15 +3,13 @@
 import threading
 
 import pytest
-from hub_helpers import SimNode, body_of
+from helpers.hub import SimNode, body_of
 
 from central_hub.ingest import PROJECTED_THROUGH, Ingestor, projected_through
 from central_hub.projections import rebuild
 from central_hub.rights import missing_rules
 from sync_protocol.events import Event
 from sync_protocol.identifiers import new_ulid
-
-pytest_plugins = ("hub_helpers",)
 
 
 def statuses(response):

@@ -5,14 +5,12 @@ syncing is flagged within two sync intervals (a hand-moved clock); access is res
 from datetime import timedelta
 
 import pytest
-from hub_helpers import SimNode
+from helpers.hub import SimNode
 from prometheus_client.parser import text_string_to_metric_families
 
 from central_hub.app import create_app
 from central_hub.monitoring import node_attempts
 from sync_protocol.timeutil import utc_now
-
-pytest_plugins = ("hub_helpers",)
 
 INTERVAL = 30
 
@@ -185,7 +183,7 @@ def test_every_metric_the_alert_rules_use_is_in_a_real_scrape(app, world, clock)
     import re
     from pathlib import Path
 
-    rules = (Path(__file__).resolve().parents[1] / "deploy" / "alerts.yml").read_text()
+    rules = (Path(__file__).resolve().parents[2] / "deploy" / "alerts.yml").read_text()
     used = set(re.findall(r"dmed_hub_\w+", rules))
     clinic = SimNode(world.pki.clinic, app.test_client())
     pharmacy = SimNode(world.pki.pharmacy, app.test_client())

@@ -11,8 +11,6 @@ from central_hub import monitoring
 from central_hub.config import load_config
 from sync_protocol.timeutil import to_instant, utc_now
 
-pytest_plugins = ("hub_helpers",)
-
 SETTINGS = monitoring.HistorySettings(sync_interval=30, retention_days=90, hourly_days=7,
                                       max_attempts=5)
 

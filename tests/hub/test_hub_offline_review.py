@@ -4,13 +4,11 @@ a conflict; dispenses made under a claim are not. Both backends."""
 import re
 
 import pytest
-from hub_helpers import SimNode, instant
+from helpers.hub import SimNode, instant
 
 from central_hub import claims, dashboard_pages, staff
 from central_hub.app import create_app
 from sync_protocol.identifiers import new_ulid
-
-pytest_plugins = ("hub_helpers",)
 
 PASSWORD = "correct horse battery"
 

@@ -5,7 +5,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hub_helpers import SimNode, instant
+from helpers.hub import SimNode, instant
 
 from central_hub.conflicts import hub_hooks
 from central_hub.ingest import Ingestor
@@ -15,8 +15,6 @@ from edge_node.store import NodeStore
 from sync_protocol.events import event_from_dict
 from sync_protocol.hlc import HybridLogicalClock
 from sync_protocol.identifiers import new_ulid
-
-pytest_plugins = ("hub_helpers",)
 
 ORIGINAL_PHONE = "+998901234567"
 

@@ -7,7 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from hub_helpers import SimNode, body_of
+from helpers.hub import SimNode, body_of
 
 from central_hub.app import create_app
 from central_hub.ingest import projected_through
@@ -15,8 +15,6 @@ from central_hub.projections import rebuild
 from central_hub.projector import Projector, lag, wait_projected
 from central_hub.rights import HUB_ORIGIN
 from sync_protocol.timeutil import utc_now
-
-pytest_plugins = ("hub_helpers",)
 
 
 def background_app(storage, world, on_accepted=(), clock=utc_now):

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from babel.messages.pofile import read_po
-from hub_helpers import SimNode, body_of
+from helpers.hub import SimNode, body_of
 
 from central_hub import api_paper, call_centre, paper, reconciliation
 from central_hub.app import create_app
@@ -26,8 +26,6 @@ from central_hub.storage import open_storage
 from sync_protocol import identifiers
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import TASHKENT, local_date, to_instant
-
-pytest_plugins = ("hub_helpers",)
 
 PINFL = make_pinfl(date(1985, 3, 14), "male")
 AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg"}

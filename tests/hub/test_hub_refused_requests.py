@@ -5,15 +5,13 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hub_helpers import body_of
-from pki_helpers import CLINIC_ID
+from helpers.hub import body_of
+from helpers.pki import CLINIC_ID
 
 from provisioning.pki import create_node, create_region, create_root
 from sync_protocol.request_signing import MAX_CLOCK_SKEW_SECONDS
 from sync_protocol.trust import NodeKind
 from sync_protocol.wire import PULL_PATH
-
-pytest_plugins = ("hub_helpers",)
 
 JUNK_CERT = base64.b64encode(b"\x30\x82junk certificate").decode()
 JUNK_SIGNATURE = base64.b64encode(b"\x01" * 64).decode()

@@ -1,13 +1,11 @@
 """Pulls: each node gets what its facility needs and nothing more, page by page, resumably."""
 
 import pytest
-from hub_helpers import body_of
+from helpers.hub import body_of
 
 from central_hub.hub_events import HUB_ORIGIN, emit_hub_event
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.wire import MAX_BATCH_BYTES, json_size
-
-pytest_plugins = ("hub_helpers",)
 
 
 def pushed(node):

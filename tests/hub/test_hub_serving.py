@@ -9,22 +9,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from hub_helpers import SimNode
-from sync_harness import free_port
+from helpers.hub import SimNode
+from helpers.processes import children_of, gone, wait_for
+from helpers.sync_world import free_port
 
 from central_hub.ingest import Ingestor
 from central_hub.projector import lag, wait_projected
 from central_hub.storage import open_storage
 
-pytest_plugins = ("hub_helpers",)
-
 HOST = "127.0.0.1"
 HUB = Path(sys.executable).parent / "dmed-hub"
-
-
-def children_of(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(c) for c in path.read_text().split()] if path.exists() else []
 
 
 @pytest.fixture
@@ -50,18 +44,6 @@ def hub(tmp_path):
         proc.kill()
         proc.wait(10)
     proc.stdout.close()
-
-
-def wait_for(check, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def gone(pids: list[int]) -> bool:
-    return not any(Path(f"/proc/{pid}").exists() and "zombie" not in
-                   Path(f"/proc/{pid}/status").read_text() for pid in pids)
 
 
 def test_workers_answer_on_one_port_and_stop_with_the_hub(hub):

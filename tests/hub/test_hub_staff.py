@@ -14,8 +14,6 @@ from central_hub.cli import main
 from central_hub.storage import open_storage
 from sync_protocol.timeutil import utc_now
 
-pytest_plugins = ("hub_helpers",)
-
 PASSWORD = "correct horse battery"
 
 

@@ -1,15 +1,13 @@
 """Hub storage: one interface, SQLite and PostgreSQL, numbered migrations."""
 
 import pytest
-from hub_helpers import temporary_schema
+from helpers.hub import temporary_schema
 
 from central_hub.ingest import PROJECTED_THROUGH
 from central_hub.nonces import NonceStore
 from central_hub.storage import IN_CHUNK, SQLITE, latest_versions, open_storage
 from central_hub.storage.migrations import Migration, register
 from central_hub.storage.postgres import ANALYSE_AFTER_ROWS, GROWTH_FACTOR, Growth
-
-pytest_plugins = ("hub_helpers",)
 
 CORE_TABLES = {"events", "deliveries", "nodes", "nonces", "quarantine", "identity_conflicts",
                "hub_state", "scope_facilities", "scope_subjects", "scope_attachments",

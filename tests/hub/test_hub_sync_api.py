@@ -5,8 +5,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hub_helpers import SimNode, body_of
-from pki_helpers import CLINIC_ID, PHARMACY_ID
+from helpers.hub import SimNode, body_of
+from helpers.pki import CLINIC_ID, PHARMACY_ID
 
 from central_hub import trust_store
 from central_hub.app import create_app
@@ -17,8 +17,6 @@ from sync_protocol.identifiers import new_ulid
 from sync_protocol.request_signing import MAX_CLOCK_SKEW_SECONDS
 from sync_protocol.trust import NodeKind, TrustList, kid_of
 from sync_protocol.wire import MAX_BODY_BYTES, PUSH_PATH, TRUST_PATH, encode_body
-
-pytest_plugins = ("hub_helpers",)
 
 
 def hub_state(storage):

@@ -5,7 +5,7 @@ both backends, whatever the bounds."""
 from datetime import UTC, datetime
 
 import pytest
-from hub_helpers import body_of
+from helpers.hub import body_of
 
 from central_hub.hub_events import emit_hub_event
 from central_hub.routing import node_audiences, row_event
@@ -21,8 +21,6 @@ from central_hub.scope import (
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant
 from sync_protocol.wire import PulledEvent, PullQuery, PullResponse, dumps, json_size
-
-pytest_plugins = ("hub_helpers",)
 
 BOUNDS = [(1000, 512 * 1024), (1, 512 * 1024), (3, 512 * 1024), (1000, 1024), (7, 2048)]
 

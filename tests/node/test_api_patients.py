@@ -3,9 +3,9 @@
 from datetime import date
 
 import pytest
+from helpers.node import snapshot
 
 from sync_protocol.identifiers import make_pinfl, pinfl_check_digit
-from tests.test_event_log import snapshot
 
 GOOD = make_pinfl(date(1990, 6, 15), "female", "261", "377")
 

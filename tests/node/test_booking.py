@@ -4,14 +4,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from helpers.node import future_slot, snapshot
 
 from edge_node.errors import Conflict, Forbidden, NodeError, NotFound, ValidationFailed
 from edge_node.services import appointments
 from edge_node.services.access import Actor
 from edge_node.store import NodeStore
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
-from tests.conftest import future_slot
-from tests.test_event_log import snapshot
 
 
 @pytest.fixture

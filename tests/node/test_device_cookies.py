@@ -5,9 +5,9 @@ the node's admin sees the failed and locked sign-ins."""
 from __future__ import annotations
 
 import pytest
+from helpers.ui import post, staff_sign_in  # noqa: F401
 
 from edge_node.services import sign_in_guard, staff
-from tests.ui_helpers import catalogues, post, staff_sign_in  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from flask import Flask, jsonify
-from pki_helpers import make_pki
+from helpers.pki import make_pki
 from werkzeug.serving import make_server
 
 from edge_node import enrolment

@@ -4,18 +4,11 @@ import json
 import sqlite3
 
 import pytest
+from helpers.node import future_slot, snapshot
 
 from edge_node.services import appointments, patients
 from sync_protocol.errors import ChainBroken, PayloadInvalid, UnknownEventType
 from sync_protocol.events import event_from_dict, verify_chain
-from tests.conftest import future_slot
-
-
-def snapshot(store):
-    """Every table's rows, for 'nothing changed' assertions."""
-    tables = [r["name"] for r in store.query(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-    return {t: [tuple(r) for r in store.query(f"SELECT * FROM {t} ORDER BY 1")] for t in tables}
 
 
 def test_each_change_is_one_event_in_the_same_transaction(store, seeded, actor_for):

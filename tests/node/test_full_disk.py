@@ -7,8 +7,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import date
 
+from test_api_patients import body
+
 from sync_protocol.identifiers import make_pinfl
-from tests.test_api_patients import body
 
 MAX_TRIES = 200  # far more registrations than the free room inside a few pages can hold
 

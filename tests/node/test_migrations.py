@@ -7,7 +7,7 @@ from edge_node.migrations import LATEST, current_version
 from edge_node.store import NodeStore
 from sync_protocol.events import verify_chain
 
-FROZEN = Path(__file__).parent / "frozen_schemas"
+FROZEN = Path(__file__).parents[1] / "frozen_schemas"
 
 
 def load_frozen(path: Path, name: str) -> None:

@@ -6,12 +6,10 @@ import itertools
 import shutil
 
 import pytest
+from helpers.node import RemoteNode, booking, future_slot, snapshot
 
 from edge_node.store import NodeStore
 from sync_protocol.identifiers import new_ulid
-from tests.conftest import future_slot
-from tests.test_event_log import snapshot
-from tests.test_remote_apply import RemoteNode, booking
 
 DOCUMENTS = itertools.count(1_000_000)
 

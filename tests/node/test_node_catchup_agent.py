@@ -2,7 +2,7 @@
 is applied and committed with its cursor, whatever happens to the page fetched ahead."""
 
 import pytest
-from sync_harness import (
+from helpers.sync_world import (
     CLINIC,
     PHARMACY,
     FaultyTransport,
@@ -14,8 +14,6 @@ from sync_harness import (
 )
 
 from sync_protocol.wire import MAX_BATCH_EVENTS
-
-pytest_plugins = ("sync_harness", "hub_helpers")
 
 HUB_URL = "http://hub.test"
 BACKLOG = 2 * MAX_BATCH_EVENTS + 100  # three pages for the pharmacy

@@ -60,7 +60,7 @@ def test_config_hides_secrets(runner, monkeypatch):
 def test_init_with_a_bundle_takes_the_provisioned_identity(runner, tmp_path):
     import stat
 
-    from pki_helpers import make_pki
+    from helpers.pki import make_pki
     pki = make_pki(tmp_path / "pki")
     db = tmp_path / "node" / "node.db"
     db.parent.mkdir()
@@ -86,7 +86,7 @@ def test_init_refuses_a_broken_bundle(runner, tmp_path):
 
 
 def test_seed_demo_follows_the_kind_in_the_bundle(runner, tmp_path):
-    from pki_helpers import make_pki
+    from helpers.pki import make_pki
     pki = make_pki(tmp_path / "pki")
     db = tmp_path / "pharmacy" / "node.db"
     db.parent.mkdir()
@@ -103,7 +103,7 @@ def test_seed_demo_follows_the_kind_in_the_bundle(runner, tmp_path):
 
 def test_create_staff_on_a_synced_pharmacy_refuses_a_doctor(runner, tmp_path, monkeypatch):
     """Issue 11.5: the CLI of a node that syncs obeys the same rules as its API."""
-    from pki_helpers import make_pki
+    from helpers.pki import make_pki
     pki = make_pki(tmp_path / "pki")
     db = str(tmp_path / "node.db")
     runner.invoke(main, ["init", "--db", db, "--bundle", str(pki.paths["pharmacy_bundle"])])

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from pki_helpers import make_pki
-from sync_harness import CLINIC, Enrolments, Hub, dead_url
+from helpers.pki import make_pki
+from helpers.sync_world import CLINIC, Enrolments, Hub, dead_url
 
 from edge_node import doctor
 from edge_node.announce import announcement_for
@@ -15,8 +15,6 @@ from edge_node.cli import main as node_cli
 from edge_node.credentials import load_credentials
 from edge_node.discovery import Announcer, new_zeroconf
 from edge_node.store import NodeStore
-
-pytest_plugins = ("sync_harness",)
 
 LOOPBACK = ["127.0.0.1"]
 

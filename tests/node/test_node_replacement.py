@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from sync_harness import AMOXICILLIN, CLINIC, Enrolments, Hub, Node, Role, shared_rows
+from helpers.sync_world import AMOXICILLIN, CLINIC, Enrolments, Hub, Node, Role, shared_rows
 
 from central_hub.trust_store import TrustStore
 from edge_node.cli import main as node_cli
@@ -14,8 +14,6 @@ from edge_node.replacement import ReplacementFailed, rebuild_from_hub
 from edge_node.services import patients, prescribing
 from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore
-
-pytest_plugins = ("sync_harness",)
 
 REPLACEMENT = Role("clinic_b", "tas-clinic-0002", CLINIC.facility_code, CLINIC.kind)
 # Records a replacement must serve as its predecessor did (DESIGN: patients, prescriptions,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from sync_harness import free_port
-from test_hub_serving import children_of, gone, wait_for
+from helpers.processes import children_of, gone, wait_for
+from helpers.sync_world import free_port
 
 HOST = "127.0.0.1"
 NODE = Path(sys.executable).parent / "dmed-node"

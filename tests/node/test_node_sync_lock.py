@@ -4,9 +4,7 @@ is a file beside the database, so another process holding it makes a sync stand 
 import fcntl
 
 import pytest
-from sync_harness import CLINIC, FaultyTransport, Hub, Node, node_state
-
-pytest_plugins = ("sync_harness", "hub_helpers")
+from helpers.sync_world import CLINIC, FaultyTransport, Hub, Node, node_state
 
 HUB_URL = "http://hub.test"
 

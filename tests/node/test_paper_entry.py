@@ -3,15 +3,14 @@
 from datetime import timedelta
 
 import pytest
+from helpers.node import RemoteNode, receive, snapshot
+from test_prescribing import AMOXICILLIN
 
 from edge_node.errors import Conflict, Forbidden, ValidationFailed
 from edge_node.prescribing_rules import PrescriptionRuleError
 from edge_node.services import paper
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
-from tests.test_event_log import snapshot
-from tests.test_prescribing import AMOXICILLIN
-from tests.test_remote_apply import RemoteNode, receive
 
 
 def enter(store, actor_for, seeded, **kw):

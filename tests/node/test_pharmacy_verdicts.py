@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from helpers.node import snapshot
+from test_prescribing import AMLODIPINE, AMOXICILLIN
 
 from edge_node.errors import Conflict, NotFound, ValidationFailed
 from edge_node.services import dispensing, prescribing
@@ -10,8 +12,6 @@ from edge_node.services.clock import SystemClock, confirm_clock
 from sync_protocol import qr
 from sync_protocol.timeutil import from_instant, utc_now
 from sync_protocol.trust import TrustList
-from tests.test_event_log import snapshot
-from tests.test_prescribing import AMLODIPINE, AMOXICILLIN
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_revoked_key(store, actor_for, pki, rx):
 
 
 def test_unknown_key(store, actor_for, rx, pki):
-    from pki_helpers import make_pki
+    from helpers.pki import make_pki
     foreign = make_pki()
     assert check(store, actor_for, foreign.trust_list, rx["qr"]).code == "untrusted_key"
 

@@ -1,13 +1,13 @@
 """Prescribing by INN on a clinic node: rules, signature, event, cancellation, roles."""
 
 import pytest
+from helpers.node import snapshot
 
 from edge_node.errors import Conflict, Forbidden
 from edge_node.prescribing_rules import PrescriptionRuleError
 from edge_node.services import prescribing
 from sync_protocol import qr
 from sync_protocol.timeutil import from_instant
-from tests.test_event_log import snapshot
 
 AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
                "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}

@@ -3,6 +3,7 @@ the log is gap-free and chained, and a refused operation changes nothing."""
 
 from datetime import time, timedelta
 
+from helpers.node import snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.events import verify_chain
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.timeutil import local_date, utc_now
-from tests.test_event_log import snapshot
 
 REGISTRAR = Actor("staff-registrar", "registrar")
 

@@ -3,47 +3,15 @@ applied is kept and shown, and never blocks the rest."""
 
 import itertools
 
+from helpers.node import RemoteNode, booking, future_slot, receive, snapshot
+
 from edge_node.store import NodeStore
-from sync_protocol.event_types import latest_version
-from sync_protocol.events import GENESIS_HASH, seal
-from sync_protocol.hlc import HlcTimestamp, wall_clock_ms
 from sync_protocol.identifiers import new_ulid
-from tests.conftest import future_slot
-from tests.test_event_log import snapshot
-
-
-class RemoteNode:
-    """Makes sealed events as another node would."""
-
-    def __init__(self, origin, offset_ms=0):
-        self.origin, self.seq, self.prev = origin, 0, GENESIS_HASH
-        self.wall = wall_clock_ms() + offset_ms
-
-    def event(self, event_type, payload):
-        self.seq += 1
-        self.wall += 1
-        event = seal(id=new_ulid(), origin=self.origin, seq=self.seq,
-                     hlc=HlcTimestamp(self.wall, 0), type=event_type,
-                     version=latest_version(event_type), payload=payload, prev_hash=self.prev)
-        self.prev = event.hash
-        return event
-
-
-def receive(store, events):
-    with store.transaction() as tx:
-        return [tx.receive(e) for e in events]
 
 
 def projection(store):
     return {t: rows for t, rows in snapshot(store).items()
             if t in ("appointments", "patients", "patient_field_clock")}
-
-
-def booking(node, seeded, slot, patient_index):
-    return node.event("AppointmentBooked", {
-        "appointment_id": new_ulid(), "patient_id": seeded["patient_rows"][patient_index][
-            "patient_id"], "practitioner_id": seeded["doctors"][0]["practitioner_id"],
-        "facility_id": seeded["facility_id"], "starts_at": slot, "channel": "web"})
 
 
 def test_a_remote_event_twice_is_applied_once(store, seeded):

@@ -4,14 +4,7 @@ cookie captured before (and replayed after) gets the start page, never the patie
 from __future__ import annotations
 
 import pytest
-
-from tests.ui_helpers import (  # noqa: F401
-    catalogues,
-    kiosk_sign_in,
-    pinned,
-    post,
-    staff_sign_in,
-)
+from helpers.ui import kiosk_sign_in, post, staff_sign_in
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

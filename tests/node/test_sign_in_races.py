@@ -19,8 +19,6 @@ from central_hub import staff as hub_staff
 from edge_node.errors import NotSignedIn, TooManyAttempts
 from edge_node.services import kiosk_identity, staff
 
-pytest_plugins = ("hub_helpers",)
-
 PARALLEL = 32
 SLOW_CHECK_SECONDS = 0.05  # every check takes this long at least, as argon2 does on a Pi
 
@@ -108,7 +106,7 @@ def test_hub_staff_password_is_checked_at_most_the_limit(storage, monkeypatch):
 
 @pytest.mark.parametrize("surface", ["api", "screens"])
 def test_node_sign_in_through_the_web_holds_the_limit(app, seeded, monkeypatch, surface):
-    from tests.ui_helpers import post
+    from helpers.ui import post
     counting = Counting(staff._pin_matches)
     monkeypatch.setattr(staff, "_pin_matches", counting)
     clients = [app.test_client() for _ in range(PARALLEL)]

@@ -4,8 +4,7 @@ key refuses the old cookies at once, a fallback key still reads them."""
 from __future__ import annotations
 
 import pytest
-
-from tests.ui_helpers import catalogues, kiosk_sign_in, pinned  # noqa: F401
+from helpers.ui import kiosk_sign_in  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

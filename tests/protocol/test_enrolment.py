@@ -8,7 +8,7 @@ import logging
 import shutil
 
 import pytest
-from pki_helpers import CLINIC_ID, PHARMACY_ID, make_pki
+from helpers.pki import CLINIC_ID, PHARMACY_ID, make_pki
 
 from provisioning import InvalidRequest, KeystoreError, NotFound, read_bundle
 from provisioning.keystore import key_to_pem

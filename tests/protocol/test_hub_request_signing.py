@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from pki_helpers import CLINIC_ID, PHARMACY_ID, make_pki
+from helpers.pki import CLINIC_ID, PHARMACY_ID, make_pki
 
 from provisioning.pki import KeyAlgorithm, create_node, create_region, create_root, revoke
 from sync_protocol.errors import TrustError

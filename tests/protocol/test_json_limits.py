@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hub_helpers import body_of
+from helpers.hub import body_of
 from test_hub_sync_api import hub_state, post_raw
 
 from sync_protocol.json_body import MAX_DEPTH, BadJson, parse_json
 from sync_protocol.settings import load_settings
 from sync_protocol.trust_list import TrustList, TrustListInvalid
-
-pytest_plugins = ("hub_helpers",)
 
 DEEP = b"[" * 1000
 

@@ -4,9 +4,9 @@ every check digit verified, Cyrillic-layout garbling undone."""
 from datetime import date
 
 import pytest
+from helpers.mrz import PINFL, garble, td1, td3
 
 from sync_protocol.mrz import InvalidMrz, check_digit, looks_like_mrz, parse_mrz
-from tests.mrz_helpers import PINFL, garble, td1, td3
 
 
 def test_check_digit_matches_icao_example():

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 import pytest
 from click.testing import CliRunner
-from pki_helpers import CLINIC_ID, PHARMACY_ID, make_pki
+from helpers.pki import CLINIC_ID, PHARMACY_ID, make_pki
 
 from provisioning import (
     AlreadyExists,

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from sync_protocol.cose import CoseRejected, decode_sign1
 from sync_protocol.qr import EXPIRY_REASONS, decode_transport, kid_of, verify
 
-CONFORMANCE_DIR = Path(__file__).parents[1].parent / "shared" / "conformance" / "eu-dcc-common"
+CONFORMANCE_DIR = Path(__file__).parents[2].parent / "shared" / "conformance" / "eu-dcc-common"
 VECTOR_COUNT = 38
 # EU policy checks (certificate key usage OIDs, the DCC JSON schema) that prescriptions do
 # not have, as the conformance README says.

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from pki_helpers import CLINIC_ID, PHARMACY_ID, REGION_CODE, make_pki
+from helpers.pki import CLINIC_ID, PHARMACY_ID, REGION_CODE, make_pki
 
 from provisioning.pki import (
     NODE_VALIDITY,

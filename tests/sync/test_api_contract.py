@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 import schemathesis
+from helpers.sync_world import ServerThread
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -25,12 +26,9 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sync_harness import ServerThread
 
 from edge_node.seed import DEMO_PIN
 from sync_protocol.request_signing import sign_request
-
-pytest_plugins = ("hub_helpers", "sync_harness")
 
 EXAMPLES = 25
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

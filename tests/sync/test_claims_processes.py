@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sync_harness import (
+from helpers.sync_world import (
     CLINIC,
     HOST,
     PHARMACY,
@@ -30,15 +30,13 @@ from sync_harness import (
     node_state,
     wait_until,
 )
+from helpers.ui import AMOXICILLIN
 
 from central_hub.ingest import projected_through
 from central_hub.storage import open_storage
 from edge_node.services import dispensing, online_dispense, prescribing
 from sync_protocol.claims import HUB_ORIGIN, ClaimRequest
 from sync_protocol.trust import NodeKind
-from tests.ui_helpers import AMOXICILLIN
-
-pytest_plugins = ("sync_harness",)
 
 PHARMACY3 = Role("pharmacy3", "tas-pharmacy-0003", "TAS-APT-13", NodeKind.PHARMACY)
 PHARMACY4 = Role("pharmacy4", "tas-pharmacy-0004", "TAS-APT-14", NodeKind.PHARMACY)

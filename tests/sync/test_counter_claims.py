@@ -15,14 +15,13 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from sync_harness import CLINIC, PHARMACY, PHARMACY2, Hub, Node
+from helpers.sync_world import CLINIC, PHARMACY, PHARMACY2, Hub, Node
+from helpers.ui import AMOXICILLIN, post, staff_sign_in, text_of  # noqa: F401
 
 from edge_node.services import dispensing, online_dispense, prescribing
 from edge_node.sync.client import CLAIM_TIMEOUT_SECONDS
 from edge_node.trust_store import current_trust_list
-from tests.ui_helpers import AMOXICILLIN, catalogues, post, staff_sign_in, text_of  # noqa: F401
 
-pytest_plugins = ("sync_harness",)
 pytestmark = pytest.mark.usefixtures("catalogues")
 
 HUB_URL = "http://hub.invalid"  # never resolved: the transport carries it in-process

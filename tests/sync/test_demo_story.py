@@ -15,7 +15,7 @@ from edge_node.services import remote_requests, scheduling, staff
 from edge_node.sync.agent import sync_status
 from sync_protocol.timeutil import local_date, utc_now
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "deploy"))
 import demo  # noqa: E402
 

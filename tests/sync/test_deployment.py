@@ -11,7 +11,7 @@ import yaml
 from central_hub.config import SETTINGS as HUB_SETTINGS
 from edge_node.web.config import SETTINGS as NODE_SETTINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from sync_harness import Hub, Node, Role
+from helpers.sync_world import Hub, Node, Role
 
 from central_hub.cli import main as hub_cli
 from edge_node.cli import main as node_cli
@@ -22,8 +22,6 @@ from sync_protocol.events import GENESIS_HASH, seal
 from sync_protocol.hlc import ZERO, HybridLogicalClock
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.trust import NodeKind
-
-pytest_plugins = ("sync_harness",)
 
 ROLE = Role("clinic", "tas-pol-012-a", "TAS-POL-012", NodeKind.CLINIC)
 CLINIC = dict(code="TAS-POL-012", kind="clinic", region="TAS",

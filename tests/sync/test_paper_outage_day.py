@@ -12,8 +12,6 @@ from central_hub import reconciliation
 from edge_node.services import prescribing, staff
 from sync_protocol.timeutil import TASHKENT, local_date, to_instant, utc_now
 
-pytest_plugins = ("paper_world",)
-
 AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
                "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 AMLODIPINE = {"inn": "amlodipine", "form": "tablet", "strength": "5 mg", "quantity": 30,

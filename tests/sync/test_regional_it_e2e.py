@@ -25,7 +25,7 @@ from sync_protocol.enrolment import read_private_key
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIS = {"dmed-provision": "provisioning.cli", "dmed-node": "edge_node.cli",
         "dmed-hub": "central_hub.cli"}
 OPERATOR_PASSWORD = "regional-it-2026"  # noqa: S105 (a test account)

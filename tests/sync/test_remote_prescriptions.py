@@ -8,6 +8,8 @@ from datetime import date
 
 import pytest
 import requests
+from helpers.node import RemoteNode, receive, snapshot
+from test_prescribing import AMOXICILLIN
 
 from edge_node.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from edge_node.prescribing_rules import PrescriptionRuleError
@@ -15,11 +17,6 @@ from edge_node.services import remote_requests
 from edge_node.services.sms import ConsoleSmsGateway, deliver_pending
 from sync_protocol import qr
 from sync_protocol.identifiers import make_pinfl, new_ulid
-from tests.test_event_log import snapshot
-from tests.test_prescribing import AMOXICILLIN
-from tests.test_remote_apply import RemoteNode, receive
-
-pytest_plugins = ("paper_world",)
 
 
 def request_event(hub, seeded, patient=0, **extra):

@@ -6,9 +6,9 @@ import itertools
 from datetime import date
 
 import pytest
+from helpers.sync_world import CLINIC, PHARMACY, FlaskTransport, Hub, Node
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sync_harness import CLINIC, PHARMACY, FlaskTransport, Hub, Node
 
 from central_hub.routing import ScopeIndex
 from edge_node import store as store_module
@@ -24,8 +24,6 @@ from sync_protocol.rights import (
     check_right,
     role_allowed,
 )
-
-pytest_plugins = ("sync_harness", "hub_helpers")
 
 HUB_URL = "http://hub.test"
 serials = itertools.count(100)

@@ -5,14 +5,12 @@ that sent one sees in its sync status (API and every screen's banner) that its c
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hub_helpers import body_of
-from sync_harness import CLINIC, FlaskTransport, Hub, Node
+from helpers.hub import body_of
+from helpers.sync_world import CLINIC, FlaskTransport, Hub, Node
 
 from edge_node.services import patients
 from sync_protocol.hlc import CLOCK_AHEAD, MAX_DRIFT_MS, HlcTimestamp
 from sync_protocol.identifiers import make_pinfl
-
-pytest_plugins = ("sync_harness", "hub_helpers")
 
 HUB_URL = "http://hub.test"
 TEN_YEARS = timedelta(days=3652)

@@ -18,9 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
-from sync_harness import (
+from helpers.sync_world import (
     AMOXICILLIN,
     CLINIC,
     PHARMACY,
@@ -40,14 +38,14 @@ from sync_harness import (
     pack_expiry,
     reference_store,
 )
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from edge_node.services import appointments, dispensing, patients, prescribing
 from sync_protocol.errors import ProtocolError
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.timeutil import utc_now
 from sync_protocol.wire import AdaptiveBatch
-
-pytest_plugins = ("sync_harness",)
 
 ROLES = (CLINIC, PHARMACY, PHARMACY2)
 NAMES = tuple(r.name for r in ROLES)

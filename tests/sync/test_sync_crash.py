@@ -10,7 +10,7 @@ middle of a sync loses nothing and duplicates nothing once restarted and synced.
 """
 
 import pytest
-from sync_harness import (
+from helpers.sync_world import (
     CLINIC,
     PHARMACY,
     Hub,
@@ -33,8 +33,6 @@ from central_hub.ingest import projected_through
 from central_hub.storage import open_storage
 from edge_node.store import NodeStore
 from sync_protocol.wire import MAX_BATCH_EVENTS, split_batches
-
-pytest_plugins = ("sync_harness", "hub_helpers")
 
 # Several batches (MAX_BATCH_EVENTS each) of backlog: the kill lands with more to go.
 BACKLOG = 3 * MAX_BATCH_EVENTS

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sync_harness import (
+from helpers.sync_world import (
     AMOXICILLIN,
     BACKENDS,
     CLINIC,
@@ -32,8 +32,6 @@ from sync_harness import (
 
 from edge_node.services import appointments, dispensing, patients, prescribing
 from sync_protocol.identifiers import make_pinfl
-
-pytest_plugins = ("sync_harness",)
 
 
 @dataclass

@@ -10,7 +10,7 @@ gives it.
 import pytest
 import requests
 from click.testing import CliRunner
-from sync_harness import (
+from helpers.sync_world import (
     AMOXICILLIN,
     CLINIC,
     PHARMACY,
@@ -32,8 +32,6 @@ from provisioning.cli import main as provision_cli
 from sync_protocol.request_signing import sign_request
 from sync_protocol.timeutil import utc_now
 from sync_protocol.wire import PULL_PATH, PullQuery
-
-pytest_plugins = ("sync_harness",)
 
 
 def invoke(command, *args: str) -> str:

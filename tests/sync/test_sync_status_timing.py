@@ -14,7 +14,7 @@ import random
 
 import pytest
 import requests
-from sync_harness import CLINIC, FlaskTransport, Hub, Node
+from helpers.sync_world import CLINIC, FlaskTransport, Hub, Node
 
 from edge_node.sync import agent as agent_module
 from edge_node.sync.agent import (
@@ -24,8 +24,6 @@ from edge_node.sync.agent import (
     backoff_delay,
     sync_status,
 )
-
-pytest_plugins = ("sync_harness", "hub_helpers")
 
 HUB_URL = "http://hub.test"
 BACK_WITHIN_SECONDS = 60  # the promise: a node is back a minute after the hub
@@ -137,7 +135,7 @@ def test_sync_now_resets_the_backoff(world):
 
 
 def test_the_sync_now_button_resets_the_backoff(tmp_path, sync_pki, node_templates):
-    from tests.ui_helpers import post, staff_sign_in
+    from helpers.ui import post, staff_sign_in
 
     hub = Hub.start(tmp_path, sync_pki, serve=False)
     transport = SwitchedTransport(hub.app)

@@ -8,7 +8,7 @@ raised exactly once and reaches both pharmacies."""
 from datetime import date
 
 import pytest
-from sync_harness import (
+from helpers.sync_world import (
     AMOXICILLIN,
     CLINIC,
     PHARMACY,
@@ -30,8 +30,6 @@ from central_hub.projector import wait_projected
 from central_hub.storage import open_storage
 from edge_node.services import dispensing, patients, prescribing
 from sync_protocol.identifiers import make_pinfl
-
-pytest_plugins = ("sync_harness",)
 
 START_SECONDS = 30
 PROJECT_SECONDS = 60

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from sync_harness import AMOXICILLIN, CLINIC, PHARMACY, Hub, Node, add_doctors, free_slot
+from helpers.sync_world import AMOXICILLIN, CLINIC, PHARMACY, Hub, Node, add_doctors, free_slot
 
 from edge_node.cli import main
 from edge_node.log_check import verify_log
@@ -17,8 +17,6 @@ from sync_protocol.errors import ChainBroken
 from sync_protocol.events import event_from_dict
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.wire import PullQuery
-
-pytest_plugins = ("sync_harness",)
 
 
 @pytest.fixture

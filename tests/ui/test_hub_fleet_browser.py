@@ -11,15 +11,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from hub_helpers import SimNode
+from helpers.hub import SimNode
+from helpers.ui import SCREENSHOTS
 from werkzeug.serving import make_server
 
 from central_hub import staff
 from central_hub.app import create_app
 from central_hub.storage import open_storage
-from tests.ui_helpers import SCREENSHOTS
 
-pytest_plugins = ("hub_helpers",)
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")

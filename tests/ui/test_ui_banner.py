@@ -6,16 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.ui import kiosk_sign_in, post, translated
 
 from edge_node.services import appointments
 from kiosk_ui import banner
-from tests.ui_helpers import (  # noqa: F401
-    catalogues,
-    kiosk_sign_in,
-    pinned,
-    post,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

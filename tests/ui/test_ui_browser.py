@@ -12,11 +12,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers.ui import SCREENSHOTS, translated  # noqa: F401
+from test_ui_kiosk import MISTYPED
 from werkzeug.serving import make_server
 
 from edge_node.services import appointments
-from tests.test_ui_kiosk import MISTYPED
-from tests.ui_helpers import SCREENSHOTS, catalogues, pinned, translated  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -12,14 +12,13 @@ import re
 import socket
 
 import pytest
-from sync_harness import CLINIC, PHARMACY, PHARMACY2, Hub, Node
+from helpers.sync_world import CLINIC, PHARMACY, PHARMACY2, Hub, Node
+from helpers.ui import AMOXICILLIN  # noqa: F401
+from test_ui_browser import browser, live, page, shot  # noqa: F401
+from test_ui_browser_rx import dispense, scan_like_a_scanner, sign_in, verdict
 
 from edge_node.services import online_dispense, prescribing
-from tests.test_ui_browser import browser, live, page, shot  # noqa: F401
-from tests.test_ui_browser_rx import dispense, scan_like_a_scanner, sign_in, verdict
-from tests.ui_helpers import AMOXICILLIN, catalogues  # noqa: F401
 
-pytest_plugins = ("sync_harness",)
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 
 HUB_URL = "http://hub.invalid"  # never resolved: the transport carries it in-process

@@ -8,9 +8,8 @@ when nobody touches the screen the session ends and the screen is cleared.
 from __future__ import annotations
 
 import pytest
-
-from tests.test_ui_browser import browser, kiosk_identify, live, page  # noqa: F401
-from tests.ui_helpers import catalogues, pinned, translated  # noqa: F401
+from helpers.ui import translated  # noqa: F401
+from test_ui_browser import browser, kiosk_identify, live, page  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -13,13 +13,13 @@ import io
 
 import pytest
 import zxingcpp
+from helpers.ui import SCREENSHOTS  # noqa: F401
 from PIL import Image
+from test_ui_browser import WAIT_MS, browser, kiosk_identify, live  # noqa: F401
+from test_ui_browser_rx import sign_in
 
 from edge_node.services import prescribing
 from kiosk_ui.prescriptions_hook import QR_SCALE
-from tests.test_ui_browser import WAIT_MS, browser, kiosk_identify, live  # noqa: F401
-from tests.test_ui_browser_rx import sign_in
-from tests.ui_helpers import SCREENSHOTS, catalogues, pinned  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -6,12 +6,11 @@ Same browser rules as tests/test_ui_browser.py (its fixtures are reused)."""
 from __future__ import annotations
 
 import pytest
+from test_ui_browser import browser, live, page, shot  # noqa: F401
+from test_ui_browser_rx import sign_in, verdict
+from test_ui_remote_requests import REQUEST_TEXT, ask, hub  # noqa: F401
 
 from edge_node.services import remote_requests
-from tests.test_ui_browser import browser, live, page, shot  # noqa: F401
-from tests.test_ui_browser_rx import sign_in, verdict
-from tests.test_ui_remote_requests import REQUEST_TEXT, ask, hub  # noqa: F401
-from tests.ui_helpers import catalogues  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -11,18 +11,13 @@ import socket
 import threading
 
 import pytest
+from helpers.ui import AMOXICILLIN
+from test_ui_browser import browser, live, page, shot  # noqa: F401
+from test_ui_counter import forged
 from werkzeug.serving import make_server
 
 from edge_node.services import appointments, prescribing
 from edge_node.web import create_app
-from tests.test_ui_browser import browser, live, page, shot  # noqa: F401
-from tests.test_ui_counter import forged
-from tests.ui_helpers import (  # noqa: F401
-    AMOXICILLIN,
-    catalogues,
-    pinned,
-    translated,
-)
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -12,11 +12,11 @@ Also here: the kiosk's card reader typing an MRZ (issue 12, point 11) through ui
 from __future__ import annotations
 
 import pytest
+from helpers.mrz import garble, td1
+from helpers.ui import AMOXICILLIN, SCREENSHOTS  # noqa: F401
+from test_ui_browser import WAIT_MS, browser, live, type_on_keypad  # noqa: F401
 
 from edge_node.services import appointments, prescribing
-from tests.mrz_helpers import garble, td1
-from tests.test_ui_browser import WAIT_MS, browser, live, type_on_keypad  # noqa: F401
-from tests.ui_helpers import AMOXICILLIN, SCREENSHOTS, catalogues, pinned  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -9,14 +9,9 @@ import socket
 import zlib
 
 import pytest
-
-from edge_node.services import prescribing
-from edge_node.web import create_app
-from sync_protocol.numeric import FORMAT_PREFIX, digits_to_bytes, encode_transport
-from tests.ui_helpers import (  # noqa: F401
+from helpers.ui import (
     AMOXICILLIN,
     STAFF,
-    catalogues,
     escaped,
     event_count,
     post,
@@ -24,6 +19,10 @@ from tests.ui_helpers import (  # noqa: F401
     text_of,
     translated,
 )
+
+from edge_node.services import prescribing
+from edge_node.web import create_app
+from sync_protocol.numeric import FORMAT_PREFIX, digits_to_bytes, encode_transport
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

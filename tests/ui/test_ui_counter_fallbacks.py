@@ -8,20 +8,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from helpers.ui import AMOXICILLIN, escaped, event_count, post, staff_sign_in, text_of
+from test_prescribing import AMLODIPINE
 
 from edge_node.errors import Conflict
 from edge_node.services import online_dispense, prescribing
 from sync_protocol.timeutil import TASHKENT, utc_now
-from tests.test_prescribing import AMLODIPINE
-from tests.ui_helpers import (  # noqa: F401
-    AMOXICILLIN,
-    catalogues,
-    escaped,
-    event_count,
-    post,
-    staff_sign_in,
-    text_of,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -8,19 +8,10 @@ import re
 from datetime import date
 
 import pytest
+from helpers.ui import escaped, event_count, post, staff_sign_in, text_of, translated
 
 from edge_node.services import appointments, staff
 from sync_protocol.identifiers import make_pinfl
-from tests.ui_helpers import (  # noqa: F401
-    catalogues,
-    escaped,
-    event_count,
-    pinned,
-    post,
-    staff_sign_in,
-    text_of,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 from flask import render_template_string
-
-from tests.ui_helpers import catalogues, translated  # noqa: F401
+from helpers.ui import translated  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

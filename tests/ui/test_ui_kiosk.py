@@ -8,21 +8,12 @@ import time
 from datetime import date, timedelta
 
 import pytest
+from helpers.ui import escaped, event_count, kiosk_sign_in, post, text_of, translated
 
 from edge_node.services import appointments, kiosk_identity, patients, sms
 from kiosk_ui import kiosk_session, prescriptions_hook
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.timeutil import to_instant
-from tests.ui_helpers import (  # noqa: F401
-    catalogues,
-    escaped,
-    event_count,
-    kiosk_sign_in,
-    pinned,
-    post,
-    text_of,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -7,21 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.node import RemoteNode, receive
+from helpers.ui import AMOXICILLIN, staff_sign_in, text_of, translated
 
 from edge_node.errors import Forbidden, ValidationFailed
 from edge_node.services import conflicts, dispensing, prescribing
 from edge_node.services.access import Actor
 from sync_protocol.identifiers import new_ulid
-from tests.test_remote_apply import RemoteNode, receive
-from tests.ui_helpers import (  # noqa: F401
-    AMOXICILLIN,
-    catalogues,
-    event_count,
-    post,
-    staff_sign_in,
-    text_of,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -8,20 +8,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from helpers.node import RemoteNode, receive
+from helpers.ui import STAFF, escaped, event_count, post, staff_sign_in, translated
 
 from edge_node.services import prescribing
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import TASHKENT, utc_now
-from tests.test_remote_apply import RemoteNode, receive
-from tests.ui_helpers import (  # noqa: F401
-    STAFF,
-    catalogues,
-    escaped,
-    event_count,
-    post,
-    staff_sign_in,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -7,18 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.ui import STAFF, escaped, event_count, post, staff_sign_in, translated
 
 from edge_node.services import prescribing
-from tests.ui_helpers import (  # noqa: F401
-    STAFF,
-    catalogues,
-    escaped,
-    event_count,
-    post,
-    staff_sign_in,
-    text_of,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.ui import staff_sign_in, text_of, translated  # noqa: F401
 
 from edge_node.services import prescribing
-from tests.ui_helpers import catalogues, staff_sign_in, text_of, translated  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

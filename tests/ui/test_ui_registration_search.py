@@ -9,13 +9,13 @@ import re
 from datetime import date
 
 import pytest
+from helpers.mrz import PINFL, garble, td1, td3
+from helpers.ui import escaped, event_count, post, staff_sign_in, translated  # noqa: F401
+from test_ui_counter import rx, scan, verdict_of  # noqa: F401
 
 from sync_protocol.event_types import validate_payload
 from sync_protocol.identifiers import make_pinfl
 from sync_protocol.names import name_key, name_matches
-from tests.mrz_helpers import PINFL, garble, td1, td3
-from tests.test_ui_counter import rx, scan, verdict_of  # noqa: F401
-from tests.ui_helpers import catalogues, escaped, event_count, post, staff_sign_in, translated  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

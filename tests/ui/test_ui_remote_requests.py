@@ -8,14 +8,10 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from edge_node.services import remote_requests
-from sync_protocol.identifiers import new_ulid
-from tests.test_remote_apply import RemoteNode, receive
-from tests.ui_helpers import (  # noqa: F401
+from helpers.node import RemoteNode, receive
+from helpers.ui import (
     AMOXICILLIN,
     STAFF,
-    catalogues,
     escaped,
     event_count,
     post,
@@ -23,6 +19,9 @@ from tests.ui_helpers import (  # noqa: F401
     text_of,
     translated,
 )
+
+from edge_node.services import remote_requests
+from sync_protocol.identifiers import new_ulid
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers.ui import staff_sign_in, text_of, translated  # noqa: F401
 
 from edge_node.seed import seed_pharmacy
 from edge_node.services.access import PERMISSIONS
 from kiosk_ui import labels, screen_choice
-from tests.ui_helpers import catalogues, staff_sign_in, text_of, translated  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

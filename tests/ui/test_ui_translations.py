@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.ui import kiosk_sign_in, text_of  # noqa: F401
 
 from kiosk_ui import extract_messages as em
-from tests.ui_helpers import catalogues, kiosk_sign_in, pinned, text_of  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 

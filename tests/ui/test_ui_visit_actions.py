@@ -7,18 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers.ui import escaped, event_count, kiosk_sign_in, post, staff_sign_in, translated
 
 from edge_node.services import appointments
-from tests.ui_helpers import (  # noqa: F401
-    catalogues,
-    escaped,
-    event_count,
-    kiosk_sign_in,
-    pinned,
-    post,
-    staff_sign_in,
-    translated,
-)
 
 pytestmark = pytest.mark.usefixtures("catalogues")
 
