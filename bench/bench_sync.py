@@ -54,7 +54,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
-from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
+from helpers.hub import postgres_base_url, temporary_schema  # noqa: E402
 
 from central_hub.app import create_app  # noqa: E402
 from central_hub.ingest import EVENT_COLUMNS  # noqa: E402

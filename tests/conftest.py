@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from helpers.enrolments import Enrolments, NodeTemplates
 from helpers.hub import (
     POSTGRES_DB,
     POSTGRES_HOST,
@@ -22,7 +23,6 @@ from helpers.hub import (
     postgres_base_url,
     temporary_schema,
 )
-from helpers.sync_world import Enrolments, NodeTemplates
 from helpers.ui import compile_catalogues, first_slot_after
 
 from central_hub.app import create_app as create_hub_app
@@ -73,7 +73,7 @@ def seeded(store, seeded_template):
 
 @pytest.fixture(scope="session")
 def pki():
-    """National root, the TAS region, a clinic node and a pharmacy node (tests/pki_helpers)."""
+    """National root, the TAS region, a clinic node and a pharmacy node (helpers.pki)."""
     from helpers.pki import make_pki
 
     from sync_protocol.timeutil import utc_now

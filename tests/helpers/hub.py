@@ -244,3 +244,17 @@ class SimNode:
                 assert page["next"] == page["head"]
                 return ids
         raise AssertionError("pull never reached the head")
+
+
+def hub_state(storage):
+    """Everything a bad request must leave unchanged."""
+    with storage.reader() as tx:
+        return {table: tx.scalar(f"SELECT COUNT(*) AS n FROM {table}")
+                for table in ("events", "deliveries", "quarantine", "identity_conflicts",
+                              "scope_subjects")}
+
+
+def post_raw(node, body, headers=None):
+    headers = {"Content-Type": "application/json", **(headers or {}),
+               **node.headers("POST", PUSH_PATH, body)}
+    return node.client.post(PUSH_PATH, data=body, headers=headers)

@@ -11,6 +11,12 @@ from sync_protocol.hlc import HlcTimestamp, wall_clock_ms
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
 
+# Items the node tests prescribe.
+AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
+               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
+AMLODIPINE = {"inn": "amlodipine", "form": "tablet", "strength": "5 mg", "quantity": 30,
+              "dosage": "1 tabletka kuniga 1 mahal"}
+
 
 def future_slot(store, practitioner_id: str, days_ahead: int = 1, index: int = 0) -> str:
     """A free slot of a doctor at least ``days_ahead`` days from now."""

@@ -1,8 +1,7 @@
 """A hub, a clinic node and a pharmacy node as real HTTP servers on 127.0.0.1, for the paper
 and remote-prescription scenarios.
 
-    pytest_plugins = ("paper_world",)
-    def test_x(network):
+    def test_x(network):                  # the fixture is in tests/sync/conftest.py
         network.clinic.post("/api/v1/...", json=..., as_="doctor")
         network.clinic.sync()             # the node's own SyncAgent.run_once()
         network.clinic.go_offline()       # its hub URL now names a closed port
@@ -11,33 +10,26 @@ The hub runs on SQLite with the paper and call-centre parts (wired in by create_
 Nodes are seeded with their certificate's facility code (the hub
 refuses a FacilityRegistered that does not match), once per session, and copied per test.
 
-Imported by test modules and used as their plugin, so it opts out of assertion rewriting
-(PYTEST_DONT_REWRITE); its checks raise AssertionError with their own messages.
+The module opts out of assertion rewriting (PYTEST_DONT_REWRITE); its checks raise
+AssertionError with their own messages.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from helpers.servers import HOST, free_port
 from werkzeug.serving import make_server
 
 from central_hub.storage import Storage
 from edge_node.seed import DEMO_PIN
 from edge_node.store import NodeStore
 
-HOST = "127.0.0.1"
 TIMEOUT_SECONDS = 10
 POLL_SECONDS = 0.05  # how often a server thread checks for shutdown (teardown waits this)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 class Server:

@@ -1,7 +1,6 @@
 """Shared helpers and fixtures of the screen tests (views through the test client, browser).
 
-Test files import the fixtures they use from here (pytest finds fixtures by name in the test
-module), e.g. ``from tests.ui_helpers import catalogues, pinned  # noqa: F401``.
+The fixtures built on them (`catalogues`, `pinned`) are in tests/conftest.py.
 """
 
 from __future__ import annotations

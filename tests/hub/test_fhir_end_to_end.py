@@ -7,17 +7,10 @@ from datetime import date
 
 import pytest
 import requests
+from helpers.enrolments import CLINIC, PHARMACY
 from helpers.fhir import ASSERTION_TYPE, Client, new_key, validate
-from helpers.sync_world import (
-    AMOXICILLIN,
-    BACKENDS,
-    CLINIC,
-    PHARMACY,
-    Hub,
-    Node,
-    hub_database,
-    pack_expiry,
-)
+from helpers.sync_world import BACKENDS, Hub, Node, hub_database
+from helpers.workload import AMOXICILLIN, pack_expiry
 
 from central_hub.fhir import systems
 from central_hub.fhir.access import register_client

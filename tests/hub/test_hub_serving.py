@@ -11,7 +11,7 @@ import pytest
 import requests
 from helpers.hub import SimNode
 from helpers.processes import children_of, gone, wait_for
-from helpers.sync_world import free_port
+from helpers.servers import free_port
 
 from central_hub.ingest import Ingestor
 from central_hub.projector import lag, wait_projected

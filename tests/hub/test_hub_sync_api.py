@@ -5,7 +5,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers.hub import SimNode, body_of
+from helpers.hub import SimNode, body_of, hub_state, post_raw
 from helpers.pki import CLINIC_ID, PHARMACY_ID
 
 from central_hub import trust_store
@@ -19,14 +19,6 @@ from sync_protocol.trust import NodeKind, TrustList, kid_of
 from sync_protocol.wire import MAX_BODY_BYTES, PUSH_PATH, TRUST_PATH, encode_body
 
 
-def hub_state(storage):
-    """Everything a bad request must leave unchanged."""
-    with storage.reader() as tx:
-        return {table: tx.scalar(f"SELECT COUNT(*) AS n FROM {table}")
-                for table in ("events", "deliveries", "quarantine", "identity_conflicts",
-                              "scope_subjects")}
-
-
 def error_of(response):
     return body_of(response)["error"]
 
@@ -37,12 +29,6 @@ def clinic(nodes):
     node.register_facility()
     node.register_patient()
     return node
-
-
-def post_raw(node, body, headers=None):
-    headers = {"Content-Type": "application/json", **(headers or {}),
-               **node.headers("POST", PUSH_PATH, body)}
-    return node.client.post(PUSH_PATH, data=body, headers=headers)
 
 
 def test_a_gzip_push_is_accepted_and_answered_in_gzip(clinic):

@@ -2,16 +2,12 @@
 is applied and committed with its cursor, whatever happens to the page fetched ahead."""
 
 import pytest
-from helpers.sync_world import (
-    CLINIC,
-    PHARMACY,
-    FaultyTransport,
-    Hub,
-    Node,
-    add_doctors,
-    check_exactly_once,
-    node_state,
-)
+from helpers.convergence import check_exactly_once
+from helpers.enrolments import CLINIC, PHARMACY
+from helpers.processes import node_state
+from helpers.sync_world import Hub, Node
+from helpers.transports import FaultyTransport
+from helpers.workload import add_doctors
 
 from sync_protocol.wire import MAX_BATCH_EVENTS
 

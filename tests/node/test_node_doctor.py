@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from helpers.enrolments import CLINIC, Enrolments
 from helpers.pki import make_pki
-from helpers.sync_world import CLINIC, Enrolments, Hub, dead_url
+from helpers.servers import dead_url
+from helpers.sync_world import Hub
 
 from edge_node import doctor
 from edge_node.announce import announcement_for

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from helpers.processes import children_of, gone, wait_for
-from helpers.sync_world import free_port
+from helpers.servers import free_port
 
 HOST = "127.0.0.1"
 NODE = Path(sys.executable).parent / "dmed-node"

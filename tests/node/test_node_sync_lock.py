@@ -4,7 +4,10 @@ is a file beside the database, so another process holding it makes a sync stand 
 import fcntl
 
 import pytest
-from helpers.sync_world import CLINIC, FaultyTransport, Hub, Node, node_state
+from helpers.enrolments import CLINIC
+from helpers.processes import node_state
+from helpers.sync_world import Hub, Node
+from helpers.transports import FaultyTransport
 
 HUB_URL = "http://hub.test"
 

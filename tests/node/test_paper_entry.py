@@ -3,8 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from helpers.node import RemoteNode, receive, snapshot
-from test_prescribing import AMOXICILLIN
+from helpers.node import AMOXICILLIN, RemoteNode, receive, snapshot
 
 from edge_node.errors import Conflict, Forbidden, ValidationFailed
 from edge_node.prescribing_rules import PrescriptionRuleError

@@ -3,8 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from helpers.node import snapshot
-from test_prescribing import AMLODIPINE, AMOXICILLIN
+from helpers.node import AMLODIPINE, AMOXICILLIN, snapshot
 
 from edge_node.errors import Conflict, NotFound, ValidationFailed
 from edge_node.services import dispensing, prescribing

@@ -1,18 +1,13 @@
 """Prescribing by INN on a clinic node: rules, signature, event, cancellation, roles."""
 
 import pytest
-from helpers.node import snapshot
+from helpers.node import AMLODIPINE, AMOXICILLIN, snapshot
 
 from edge_node.errors import Conflict, Forbidden
 from edge_node.prescribing_rules import PrescriptionRuleError
 from edge_node.services import prescribing
 from sync_protocol import qr
 from sync_protocol.timeutil import from_instant
-
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
-AMLODIPINE = {"inn": "amlodipine", "form": "tablet", "strength": "5 mg", "quantity": 30,
-              "dosage": "1 tabletka kuniga 1 mahal"}
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.hub import body_of
-from test_hub_sync_api import hub_state, post_raw
+from helpers.hub import body_of, hub_state, post_raw
 
 from sync_protocol.json_body import MAX_DEPTH, BadJson, parse_json
 from sync_protocol.settings import load_settings

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 import schemathesis
-from helpers.sync_world import ServerThread
+from helpers.servers import ServerThread
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (
     content_type_conformance,

@@ -1,5 +1,5 @@
 """Pharmacies claim at the hub before they dispense (issue 13), node and hub together
-in-process (the real HubClient, signing and hub app; tests/sync_harness.FlaskTransport).
+in-process (the real HubClient, signing and hub app; helpers.transports.FlaskTransport).
 
 Online a dispense is claimed and recorded as online_claimed with the claim id; a second
 pharmacy is refused with where and when; a claim pulled by another pharmacy bounds it after it
@@ -15,7 +15,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from helpers.sync_world import CLINIC, PHARMACY, PHARMACY2, Hub, Node
+from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.sync_world import Hub, Node
 from helpers.ui import AMOXICILLIN, post, staff_sign_in, text_of  # noqa: F401
 
 from edge_node.services import dispensing, online_dispense, prescribing

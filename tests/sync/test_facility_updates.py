@@ -8,7 +8,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from helpers.sync_world import Hub, Node, Role
+from helpers.enrolments import Role
+from helpers.sync_world import Hub, Node
 
 from central_hub.cli import main as hub_cli
 from edge_node.cli import main as node_cli

@@ -8,8 +8,7 @@ from datetime import date
 
 import pytest
 import requests
-from helpers.node import RemoteNode, receive, snapshot
-from test_prescribing import AMOXICILLIN
+from helpers.node import AMOXICILLIN, RemoteNode, receive, snapshot
 
 from edge_node.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from edge_node.prescribing_rules import PrescriptionRuleError

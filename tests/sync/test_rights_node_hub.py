@@ -6,7 +6,9 @@ import itertools
 from datetime import date
 
 import pytest
-from helpers.sync_world import CLINIC, PHARMACY, FlaskTransport, Hub, Node
+from helpers.enrolments import CLINIC, PHARMACY
+from helpers.sync_world import Hub, Node
+from helpers.transports import FlaskTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

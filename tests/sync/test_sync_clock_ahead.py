@@ -5,8 +5,10 @@ that sent one sees in its sync status (API and every screen's banner) that its c
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from helpers.enrolments import CLINIC
 from helpers.hub import body_of
-from helpers.sync_world import CLINIC, FlaskTransport, Hub, Node
+from helpers.sync_world import Hub, Node
+from helpers.transports import FlaskTransport
 
 from edge_node.services import patients
 from sync_protocol.hlc import CLOCK_AHEAD, MAX_DRIFT_MS, HlcTimestamp

@@ -4,7 +4,7 @@ committed; once all have synced, the hub and every node hold the same shared rec
 every event exactly once.
 
 The nodes are the real node and agent; their HubClient reaches the hub app in-process
-(sync_harness.FlaskTransport) for speed, through the same signing and encoding as on the
+(helpers.transports.FlaskTransport) for speed, through the same signing and encoding as on the
 network. Small batch and page bounds make one sync many requests, so faults land mid-way.
 """
 
@@ -18,26 +18,19 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from helpers.sync_world import (
-    AMOXICILLIN,
-    CLINIC,
-    PHARMACY,
-    PHARMACY2,
-    FaultyTransport,
-    Hub,
-    Node,
-    RepeatingClient,
+from helpers.convergence import (
     check_exactly_once,
     check_hub_snapshot,
     check_same_records,
     check_synced,
     conflict_signature,
-    free_slot,
     hub_projections_available,
-    next_second,
-    pack_expiry,
     reference_store,
 )
+from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.sync_world import Hub, Node
+from helpers.transports import FaultyTransport, RepeatingClient
+from helpers.workload import AMOXICILLIN, free_slot, next_second, pack_expiry
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -5,29 +5,23 @@ middle of a sync loses nothing and duplicates nothing once restarted and synced.
   from outside once the hub has acknowledged its first batch (push) or once it has applied
   its first page (pull), with more still to go.
 - The hub is killed from inside its ingest transaction, before the commit: a hub process
-  that SIGKILLs itself from an ingest hook at a chosen event (sync_harness, using only
+  that SIGKILLs itself from an ingest hook at a chosen event (helpers.processes, using only
   create_app(on_accepted=...)); it is restarted as the real `dmed-hub serve`. Both backends.
 """
 
 import pytest
-from helpers.sync_world import (
-    CLINIC,
-    PHARMACY,
-    Hub,
-    Node,
-    add_backlog,
-    add_doctors,
+from helpers.convergence import (
     check_exactly_once,
     check_hub_snapshot,
     check_same_records,
     check_synced,
-    free_port,
-    hub_process,
-    node_process,
-    node_state,
     reference_store,
-    wait_until,
 )
+from helpers.enrolments import CLINIC, PHARMACY
+from helpers.processes import hub_process, node_process, node_state, wait_until
+from helpers.servers import free_port
+from helpers.sync_world import Hub, Node
+from helpers.workload import add_backlog, add_doctors
 
 from central_hub.ingest import projected_through
 from central_hub.storage import open_storage

@@ -12,23 +12,16 @@ from datetime import date
 from typing import Any
 
 import pytest
-from helpers.sync_world import (
-    AMOXICILLIN,
-    BACKENDS,
-    CLINIC,
-    PHARMACY,
-    Hub,
-    Node,
+from helpers.convergence import (
     check_exactly_once,
     check_hub_snapshot,
     check_same_records,
     check_synced,
-    free_slot,
-    hub_database,
-    next_second,
-    pack_expiry,
     reference_store,
 )
+from helpers.enrolments import CLINIC, PHARMACY
+from helpers.sync_world import BACKENDS, Hub, Node, hub_database
+from helpers.workload import AMOXICILLIN, free_slot, next_second, pack_expiry
 
 from edge_node.services import appointments, dispensing, patients, prescribing
 from sync_protocol.identifiers import make_pinfl

@@ -10,17 +10,10 @@ gives it.
 import pytest
 import requests
 from click.testing import CliRunner
-from helpers.sync_world import (
-    AMOXICILLIN,
-    CLINIC,
-    PHARMACY,
-    SAM_PHARMACY,
-    Enrolments,
-    Hub,
-    Node,
-    check_exactly_once,
-    free_slot,
-)
+from helpers.convergence import check_exactly_once
+from helpers.enrolments import CLINIC, PHARMACY, SAM_PHARMACY, Enrolments
+from helpers.sync_world import Hub, Node
+from helpers.workload import AMOXICILLIN, free_slot
 
 from central_hub import trust_store
 from central_hub.cli import main as hub_cli

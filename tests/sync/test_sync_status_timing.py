@@ -14,7 +14,9 @@ import random
 
 import pytest
 import requests
-from helpers.sync_world import CLINIC, FlaskTransport, Hub, Node
+from helpers.enrolments import CLINIC
+from helpers.sync_world import Hub, Node
+from helpers.transports import FlaskTransport
 
 from edge_node.sync import agent as agent_module
 from edge_node.sync.agent import (

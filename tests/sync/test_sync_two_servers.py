@@ -8,23 +8,18 @@ raised exactly once and reaches both pharmacies."""
 from datetime import date
 
 import pytest
-from helpers.sync_world import (
-    AMOXICILLIN,
-    CLINIC,
-    PHARMACY,
-    PHARMACY2,
-    Hub,
-    Node,
+from helpers.convergence import (
     check_exactly_once,
     check_hub_snapshot,
     check_same_records,
     check_synced,
-    free_port,
-    hub_database,
-    hub_process,
-    pack_expiry,
     reference_store,
 )
+from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.processes import hub_process
+from helpers.servers import free_port
+from helpers.sync_world import Hub, Node, hub_database
+from helpers.workload import AMOXICILLIN, pack_expiry
 
 from central_hub.projector import wait_projected
 from central_hub.storage import open_storage

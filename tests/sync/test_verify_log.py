@@ -7,7 +7,9 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from helpers.sync_world import AMOXICILLIN, CLINIC, PHARMACY, Hub, Node, add_doctors, free_slot
+from helpers.enrolments import CLINIC, PHARMACY
+from helpers.sync_world import Hub, Node
+from helpers.workload import AMOXICILLIN, add_doctors, free_slot
 
 from edge_node.cli import main
 from edge_node.log_check import verify_log

@@ -2,7 +2,7 @@
 grant recorded as online_claimed; an online refusal in words (where and when) and the hub's
 "already dispensed elsewhere"; a hub that does not answer within the claim timeout, then the
 amber "valid here" verdict and an offline dispense. Two pharmacy nodes served on loopback, the
-hub in-process behind their real signed client (tests/sync_harness). Screenshots at 1024x600
+hub in-process behind their real signed client (helpers.transports). Screenshots at 1024x600
 go to screenshots/."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import re
 import socket
 
 import pytest
-from helpers.sync_world import CLINIC, PHARMACY, PHARMACY2, Hub, Node
+from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.sync_world import Hub, Node
 from helpers.ui import AMOXICILLIN  # noqa: F401
 from test_ui_browser import browser, live, page, shot  # noqa: F401
 from test_ui_browser_rx import dispense, scan_like_a_scanner, sign_in, verdict
