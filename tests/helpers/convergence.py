@@ -8,16 +8,14 @@ AssertionError with their own messages.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from helpers.sync_world import Hub, Node, payload_of
 
+from central_hub.projections import snapshot
 from edge_node.migrations import PROJECTION_TABLES
 from edge_node.store import NodeStore, row_to_event
 
@@ -40,7 +38,7 @@ def primary_key(store: NodeStore, table: str) -> list[str]:
 
 def reference_store(hub: Hub, path: Path) -> NodeStore:
     """A replica that applied the hub's whole log in global order: the shared records as the
-    hub knows them, until the hub has projections of its own."""
+    hub's log says them, independent of the hub's own projections (check_hub_snapshot)."""
     store = NodeStore(path)
     with store.transaction() as tx:
         for row in hub.events():
@@ -112,17 +110,6 @@ def check_synced(hub: Hub, node: Node) -> dict[str, Any]:
     return status
 
 
-def hub_snapshot_function():
-    """central_hub.projections.snapshot once it exists, else None."""
-    if importlib.util.find_spec("central_hub.projections") is None:
-        return None
-    return getattr(importlib.import_module("central_hub.projections"), "snapshot", None)
-
-
-def hub_projections_available() -> bool:
-    return hub_snapshot_function() is not None
-
-
 def check_hub_snapshot(hub: Hub, nodes: list[Node]) -> None:
     """The hub's own projections (central_hub.projections.snapshot) against each node.
 
@@ -131,9 +118,6 @@ def check_hub_snapshot(hub: Hub, nodes: list[Node]) -> None:
     the hub gives the node's facility must be at the node, found by the node table's primary
     key and equal in every column both sides have.
     """
-    snapshot = hub_snapshot_function()
-    if snapshot is None:
-        pytest.skip("central_hub.projections has no snapshot() yet")
     everything = snapshot(hub.storage)
     diffs = []
     for node in nodes:

@@ -8,7 +8,6 @@ The nodes are the real node and agent; their HubClient reaches the hub app in-pr
 network. Small batch and page bounds make one sync many requests, so faults land mid-way.
 """
 
-import importlib.util
 import json
 import random
 import tempfile
@@ -17,14 +16,12 @@ from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from helpers.convergence import (
     check_exactly_once,
     check_hub_snapshot,
     check_same_records,
     check_synced,
     conflict_signature,
-    hub_projections_available,
     reference_store,
 )
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
@@ -197,9 +194,8 @@ def check_converged(world: World, directory: Path) -> dict[str, int]:
         reached = situations(world, reference)
     finally:
         reference.close()
-    # Once central_hub.projections exists, the hub's own records must agree too.
-    if hub_projections_available():
-        check_hub_snapshot(world.hub, nodes)
+    # The hub's own records must agree too.
+    check_hub_snapshot(world.hub, nodes)
     return reached
 
 
@@ -279,8 +275,6 @@ conflict_scenario = st.fixed_dictionaries({
 
 
 def test_conflicts_found_do_not_depend_on_delivery_order(sync_pki, node_templates):
-    pytest.importorskip("central_hub.conflicts", reason="hub conflict detection not built yet")
-
     @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(plan=conflict_scenario)
     def prop(plan):
@@ -328,9 +322,8 @@ def test_the_operations_reach_both_dispensing_conflicts(sync_pki, node_templates
             row = node.store.one("SELECT status FROM prescriptions WHERE prescription_id = ?",
                                  (rx,))
             assert row["status"] == "cancelled", node.role.name
-        if importlib.util.find_spec("central_hub.conflicts") is not None:
-            raised = world.hub.conflicts()
-            assert {(c["kind"], c["subject_id"]) for c in raised} == {
-                ("over_dispensing", rx), ("dispense_after_cancellation", rx)}, raised
-            late = [c for c in raised if c["kind"] == "dispense_after_cancellation"]
-            assert [dispensed[2]["id"] in c["event_ids"] for c in late] == [True]
+        raised = world.hub.conflicts()
+        assert {(c["kind"], c["subject_id"]) for c in raised} == {
+            ("over_dispensing", rx), ("dispense_after_cancellation", rx)}, raised
+        late = [c for c in raised if c["kind"] == "dispense_after_cancellation"]
+        assert [dispensed[2]["id"] in c["event_ids"] for c in late] == [True]

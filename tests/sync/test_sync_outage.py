@@ -198,12 +198,10 @@ def test_the_physical_facts_and_the_new_booking_are_kept_everywhere(outage):
 
 
 def test_hub_projections_agree_with_both_nodes(outage):
-    pytest.importorskip("central_hub.projections", reason="hub projections not built yet")
     check_hub_snapshot(outage.hub, [outage.clinic, outage.pharmacy])
 
 
 def test_the_dispense_after_cancellation_and_no_other_conflict_is_raised(outage):
-    pytest.importorskip("central_hub.conflicts", reason="hub conflict detection not built yet")
     raised = outage.hub.conflicts()
     assert [c["kind"] for c in raised] == ["dispense_after_cancellation"], raised
     conflict = raised[0]
