@@ -43,8 +43,9 @@ class Process:
     """
 
     def __init__(self, args: list[str], *, ready_url: str, directory: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, name: str | None = None) -> None:
         self.args, self.ready_url, self.directory = args, ready_url, directory
+        self.name = name or Path(args[0]).name  # of its log files
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DMED_")}
         self.env.update(env or {})
         self.popen: subprocess.Popen | None = None
@@ -52,7 +53,7 @@ class Process:
 
     def start(self, timeout: float = 30.0) -> Process:
         self.starts += 1
-        log_file = self.directory / f"{Path(self.args[0]).name}-{self.starts}.log"
+        log_file = self.directory / f"{self.name}-{self.starts}.log"
         with open(log_file, "wb") as out:
             self.popen = subprocess.Popen(self.args, cwd=self.directory, env=self.env,
                                           stdout=out, stderr=subprocess.STDOUT)
@@ -123,7 +124,8 @@ class HubProcess(Process):
                           "--host", HOST, "--port", str(self.port), "--threads",
                           str(admit + 4), "--workers", str(workers), *extra],
                          ready_url=f"{self.url}/healthz", directory=directory,
-                         env={"DMED_HUB_MAX_CONCURRENT_SYNCS": str(admit)})
+                         env={"DMED_HUB_MAX_CONCURRENT_SYNCS": str(admit)},
+                         name=f"hub-{self.port}")
         self.start(timeout)
 
 
