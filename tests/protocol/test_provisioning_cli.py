@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 import click
 import pytest
-from click.testing import CliRunner
 from helpers.pki import CLINIC_ID, PHARMACY_ID, make_pki
 
 from provisioning import (
@@ -26,13 +25,6 @@ from provisioning.cli import PASSPHRASE_ENV, main
 from provisioning.keystore import key_to_pem
 from provisioning.pki import create_node, create_root
 from sync_protocol.trust import EKU_PRESCRIBE, REVOKED, TrustList
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-    monkeypatch.delenv("DMED_PROVISION_DIR", raising=False)
-    return CliRunner()
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from edge_node import enrolment
 from provisioning import CaStore, read_bundle
-from provisioning.cli import PASSPHRASE_ENV, main
+from provisioning.cli import main
 from provisioning.enrolment_desk import EnrolmentDesk, EnrolmentRefused, import_answer
 from sync_protocol.certificates import NodeIdentity
 
@@ -18,13 +17,6 @@ CLINIC_ARGS = ["--region", "TAS", "--code", "TAS-POL-012", "--kind", "clinic",
                "--name-en", "Polyclinic No 12", "--address", "Bunyodkor 12",
                "--district", "Chilonzor", "--hours", "mon=08:00-17:00",
                "--hours", "tue=08:00-17:00"]
-
-
-@pytest.fixture
-def runner(monkeypatch):
-    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-    monkeypatch.delenv("DMED_PROVISION_DIR", raising=False)
-    return CliRunner()
 
 
 def run(runner, *args):

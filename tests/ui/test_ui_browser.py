@@ -7,94 +7,14 @@ missing outside CI; in CI (env CI set) a missing browser fails.
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
-
 import pytest
+from helpers.browser import WAIT_MS, kiosk_identify, shot, type_on_keypad
 from helpers.ui import SCREENSHOTS, translated  # noqa: F401
 from test_ui_kiosk import MISTYPED
-from werkzeug.serving import make_server
 
 from edge_node.services import appointments
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
-VIEWPORT = {"width": 1024, "height": 600}
-WAIT_MS = 10_000  # generous for a loaded CI machine; a passing step takes milliseconds
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run installs it with apt-get")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def live(app, catalogues):  # noqa: F811
-    """The node's app on a real HTTP server on loopback; its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="ui-test-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=VIEWPORT, locale="uz-UZ")
-    context.set_default_timeout(WAIT_MS)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    # Script errors and CSP refusals count; a 4xx page the test asked for does not.
-    tab.on("console", lambda message: errors.append(message.text)
-           if message.type == "error" and not message.text.startswith("Failed to load resource")
-           else None)
-    yield tab
-    context.close()
-    assert errors == [], errors  # no script error and no CSP violation on any page
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-
-
-def type_on_keypad(page, digits: str) -> None:
-    for digit in digits:
-        page.click(f"button[data-key='{digit}']")
-
-
-def kiosk_identify(page, live: str, person: dict, lang: str = "uz", screens: bool = False):
-    page.goto(f"{live}/ui/kiosk/")
-    if screens:
-        shot(page, "kiosk-1-start")
-    page.click(f"a.btn-lang[lang='{lang}']")
-    type_on_keypad(page, person["pinfl"])
-    if screens:
-        shot(page, "kiosk-2-pinfl")
-    page.click("button[name='next']")
-    page.wait_for_url("**/ui/kiosk/verify")
-    type_on_keypad(page, person["document"][-4:])
-    if screens:
-        shot(page, "kiosk-3-document")
-    page.click("button[name='next']")
-    page.wait_for_url("**/ui/kiosk/home")
 
 
 def test_a_patient_identifies_books_and_checks_in(page, live, store, pinned,  # noqa: F811

@@ -12,10 +12,10 @@ import re
 import socket
 
 import pytest
+from helpers.browser import shot
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
 from helpers.sync_world import Hub, Node
 from helpers.ui import AMOXICILLIN  # noqa: F401
-from test_ui_browser import browser, live, page, shot  # noqa: F401
 from test_ui_browser_rx import dispense, scan_like_a_scanner, sign_in, verdict
 
 from edge_node.services import online_dispense, prescribing

@@ -8,8 +8,8 @@ when nobody touches the screen the session ends and the screen is cleared.
 from __future__ import annotations
 
 import pytest
+from helpers.browser import kiosk_identify
 from helpers.ui import translated  # noqa: F401
-from test_ui_browser import browser, kiosk_identify, live, page  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("catalogues")]
 

@@ -13,9 +13,9 @@ import io
 
 import pytest
 import zxingcpp
+from helpers.browser import WAIT_MS, kiosk_identify
 from helpers.ui import SCREENSHOTS  # noqa: F401
 from PIL import Image
-from test_ui_browser import WAIT_MS, browser, kiosk_identify, live  # noqa: F401
 from test_ui_browser_rx import sign_in
 
 from edge_node.services import prescribing

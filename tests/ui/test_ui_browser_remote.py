@@ -6,7 +6,7 @@ Same browser rules as tests/test_ui_browser.py (its fixtures are reused)."""
 from __future__ import annotations
 
 import pytest
-from test_ui_browser import browser, live, page, shot  # noqa: F401
+from helpers.browser import shot
 from test_ui_browser_rx import sign_in, verdict
 from test_ui_remote_requests import REQUEST_TEXT, ask, hub  # noqa: F401
 

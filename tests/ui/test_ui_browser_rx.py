@@ -11,8 +11,8 @@ import socket
 import threading
 
 import pytest
+from helpers.browser import shot
 from helpers.ui import AMOXICILLIN
-from test_ui_browser import browser, live, page, shot  # noqa: F401
 from test_ui_counter import forged
 from werkzeug.serving import make_server
 

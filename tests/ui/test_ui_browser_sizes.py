@@ -12,9 +12,9 @@ Also here: the kiosk's card reader typing an MRZ (issue 12, point 11) through ui
 from __future__ import annotations
 
 import pytest
+from helpers.browser import WAIT_MS, type_on_keypad
 from helpers.mrz import garble, td1
 from helpers.ui import AMOXICILLIN, SCREENSHOTS  # noqa: F401
-from test_ui_browser import WAIT_MS, browser, live, type_on_keypad  # noqa: F401
 
 from edge_node.services import appointments, prescribing
 
