@@ -24,8 +24,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from hub_helpers import SimNode  # noqa: E402
-from pki_helpers import make_pki  # noqa: E402
+from helpers.hub import SimNode  # noqa: E402
+from helpers.pki import make_pki  # noqa: E402
 
 from bench.common import report  # noqa: E402
 from central_hub.app import create_app  # noqa: E402

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
-from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
+from helpers.hub import postgres_base_url, temporary_schema  # noqa: E402
 
 from central_hub import dashboard_pages, staff  # noqa: E402
 from central_hub.app import create_app  # noqa: E402

@@ -21,7 +21,7 @@ from waitress.server import create_server
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from pki_helpers import make_pki  # noqa: E402
+from helpers.pki import make_pki  # noqa: E402
 
 from bench.common import report  # noqa: E402
 from edge_node.credentials import NodeCredentials  # noqa: E402

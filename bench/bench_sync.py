@@ -38,7 +38,6 @@ import json
 import os
 import pstats
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
-from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
+from helpers.processes import HubProcess  # noqa: E402
+from helpers.sync_world import hub_database  # noqa: E402
 
 from central_hub.app import create_app  # noqa: E402
 from central_hub.ingest import EVENT_COLUMNS  # noqa: E402
@@ -80,7 +80,6 @@ HOST = "127.0.0.1"
 REGION = "TAS"
 CATCHUP_TARGET_S = 10.0
 INGEST_TARGET_PER_S = 10_000
-BIN = Path(sys.executable).parent
 
 
 # -- identities and events -----------------------------------------------------------------
@@ -211,18 +210,11 @@ def batches(chain: Chain, one_by_one: bool = False) -> list[tuple[bytes, dict]]:
 
 # -- backends and processes ----------------------------------------------------------------
 
-@contextmanager
-def backend(name: str, directory: Path) -> Iterator[str]:
-    """A fresh, empty hub database URL; PostgreSQL gets its own schema, dropped after (the
-    tests' helpers: tests/hub_helpers.py)."""
-    if name == "sqlite":
-        yield f"sqlite:///{directory / f'hub-{secrets.token_hex(4)}.db'}"
-        return
-    base = postgres_base_url()
-    if base is None:
-        raise SystemExit("PostgreSQL is not reachable on 127.0.0.1:5432 (database test)")
-    with temporary_schema(base, "bench") as url:
-        yield url
+def backend(name: str, directory: Path):
+    """A fresh, empty hub database URL (the tests' hub_database): a new SQLite file in
+    `directory` each time, or a PostgreSQL schema of database `test` dropped after."""
+    return hub_database(name, directory, filename=f"hub-{secrets.token_hex(4)}.db",
+                        prefix="bench")
 
 
 def init_hub(url: str, trust: TrustList):
@@ -233,44 +225,10 @@ def init_hub(url: str, trust: TrustList):
     return app, storage
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-class HubProcess:
-    """`dmed-hub serve` on a free loopback port, admitting `admit` syncs at once."""
-
-    def __init__(self, url: str, admit: int, directory: Path, workers: int = 1,
-                 extra: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        env = {**os.environ, "DMED_HUB_MAX_CONCURRENT_SYNCS": str(admit)}
-        self.log = open(directory / f"hub-{self.port}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(BIN / "dmed-hub"), "serve", "--db", url, "--host", HOST, "--port",
-             str(self.port), "--threads", str(admit + 4), "--workers", str(workers), *extra],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=directory)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/healthz", timeout=5).ok:
-                    return
-            except requests.RequestException:  # not listening yet, or slow on a busy machine
-                time.sleep(0.1)
-        raise SystemExit("the hub did not start")
-
-    def peak_mb(self) -> float:
-        """The hub's peak resident set: the process, plus its workers if it forked any."""
-        pid = self.proc.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return round(peak_rss_mb(pid) + sum(peak_rss_mb(child) for child in children), 1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        self.log.close()
+def hub_peak_mb(hub: HubProcess) -> float:
+    """The hub's peak resident set: the process, plus its workers if it forked any."""
+    children = Path(f"/proc/{hub.pid}/task/{hub.pid}/children").read_text().split()
+    return round(peak_rss_mb(hub.pid) + sum(peak_rss_mb(child) for child in children), 1)
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:
@@ -347,13 +305,13 @@ def bench_ingest(backend_name: str, args, directory: Path, profile: dict) -> lis
         with backend(backend_name, directory) as url:
             _app, storage = init_hub(url, region.trust_list())
             storage.close()
-            hub = HubProcess(url, args.nodes, directory, args.hub_workers)
+            hub = HubProcess(url, directory, admit=args.nodes, workers=args.hub_workers)
             try:
-                meter = CpuMeter(hub.proc.pid, backend_name)
+                meter = CpuMeter(hub.pid, backend_name)
                 with meter.measuring():
                     tally = push_all(hub.url, work)
                 cpu = meter.per_event(sum(len(c.events) for c in group))
-                peak = hub.peak_mb()
+                peak = hub_peak_mb(hub)
             finally:
                 hub.stop()
         events = sum(len(c.events) for c in group)
@@ -467,15 +425,15 @@ def bench_catchup(args, directory: Path) -> tuple[dict, dict]:
                 ingestor.push(chain.identity, group)
         fill = time.perf_counter() - fill
         storage.close()
-        hub = HubProcess(url, 8, directory)
+        hub = HubProcess(url, directory, admit=8)
         database = directory / "catchup-node.db"
         try:
-            hub_cpu = cpu_seconds(hub.proc.pid)
+            hub_cpu = cpu_seconds(hub.pid)
             result = run_child([sys.executable, __file__, "_catchup", hub.url, str(bundle),
                                 str(database), "profile" if args.catchup_profile else ""],
                                args.catchup_deadline, database)
             # CPU time, unlike wall time, does not depend on what else the machine runs.
-            result["hub_cpu_s"] = round(cpu_seconds(hub.proc.pid) - hub_cpu, 2)
+            result["hub_cpu_s"] = round(cpu_seconds(hub.pid) - hub_cpu, 2)
         finally:
             hub.stop()
     rate = result.get("pulled", 0) / result["seconds"] if result["seconds"] else 0

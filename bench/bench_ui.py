@@ -201,7 +201,7 @@ def enrol_and_prescribe(store: NodeStore, tmp: Path) -> str:
     from edge_node.services.clock import confirm_clock
     from sync_protocol.timeutil import utc_now
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from pki_helpers import make_pki
+    from helpers.pki import make_pki
     pki = make_pki(tmp / "pki", now=utc_now() - timedelta(days=1))
     installed = install_bundle(pki.paths["clinic_bundle"], tmp)
     with store.transaction() as tx:

@@ -1,18 +1,39 @@
-"""Shared fixtures: a fresh node database per test, the app, its client, demo data."""
+"""Fixtures that more than one area of tests uses (tests/<area>/conftest.py holds the rest):
+a fresh node database per test with its app, client and demo data; the PKI; a hub storage on
+each backend with simulated nodes; the sync world's enrolments and seeded node templates; the
+compiled translation catalogues. Helpers are plain modules under tests/helpers/, imported as
+``from helpers.<module> import ...`` (pyproject's pytest ``pythonpath`` puts tests/ on the
+path)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from helpers.enrolments import Enrolments, NodeTemplates
+from helpers.hub import (
+    POSTGRES_DB,
+    POSTGRES_HOST,
+    SimNode,
+    World,
+    make_world,
+    postgres_base_url,
+    temporary_schema,
+)
+from helpers.ui import compile_catalogues, first_slot_after
 
+from central_hub.app import create_app as create_hub_app
+from central_hub.storage import Storage, open_storage
 from edge_node.credentials import NodeCredentials
 from edge_node.seed import DEMO_PIN, seed_demo
 from edge_node.services import staff
 from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore
 from edge_node.web import create_app
+from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +73,8 @@ def seeded(store, seeded_template):
 
 @pytest.fixture(scope="session")
 def pki():
-    """National root, the TAS region, a clinic node and a pharmacy node (tests/pki_helpers)."""
-    from pki_helpers import make_pki
+    """National root, the TAS region, a clinic node and a pharmacy node (helpers.pki)."""
+    from helpers.pki import make_pki
 
     from sync_protocol.timeutil import utc_now
     return make_pki(now=utc_now() - timedelta(days=30))  # enrolled a month ago
@@ -112,10 +133,85 @@ def auth(client, seeded):
     return headers
 
 
-def future_slot(store, practitioner_id: str, days_ahead: int = 1, index: int = 0) -> str:
-    """A free slot of a doctor at least ``days_ahead`` days from now."""
-    from sync_protocol.timeutil import to_instant, utc_now
-    rows = store.query("SELECT starts_at FROM slots WHERE practitioner_id = ? AND starts_at > ?"
-                       " ORDER BY starts_at", (practitioner_id,
-                                               to_instant(utc_now() + timedelta(days=days_ahead))))
-    return rows[index]["starts_at"]
+@pytest.fixture
+def pinned(app, store, seeded):
+    """Pin the screens' clock an hour before a published slot of the first patient's family
+    doctor, so "today" has free slots whatever hour, weekday or holiday the suite runs on.
+    Returns {"now", "slot", "doctor_id", "patient"}."""
+    patient = seeded["patient_rows"][0]
+    demo = next(p for p in seeded["patients"] if p["pinfl"] == patient["pinfl"])
+    doctor_id = patient["family_doctor_id"]
+    slot = first_slot_after(store, doctor_id, utc_now() + timedelta(hours=1))
+    now = from_instant(slot) - timedelta(hours=1)
+    app.config["UI_NOW"] = to_instant(now)
+    return {"now": now, "slot": slot, "doctor_id": doctor_id,
+            "patient": {**patient, "document": demo["document"]}}
+
+
+@pytest.fixture(scope="session")
+def catalogues():
+    compile_catalogues()
+
+
+# -- the hub ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = postgres_base_url()
+    if url is None:
+        message = f"PostgreSQL is not reachable on {POSTGRES_HOST} (database {POSTGRES_DB})"
+        if os.environ.get("DMED_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage_url(request, tmp_path) -> Iterator[str]:
+    """A database URL for each backend; PostgreSQL gets a fresh schema, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        return
+    with temporary_schema(request.getfixturevalue("postgres_url"), "test") as url:
+        yield url
+
+
+@pytest.fixture
+def storage(storage_url) -> Iterator[Storage]:
+    store = open_storage(storage_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    """The shared PKI plus a second TAS clinic and a pharmacy of region SAM (helpers.hub)."""
+    return make_world()
+
+
+@pytest.fixture
+def hub_app(storage, world):
+    app = create_hub_app({"TESTING": True}, storage=storage)
+    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
+    return app
+
+
+@pytest.fixture
+def nodes(world, hub_app) -> dict[str, SimNode]:
+    """A simulated node per credential, each with a signed client of the hub app."""
+    creds = {"clinic": world.pki.clinic, "pharmacy": world.pki.pharmacy,
+             "clinic2": world.clinic2, "sam_pharmacy": world.sam_pharmacy}
+    return {name: SimNode(cred, hub_app.test_client()) for name, cred in creds.items()}
+
+
+# -- the sync world --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sync_pki(tmp_path_factory) -> Enrolments:
+    """Root, region TAS, a clinic and a pharmacy (helpers.pki), more nodes on demand."""
+    return Enrolments.make(tmp_path_factory.mktemp("sync-pki"))
+
+
+@pytest.fixture(scope="session")
+def node_templates(tmp_path_factory) -> NodeTemplates:
+    return NodeTemplates(tmp_path_factory.mktemp("node-templates"))
