@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from sync_protocol.event_names import CONFLICT_STATE_CHANGED
 from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.timeutil import to_instant, utc_now
 
@@ -74,7 +75,7 @@ def change_state(storage: Storage, conflict_id: str, state: str, *, by: Any,
             raise ConflictStateError("Conflict %(id)s is %(state)s already; it cannot become "
                                      "%(new)s", field="state", id=conflict_id,
                                      state=row["state"], new=state)
-        stored = emit_hub_event(tx, "ConflictStateChanged", {
+        stored = emit_hub_event(tx, CONFLICT_STATE_CHANGED, {
             "conflict_id": conflict_id, "state": state, "by": by_text, "note": note_text},
             after_hlc=row["raised_hlc"])
         changed_at = stored.event.timestamp.to_instant()

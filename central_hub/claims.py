@@ -23,6 +23,14 @@ from typing import Any
 
 from sync_protocol import claims as rules
 from sync_protocol import qr
+from sync_protocol.event_names import (
+    FACILITY_REGISTERED,
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_CLAIMED,
+    PRESCRIPTION_ISSUED,
+)
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust import EKU_PRESCRIBE, NodeIdentity, NodeKind, TrustList
@@ -48,8 +56,8 @@ CREATE INDEX hub_claims_by_prescription ON hub_claims (prescription_id, expires_
 """
 register(COMPONENT, (Migration(COMPONENT, 1, CLAIMS_V1),))
 
-RX_TYPES = ("PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed",
-            "PaperDispenseRecorded")
+RX_TYPES = (PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED,
+            PAPER_DISPENSE_RECORDED)
 
 
 @dataclass
@@ -117,12 +125,12 @@ def knowledge(tx: Tx, prescription_id: str, now: datetime, *, code: str | None =
     paper: list[dict[str, Any]] = []
     for row in rows:
         p = _payload(row["payload"])
-        if row["type"] == "PrescriptionIssued":
+        if row["type"] == PRESCRIPTION_ISSUED:
             know.items = _items_of(p["items"])
             know.window = (p["not_before"], p["expires_at"])
-        elif row["type"] == "PrescriptionCancelled":
+        elif row["type"] == PRESCRIPTION_CANCELLED:
             know.cancelled = True
-        elif row["type"] == "MedicationDispensed":
+        elif row["type"] == MEDICATION_DISPENSED:
             know.dispensed.append({"facility_id": p["facility_id"], "item_no": p["item_no"],
                                    "quantity": p["quantity"],
                                    "dispensed_at": p["dispensed_at"], "mode": p["mode"]})
@@ -161,8 +169,8 @@ def _name_facilities(tx: Tx, rows: list[dict[str, Any]],
     with the claimant's (`also`) in the same query."""
     ids = {r["facility_id"] for r in rows} | ({also} if also else set())
     names = {}
-    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE type = "
-                           "'FacilityRegistered' AND subject_id IN ({ids})", ids):
+    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE type = "  # noqa: S608
+                           f"'{FACILITY_REGISTERED}' AND subject_id IN ({{ids}})", ids):
         names[row["subject_id"]] = _payload(row["payload"]).get("name")
     for r in rows:
         r["facility_name"] = names.get(r["facility_id"]) or r["facility_id"]
@@ -207,7 +215,7 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
         name = know.names.get(request.facility_id)
         if name:
             payload["facility_name"] = name[:200]
-        stored = emit_hub_event(tx, "PrescriptionClaimed", payload)
+        stored = emit_hub_event(tx, PRESCRIPTION_CLAIMED, payload)
         tx.execute("INSERT INTO hub_claims (claim_id, prescription_id, facility_id, node_id, "
                    "items, granted_at, expires_at, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (claim_id, request.prescription_id, request.facility_id, node.node_id,

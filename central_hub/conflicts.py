@@ -36,6 +36,14 @@ from typing import Any
 
 from sync_protocol import cose, qr
 from sync_protocol.errors import ProtocolError
+from sync_protocol.event_names import (
+    CONFLICT_RAISED,
+    MEDICATION_DISPENSED,
+    PATIENT_FIELD_CHANGED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    SLOTS_PUBLISHED,
+)
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import to_instant, utc_now
@@ -172,7 +180,7 @@ def detector(name: str) -> Callable[[Detector], Detector]:
 class ConflictHook(BatchHook):
     """The ingest hook that raises conflicts; needs ProjectionHook before it."""
 
-    types = PROJECTED_TYPES - {"SlotsPublished"}
+    types = PROJECTED_TYPES - {SLOTS_PUBLISHED}
 
     def __init__(self) -> None:
         super().__init__()
@@ -213,7 +221,7 @@ def raise_conflict(tx: Tx, c: Candidate) -> None:
     payload = {"conflict_id": c.conflict_id, "kind": c.kind, "subject_id": c.subject_id,
                "event_ids": c.event_ids[:MAX_EVENT_IDS],
                "facility_ids": c.facility_ids[:MAX_FACILITIES], "details": c.details}
-    stored = emit_hub_event(tx, "ConflictRaised", payload, after_hlc=c.after_hlc)
+    stored = emit_hub_event(tx, CONFLICT_RAISED, payload, after_hlc=c.after_hlc)
     details = json.dumps({**c.details, "event_ids": payload["event_ids"]}, sort_keys=True)
     tx.execute("INSERT INTO hub_conflicts (conflict_id, conflict_key, kind, subject_id, "
                "event_ids, facility_ids, details, state, raised_event_id, raised_position, "
@@ -239,7 +247,7 @@ def dispense_conflicts(ctx: Context) -> list[Candidate]:
 
     Judged once the prescription is in, whichever of it and its dispenses came first."""
     touched = {e.payload["prescription_id"] for e in ctx.of(
-        "PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed")}
+        PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED)}
     tx = ctx.tx
     prescriptions = {r["prescription_id"]: r for r in tx.query_in(
         "SELECT * FROM hub_prescriptions WHERE prescription_id IN ({ids})", touched)}
@@ -464,10 +472,10 @@ def _suggest_slot(tx: Tx, c: Candidate) -> None:
 def patient_field_edits(ctx: Context) -> list[Candidate]:
     """Two nodes changed one field, the later without having seen the earlier's value."""
     touched = {(e.payload["patient_id"], e.payload["field"])
-               for e in ctx.of("PatientFieldChanged")}
+               for e in ctx.of(PATIENT_FIELD_CHANGED)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in ctx.tx.query_in("SELECT * FROM hub_patient_history WHERE patient_id IN ({ids}) "
-                               "AND source = 'PatientFieldChanged'", {p for p, _ in touched}):
+    for row in ctx.tx.query_in("SELECT * FROM hub_patient_history WHERE patient_id IN ({ids}) "  # noqa: S608
+                               f"AND source = '{PATIENT_FIELD_CHANGED}'", {p for p, _ in touched}):
         if (row["patient_id"], row["field"]) in touched:
             groups.setdefault((row["patient_id"], row["field"]), []).append(row)
     if not groups:

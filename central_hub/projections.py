@@ -25,6 +25,22 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from sync_protocol.event_names import (
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    SLOTS_PUBLISHED,
+)
 from sync_protocol.event_types import PATIENT_FIELDS as PATIENT_FIELD_NAMES
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
@@ -132,13 +148,13 @@ CREATE INDEX hub_paper_dispenses_by_serial ON hub_paper_dispenses (paper_serial)
 """
 register(COMPONENT, (Migration(COMPONENT, 1, PROJECTIONS_V1),))
 
-PATIENT_TYPES = ("PatientRegistered", "PatientFieldChanged", "PatientPhoneConfirmed")
-APPOINTMENT_TYPES = ("AppointmentBooked", "AppointmentCancelled", "AppointmentRescheduled",
-                     "AppointmentCheckedIn", "AppointmentCompleted", "AppointmentNoShow")
-PRESCRIPTION_TYPES = ("PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed",
-                      "PaperDispenseRecorded")
+PATIENT_TYPES = (PATIENT_REGISTERED, PATIENT_FIELD_CHANGED, PATIENT_PHONE_CONFIRMED)
+APPOINTMENT_TYPES = (APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, APPOINTMENT_RESCHEDULED,
+                     APPOINTMENT_CHECKED_IN, APPOINTMENT_COMPLETED, APPOINTMENT_NO_SHOW)
+PRESCRIPTION_TYPES = (PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED,
+                      PAPER_DISPENSE_RECORDED)
 PROJECTED_TYPES = frozenset((*PATIENT_TYPES, *APPOINTMENT_TYPES, *PRESCRIPTION_TYPES,
-                             "SlotsPublished"))
+                             SLOTS_PUBLISHED))
 # Patient columns a registration sets; edits may change the PATIENT_FIELDS among them, whose
 # every value is kept in hub_patient_history (the FIXED_COLUMNS are in the registration).
 PATIENT_COLUMNS = ("med_id", "pinfl", "document", "full_name", "birth_date", "sex", "phone",
@@ -148,8 +164,8 @@ FIXED_COLUMNS = tuple(c for c in PATIENT_COLUMNS if c not in PATIENT_FIELDS)
 PHONE_CONFIRMED = "phone_confirmed"
 # Statuses that hold a slot (as on the node: a second booking of a held slot is bumped).
 HOLDING = frozenset({"booked", "checked_in", "completed", "no_show"})
-LIFECYCLE = {"AppointmentCheckedIn": "checked_in", "AppointmentCompleted": "completed",
-             "AppointmentNoShow": "no_show", "AppointmentCancelled": "cancelled"}
+LIFECYCLE = {APPOINTMENT_CHECKED_IN: "checked_in", APPOINTMENT_COMPLETED: "completed",
+             APPOINTMENT_NO_SHOW: "no_show", APPOINTMENT_CANCELLED: "cancelled"}
 # Appointments sharing slots are replayed together; a chain of moves longer than this many
 # hops is cut (it would take years of rescheduling to reach it).
 MAX_CLOSURE_ROUNDS = 8
@@ -195,10 +211,10 @@ class ProjectionHook(BatchHook):
             return [e for t in types for e in by_type.get(t, ())]
 
         project_patients(tx, of(*PATIENT_TYPES))
-        project_slots(tx, of("SlotsPublished"))
+        project_slots(tx, of(SLOTS_PUBLISHED))
         project_appointments(tx, of(*APPOINTMENT_TYPES))
-        project_prescriptions(tx, of("PrescriptionIssued", "PrescriptionCancelled"))
-        project_dispenses(tx, of("MedicationDispensed"), of("PaperDispenseRecorded"))
+        project_prescriptions(tx, of(PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED))
+        project_dispenses(tx, of(MEDICATION_DISPENSED), of(PAPER_DISPENSE_RECORDED))
 
 
 # -- patients -----------------------------------------------------------------------------
@@ -209,12 +225,12 @@ def project_patients(tx: Tx, events: list[Event]) -> None:
     history, fixed = [], []  # fixed: what no edit can change (not kept in the history)
     for e in events:
         p = e.payload
-        if e.type == "PatientRegistered":
+        if e.type == PATIENT_REGISTERED:
             history.extend((e.id, name, p["patient_id"], e.type, p[name], None, 0, e.hlc,
                             e.origin) for name in PATIENT_FIELDS if name in p)
             fixed.extend((p["patient_id"], name, e.hlc, e.origin, p[name])
                          for name in FIXED_COLUMNS if name in p)
-        elif e.type == "PatientFieldChanged":
+        elif e.type == PATIENT_FIELD_CHANGED:
             history.append((e.id, p["field"], p["patient_id"], e.type, p["value"],
                             p.get("previous"), int("previous" in p), e.hlc, e.origin))
         else:
@@ -231,14 +247,14 @@ def project_patients(tx: Tx, events: list[Event]) -> None:
     state = {pid: (json.loads(r["clocks"]), r["registered_hlc"]) for pid, r in current.items()}
     writes = [(pid, name, hlc, origin, value, source)
               for _, name, pid, source, value, _, _, hlc, origin in history]
-    writes += [(*row, "PatientRegistered") for row in fixed]
+    writes += [(*row, PATIENT_REGISTERED) for row in fixed]
     for pid, name, hlc, origin, value, source in writes:
         clocks, registered = state.setdefault(pid, ({}, None))
         known = clocks.get(name)
         # the greatest (hlc, origin) wins, so the order of arrival does not matter
         if known is None or (hlc, origin) > (known[0], known[1]):
             clocks[name] = [hlc, origin, value]
-        if source == "PatientRegistered" and (registered is None or hlc < registered):
+        if source == PATIENT_REGISTERED and (registered is None or hlc < registered):
             state[pid] = (clocks, hlc)
     columns = ("patient_id", "registered", *PATIENT_COLUMNS, PHONE_CONFIRMED, "registered_hlc",
                "clocks")
@@ -345,7 +361,7 @@ def _claimed_slots(rows: Iterable[dict[str, Any]]) -> set[str]:
     doctor: dict[str, str] = {}
     out = set()
     for row in sorted(rows, key=_clock):
-        if row["type"] not in ("AppointmentBooked", "AppointmentRescheduled"):
+        if row["type"] not in (APPOINTMENT_BOOKED, APPOINTMENT_RESCHEDULED):
             continue
         who = row["practitioner_id"] or doctor.get(row["appointment_id"])
         if who:
@@ -405,7 +421,7 @@ def replay_appointments(rows: list[dict[str, Any]]
 
     for row in sorted(rows, key=_clock):
         kind, a = row["type"], state.get(row["appointment_id"])
-        if kind == "AppointmentBooked":
+        if kind == APPOINTMENT_BOOKED:
             if a is not None:
                 continue
             a = {"appointment_id": row["appointment_id"], "patient_id": row["patient_id"],
@@ -416,7 +432,7 @@ def replay_appointments(rows: list[dict[str, Any]]
             state[a["appointment_id"]] = a
         elif a is None:
             continue  # as on the node: an event about an appointment not booked (yet)
-        elif kind == "AppointmentRescheduled":
+        elif kind == APPOINTMENT_RESCHEDULED:
             release(a, row)
             a["status"] = "moving"
             a["practitioner_id"] = row["practitioner_id"] or a["practitioner_id"]
@@ -424,9 +440,9 @@ def replay_appointments(rows: list[dict[str, Any]]
             claim(a, row)
         else:
             a["status"] = LIFECYCLE[kind]
-            if kind == "AppointmentCheckedIn":
+            if kind == APPOINTMENT_CHECKED_IN:
                 a["queue_number"] = row["queue_number"]
-            elif kind == "AppointmentCancelled":
+            elif kind == APPOINTMENT_CANCELLED:
                 a["cancel_reason"] = row["reason"]
                 release(a, row)
     return state, claims
@@ -443,8 +459,8 @@ ITEM_COLUMNS = ("prescription_id", "item_no", "inn", "form", "strength", "unit",
 
 
 def project_prescriptions(tx: Tx, events: list[Event]) -> None:
-    issued = [e for e in events if e.type == "PrescriptionIssued"]
-    cancelled = [e for e in events if e.type == "PrescriptionCancelled"]
+    issued = [e for e in events if e.type == PRESCRIPTION_ISSUED]
+    cancelled = [e for e in events if e.type == PRESCRIPTION_CANCELLED]
     if issued:
         # A prescription id is issued once; should one come again, the first stored stays.
         held = {r["prescription_id"] for r in tx.query_in(
@@ -567,9 +583,9 @@ _SNAPSHOT_FROM: dict[str, tuple[str, str]] = {
     "patients": ("hub_patients WHERE registered = 1", "facility_id = ?"),
     # the node keeps the clock of the last edit per field (registration sets none)
     "patient_field_clock": (
-        "hub_patient_history h WHERE source = 'PatientFieldChanged' AND NOT EXISTS (SELECT 1 "
+        f"hub_patient_history h WHERE source = '{PATIENT_FIELD_CHANGED}' AND NOT EXISTS (SELECT 1 "  # noqa: S608
         "FROM hub_patient_history l WHERE l.patient_id = h.patient_id AND l.field = h.field "
-        "AND l.source = 'PatientFieldChanged' AND (l.hlc > h.hlc OR (l.hlc = h.hlc AND "
+        f"AND l.source = '{PATIENT_FIELD_CHANGED}' AND (l.hlc > h.hlc OR (l.hlc = h.hlc AND "
         "l.origin > h.origin)))",
         "patient_id IN (SELECT patient_id FROM hub_patients WHERE facility_id = ?)"),
     "slots": ("hub_slots", "facility_id = ?"),

@@ -48,6 +48,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sync_protocol.event_names import (
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PRESCRIPTION_ISSUED,
+)
 from sync_protocol.events import Event
 from sync_protocol.timeutil import from_instant, local_date, to_instant
 
@@ -112,9 +117,9 @@ def on_accepted(tx: Tx, stored: list[StoredEvent]) -> None:
 
     for one in stored:
         event = one.event
-        if event.type == "MedicationDispensed":
+        if event.type == MEDICATION_DISPENSED:
             dispenses.append(event)
-        elif event.type == "PrescriptionIssued" and event.payload["kind"] != "paper":
+        elif event.type == PRESCRIPTION_ISSUED and event.payload["kind"] != "paper":
             prescriptions.append(one)
         elif event.type in _PAPER_HANDLERS:
             flush()
@@ -209,8 +214,8 @@ def _on_dispenses(tx: Tx, events: list[Event]) -> None:
             check_quantities(tx, prescription_id)
 
 
-_PAPER_HANDLERS = {"PrescriptionIssued": _on_prescription,
-                   "PaperDispenseRecorded": _on_paper_dispense}
+_PAPER_HANDLERS = {PRESCRIPTION_ISSUED: _on_prescription,
+                   PAPER_DISPENSE_RECORDED: _on_paper_dispense}
 
 
 # -- matching -------------------------------------------------------------------------------
@@ -332,18 +337,18 @@ def check_quantities(tx: Tx, prescription_id: str) -> None:
     for event in paper_events:
         lines += [(event.payload["dispensed_at"], event.id, event, i["inn"].casefold(),
                    i["quantity"]) for i in event.payload["items"]]
-    for row in tx.query("SELECT * FROM events WHERE subject_id = ? AND type = "
-                        "'MedicationDispensed' ORDER BY position", (prescription_id,)):
+    for row in tx.query("SELECT * FROM events WHERE subject_id = ? AND type = "  # noqa: S608
+                        f"'{MEDICATION_DISPENSED}' ORDER BY position", (prescription_id,)):
         event = row_event(row)
         p = event.payload
         records[event.id] = (p["facility_id"], day_of(p["dispensed_at"]))
         lines.append((p["dispensed_at"], event.id, event, inn_of.get(p["item_no"], ""),
                       p["quantity"]))
     own = (rx_p["facility_id"], day_of(rx_p["issued_at"]))
-    for inn in sorted({line[3] for line in lines if line[2].type == "PaperDispenseRecorded"}):
+    for inn in sorted({line[3] for line in lines if line[2].type == PAPER_DISPENSE_RECORDED}):
         of_inn = sorted((line for line in lines if line[3] == inn), key=lambda x: x[:2])
         total, paper = sum(x[4] for x in of_inn), sum(
-            x[4] for x in of_inn if x[2].type == "PaperDispenseRecorded")
+            x[4] for x in of_inn if x[2].type == PAPER_DISPENSE_RECORDED)
         running = 0
         for handed_at, _id, event, _inn, quantity in of_inn:
             running += quantity

@@ -6,6 +6,18 @@ import logging
 
 from flask_babel import lazy_gettext as _l
 
+from sync_protocol.event_names import (
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_RESCHEDULED,
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+)
+
 log = logging.getLogger(__name__)
 
 SPECIALTIES = {
@@ -105,15 +117,15 @@ CONFLICT_STATES = {
 
 # What an event involved in a conflict did, in words (the facts it carries follow).
 EVENT_WORDS = {
-    "PrescriptionIssued": _l("Prescription issued"),
-    "PrescriptionCancelled": _l("Prescription cancelled"),
-    "MedicationDispensed": _l("Medicine dispensed"),
-    "PaperDispenseRecorded": _l("Paper dispense entered"),
-    "AppointmentBooked": _l("Visit booked"),
-    "AppointmentRescheduled": _l("Visit moved"),
-    "AppointmentCancelled": _l("Visit cancelled"),
-    "PatientRegistered": _l("Patient registered"),
-    "PatientFieldChanged": _l("Patient's detail changed"),
+    PRESCRIPTION_ISSUED: _l("Prescription issued"),
+    PRESCRIPTION_CANCELLED: _l("Prescription cancelled"),
+    MEDICATION_DISPENSED: _l("Medicine dispensed"),
+    PAPER_DISPENSE_RECORDED: _l("Paper dispense entered"),
+    APPOINTMENT_BOOKED: _l("Visit booked"),
+    APPOINTMENT_RESCHEDULED: _l("Visit moved"),
+    APPOINTMENT_CANCELLED: _l("Visit cancelled"),
+    PATIENT_REGISTERED: _l("Patient registered"),
+    PATIENT_FIELD_CHANGED: _l("Patient's detail changed"),
 }
 FACT_WORDS = {
     "number": _l("Prescription"),

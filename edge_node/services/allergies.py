@@ -14,6 +14,7 @@ import sqlite3
 from datetime import datetime
 
 from sync_protocol.errors import ProtocolError
+from sync_protocol.event_names import ALLERGY_RECORDED, ALLERGY_RETRACTED
 from sync_protocol.event_types import MAX_CLINICAL_NOTE, MAX_OVERRIDDEN_ALLERGIES
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
@@ -88,7 +89,7 @@ def record_allergy(store: NodeStore, actor: Actor, *, patient_id: str, substance
         if same:
             raise Conflict("This allergy is already on the card", field="substance",
                            code="allergy_recorded")
-        tx.append("AllergyRecorded", payload)
+        tx.append(ALLERGY_RECORDED, payload)
     log.info("allergy %s recorded for patient %s", payload["allergy_id"], patient_id)
     return payload["allergy_id"]
 
@@ -109,7 +110,7 @@ def retract_allergy(store: NodeStore, actor: Actor, allergy_id: str, reason: str
         if row["retracted_at"]:
             raise Conflict("This allergy is already removed", field="allergy_id",
                            code="allergy_retracted")
-        tx.append("AllergyRetracted", {
+        tx.append(ALLERGY_RETRACTED, {
             "allergy_id": allergy_id, "patient_id": row["patient_id"], "reason": note,
             "retracted_at": to_instant((now or utc_now()).replace(microsecond=0))})
 

@@ -10,6 +10,14 @@ import logging
 import sqlite3
 from datetime import datetime, time, timedelta
 
+from sync_protocol.event_names import (
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+)
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant, utc_now
 
@@ -80,7 +88,7 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
         facility = tx.one("SELECT facility_id FROM slots WHERE practitioner_id = ? AND"
                           " starts_at = ?", (practitioner_id, start))
         try:
-            tx.append("AppointmentBooked", {
+            tx.append(APPOINTMENT_BOOKED, {
                 "appointment_id": appointment_id, "patient_id": patient_id,
                 "practitioner_id": practitioner_id, "facility_id": facility["facility_id"],
                 "starts_at": start, "channel": channel})
@@ -115,7 +123,7 @@ def cancel(store: NodeStore, actor: Actor, appointment_id: str, reason: str = ""
         payload = {"appointment_id": appointment_id}
         if reason:
             payload["reason"] = str(reason)[:400]
-        tx.append("AppointmentCancelled", payload)
+        tx.append(APPOINTMENT_CANCELLED, payload)
 
 
 def reschedule(store: NodeStore, actor: Actor, appointment_id: str, *,
@@ -129,7 +137,7 @@ def reschedule(store: NodeStore, actor: Actor, appointment_id: str, *,
         payload = {"appointment_id": appointment_id, "starts_at": start}
         if doctor != row["practitioner_id"]:
             payload["practitioner_id"] = doctor
-        tx.append("AppointmentRescheduled", payload)
+        tx.append(APPOINTMENT_RESCHEDULED, payload)
 
 
 def check_in(store: NodeStore, actor: Actor, appointment_id: str,
@@ -153,7 +161,7 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
                        (row["practitioner_id"], to_instant(begin),
                         to_instant(begin + timedelta(days=1))))
         number = taken["n"] + 1
-        tx.append("AppointmentCheckedIn", {"appointment_id": appointment_id,
+        tx.append(APPOINTMENT_CHECKED_IN, {"appointment_id": appointment_id,
                                            "queue_number": number})
     return number
 
@@ -165,7 +173,7 @@ def complete(store: NodeStore, actor: Actor, appointment_id: str) -> None:
         if row["status"] not in ("booked", "checked_in"):
             raise Conflict("The appointment is %(status)s and cannot be completed",
                            field="appointment_id", code="not_open", status=row["status"])
-        tx.append("AppointmentCompleted", {"appointment_id": appointment_id})
+        tx.append(APPOINTMENT_COMPLETED, {"appointment_id": appointment_id})
 
 
 def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
@@ -179,7 +187,7 @@ def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
         if from_instant(row["starts_at"]) > (now or utc_now()):
             raise ValidationFailed("A no-show can be marked only after the appointment time",
                                    field="appointment_id", code="not_yet")
-        tx.append("AppointmentNoShow", {"appointment_id": appointment_id})
+        tx.append(APPOINTMENT_NO_SHOW, {"appointment_id": appointment_id})
 
 
 def list_appointments(store: NodeStore, actor: Actor, *, patient_id: str | None = None,

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync_protocol import qr
+from sync_protocol.event_names import MEDICATION_DISPENSED
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.mrz import looks_like_mrz, parse_mrz
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
@@ -300,7 +301,7 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
             "pharmacist": actor.display_name or actor.actor_id}
         if claim_id:
             payload["claim_id"] = claim_id
-        tx.append("MedicationDispensed", payload)
+        tx.append(MEDICATION_DISPENSED, payload)
     return {"dispense_id": dispense_id, "fill_number": state["fill_number"],
             "mode": payload["mode"], "claim_id": claim_id,
             "remaining_in_fill": state["remaining_in_fill"] - quantity,

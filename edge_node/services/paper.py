@@ -13,6 +13,7 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
+from sync_protocol.event_names import PAPER_DISPENSE_RECORDED, PRESCRIPTION_ISSUED
 from sync_protocol.identifiers import (
     format_pad_serial,
     new_ulid,
@@ -109,7 +110,7 @@ def enter_paper_prescription(store: NodeStore, actor: Actor, *, facility_id: str
         plan = check_prescription(requests, Catalogue.load(), is_chronic(tx.conn, patient_id),
                                   issued)
         prescription_id = new_ulid()
-        tx.append("PrescriptionIssued", {
+        tx.append(PRESCRIPTION_ISSUED, {
             "prescription_id": prescription_id, "number": f"P-{serial}", "kind": "paper",
             "patient_id": patient_id, "pinfl": patient["pinfl"], "facility_id": facility_id,
             "practitioner_id": practitioner_id, "issued_at": to_instant(issued),
@@ -159,7 +160,7 @@ def enter_paper_dispense(store: NodeStore, actor: Actor, *, facility_id: str,
     if pinfl:
         payload["pinfl"] = parse_pinfl(pinfl).digits
     with store.transaction() as tx:
-        tx.append("PaperDispenseRecorded", payload)
+        tx.append(PAPER_DISPENSE_RECORDED, payload)
     return {"dispense_id": payload["dispense_id"]}
 
 

@@ -14,6 +14,11 @@ from typing import Any
 from ulid import ULID
 
 from sync_protocol import qr
+from sync_protocol.event_names import (
+    CHRONIC_CONDITION_SET,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+)
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import EKU_PRESCRIBE, extended_key_usages
@@ -87,7 +92,7 @@ def set_chronic_condition(store: NodeStore, actor: Actor, patient_id: str, code:
     icd10_description(code)
     with store.transaction() as tx:
         get_patient(tx.conn, patient_id)
-        tx.append("ChronicConditionSet", {"patient_id": patient_id,
+        tx.append(CHRONIC_CONDITION_SET, {"patient_id": patient_id,
                                           "code": normalise_icd10(code), "active": bool(active)})
 
 
@@ -131,7 +136,7 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: Any, *, pati
                 repeats=p.repeats, min_days_between_fills=p.min_days_between_fills or 0)
                 for p in plan.items))
         code = qr.issue(claims, credentials.key, credentials.cert)
-        tx.append("PrescriptionIssued", {
+        tx.append(PRESCRIPTION_ISSUED, {
             "prescription_id": prescription_id, "number": number, "kind": "e",
             "patient_id": patient_id, "pinfl": patient["pinfl"],
             "facility_id": facility["facility_id"], "practitioner_id": actor.practitioner_id,
@@ -165,7 +170,7 @@ def cancel_prescription(store: NodeStore, actor: Actor, prescription_id: str,
         if row["status"] == "cancelled":
             raise Conflict("The prescription is already cancelled", field="prescription_id",
                            code="already_cancelled")
-        tx.append("PrescriptionCancelled", {"prescription_id": prescription_id,
+        tx.append(PRESCRIPTION_CANCELLED, {"prescription_id": prescription_id,
                                             "reason": reason[:400]})
 
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from sync_protocol.event_names import PRESCRIPTION_ISSUED, REMOTE_PRESCRIPTION_DECIDED
 from sync_protocol.events import Event
 from sync_protocol.identifiers import parse_document, parse_pinfl
 from sync_protocol.timeutil import to_instant, utc_now
@@ -114,7 +115,7 @@ def approve(store: NodeStore, actor: Actor, credentials: Any, request_id: str, *
         _open_request(tx.conn, actor, request_id)  # still open inside the write lock
         p = issued.payload
         code = pickup_code(p["prescription_id"])
-        tx.append("RemotePrescriptionDecided", {
+        tx.append(REMOTE_PRESCRIPTION_DECIDED, {
             "request_id": request_id, "decision": APPROVED,
             "practitioner_id": actor.practitioner_id, "prescription_id": p["prescription_id"],
             "pickup_code": code, **_note(note)})
@@ -139,7 +140,7 @@ def decline(store: NodeStore, actor: Actor, request_id: str, *, note: str) -> di
                                field="note")
     with store.transaction() as tx:
         request = _open_request(tx.conn, actor, request_id)
-        tx.append("RemotePrescriptionDecided", {
+        tx.append(REMOTE_PRESCRIPTION_DECIDED, {
             "request_id": request_id, "decision": DECLINED,
             "practitioner_id": actor.practitioner_id, **_note(note)})
         phone = _phone(tx.conn, request)
@@ -183,7 +184,7 @@ class _Linked:
             original = tx.append
 
             def append(event_type: str, payload: dict[str, Any]) -> Event:
-                if event_type != "PrescriptionIssued":
+                if event_type != PRESCRIPTION_ISSUED:
                     return original(event_type, payload)
                 event = original(event_type, {**payload, "remote_request_id": self._request_id})
                 self._finish(tx, event)
