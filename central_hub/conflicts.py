@@ -35,6 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_protocol import cose, qr
+from sync_protocol.conflicts import (
+    DISPENSE_AFTER_CANCELLATION,
+    DISPENSE_AFTER_EXPIRY,
+    DISPENSE_AFTER_REVOCATION,
+    DOUBLE_BOOKING,
+    OPEN,
+    OVER_DISPENSING,
+    PATIENT_FIELD,
+)
 from sync_protocol.errors import ProtocolError
 from sync_protocol.event_names import (
     CONFLICT_RAISED,
@@ -102,7 +111,6 @@ register_snapshot_table(
     "hub_conflicts",
     "conflict_id IN (SELECT conflict_id FROM hub_conflict_facilities WHERE facility_id = ?)")
 
-OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 # ConflictRaised allows 50 event ids, 10 facilities and 30 detail keys (event_types).
 MAX_EVENT_IDS = 50
 MAX_FACILITIES = 10
@@ -296,7 +304,7 @@ def _over_dispensing(rx: dict[str, Any], items: dict[tuple[str, int], dict[str, 
             if running <= prescribed:
                 continue
             out.append(Candidate(
-                "over_dispensing", rx["prescription_id"], [rx["event_id"], d["event_id"]],
+                OVER_DISPENSING, rx["prescription_id"], [rx["event_id"], d["event_id"]],
                 [rx["hlc"], d["hlc"]],
                 [rx["facility_id"], *sorted(per_facility)],
                 {"prescription_id": rx["prescription_id"], "item_no": item_no,
@@ -320,7 +328,7 @@ def _after_cancellation(ctx: Context, rx: dict[str, Any], cancels: list[dict[str
             if (d["dispensed_at"], d["hlc"]) <= (c["cancelled_at"], c["hlc"]):
                 continue
             out.append(Candidate(
-                "dispense_after_cancellation", rx["prescription_id"],
+                DISPENSE_AFTER_CANCELLATION, rx["prescription_id"],
                 [c["event_id"], d["event_id"]], [c["hlc"], d["hlc"]],
                 [rx["facility_id"], d["facility_id"],
                  *ctx.facilities_of([c["origin"]])[c["origin"]]],
@@ -339,7 +347,7 @@ def _outside_validity(rx: dict[str, Any], dispenses: list[dict[str, Any]]) -> li
         if rx["not_before"] <= d["dispensed_at"] <= rx["expires_at"]:
             continue
         out.append(Candidate(
-            "dispense_after_expiry", rx["prescription_id"], [rx["event_id"], d["event_id"]],
+            DISPENSE_AFTER_EXPIRY, rx["prescription_id"], [rx["event_id"], d["event_id"]],
             [rx["hlc"], d["hlc"]], [rx["facility_id"], d["facility_id"]],
             {"prescription_id": rx["prescription_id"], "item_no": d["item_no"],
              "quantity": d["quantity"], "dispense_id": d["dispense_id"],
@@ -365,7 +373,7 @@ def _after_revocation(ctx: Context, prescriptions: dict[str, dict[str, Any]],
             if d["dispensed_at"] <= revoked_at:
                 continue
             out.append(Candidate(
-                "dispense_after_revocation", rx_id, [rx["event_id"], d["event_id"]],
+                DISPENSE_AFTER_REVOCATION, rx_id, [rx["event_id"], d["event_id"]],
                 [rx["hlc"], d["hlc"]], [rx["facility_id"], d["facility_id"]],
                 {"prescription_id": rx_id, "item_no": d["item_no"], "quantity": d["quantity"],
                  "dispense_id": d["dispense_id"], "dispensed_at": d["dispensed_at"],
@@ -419,7 +427,7 @@ def check_revocations(storage) -> int:
 
 # -- double bookings ----------------------------------------------------------------------
 
-@detector("double_booking")
+@detector(DOUBLE_BOOKING)
 def double_bookings(ctx: Context) -> list[Candidate]:
     """Two claims of one slot from different nodes while the first was still held."""
     touched = {e.payload["appointment_id"] for e in ctx.of(*APPOINTMENT_TYPES)}
@@ -441,7 +449,7 @@ def double_bookings(ctx: Context) -> list[Candidate]:
                         or first["appointment_id"] == later["appointment_id"]):
                     continue
                 out.append(Candidate(
-                    "double_booking", slot, [first["event_id"], later["event_id"]],
+                    DOUBLE_BOOKING, slot, [first["event_id"], later["event_id"]],
                     [first["hlc"], later["hlc"]], [first["facility_id"], later["facility_id"]],
                     {"practitioner_id": first["practitioner_id"],
                      "starts_at": first["starts_at"], "winner": _claim_summary(first),
@@ -468,7 +476,7 @@ def _suggest_slot(tx: Tx, c: Candidate) -> None:
 
 # -- patient fields -----------------------------------------------------------------------
 
-@detector("patient_field")
+@detector(PATIENT_FIELD)
 def patient_field_edits(ctx: Context) -> list[Candidate]:
     """Two nodes changed one field, the later without having seen the earlier's value."""
     touched = {(e.payload["patient_id"], e.payload["field"])
@@ -493,7 +501,7 @@ def patient_field_edits(ctx: Context) -> list[Candidate]:
                     continue
                 homes = ctx.facilities_of([earlier["origin"], later["origin"]])
                 out.append(Candidate(
-                    "patient_field", f"{patient_id}:{name}",
+                    PATIENT_FIELD, f"{patient_id}:{name}",
                     [earlier["event_id"], later["event_id"]], [earlier["hlc"], later["hlc"]],
                     [attached.get(patient_id), *homes[earlier["origin"]],
                      *homes[later["origin"]]],

@@ -48,6 +48,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sync_protocol.conflicts import (
+    PAPER_MISMATCH,
+)
 from sync_protocol.event_names import (
     MEDICATION_DISPENSED,
     PAPER_DISPENSE_RECORDED,
@@ -64,7 +67,7 @@ from .storage import Storage, Tx
 
 log = logging.getLogger(__name__)
 
-KIND = "paper_mismatch"
+KIND = PAPER_MISMATCH
 SERIAL_NOT_ALLOCATED = "serial_not_allocated"
 SERIAL_USED_TWICE = "serial_used_twice"
 QUANTITY_ABOVE_PRESCRIBED = "quantity_above_prescribed"

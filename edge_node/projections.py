@@ -14,6 +14,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sync_protocol.conflicts import (
+    OPEN,
+)
 from sync_protocol.event_names import (
     ALLERGY_RECORDED,
     ALLERGY_RETRACTED,
@@ -381,7 +384,7 @@ def _conflict(conn: sqlite3.Connection, event: Event) -> None:
     _insert(conn, "conflicts", {
         "conflict_id": p["conflict_id"], "kind": p["kind"], "subject_id": p["subject_id"],
         "details": json.dumps({**p["details"], "event_ids": p["event_ids"]}, sort_keys=True),
-        "state": "open", "raised_at": event.timestamp.to_instant()})
+        "state": OPEN, "raised_at": event.timestamp.to_instant()})
 
 
 @handles(CONFLICT_STATE_CHANGED)

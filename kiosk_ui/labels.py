@@ -6,6 +6,19 @@ import logging
 
 from flask_babel import lazy_gettext as _l
 
+from sync_protocol.conflicts import (
+    ACKNOWLEDGED,
+    DISPENSE_AFTER_CANCELLATION,
+    DISPENSE_AFTER_EXPIRY,
+    DISPENSE_AFTER_REVOCATION,
+    DOUBLE_BOOKING,
+    IDENTITY_CLASH,
+    OPEN,
+    OVER_DISPENSING,
+    PAPER_MISMATCH,
+    PATIENT_FIELD,
+    RESOLVED,
+)
 from sync_protocol.event_names import (
     APPOINTMENT_BOOKED,
     APPOINTMENT_CANCELLED,
@@ -97,21 +110,21 @@ REQUEST_STATUSES = {
     "all": _l("All"),
 }
 
-# Conflicts as the hub raises them (sync_protocol.event_types.CONFLICT_KINDS) and their states.
+# Conflicts as the hub raises them (sync_protocol.conflicts) and their states.
 CONFLICT_KINDS = {
-    "over_dispensing": _l("More dispensed than prescribed"),
-    "dispense_after_cancellation": _l("Dispensed after the prescription was cancelled"),
-    "dispense_after_expiry": _l("Dispensed outside the prescription's validity"),
-    "dispense_after_revocation": _l("Dispensed after the signer's key was revoked"),
-    "double_booking": _l("One slot booked twice"),
-    "patient_field": _l("A patient's detail changed at two places"),
-    "paper_mismatch": _l("Paper records do not match"),
-    "identity_clash": _l("One identity on two patient records"),
+    OVER_DISPENSING: _l("More dispensed than prescribed"),
+    DISPENSE_AFTER_CANCELLATION: _l("Dispensed after the prescription was cancelled"),
+    DISPENSE_AFTER_EXPIRY: _l("Dispensed outside the prescription's validity"),
+    DISPENSE_AFTER_REVOCATION: _l("Dispensed after the signer's key was revoked"),
+    DOUBLE_BOOKING: _l("One slot booked twice"),
+    PATIENT_FIELD: _l("A patient's detail changed at two places"),
+    PAPER_MISMATCH: _l("Paper records do not match"),
+    IDENTITY_CLASH: _l("One identity on two patient records"),
 }
 CONFLICT_STATES = {
-    "open": _l("Open"),
-    "acknowledged": _l("Acknowledged"),
-    "resolved": _l("Resolved"),
+    OPEN: _l("Open"),
+    ACKNOWLEDGED: _l("Acknowledged"),
+    RESOLVED: _l("Resolved"),
     "all": _l("All"),
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import fastjsonschema
 
+from . import conflicts
 from .errors import PayloadInvalid, UnknownEventType
 from .event_names import (
     ALLERGY_RECORDED,
@@ -77,9 +78,7 @@ ALLERGY_KIND = {"enum": ["allergy", "intolerance"]}
 SEVERITY = {"enum": ["mild", "moderate", "severe"]}
 MAX_OVERRIDDEN_ALLERGIES = 20
 # Conflict classes of DESIGN.md section 5 (and a node identity clash, lesson 10).
-CONFLICT_KINDS = ["over_dispensing", "dispense_after_cancellation", "dispense_after_expiry",
-                  "dispense_after_revocation", "double_booking", "patient_field",
-                  "paper_mismatch", "identity_clash"]
+CONFLICT_KINDS = list(conflicts.KINDS)
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -227,7 +226,7 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "details": {"type": "object", "maxProperties": 30}},
     ),
     (CONFLICT_STATE_CHANGED, 1): obj(
-        {"conflict_id": ULID, "state": {"enum": ["acknowledged", "resolved"]}, "by": NAME,
+        {"conflict_id": ULID, "state": {"enum": list(conflicts.REVIEW_STATES)}, "by": NAME,
          "note": {**TEXT, "minLength": 1}},
     ),
     (REMOTE_PRESCRIPTION_REQUESTED, 1): obj(
