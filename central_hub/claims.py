@@ -32,6 +32,7 @@ from sync_protocol.event_names import (
     PRESCRIPTION_ISSUED,
 )
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.rules import fills
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust import EKU_PRESCRIBE, NodeIdentity, NodeKind, TrustList
 
@@ -98,7 +99,7 @@ def _payload(value: Any) -> dict[str, Any]:
 
 def _items_of(rx_items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {i["item_no"]: {"inn": i["inn"], "quantity": i["quantity"],
-                           "fills": 1 + i.get("repeats", 0)} for i in rx_items}
+                           "fills": fills(i.get("repeats", 0))} for i in rx_items}
 
 
 def _items_from_code(code: str | None, prescription_id: str, trust_list: TrustList | None,
@@ -112,7 +113,7 @@ def _items_from_code(code: str | None, prescription_id: str, trust_list: TrustLi
         return None
     if not trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE).ok:
         return None
-    return {n: {"inn": i.inn, "quantity": i.quantity, "fills": 1 + i.repeats}
+    return {n: {"inn": i.inn, "quantity": i.quantity, "fills": fills(i.repeats)}
             for n, i in enumerate(result.prescription.items, start=1)}
 
 

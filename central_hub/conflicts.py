@@ -55,6 +55,7 @@ from sync_protocol.event_names import (
 )
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.rules import fill_total
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import TrustList
 
@@ -294,7 +295,7 @@ def _over_dispensing(rx: dict[str, Any], items: dict[tuple[str, int], dict[str, 
         item = items.get((rx["prescription_id"], item_no))
         if item is None:
             continue  # an item the prescription does not have: not this detector's business
-        prescribed = item["quantity"] * (1 + item["repeats"])
+        prescribed = fill_total(item["quantity"], item["repeats"])
         per_facility: dict[str, int] = {}
         for d in item_dispenses:
             per_facility[d["facility_id"]] = per_facility.get(d["facility_id"], 0) + d["quantity"]

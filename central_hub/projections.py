@@ -44,6 +44,7 @@ from sync_protocol.event_names import (
 from sync_protocol.event_types import PATIENT_FIELDS as PATIENT_FIELD_NAMES
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.rules import HOLDING_STATUSES, claim_slot
 from sync_protocol.timeutil import from_instant, to_instant
 
 from .hub_events import HUB_ORIGIN
@@ -162,8 +163,8 @@ PATIENT_COLUMNS = ("med_id", "pinfl", "document", "full_name", "birth_date", "se
 PATIENT_FIELDS = tuple(PATIENT_FIELD_NAMES)
 FIXED_COLUMNS = tuple(c for c in PATIENT_COLUMNS if c not in PATIENT_FIELDS)
 PHONE_CONFIRMED = "phone_confirmed"
-# Statuses that hold a slot (as on the node: a second booking of a held slot is bumped).
-HOLDING = frozenset({"booked", "checked_in", "completed", "no_show"})
+# Statuses that hold a slot (sync_protocol.rules, as on the node).
+HOLDING = frozenset(HOLDING_STATUSES)
 LIFECYCLE = {APPOINTMENT_CHECKED_IN: "checked_in", APPOINTMENT_COMPLETED: "completed",
              APPOINTMENT_NO_SHOW: "no_show", APPOINTMENT_CANCELLED: "cancelled"}
 # Appointments sharing slots are replayed together; a chain of moves longer than this many
@@ -396,13 +397,13 @@ def replay_appointments(rows: list[dict[str, Any]]
         filed.setdefault(slot, []).append(a)
         holder = min(holders, key=lambda h: (h["booked_hlc"], h["booked_origin"]), default=None)
         a["booked_hlc"], a["booked_origin"], a["bumped_by"] = row["hlc"], row["origin"], None
-        if holder is None:
-            a["status"] = "booked"
-        elif (holder["booked_hlc"], holder["booked_origin"]) < (row["hlc"], row["origin"]):
-            a["status"], a["bumped_by"] = "bumped", holder["appointment_id"]
-        else:
-            holder["status"], holder["bumped_by"] = "bumped", a["appointment_id"]
-            a["status"] = "booked"
+        a["status"], holder_status = claim_slot(
+            None if holder is None else (holder["booked_hlc"], holder["booked_origin"]),
+            (row["hlc"], row["origin"]))
+        if holder is not None and holder_status is None:
+            a["bumped_by"] = holder["appointment_id"]
+        elif holder is not None:
+            holder["status"], holder["bumped_by"] = holder_status, a["appointment_id"]
         release(a, None)
         open_claim[a["appointment_id"]] = record = {
             "event_id": row["event_id"], "appointment_id": a["appointment_id"],

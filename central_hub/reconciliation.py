@@ -57,6 +57,7 @@ from sync_protocol.event_names import (
     PRESCRIPTION_ISSUED,
 )
 from sync_protocol.events import Event
+from sync_protocol.rules import fill_total
 from sync_protocol.timeutil import from_instant, local_date, to_instant
 
 from .conflicts import Candidate, raise_conflict
@@ -330,7 +331,7 @@ def check_quantities(tx: Tx, prescription_id: str) -> None:
     for item in rx_p["items"]:
         inn = item["inn"].casefold()
         inn_of[item["item_no"]] = inn
-        allowed[inn] = allowed.get(inn, 0) + item["quantity"] * (1 + item["repeats"])
+        allowed[inn] = allowed.get(inn, 0) + fill_total(item["quantity"], item["repeats"])
     paper_rows = tx.query("SELECT facility_id, local_day, position FROM recon_dispenses WHERE "
                           "matched_prescription_id = ? ORDER BY position", (prescription_id,))
     paper_events = _events_at(tx, [r["position"] for r in paper_rows])

@@ -49,6 +49,7 @@ from sync_protocol.event_names import (
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.names import name_key
+from sync_protocol.rules import HOLDING_STATUSES, claim_slot
 from sync_protocol.timeutil import from_instant, to_instant
 
 log = logging.getLogger(__name__)
@@ -179,22 +180,26 @@ def _booked(conn: sqlite3.Connection, event: Event) -> None:
          p["starts_at"], p["channel"], status, event.hlc, event.origin))
 
 
+# The statuses spelt out in the SQL text: only then does SQLite use the partial unique index
+# appointments_one_per_slot (WHERE status IN the same list) to find the holder.
+_HOLDER_SQL = (
+    "SELECT appointment_id, booked_hlc, booked_origin FROM appointments WHERE"  # noqa: S608
+    " practitioner_id = ? AND starts_at = ? AND status IN"
+    f" ({', '.join(repr(status) for status in HOLDING_STATUSES)})")
+
+
 def _claim_slot(conn: sqlite3.Connection, practitioner_id: str, starts_at: str,
                 event: Event) -> str:
     """Two nodes booked one slot while apart: the earlier (clock, origin) keeps it, in any
     arrival order; the other is 'bumped' (kept, shown, and offered another time)."""
-    holder = conn.execute(
-        "SELECT appointment_id, booked_hlc, booked_origin FROM appointments WHERE"
-        " practitioner_id = ? AND starts_at = ? AND status IN"
-        " ('booked', 'checked_in', 'completed', 'no_show')",
-        (practitioner_id, starts_at)).fetchone()
-    if holder is None:
-        return "booked"
-    if (holder["booked_hlc"], holder["booked_origin"]) < (event.hlc, event.origin):
-        return "bumped"
-    conn.execute("UPDATE appointments SET status = 'bumped' WHERE appointment_id = ?",
-                 (holder["appointment_id"],))
-    return "booked"
+    holder = conn.execute(_HOLDER_SQL, (practitioner_id, starts_at)).fetchone()
+    status, holder_status = claim_slot(
+        None if holder is None else (holder["booked_hlc"], holder["booked_origin"]),
+        (event.hlc, event.origin))
+    if holder_status is not None:
+        conn.execute("UPDATE appointments SET status = ? WHERE appointment_id = ?",
+                     (holder_status, holder["appointment_id"]))
+    return status
 
 
 def _set_status(conn: sqlite3.Connection, appointment_id: str, status: str, **extra) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sync_protocol import qr
+from sync_protocol import qr, rules
 from sync_protocol.event_names import MEDICATION_DISPENSED
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.mrz import looks_like_mrz, parse_mrz
@@ -204,15 +204,16 @@ def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime) -
 
 
 def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> dict:
-    quantity, fills = item["quantity"], 1 + item["repeats"]
+    quantity, fills = item["quantity"], rules.fills(item["repeats"])
     fill_started: list[str] = []  # when each fill's first unit was handed over
     dispensed = 0
     for amount, when in dispenses:
         if dispensed % quantity == 0 and dispensed // quantity < fills:
             fill_started.append(when)
         dispensed += amount
-    remaining_total = max(0, quantity * fills - dispensed)
-    partial = dispensed % quantity if dispensed < quantity * fills else 0
+    total = rules.fill_total(quantity, item["repeats"])
+    remaining_total = max(0, total - dispensed)
+    partial = dispensed % quantity if dispensed < total else 0
     if remaining_total == 0:
         fill, in_fill, next_at = fills, 0, None
     elif partial:
