@@ -41,13 +41,14 @@ Nothing here changes or drops a record: the dispense happened.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from sync_protocol import drug_catalogue
 from sync_protocol.conflicts import (
     PAPER_MISMATCH,
 )
@@ -81,15 +82,15 @@ REASONS = (SERIAL_NOT_ALLOCATED, SERIAL_USED_TWICE, QUANTITY_ABOVE_PRESCRIBED,
 # claimed after a week is a drug handed over on a prescription the system never learnt.
 NEVER_MATCHED_AFTER = timedelta(days=7)
 MAX_SUBJECT = 64  # ConflictRaised.subject_id is a CODE
-# The drug catalogue ships with the node; the hub may not import edge_node, so it reads the
-# one flag it needs (requires_e_prescription) from the same JSON file, as data.
-DRUG_CATALOGUE = Path(__file__).resolve().parents[1] / "edge_node" / "data" / "drugs.json"
+# The drug catalogue (sync_protocol's package data, the node's too): the hub reads the one
+# flag it needs here, requires_e_prescription.
+DRUG_CATALOGUE = drug_catalogue.CATALOGUE
 
 
 @functools.cache
-def e_prescription_inns(path: Path = DRUG_CATALOGUE) -> frozenset[str]:
+def e_prescription_inns(path: Traversable | Path = DRUG_CATALOGUE) -> frozenset[str]:
     """INNs the catalogue marks requires_e_prescription (antibiotics, hormones, ...)."""
-    drugs = json.loads(path.read_text(encoding="utf-8"))["drugs"]
+    drugs = drug_catalogue.read_drugs(path)
     return frozenset(inn.casefold() for inn, drug in drugs.items()
                      if drug.get("requires_e_prescription"))
 

@@ -161,7 +161,7 @@ FACT_WORDS = {
     "allergy_override": _l("Reason to prescribe despite the allergy"),
 }
 
-# The catalogue's dosage forms (edge_node/data/drugs.json), in the patient's and pharmacist's
+# The catalogue's dosage forms (sync_protocol/data/drugs.json), in the patient's and pharmacist's
 # language; the catalogue keeps the English term as the code.
 DRUG_FORMS = {
     "capsule": _l("capsule"),

@@ -12,10 +12,11 @@ import functools
 import json
 import logging
 from datetime import timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from sync_protocol import cose
+from sync_protocol import cose, drug_catalogue
 from sync_protocol.event_names import (
     ALLERGY_RECORDED,
     ALLERGY_RETRACTED,
@@ -232,15 +233,15 @@ def observation(row: dict[str, Any]) -> list[Resource]:
 
 # -- allergies and intolerances ------------------------------------------------------------
 
-# The drug catalogue ships with the node; the hub reads its INN -> ATC codes as data.
-DRUG_CATALOGUE = Path(__file__).resolve().parents[2] / "edge_node" / "data" / "drugs.json"
+# The drug catalogue (sync_protocol's package data); the hub reads its INN -> ATC codes.
+DRUG_CATALOGUE = drug_catalogue.CATALOGUE
 
 
 @functools.cache
-def atc_of_inn(path: Path = DRUG_CATALOGUE) -> dict[str, str]:
+def atc_of_inn(path: Traversable | Path = DRUG_CATALOGUE) -> dict[str, str]:
     """INN (casefolded) -> ATC code, from the drug catalogue; empty when it is missing."""
     try:
-        drugs = json.loads(path.read_text(encoding="utf-8"))["drugs"]
+        drugs = drug_catalogue.read_drugs(path)
     except (OSError, ValueError, KeyError):
         log.warning("drug catalogue %s unreadable: allergies carry no ATC code", path)
         return {}
