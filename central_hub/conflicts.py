@@ -60,10 +60,10 @@ from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import TrustList
 
 from .allergies import AllergyHook  # also registers the allergy migrations
+from .appointment_replay import HOLDING
 from .hub_events import emit_hub_event
 from .projections import (
     APPOINTMENT_TYPES,
-    HOLDING,
     PROJECTED_TYPES,
     BatchHook,
     ProjectionHook,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central_hub.projections import replay_appointments
+from central_hub.appointment_replay import replay_appointments
 from edge_node import projections as node_projections
 from edge_node.migrations import migrate
 from sync_protocol import claims
