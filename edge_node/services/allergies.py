@@ -17,6 +17,7 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.event_names import ALLERGY_RECORDED, ALLERGY_RETRACTED
 from sync_protocol.event_types import MAX_CLINICAL_NOTE, MAX_OVERRIDDEN_ALLERGIES
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import allergy_recorded
 from sync_protocol.timeutil import to_instant, utc_now
 
 from ..catalogue import Catalogue, normalize_text
@@ -89,7 +90,7 @@ def record_allergy(store: NodeStore, actor: Actor, *, patient_id: str, substance
         if same:
             raise Conflict("This allergy is already on the card", field="substance",
                            code="allergy_recorded")
-        tx.append(ALLERGY_RECORDED, payload)
+        tx.append(ALLERGY_RECORDED, allergy_recorded(**payload))
     log.info("allergy %s recorded for patient %s", payload["allergy_id"], patient_id)
     return payload["allergy_id"]
 

@@ -19,6 +19,7 @@ from sync_protocol.event_names import (
     APPOINTMENT_RESCHEDULED,
 )
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import appointment_booked, appointment_cancelled
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant, utc_now
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -88,10 +89,10 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
         facility = tx.one("SELECT facility_id FROM slots WHERE practitioner_id = ? AND"
                           " starts_at = ?", (practitioner_id, start))
         try:
-            tx.append(APPOINTMENT_BOOKED, {
-                "appointment_id": appointment_id, "patient_id": patient_id,
-                "practitioner_id": practitioner_id, "facility_id": facility["facility_id"],
-                "starts_at": start, "channel": channel})
+            tx.append(APPOINTMENT_BOOKED, appointment_booked(
+                appointment_id=appointment_id, patient_id=patient_id,
+                practitioner_id=practitioner_id, facility_id=facility["facility_id"],
+                starts_at=start, channel=channel))
         except sqlite3.IntegrityError:
             raise Conflict("This time is already booked; choose another", field="starts_at",
                            code="slot_taken") from None
@@ -120,10 +121,8 @@ def _booked(tx: Transaction, actor: Actor, appointment_id: str) -> sqlite3.Row:
 def cancel(store: NodeStore, actor: Actor, appointment_id: str, reason: str = "") -> None:
     with store.transaction() as tx:
         _booked(tx, actor, appointment_id)
-        payload = {"appointment_id": appointment_id}
-        if reason:
-            payload["reason"] = str(reason)[:400]
-        tx.append(APPOINTMENT_CANCELLED, payload)
+        tx.append(APPOINTMENT_CANCELLED, appointment_cancelled(
+            appointment_id=appointment_id, reason=str(reason)[:400] if reason else None))
 
 
 def reschedule(store: NodeStore, actor: Actor, appointment_id: str, *,

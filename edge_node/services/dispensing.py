@@ -19,6 +19,7 @@ from sync_protocol import qr, rules
 from sync_protocol.event_names import MEDICATION_DISPENSED
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.mrz import looks_like_mrz, parse_mrz
+from sync_protocol.payloads import medication_dispensed
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from sync_protocol.trust import EKU_PRESCRIBE
 
@@ -292,16 +293,14 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
                            limit=offline_fills * state["quantity"],
                            dispensed=state["dispensed"])
         dispense_id = new_ulid()
-        payload = {
-            "dispense_id": dispense_id, "prescription_id": prescription_id,
-            "item_no": item_no, "quantity": quantity, "product": product[:200],
-            "batch": batch[:64], "expiry": expiry_day.isoformat(),
-            "dispensed_at": to_instant(now), "facility_id": facility_id,
-            "mode": "online_claimed" if claim_id else "offline",
-            "fill_number": state["fill_number"],
-            "pharmacist": actor.display_name or actor.actor_id}
-        if claim_id:
-            payload["claim_id"] = claim_id
+        payload = medication_dispensed(
+            dispense_id=dispense_id, prescription_id=prescription_id,
+            item_no=item_no, quantity=quantity, product=product[:200],
+            batch=batch[:64], expiry=expiry_day.isoformat(),
+            dispensed_at=to_instant(now), facility_id=facility_id,
+            mode="online_claimed" if claim_id else "offline",
+            fill_number=state["fill_number"],
+            pharmacist=actor.display_name or actor.actor_id, claim_id=claim_id or None)
         tx.append(MEDICATION_DISPENSED, payload)
     return {"dispense_id": dispense_id, "fill_number": state["fill_number"],
             "mode": payload["mode"], "claim_id": claim_id,

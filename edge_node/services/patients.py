@@ -16,6 +16,7 @@ from sync_protocol.event_names import (
     PATIENT_REGISTERED,
 )
 from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
+from sync_protocol.payloads import patient_registered
 from sync_protocol.timeutil import from_instant, local_date, to_instant, utc_now
 
 from ..errors import Conflict, FieldErrors, NotFound, TooManyAttempts, ValidationFailed
@@ -93,7 +94,7 @@ def register_patient(store: NodeStore, actor: Actor, *, full_name: str, facility
         if family_doctor_id:
             get_practitioner(tx.conn, family_doctor_id)
         _refuse_duplicate(tx, payload.get("pinfl"), payload.get("document"))
-        tx.append(PATIENT_REGISTERED, payload)
+        tx.append(PATIENT_REGISTERED, patient_registered(**payload))
         if "phone" in payload:
             _issue_code(tx, payload["patient_id"], payload["phone"], code)
     log.info("registered patient %s", payload["patient_id"])
