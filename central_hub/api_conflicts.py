@@ -28,6 +28,7 @@ from sync_protocol.conflicts import (
 )
 from sync_protocol.event_names import CONFLICT_STATE_CHANGED
 from sync_protocol.event_types import CONFLICT_KINDS
+from sync_protocol.payloads import conflict_state_changed
 from sync_protocol.timeutil import to_instant, utc_now
 
 from .api_dashboard import require_access
@@ -78,8 +79,8 @@ def change_state(storage: Storage, conflict_id: str, state: str, *, by: Any,
             raise ConflictStateError("Conflict %(id)s is %(state)s already; it cannot become "
                                      "%(new)s", field="state", id=conflict_id,
                                      state=row["state"], new=state)
-        stored = emit_hub_event(tx, CONFLICT_STATE_CHANGED, {
-            "conflict_id": conflict_id, "state": state, "by": by_text, "note": note_text},
+        stored = emit_hub_event(tx, CONFLICT_STATE_CHANGED, conflict_state_changed(
+            conflict_id=conflict_id, state=state, by=by_text, note=note_text),
             after_hlc=row["raised_hlc"])
         changed_at = stored.event.timestamp.to_instant()
         tx.execute("UPDATE hub_conflicts SET state = ?, state_changed_at = ?, "

@@ -32,6 +32,7 @@ from sync_protocol.event_names import (
     PRESCRIPTION_ISSUED,
 )
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import prescription_claimed
 from sync_protocol.rules import fills
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust import EKU_PRESCRIBE, NodeIdentity, NodeKind, TrustList
@@ -209,13 +210,13 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
         claim_id = new_ulid()
         granted_at = to_instant(now)
         expires_at = to_instant(now + timedelta(seconds=rules.CLAIM_TTL_SECONDS))
-        payload = {"claim_id": claim_id, "prescription_id": request.prescription_id,
-                   "facility_id": request.facility_id,
-                   "items": [{"item_no": n, "quantity": q} for n, q in request.items],
-                   "granted_at": granted_at, "expires_at": expires_at}
         name = know.names.get(request.facility_id)
-        if name:
-            payload["facility_name"] = name[:200]
+        payload = prescription_claimed(
+            claim_id=claim_id, prescription_id=request.prescription_id,
+            facility_id=request.facility_id,
+            items=[{"item_no": n, "quantity": q} for n, q in request.items],
+            granted_at=granted_at, expires_at=expires_at,
+            facility_name=name[:200] if name else None)
         stored = emit_hub_event(tx, PRESCRIPTION_CLAIMED, payload)
         tx.execute("INSERT INTO hub_claims (claim_id, prescription_id, facility_id, node_id, "
                    "items, granted_at, expires_at, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -55,6 +55,7 @@ from sync_protocol.event_names import (
 )
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.payloads import conflict_raised
 from sync_protocol.rules import fill_total
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust import TrustList
@@ -227,9 +228,9 @@ def raise_conflict(tx: Tx, c: Candidate) -> None:
     """Emit ConflictRaised (routed to c.facility_ids) and record the conflict."""
     if c.finish is not None:
         c.finish(tx, c)
-    payload = {"conflict_id": c.conflict_id, "kind": c.kind, "subject_id": c.subject_id,
-               "event_ids": c.event_ids[:MAX_EVENT_IDS],
-               "facility_ids": c.facility_ids[:MAX_FACILITIES], "details": c.details}
+    payload = conflict_raised(conflict_id=c.conflict_id, kind=c.kind, subject_id=c.subject_id,
+                              event_ids=c.event_ids[:MAX_EVENT_IDS],
+                              facility_ids=c.facility_ids[:MAX_FACILITIES], details=c.details)
     stored = emit_hub_event(tx, CONFLICT_RAISED, payload, after_hlc=c.after_hlc)
     details = json.dumps({**c.details, "event_ids": payload["event_ids"]}, sort_keys=True)
     tx.execute("INSERT INTO hub_conflicts (conflict_id, conflict_key, kind, subject_id, "

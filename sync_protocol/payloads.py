@@ -200,3 +200,58 @@ def allergy_recorded(*, allergy_id: str, patient_id: str, kind: str, substance_t
          "substance_type": substance_type, "substance": substance, "reaction": reaction,
          "recorded_at": recorded_at},
         severity=severity, practitioner_id=practitioner_id)
+
+
+# -- made by the hub, read by the nodes ---------------------------------------------------
+
+class ConflictRaised(TypedDict):
+    conflict_id: str
+    kind: str
+    subject_id: str
+    event_ids: list[str]
+    facility_ids: list[str]
+    details: dict[str, Any]
+
+
+def conflict_raised(*, conflict_id: str, kind: str, subject_id: str, event_ids: list[str],
+                    facility_ids: list[str], details: dict[str, Any]) -> ConflictRaised:
+    """`kind` is one of sync_protocol.conflicts.KINDS."""
+    return {"conflict_id": conflict_id, "kind": kind, "subject_id": subject_id,
+            "event_ids": event_ids, "facility_ids": facility_ids, "details": details}
+
+
+class ConflictStateChanged(TypedDict):
+    conflict_id: str
+    state: str
+    by: str
+    note: str
+
+
+def conflict_state_changed(*, conflict_id: str, state: str, by: str,
+                           note: str) -> ConflictStateChanged:
+    """`state` is one of sync_protocol.conflicts.REVIEW_STATES."""
+    return {"conflict_id": conflict_id, "state": state, "by": by, "note": note}
+
+
+class ClaimedItem(TypedDict):
+    item_no: int
+    quantity: int
+
+
+class PrescriptionClaimed(TypedDict):
+    claim_id: str
+    prescription_id: str
+    facility_id: str
+    items: list[ClaimedItem]
+    granted_at: str
+    expires_at: str
+    facility_name: NotRequired[str]
+
+
+def prescription_claimed(*, claim_id: str, prescription_id: str, facility_id: str,
+                         items: list[ClaimedItem], granted_at: str, expires_at: str,
+                         facility_name: str | None = None) -> PrescriptionClaimed:
+    return _with_optional(
+        {"claim_id": claim_id, "prescription_id": prescription_id, "facility_id": facility_id,
+         "items": items, "granted_at": granted_at, "expires_at": expires_at},
+        facility_name=facility_name)

@@ -24,6 +24,10 @@ BUILDERS = [
      payloads.PrescriptionCancelled),
     (ev.MEDICATION_DISPENSED, payloads.medication_dispensed, payloads.MedicationDispensed),
     (ev.ALLERGY_RECORDED, payloads.allergy_recorded, payloads.AllergyRecorded),
+    (ev.CONFLICT_RAISED, payloads.conflict_raised, payloads.ConflictRaised),
+    (ev.CONFLICT_STATE_CHANGED, payloads.conflict_state_changed,
+     payloads.ConflictStateChanged),
+    (ev.PRESCRIPTION_CLAIMED, payloads.prescription_claimed, payloads.PrescriptionClaimed),
 ]
 
 
@@ -98,6 +102,13 @@ GOLDEN = [
      {"allergy_id": ULID_A, "patient_id": ULID_B, "kind": "allergy", "substance_type": "atc",
       "substance": "J01C", "reaction": "rash", "recorded_at": "2026-12-01T05:00:00Z",
       "severity": "severe"}),
+    (ev.PRESCRIPTION_CLAIMED, payloads.prescription_claimed(
+        claim_id=ULID_A, prescription_id=ULID_B, facility_id=ULID_C,
+        items=[{"item_no": 1, "quantity": 5}], granted_at="2026-12-01T06:00:00Z",
+        expires_at="2026-12-01T06:05:00Z", facility_name=None),
+     {"claim_id": ULID_A, "prescription_id": ULID_B, "facility_id": ULID_C,
+      "items": [{"item_no": 1, "quantity": 5}], "granted_at": "2026-12-01T06:00:00Z",
+      "expires_at": "2026-12-01T06:05:00Z"}),
 ]
 
 
