@@ -45,7 +45,7 @@ def slot_key(practitioner_id: str, starts_at: str) -> str:
 
 
 def project_slots(tx: Tx, events: list[Event]) -> None:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for e in events:
         p = e.payload
         minutes = p["slot_minutes"]
