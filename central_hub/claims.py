@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sync_protocol import claims as rules
+from sync_protocol import claims as claim_rules
 from sync_protocol import qr
 from sync_protocol.event_names import (
     FACILITY_REGISTERED,
@@ -82,9 +82,9 @@ class Knowledge:
         for no, item in sorted((self.items or {}).items()):
             taken = self.taken(no)
             out.append({"item_no": no, "inn": item["inn"],
-                        "remaining_total": rules.remaining_total(item["quantity"],
+                        "remaining_total": claim_rules.remaining_total(item["quantity"],
                                                                  item["fills"], taken),
-                        "room_in_fill": rules.room_in_fill(item["quantity"], item["fills"],
+                        "room_in_fill": claim_rules.room_in_fill(item["quantity"], item["fills"],
                                                            taken)})
         return out
 
@@ -183,7 +183,7 @@ def _refusal(reason: str, know: Knowledge, **extra: Any) -> dict[str, Any]:
     return {"granted": False, "reason": reason, **know.answer(), **extra}
 
 
-def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now: datetime,
+def claim(storage: Storage, node: NodeIdentity, request: claim_rules.ClaimRequest, now: datetime,
           trust_list: TrustList | None) -> dict[str, Any]:
     """Grant all the quantities asked, or none; the answer says what remains and why."""
     _pharmacy_only(node)
@@ -194,22 +194,22 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
         know = knowledge(tx, request.prescription_id, now, code=request.code,
                          trust_list=trust_list, claimant=request.facility_id)
         if know.items is None:
-            return _refusal(rules.UNKNOWN_PRESCRIPTION, know)
+            return _refusal(claim_rules.UNKNOWN_PRESCRIPTION, know)
         if know.cancelled:
-            return _refusal(rules.CANCELLED, know)
+            return _refusal(claim_rules.CANCELLED, know)
         if know.window and not know.window[0] <= to_instant(now) <= know.window[1]:
-            return _refusal(rules.OUTSIDE_VALIDITY, know)
+            return _refusal(claim_rules.OUTSIDE_VALIDITY, know)
         for item_no, quantity in request.items:
             item = know.items.get(item_no)
             if item is None:
-                return _refusal(rules.UNKNOWN_ITEM, know, item_no=item_no)
-            room = rules.room_in_fill(item["quantity"], item["fills"], know.taken(item_no))
+                return _refusal(claim_rules.UNKNOWN_ITEM, know, item_no=item_no)
+            room = claim_rules.room_in_fill(item["quantity"], item["fills"], know.taken(item_no))
             if quantity > room:
-                reason = rules.NOTHING_LEFT if room == 0 else rules.MORE_THAN_REMAINS
+                reason = claim_rules.NOTHING_LEFT if room == 0 else claim_rules.MORE_THAN_REMAINS
                 return _refusal(reason, know, item_no=item_no)
         claim_id = new_ulid()
         granted_at = to_instant(now)
-        expires_at = to_instant(now + timedelta(seconds=rules.CLAIM_TTL_SECONDS))
+        expires_at = to_instant(now + timedelta(seconds=claim_rules.CLAIM_TTL_SECONDS))
         name = know.names.get(request.facility_id)
         payload = prescription_claimed(
             claim_id=claim_id, prescription_id=request.prescription_id,
@@ -240,7 +240,7 @@ def _pharmacy_only(node: NodeIdentity) -> None:
                         code="not_permitted")
 
 
-def status(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest,
+def status(storage: Storage, node: NodeIdentity, request: claim_rules.ClaimRequest,
            now: datetime, trust_list: TrustList | None) -> dict[str, Any]:
     """What the hub knows of a prescription now, claiming nothing."""
     _pharmacy_only(node)
