@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from sync_protocol.event_names import ALLERGY_RECORDED, ALLERGY_RETRACTED
 from sync_protocol.events import Event
 
 from .projections import BatchHook
@@ -19,7 +20,7 @@ from .storage import Migration, Storage, Tx, register
 log = logging.getLogger(__name__)
 
 COMPONENT = "allergies"
-ALLERGY_TYPES = frozenset({"AllergyRecorded", "AllergyRetracted"})
+ALLERGY_TYPES = frozenset({ALLERGY_RECORDED, ALLERGY_RETRACTED})
 TABLES = ("hub_allergies", "hub_allergy_retractions")
 
 ALLERGIES_V1 = """
@@ -48,7 +49,7 @@ class AllergyHook(BatchHook):
         for e in events:
             p = e.payload
             touched.add(p["allergy_id"])
-            if e.type == "AllergyRecorded":
+            if e.type == ALLERGY_RECORDED:
                 tx.execute(
                     "INSERT INTO hub_allergies (allergy_id, patient_id, kind, substance_type,"
                     " substance, reaction, severity, recorded_at, recorded_by, hlc, origin)"

@@ -19,21 +19,26 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from sync_protocol.conflicts import (
+    ACKNOWLEDGED,
+    OPEN,
+    RESOLVED,
+    STATES,
+    may_change,
+)
+from sync_protocol.event_names import CONFLICT_STATE_CHANGED
 from sync_protocol.event_types import CONFLICT_KINDS
+from sync_protocol.payloads import conflict_state_changed
 from sync_protocol.timeutil import to_instant, utc_now
 
 from .api_dashboard import require_access
 from .app import hub, respond
-from .conflicts import ACKNOWLEDGED, OPEN, RESOLVED
 from .errors import HubError, NotFound
 from .hub_events import emit_hub_event
 from .storage import Storage, Tx
 
 log = logging.getLogger(__name__)
 
-STATES = (OPEN, ACKNOWLEDGED, RESOLVED)
-# Which state each review step may start from; resolved is final.
-ALLOWED_FROM = {ACKNOWLEDGED: (OPEN,), RESOLVED: (OPEN, ACKNOWLEDGED)}
 ACTIONS = {"acknowledge": ACKNOWLEDGED, "resolve": RESOLVED}
 # The ConflictStateChanged schema: by is a NAME (200), note a TEXT (4000).
 MAX_BY = 200
@@ -70,12 +75,12 @@ def change_state(storage: Storage, conflict_id: str, state: str, *, by: Any,
         row = tx.one("SELECT * FROM hub_conflicts WHERE conflict_id = ?", (conflict_id,))
         if row is None:
             raise ConflictNotFound("No conflict %(id)s", field="conflict_id", id=conflict_id)
-        if row["state"] not in ALLOWED_FROM[state]:
+        if not may_change(row["state"], state):
             raise ConflictStateError("Conflict %(id)s is %(state)s already; it cannot become "
                                      "%(new)s", field="state", id=conflict_id,
                                      state=row["state"], new=state)
-        stored = emit_hub_event(tx, "ConflictStateChanged", {
-            "conflict_id": conflict_id, "state": state, "by": by_text, "note": note_text},
+        stored = emit_hub_event(tx, CONFLICT_STATE_CHANGED, conflict_state_changed(
+            conflict_id=conflict_id, state=state, by=by_text, note=note_text),
             after_hlc=row["raised_hlc"])
         changed_at = stored.event.timestamp.to_instant()
         tx.execute("UPDATE hub_conflicts SET state = ?, state_changed_at = ?, "

@@ -25,6 +25,11 @@ from typing import Any
 from flask import Blueprint, Response, redirect, request, url_for
 
 from sync_protocol.errors import ProtocolError
+from sync_protocol.event_names import (
+    PRESCRIPTION_ISSUED,
+    REMOTE_PRESCRIPTION_DECIDED,
+    REMOTE_PRESCRIPTION_REQUESTED,
+)
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.identifiers import new_ulid, parse_phone, parse_pinfl
 from sync_protocol.json_body import parse_json
@@ -83,7 +88,7 @@ def create_request(storage: Storage, *, request_text: str, requested_by: str,
             payload["practitioner_id"] = patient["family_doctor_id"]
         if phone or patient["phone"]:
             payload["phone"] = phone or patient["phone"]
-        emit_hub_event(tx, "RemotePrescriptionRequested", payload)
+        emit_hub_event(tx, REMOTE_PRESCRIPTION_REQUESTED, payload)
     log.info("remote request %s for patient %s sent to %s by %s", payload["request_id"],
              payload["patient_id"], facility_id, operator)
     return get_request(storage, payload["request_id"])
@@ -111,15 +116,16 @@ def _patient(tx: Tx, pinfl: str | None, patient_id: str | None) -> dict[str, Any
 def list_requests(storage: Storage, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
     """The latest requests, newest first, with their state."""
     with storage.reader() as tx:
-        rows = tx.query("SELECT * FROM events WHERE type = 'RemotePrescriptionRequested' ORDER "
-                        "BY position DESC LIMIT ?", (max(1, min(limit, LIST_LIMIT)),))
+        rows = tx.query("SELECT * FROM events WHERE type = "  # noqa: S608 - event-type constants
+                        f"'{REMOTE_PRESCRIPTION_REQUESTED}' ORDER BY position DESC LIMIT ?",
+                        (max(1, min(limit, LIST_LIMIT)),))
         return _states(tx, rows)
 
 
 def get_request(storage: Storage, request_id: str) -> dict[str, Any]:
     with storage.reader() as tx:
-        rows = tx.query("SELECT * FROM events WHERE subject_id = ? AND type = "
-                        "'RemotePrescriptionRequested'", (request_id,))
+        rows = tx.query("SELECT * FROM events WHERE subject_id = ? AND type = "  # noqa: S608
+                        f"'{REMOTE_PRESCRIPTION_REQUESTED}'", (request_id,))
         if not rows:
             raise NotFound("Request %(id)s is not known", field="request_id", id=request_id)
         return _states(tx, rows)[0]
@@ -128,15 +134,16 @@ def get_request(storage: Storage, request_id: str) -> dict[str, Any]:
 def _states(tx: Tx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     requests = [(row, _payload(row)) for row in rows]
     decisions: dict[str, list[dict[str, Any]]] = {}
-    for row in tx.query_in("SELECT * FROM events WHERE subject_id IN ({ids}) AND type = "
-                           "'RemotePrescriptionDecided'", [p["request_id"] for _, p in requests]):
+    for row in tx.query_in("SELECT * FROM events WHERE subject_id IN ({ids}) AND type = "  # noqa: S608
+                           f"'{REMOTE_PRESCRIPTION_DECIDED}'",
+                           [p["request_id"] for _, p in requests]):
         decisions.setdefault(row["subject_id"], []).append(row)
     in_force = {rid: min(found, key=lambda r: (r["hlc"], r["origin"]))
                 for rid, found in decisions.items()}
     prescription_ids = [p["prescription_id"] for p in map(_payload, in_force.values())
                         if p.get("prescription_id")]
     numbers = {row["subject_id"]: _payload(row)["number"] for row in tx.query_in(
-        "SELECT * FROM events WHERE subject_id IN ({ids}) AND type = 'PrescriptionIssued'",
+        f"SELECT * FROM events WHERE subject_id IN ({{ids}}) AND type = '{PRESCRIPTION_ISSUED}'",  # noqa: S608
         prescription_ids)}
     patients = {row["patient_id"]: row for row in tx.query_in(
         "SELECT patient_id, pinfl, full_name FROM hub_patients WHERE patient_id IN ({ids})",

@@ -21,10 +21,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sync_protocol import claims as rules
+from sync_protocol import claims as claim_rules
 from sync_protocol import qr
 from sync_protocol.certificates import EKU_PRESCRIBE, NodeIdentity, NodeKind
+from sync_protocol.event_names import (
+    FACILITY_REGISTERED,
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_CLAIMED,
+    PRESCRIPTION_ISSUED,
+)
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import prescription_claimed
+from sync_protocol.rules import fills
 from sync_protocol.timeutil import to_instant
 from sync_protocol.trust_list import TrustList
 
@@ -49,8 +59,8 @@ CREATE INDEX hub_claims_by_prescription ON hub_claims (prescription_id, expires_
 """
 register(COMPONENT, (Migration(COMPONENT, 1, CLAIMS_V1),))
 
-RX_TYPES = ("PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed",
-            "PaperDispenseRecorded")
+RX_TYPES = (PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED,
+            PAPER_DISPENSE_RECORDED)
 
 
 @dataclass
@@ -73,9 +83,9 @@ class Knowledge:
         for no, item in sorted((self.items or {}).items()):
             taken = self.taken(no)
             out.append({"item_no": no, "inn": item["inn"],
-                        "remaining_total": rules.remaining_total(item["quantity"],
+                        "remaining_total": claim_rules.remaining_total(item["quantity"],
                                                                  item["fills"], taken),
-                        "room_in_fill": rules.room_in_fill(item["quantity"], item["fills"],
+                        "room_in_fill": claim_rules.room_in_fill(item["quantity"], item["fills"],
                                                            taken)})
         return out
 
@@ -91,7 +101,7 @@ def _payload(value: Any) -> dict[str, Any]:
 
 def _items_of(rx_items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {i["item_no"]: {"inn": i["inn"], "quantity": i["quantity"],
-                           "fills": 1 + i.get("repeats", 0)} for i in rx_items}
+                           "fills": fills(i.get("repeats", 0))} for i in rx_items}
 
 
 def _items_from_code(code: str | None, prescription_id: str, trust_list: TrustList | None,
@@ -105,7 +115,7 @@ def _items_from_code(code: str | None, prescription_id: str, trust_list: TrustLi
         return None
     if not trust_list.verify_kid(result.kid, now, require_eku=EKU_PRESCRIBE).ok:
         return None
-    return {n: {"inn": i.inn, "quantity": i.quantity, "fills": 1 + i.repeats}
+    return {n: {"inn": i.inn, "quantity": i.quantity, "fills": fills(i.repeats)}
             for n, i in enumerate(result.prescription.items, start=1)}
 
 
@@ -118,12 +128,12 @@ def knowledge(tx: Tx, prescription_id: str, now: datetime, *, code: str | None =
     paper: list[dict[str, Any]] = []
     for row in rows:
         p = _payload(row["payload"])
-        if row["type"] == "PrescriptionIssued":
+        if row["type"] == PRESCRIPTION_ISSUED:
             know.items = _items_of(p["items"])
             know.window = (p["not_before"], p["expires_at"])
-        elif row["type"] == "PrescriptionCancelled":
+        elif row["type"] == PRESCRIPTION_CANCELLED:
             know.cancelled = True
-        elif row["type"] == "MedicationDispensed":
+        elif row["type"] == MEDICATION_DISPENSED:
             know.dispensed.append({"facility_id": p["facility_id"], "item_no": p["item_no"],
                                    "quantity": p["quantity"],
                                    "dispensed_at": p["dispensed_at"], "mode": p["mode"]})
@@ -162,8 +172,8 @@ def _name_facilities(tx: Tx, rows: list[dict[str, Any]],
     with the claimant's (`also`) in the same query."""
     ids = {r["facility_id"] for r in rows} | ({also} if also else set())
     names = {}
-    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE type = "
-                           "'FacilityRegistered' AND subject_id IN ({ids})", ids):
+    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE type = "  # noqa: S608
+                           f"'{FACILITY_REGISTERED}' AND subject_id IN ({{ids}})", ids):
         names[row["subject_id"]] = _payload(row["payload"]).get("name")
     for r in rows:
         r["facility_name"] = names.get(r["facility_id"]) or r["facility_id"]
@@ -174,7 +184,7 @@ def _refusal(reason: str, know: Knowledge, **extra: Any) -> dict[str, Any]:
     return {"granted": False, "reason": reason, **know.answer(), **extra}
 
 
-def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now: datetime,
+def claim(storage: Storage, node: NodeIdentity, request: claim_rules.ClaimRequest, now: datetime,
           trust_list: TrustList | None) -> dict[str, Any]:
     """Grant all the quantities asked, or none; the answer says what remains and why."""
     _pharmacy_only(node)
@@ -185,30 +195,30 @@ def claim(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest, now
         know = knowledge(tx, request.prescription_id, now, code=request.code,
                          trust_list=trust_list, claimant=request.facility_id)
         if know.items is None:
-            return _refusal(rules.UNKNOWN_PRESCRIPTION, know)
+            return _refusal(claim_rules.UNKNOWN_PRESCRIPTION, know)
         if know.cancelled:
-            return _refusal(rules.CANCELLED, know)
+            return _refusal(claim_rules.CANCELLED, know)
         if know.window and not know.window[0] <= to_instant(now) <= know.window[1]:
-            return _refusal(rules.OUTSIDE_VALIDITY, know)
+            return _refusal(claim_rules.OUTSIDE_VALIDITY, know)
         for item_no, quantity in request.items:
             item = know.items.get(item_no)
             if item is None:
-                return _refusal(rules.UNKNOWN_ITEM, know, item_no=item_no)
-            room = rules.room_in_fill(item["quantity"], item["fills"], know.taken(item_no))
+                return _refusal(claim_rules.UNKNOWN_ITEM, know, item_no=item_no)
+            room = claim_rules.room_in_fill(item["quantity"], item["fills"], know.taken(item_no))
             if quantity > room:
-                reason = rules.NOTHING_LEFT if room == 0 else rules.MORE_THAN_REMAINS
+                reason = claim_rules.NOTHING_LEFT if room == 0 else claim_rules.MORE_THAN_REMAINS
                 return _refusal(reason, know, item_no=item_no)
         claim_id = new_ulid()
         granted_at = to_instant(now)
-        expires_at = to_instant(now + timedelta(seconds=rules.CLAIM_TTL_SECONDS))
-        payload = {"claim_id": claim_id, "prescription_id": request.prescription_id,
-                   "facility_id": request.facility_id,
-                   "items": [{"item_no": n, "quantity": q} for n, q in request.items],
-                   "granted_at": granted_at, "expires_at": expires_at}
+        expires_at = to_instant(now + timedelta(seconds=claim_rules.CLAIM_TTL_SECONDS))
         name = know.names.get(request.facility_id)
-        if name:
-            payload["facility_name"] = name[:200]
-        stored = emit_hub_event(tx, "PrescriptionClaimed", payload)
+        payload = prescription_claimed(
+            claim_id=claim_id, prescription_id=request.prescription_id,
+            facility_id=request.facility_id,
+            items=[{"item_no": n, "quantity": q} for n, q in request.items],
+            granted_at=granted_at, expires_at=expires_at,
+            facility_name=name[:200] if name else None)
+        stored = emit_hub_event(tx, PRESCRIPTION_CLAIMED, payload)
         tx.execute("INSERT INTO hub_claims (claim_id, prescription_id, facility_id, node_id, "
                    "items, granted_at, expires_at, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (claim_id, request.prescription_id, request.facility_id, node.node_id,
@@ -231,7 +241,7 @@ def _pharmacy_only(node: NodeIdentity) -> None:
                         code="not_permitted")
 
 
-def status(storage: Storage, node: NodeIdentity, request: rules.ClaimRequest,
+def status(storage: Storage, node: NodeIdentity, request: claim_rules.ClaimRequest,
            now: datetime, trust_list: TrustList | None) -> dict[str, Any]:
     """What the hub knows of a prescription now, claiming nothing."""
     _pharmacy_only(node)

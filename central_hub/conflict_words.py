@@ -13,10 +13,22 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sync_protocol.conflicts import (
+    DISPENSE_AFTER_CANCELLATION,
+    DISPENSE_AFTER_EXPIRY,
+    DISPENSE_AFTER_REVOCATION,
+    DISPENSE_KINDS,
+    DOUBLE_BOOKING,
+    IDENTITY_CLASH,
+    OVER_DISPENSING,
+    PAPER_MISMATCH,
+    PATIENT_FIELD,
+    STATES,
+)
 from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.timeutil import to_instant
 
-from .api_conflicts import STATES, get_conflict
+from .api_conflicts import get_conflict
 from .errors import HubError
 from .fleet import facility_names
 from .storage import Storage
@@ -32,48 +44,46 @@ FIND_SQL = ("SELECT c.conflict_id, MIN(e.region) AS region, MAX(c.raised_positio
             "FROM hub_conflicts c JOIN hub_conflict_events k ON k.conflict_id = c.conflict_id "
             "AND k.role = 'key' JOIN events e ON e.id = k.event_id WHERE {where} "
             "GROUP BY c.conflict_id ORDER BY p DESC LIMIT ?")
-DISPENSE_KINDS = ("over_dispensing", "dispense_after_cancellation", "dispense_after_expiry",
-                  "dispense_after_revocation")
 
 # What happened, the rule, what to do: per kind (English msgids).
 RULES = {
-    "over_dispensing": (
+    OVER_DISPENSING: (
         "More was dispensed than was prescribed: %(prescribed)s prescribed, %(total)s "
         "dispensed.",
         "A prescription item may be dispensed only up to the prescribed quantity; pharmacies "
         "that were offline could not see each other's dispenses.",
         "Call the pharmacies named below, ask the patient whether the extra was handed over, "
         "and record what was done in the note."),
-    "dispense_after_cancellation": (
+    DISPENSE_AFTER_CANCELLATION: (
         "The prescription was dispensed after the doctor had cancelled it.",
         "A cancelled prescription must not be dispensed; the pharmacy was offline and did not "
         "know of the cancellation.",
         "Call the pharmacy and the prescribing doctor; decide whether the patient must return "
         "the medicine or the cancellation was a mistake."),
-    "dispense_after_expiry": (
+    DISPENSE_AFTER_EXPIRY: (
         "The prescription was dispensed outside its validity period.",
         "A prescription may be dispensed only between its start and expiry dates.",
         "Check with the pharmacy why it was dispensed; if the pharmacy's clock was wrong, have "
         "it corrected."),
-    "dispense_after_revocation": (
+    DISPENSE_AFTER_REVOCATION: (
         "The prescription was signed with a key that had been revoked.",
         "A prescription signed by a revoked (lost or stolen) node key is not valid.",
         "Tell the region's IT staff; check with the prescribing clinic whether the "
         "prescription is genuine."),
-    "double_booking": (
+    DOUBLE_BOOKING: (
         "Two patients were booked into the same doctor's slot at %(starts_at)s.",
         "A slot has one owner; the first booking keeps it and the later one must move.",
         "Call the patient who lost the slot and offer the next free time."),
-    "patient_field": (
+    PATIENT_FIELD: (
         "The patient's %(field)s was changed at two places at about the same time.",
         "The later change wins; both values are kept in the history.",
         "Check with the patient which value is right and correct it if needed."),
-    "paper_mismatch": (
+    PAPER_MISMATCH: (
         "A paper prescription does not match the electronic records.",
         "Paper prescriptions are allowed only during outages or emergencies and must match "
         "what was dispensed.",
         "Compare the paper with the pharmacy's records and contact the facility."),
-    "identity_clash": (
+    IDENTITY_CLASH: (
         "Two records claim the same identity.",
         "One person, one identity.",
         "Check the documents with the facilities named and merge or correct the records."),
@@ -143,7 +153,7 @@ def _words(conflict: dict[str, Any], numbers: dict[str, str],
            dispenses: dict[str, list[dict[str, Any]]], names: dict[str, str],
            translate: Callable[[str], str]) -> dict[str, Any]:
     details = conflict["details"]
-    what, rule, action = RULES.get(conflict["kind"], RULES["identity_clash"])
+    what, rule, action = RULES.get(conflict["kind"], RULES[IDENTITY_CLASH])
     rx_id = details.get("prescription_id")
     given = dispenses.get(rx_id, []) if conflict["kind"] in DISPENSE_KINDS else []
     facts = {"prescribed": details.get("prescribed", ""),

@@ -35,17 +35,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_protocol import cose, qr
+from sync_protocol.conflicts import (
+    DISPENSE_AFTER_CANCELLATION,
+    DISPENSE_AFTER_EXPIRY,
+    DISPENSE_AFTER_REVOCATION,
+    DOUBLE_BOOKING,
+    OPEN,
+    OVER_DISPENSING,
+    PATIENT_FIELD,
+)
 from sync_protocol.errors import ProtocolError
+from sync_protocol.event_names import (
+    CONFLICT_RAISED,
+    MEDICATION_DISPENSED,
+    PATIENT_FIELD_CHANGED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    SLOTS_PUBLISHED,
+)
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
+from sync_protocol.payloads import conflict_raised
+from sync_protocol.rules import fill_total
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust_list import TrustList
 
 from .allergies import AllergyHook  # also registers the allergy migrations
+from .appointment_replay import HOLDING
 from .hub_events import emit_hub_event
 from .projections import (
     APPOINTMENT_TYPES,
-    HOLDING,
     PROJECTED_TYPES,
     BatchHook,
     ProjectionHook,
@@ -94,7 +113,6 @@ register_snapshot_table(
     "hub_conflicts",
     "conflict_id IN (SELECT conflict_id FROM hub_conflict_facilities WHERE facility_id = ?)")
 
-OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 # ConflictRaised allows 50 event ids, 10 facilities and 30 detail keys (event_types).
 MAX_EVENT_IDS = 50
 MAX_FACILITIES = 10
@@ -172,7 +190,7 @@ def detector(name: str) -> Callable[[Detector], Detector]:
 class ConflictHook(BatchHook):
     """The ingest hook that raises conflicts; needs ProjectionHook before it."""
 
-    types = PROJECTED_TYPES - {"SlotsPublished"}
+    types = PROJECTED_TYPES - {SLOTS_PUBLISHED}
 
     def __init__(self) -> None:
         super().__init__()
@@ -210,10 +228,10 @@ def raise_conflict(tx: Tx, c: Candidate) -> None:
     """Emit ConflictRaised (routed to c.facility_ids) and record the conflict."""
     if c.finish is not None:
         c.finish(tx, c)
-    payload = {"conflict_id": c.conflict_id, "kind": c.kind, "subject_id": c.subject_id,
-               "event_ids": c.event_ids[:MAX_EVENT_IDS],
-               "facility_ids": c.facility_ids[:MAX_FACILITIES], "details": c.details}
-    stored = emit_hub_event(tx, "ConflictRaised", payload, after_hlc=c.after_hlc)
+    payload = conflict_raised(conflict_id=c.conflict_id, kind=c.kind, subject_id=c.subject_id,
+                              event_ids=c.event_ids[:MAX_EVENT_IDS],
+                              facility_ids=c.facility_ids[:MAX_FACILITIES], details=c.details)
+    stored = emit_hub_event(tx, CONFLICT_RAISED, payload, after_hlc=c.after_hlc)
     details = json.dumps({**c.details, "event_ids": payload["event_ids"]}, sort_keys=True)
     tx.execute("INSERT INTO hub_conflicts (conflict_id, conflict_key, kind, subject_id, "
                "event_ids, facility_ids, details, state, raised_event_id, raised_position, "
@@ -239,7 +257,7 @@ def dispense_conflicts(ctx: Context) -> list[Candidate]:
 
     Judged once the prescription is in, whichever of it and its dispenses came first."""
     touched = {e.payload["prescription_id"] for e in ctx.of(
-        "PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed")}
+        PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED)}
     tx = ctx.tx
     prescriptions = {r["prescription_id"]: r for r in tx.query_in(
         "SELECT * FROM hub_prescriptions WHERE prescription_id IN ({ids})", touched)}
@@ -278,7 +296,7 @@ def _over_dispensing(rx: dict[str, Any], items: dict[tuple[str, int], dict[str, 
         item = items.get((rx["prescription_id"], item_no))
         if item is None:
             continue  # an item the prescription does not have: not this detector's business
-        prescribed = item["quantity"] * (1 + item["repeats"])
+        prescribed = fill_total(item["quantity"], item["repeats"])
         per_facility: dict[str, int] = {}
         for d in item_dispenses:
             per_facility[d["facility_id"]] = per_facility.get(d["facility_id"], 0) + d["quantity"]
@@ -288,7 +306,7 @@ def _over_dispensing(rx: dict[str, Any], items: dict[tuple[str, int], dict[str, 
             if running <= prescribed:
                 continue
             out.append(Candidate(
-                "over_dispensing", rx["prescription_id"], [rx["event_id"], d["event_id"]],
+                OVER_DISPENSING, rx["prescription_id"], [rx["event_id"], d["event_id"]],
                 [rx["hlc"], d["hlc"]],
                 [rx["facility_id"], *sorted(per_facility)],
                 {"prescription_id": rx["prescription_id"], "item_no": item_no,
@@ -312,7 +330,7 @@ def _after_cancellation(ctx: Context, rx: dict[str, Any], cancels: list[dict[str
             if (d["dispensed_at"], d["hlc"]) <= (c["cancelled_at"], c["hlc"]):
                 continue
             out.append(Candidate(
-                "dispense_after_cancellation", rx["prescription_id"],
+                DISPENSE_AFTER_CANCELLATION, rx["prescription_id"],
                 [c["event_id"], d["event_id"]], [c["hlc"], d["hlc"]],
                 [rx["facility_id"], d["facility_id"],
                  *ctx.facilities_of([c["origin"]])[c["origin"]]],
@@ -331,7 +349,7 @@ def _outside_validity(rx: dict[str, Any], dispenses: list[dict[str, Any]]) -> li
         if rx["not_before"] <= d["dispensed_at"] <= rx["expires_at"]:
             continue
         out.append(Candidate(
-            "dispense_after_expiry", rx["prescription_id"], [rx["event_id"], d["event_id"]],
+            DISPENSE_AFTER_EXPIRY, rx["prescription_id"], [rx["event_id"], d["event_id"]],
             [rx["hlc"], d["hlc"]], [rx["facility_id"], d["facility_id"]],
             {"prescription_id": rx["prescription_id"], "item_no": d["item_no"],
              "quantity": d["quantity"], "dispense_id": d["dispense_id"],
@@ -357,7 +375,7 @@ def _after_revocation(ctx: Context, prescriptions: dict[str, dict[str, Any]],
             if d["dispensed_at"] <= revoked_at:
                 continue
             out.append(Candidate(
-                "dispense_after_revocation", rx_id, [rx["event_id"], d["event_id"]],
+                DISPENSE_AFTER_REVOCATION, rx_id, [rx["event_id"], d["event_id"]],
                 [rx["hlc"], d["hlc"]], [rx["facility_id"], d["facility_id"]],
                 {"prescription_id": rx_id, "item_no": d["item_no"], "quantity": d["quantity"],
                  "dispense_id": d["dispense_id"], "dispensed_at": d["dispensed_at"],
@@ -411,7 +429,7 @@ def check_revocations(storage) -> int:
 
 # -- double bookings ----------------------------------------------------------------------
 
-@detector("double_booking")
+@detector(DOUBLE_BOOKING)
 def double_bookings(ctx: Context) -> list[Candidate]:
     """Two claims of one slot from different nodes while the first was still held."""
     touched = {e.payload["appointment_id"] for e in ctx.of(*APPOINTMENT_TYPES)}
@@ -433,7 +451,7 @@ def double_bookings(ctx: Context) -> list[Candidate]:
                         or first["appointment_id"] == later["appointment_id"]):
                     continue
                 out.append(Candidate(
-                    "double_booking", slot, [first["event_id"], later["event_id"]],
+                    DOUBLE_BOOKING, slot, [first["event_id"], later["event_id"]],
                     [first["hlc"], later["hlc"]], [first["facility_id"], later["facility_id"]],
                     {"practitioner_id": first["practitioner_id"],
                      "starts_at": first["starts_at"], "winner": _claim_summary(first),
@@ -460,14 +478,14 @@ def _suggest_slot(tx: Tx, c: Candidate) -> None:
 
 # -- patient fields -----------------------------------------------------------------------
 
-@detector("patient_field")
+@detector(PATIENT_FIELD)
 def patient_field_edits(ctx: Context) -> list[Candidate]:
     """Two nodes changed one field, the later without having seen the earlier's value."""
     touched = {(e.payload["patient_id"], e.payload["field"])
-               for e in ctx.of("PatientFieldChanged")}
+               for e in ctx.of(PATIENT_FIELD_CHANGED)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in ctx.tx.query_in("SELECT * FROM hub_patient_history WHERE patient_id IN ({ids}) "
-                               "AND source = 'PatientFieldChanged'", {p for p, _ in touched}):
+    for row in ctx.tx.query_in("SELECT * FROM hub_patient_history WHERE patient_id IN ({ids}) "  # noqa: S608
+                               f"AND source = '{PATIENT_FIELD_CHANGED}'", {p for p, _ in touched}):
         if (row["patient_id"], row["field"]) in touched:
             groups.setdefault((row["patient_id"], row["field"]), []).append(row)
     if not groups:
@@ -485,7 +503,7 @@ def patient_field_edits(ctx: Context) -> list[Candidate]:
                     continue
                 homes = ctx.facilities_of([earlier["origin"], later["origin"]])
                 out.append(Candidate(
-                    "patient_field", f"{patient_id}:{name}",
+                    PATIENT_FIELD, f"{patient_id}:{name}",
                     [earlier["event_id"], later["event_id"]], [earlier["hlc"], later["hlc"]],
                     [attached.get(patient_id), *homes[earlier["origin"]],
                      *homes[later["origin"]]],

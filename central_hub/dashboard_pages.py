@@ -31,6 +31,20 @@ from flask import Blueprint, Flask, Request, Response, g, redirect, request, ses
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
+from sync_protocol.conflicts import (
+    ACKNOWLEDGED,
+    DISPENSE_AFTER_CANCELLATION,
+    DISPENSE_AFTER_EXPIRY,
+    DISPENSE_AFTER_REVOCATION,
+    DOUBLE_BOOKING,
+    IDENTITY_CLASH,
+    OPEN,
+    OVER_DISPENSING,
+    PAPER_MISMATCH,
+    PATIENT_FIELD,
+    RESOLVED,
+    STATES,
+)
 from sync_protocol.errors import ProtocolError
 from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
@@ -40,7 +54,6 @@ from . import claims, nodes, quarantine, refusals, staff
 from .api_conflicts import (
     ACTIONS,
     DEFAULT_LIMIT,
-    STATES,
     ConflictNotFound,
     change_state,
     get_conflict,
@@ -49,7 +62,6 @@ from .api_conflicts import (
 )
 from .api_paper import LABELS, local, page_translations, render_page, select_locale
 from .app import EXTENSION, hub
-from .conflicts import ACKNOWLEDGED, OPEN, RESOLVED
 from .errors import HubError
 from .storage import Storage
 
@@ -80,14 +92,14 @@ MAX_LOGIN_FIELD = 100  # logins have at most 64 characters; the form shows back 
 
 # Codes shown on the pages, as English msgids (translated in templates/translations).
 NAMES = {
-    "over_dispensing": "Over-dispensing",
-    "dispense_after_cancellation": "Dispensed after cancellation",
-    "dispense_after_expiry": "Dispensed outside the validity period",
-    "dispense_after_revocation": "Dispensed after the signer's key was revoked",
-    "double_booking": "Double-booked slot",
-    "patient_field": "Concurrent edit of patient data",
-    "paper_mismatch": "Paper record mismatch",
-    "identity_clash": "Identity clash",
+    OVER_DISPENSING: "Over-dispensing",
+    DISPENSE_AFTER_CANCELLATION: "Dispensed after cancellation",
+    DISPENSE_AFTER_EXPIRY: "Dispensed outside the validity period",
+    DISPENSE_AFTER_REVOCATION: "Dispensed after the signer's key was revoked",
+    DOUBLE_BOOKING: "Double-booked slot",
+    PATIENT_FIELD: "Concurrent edit of patient data",
+    PAPER_MISMATCH: "Paper record mismatch",
+    IDENTITY_CLASH: "Identity clash",
     "clinic": "clinic", "pharmacy": "pharmacy",
     "key": "key event", "related": "related event",
     "identity_conflict": "Two devices use this node's identity",

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from sync_protocol.certificates import region_code_of
+from sync_protocol.event_names import FACILITY_DETAILS_CHANGED
 from sync_protocol.facility_record import FacilityInvalid, FacilitySignatureInvalid
 from sync_protocol.facility_record import verify_facility as verify_record
 
@@ -42,13 +43,13 @@ def import_facility_update(storage: Storage, signed: Any) -> int:
             raise HubError("Facility %(facility_code)s has not been registered by its node "
                            "yet.", field="record", facility_code=record.code)
         published = [_payload(row["payload"])["revision"] for row in tx.query(
-            "SELECT payload FROM events WHERE subject_id = ? AND origin = ? AND type = "
-            "'FacilityDetailsChanged'", (record.facility_id, HUB_ORIGIN))]
+            "SELECT payload FROM events WHERE subject_id = ? AND origin = ? AND type = "  # noqa: S608
+            f"'{FACILITY_DETAILS_CHANGED}'", (record.facility_id, HUB_ORIGIN))]
         if published and record.revision <= max(published):
             raise HubError("Revision %(revision)s of %(facility_code)s is not newer than "
                            "%(last)s.", field="record", revision=record.revision,
                            facility_code=record.code, last=max(published))
-        emit_hub_event(tx, "FacilityDetailsChanged", {
+        emit_hub_event(tx, FACILITY_DETAILS_CHANGED, {
             "facility_id": record.facility_id, "revision": record.revision, "signed": signed})
     log.info("facility %s revision %s published", record.code, record.revision)
     return record.revision

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from sync_protocol.event_names import FACILITY_REGISTERED
 from sync_protocol.timeutil import from_instant
 
 from . import monitoring
@@ -129,8 +130,8 @@ def facility_names(tx: Tx, keys: list[str], *, by: str) -> dict[str, str]:
     if not ids:
         return {}
     names: dict[str, str] = {}
-    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE subject_id IN ({ids}) "
-                           "AND type = 'FacilityRegistered' ORDER BY position", list(ids)):
+    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE subject_id IN ({ids}) "  # noqa: S608
+                           f"AND type = '{FACILITY_REGISTERED}' ORDER BY position", list(ids)):
         payload = row["payload"]
         payload = json.loads(payload) if isinstance(payload, str) else payload
         names[ids[row["subject_id"]]] = payload.get("name") or ids[row["subject_id"]]

@@ -13,6 +13,11 @@ from typing import Any
 
 from flask import Blueprint
 
+from sync_protocol.conflicts import (
+    ACKNOWLEDGED,
+    OPEN,
+    RESOLVED,
+)
 from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.wire import (
     CLAIM_PATH,
@@ -25,7 +30,6 @@ from sync_protocol.wire import (
 )
 
 from .app import respond
-from .conflicts import ACKNOWLEDGED, OPEN, RESOLVED
 
 log = logging.getLogger(__name__)
 

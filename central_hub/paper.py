@@ -22,6 +22,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from sync_protocol.event_names import FACILITY_REGISTERED, PAPER_PAD_ALLOCATED
 from sync_protocol.identifiers import MAX_PAD_SERIAL, format_pad_serial, new_ulid, read_pad_serial
 from sync_protocol.timeutil import to_instant
 
@@ -175,7 +176,7 @@ def allocate_pad(storage: Storage, *, facility_id: str, series: str, first_seria
         pad = {"pad_id": new_ulid(), "facility_id": facility_id, "series": series,
                "first_serial": first_serial, "last_serial": last_serial,
                "allocated_by": allocated_by}
-        stored = emit_hub_event(tx, "PaperPadAllocated", dict(pad))
+        stored = emit_hub_event(tx, PAPER_PAD_ALLOCATED, dict(pad))
         row = {**pad, "allocated_at": to_instant(now)}
         tx.execute("INSERT INTO paper_pads (pad_id, facility_id, series, first_serial, "
                    "last_serial, allocated_by, allocated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -266,8 +267,8 @@ def find_facility(storage: Storage, facility: str) -> dict[str, Any]:
                                "facility id", field="facility", code=text)
             raise NotFound("Facility %(facility)s is not known to the hub", field="facility",
                            facility=text)
-        registered = tx.one("SELECT payload FROM events WHERE subject_id = ? AND type = "
-                            "'FacilityRegistered' ORDER BY position LIMIT 1",
+        registered = tx.one("SELECT payload FROM events WHERE subject_id = ? AND type = "  # noqa: S608
+                            f"'{FACILITY_REGISTERED}' ORDER BY position LIMIT 1",
                             (rows[0]["facility_id"],))
     name = _payload(registered)["name"] if registered else rows[0]["code"]
     return {**{k: rows[0][k] for k in ("facility_id", "code", "kind", "region")}, "name": name}

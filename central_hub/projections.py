@@ -6,10 +6,8 @@ that applied the same events in any order the sync allows:
 
 - patients: field-level last writer wins by (hlc, origin); every value, with its origin and
   clock, stays in `hub_patient_history` (DESIGN 7.2: never hide a loser).
-- appointments: the node's state machine (edge_node.projections) replayed in clock order over
-  every appointment that shares a slot, so the earlier (hlc, origin) keeps a slot and the other
-  booking is 'bumped', whichever arrived first. Each slot claim is kept with the clock of its
-  release (cancel or move) for conflict detection.
+- slots and appointments: replayed in clock order by central_hub.appointment_replay (the
+  earlier (hlc, origin) keeps a slot, as on the node); their tables' schema is here.
 - prescriptions: status from the earliest cancellation (by clock), whenever it arrives.
 - dispenses and paper dispenses: every one kept, keyed by event id; nothing is ever dropped.
 
@@ -21,15 +19,29 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from typing import Any
 
+from sync_protocol.event_names import (
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    SLOTS_PUBLISHED,
+)
 from sync_protocol.event_types import PATIENT_FIELDS as PATIENT_FIELD_NAMES
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
-from sync_protocol.timeutil import from_instant, to_instant
 
+from .appointment_replay import project_appointments, project_slots
 from .hub_events import HUB_ORIGIN
 from .ingest import StoredEvent, projected_through
 from .routing import row_event
@@ -132,13 +144,13 @@ CREATE INDEX hub_paper_dispenses_by_serial ON hub_paper_dispenses (paper_serial)
 """
 register(COMPONENT, (Migration(COMPONENT, 1, PROJECTIONS_V1),))
 
-PATIENT_TYPES = ("PatientRegistered", "PatientFieldChanged", "PatientPhoneConfirmed")
-APPOINTMENT_TYPES = ("AppointmentBooked", "AppointmentCancelled", "AppointmentRescheduled",
-                     "AppointmentCheckedIn", "AppointmentCompleted", "AppointmentNoShow")
-PRESCRIPTION_TYPES = ("PrescriptionIssued", "PrescriptionCancelled", "MedicationDispensed",
-                      "PaperDispenseRecorded")
+PATIENT_TYPES = (PATIENT_REGISTERED, PATIENT_FIELD_CHANGED, PATIENT_PHONE_CONFIRMED)
+APPOINTMENT_TYPES = (APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, APPOINTMENT_RESCHEDULED,
+                     APPOINTMENT_CHECKED_IN, APPOINTMENT_COMPLETED, APPOINTMENT_NO_SHOW)
+PRESCRIPTION_TYPES = (PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED,
+                      PAPER_DISPENSE_RECORDED)
 PROJECTED_TYPES = frozenset((*PATIENT_TYPES, *APPOINTMENT_TYPES, *PRESCRIPTION_TYPES,
-                             "SlotsPublished"))
+                             SLOTS_PUBLISHED))
 # Patient columns a registration sets; edits may change the PATIENT_FIELDS among them, whose
 # every value is kept in hub_patient_history (the FIXED_COLUMNS are in the registration).
 PATIENT_COLUMNS = ("med_id", "pinfl", "document", "full_name", "birth_date", "sex", "phone",
@@ -146,17 +158,7 @@ PATIENT_COLUMNS = ("med_id", "pinfl", "document", "full_name", "birth_date", "se
 PATIENT_FIELDS = tuple(PATIENT_FIELD_NAMES)
 FIXED_COLUMNS = tuple(c for c in PATIENT_COLUMNS if c not in PATIENT_FIELDS)
 PHONE_CONFIRMED = "phone_confirmed"
-# Statuses that hold a slot (as on the node: a second booking of a held slot is bumped).
-HOLDING = frozenset({"booked", "checked_in", "completed", "no_show"})
-LIFECYCLE = {"AppointmentCheckedIn": "checked_in", "AppointmentCompleted": "completed",
-             "AppointmentNoShow": "no_show", "AppointmentCancelled": "cancelled"}
-# Appointments sharing slots are replayed together; a chain of moves longer than this many
-# hops is cut (it would take years of rescheduling to reach it).
-MAX_CLOSURE_ROUNDS = 8
 
-
-def slot_key(practitioner_id: str, starts_at: str) -> str:
-    return f"{practitioner_id}@{starts_at}"
 
 
 def hlc_instant(hlc: str) -> str:
@@ -195,10 +197,10 @@ class ProjectionHook(BatchHook):
             return [e for t in types for e in by_type.get(t, ())]
 
         project_patients(tx, of(*PATIENT_TYPES))
-        project_slots(tx, of("SlotsPublished"))
+        project_slots(tx, of(SLOTS_PUBLISHED))
         project_appointments(tx, of(*APPOINTMENT_TYPES))
-        project_prescriptions(tx, of("PrescriptionIssued", "PrescriptionCancelled"))
-        project_dispenses(tx, of("MedicationDispensed"), of("PaperDispenseRecorded"))
+        project_prescriptions(tx, of(PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED))
+        project_dispenses(tx, of(MEDICATION_DISPENSED), of(PAPER_DISPENSE_RECORDED))
 
 
 # -- patients -----------------------------------------------------------------------------
@@ -209,12 +211,12 @@ def project_patients(tx: Tx, events: list[Event]) -> None:
     history, fixed = [], []  # fixed: what no edit can change (not kept in the history)
     for e in events:
         p = e.payload
-        if e.type == "PatientRegistered":
+        if e.type == PATIENT_REGISTERED:
             history.extend((e.id, name, p["patient_id"], e.type, p[name], None, 0, e.hlc,
                             e.origin) for name in PATIENT_FIELDS if name in p)
             fixed.extend((p["patient_id"], name, e.hlc, e.origin, p[name])
                          for name in FIXED_COLUMNS if name in p)
-        elif e.type == "PatientFieldChanged":
+        elif e.type == PATIENT_FIELD_CHANGED:
             history.append((e.id, p["field"], p["patient_id"], e.type, p["value"],
                             p.get("previous"), int("previous" in p), e.hlc, e.origin))
         else:
@@ -231,14 +233,14 @@ def project_patients(tx: Tx, events: list[Event]) -> None:
     state = {pid: (json.loads(r["clocks"]), r["registered_hlc"]) for pid, r in current.items()}
     writes = [(pid, name, hlc, origin, value, source)
               for _, name, pid, source, value, _, _, hlc, origin in history]
-    writes += [(*row, "PatientRegistered") for row in fixed]
+    writes += [(*row, PATIENT_REGISTERED) for row in fixed]
     for pid, name, hlc, origin, value, source in writes:
         clocks, registered = state.setdefault(pid, ({}, None))
         known = clocks.get(name)
         # the greatest (hlc, origin) wins, so the order of arrival does not matter
         if known is None or (hlc, origin) > (known[0], known[1]):
             clocks[name] = [hlc, origin, value]
-        if source == "PatientRegistered" and (registered is None or hlc < registered):
+        if source == PATIENT_REGISTERED and (registered is None or hlc < registered):
             state[pid] = (clocks, hlc)
     columns = ("patient_id", "registered", *PATIENT_COLUMNS, PHONE_CONFIRMED, "registered_hlc",
                "clocks")
@@ -259,179 +261,6 @@ def _patient_row(patient_id: str, clocks: dict[str, list], registered: str | Non
             json.dumps(clocks, sort_keys=True))
 
 
-# -- slots and appointments ---------------------------------------------------------------
-
-def project_slots(tx: Tx, events: list[Event]) -> None:
-    rows = []
-    for e in events:
-        p = e.payload
-        minutes = p["slot_minutes"]
-        rows.extend((p["practitioner_id"], start,
-                     to_instant(from_instant(start) + timedelta(minutes=minutes)), p["facility_id"],
-                     p["schedule_id"]) for start in p["starts"])
-    tx.insert_many("hub_slots", ("practitioner_id", "starts_at", "ends_at", "facility_id",
-                                 "schedule_id"), rows,
-                   "ON CONFLICT (practitioner_id, starts_at) DO NOTHING")
-
-
-APPOINTMENT_EVENT_COLUMNS = ("event_id", "appointment_id", "type", "hlc", "origin",
-                             "patient_id", "practitioner_id", "facility_id", "starts_at",
-                             "channel", "queue_number", "reason")
-
-
-def project_appointments(tx: Tx, events: list[Event]) -> None:
-    if not events:
-        return
-    tx.append_rows("hub_appointment_events", APPOINTMENT_EVENT_COLUMNS, [
-        (e.id, e.payload["appointment_id"], e.type, e.hlc, e.origin, e.payload.get("patient_id"),
-         e.payload.get("practitioner_id"), e.payload.get("facility_id"),
-         e.payload.get("starts_at"), e.payload.get("channel"), e.payload.get("queue_number"),
-         e.payload.get("reason")) for e in events])
-    rows = _closure(tx, {e.payload["appointment_id"] for e in events})
-    appointments, claims = replay_appointments(rows)
-    # Appointments whose every event is in this batch have no row yet: append those.
-    batch = {e.id for e in events}
-    seen_before = {r["appointment_id"] for r in rows if r["event_id"] not in batch}
-    columns = ("appointment_id", "patient_id", "practitioner_id", "facility_id", "starts_at",
-               "channel", "status", "queue_number", "cancel_reason", "booked_hlc",
-               "booked_origin", "bumped_by")
-    upserts = [tuple(a[c] for c in columns) for _, a in sorted(appointments.items())]
-    tx.append_rows("hub_appointments", columns,
-                   [r for r in upserts if r[0] not in seen_before])
-    tx.insert_many("hub_appointments", columns, [r for r in upserts if r[0] in seen_before],
-                   "ON CONFLICT (appointment_id) DO UPDATE SET " + ", ".join(
-                       f"{c} = excluded.{c}" for c in columns[1:]))
-    _delete_in(tx, "hub_appointment_claims", "appointment_id", sorted(seen_before))
-    claim_columns = ("event_id", "appointment_id", "slot", "practitioner_id", "starts_at",
-                     "facility_id", "patient_id", "hlc", "origin", "release_hlc",
-                     "release_origin", "release_event_id")
-    tx.append_rows("hub_appointment_claims", claim_columns,
-                   [tuple(c[k] for k in claim_columns) for c in claims])
-
-
-def _delete_in(tx: Tx, table: str, column: str, values: Sequence[str]) -> None:
-    for start in range(0, len(values), 500):
-        chunk = values[start:start + 500]
-        tx.execute(f"DELETE FROM {table} WHERE {column} IN ({', '.join('?' * len(chunk))})",  # noqa: S608 - names are code constants
-                   chunk)
-
-
-def _closure(tx: Tx, appointment_ids: set[str]) -> list[dict[str, Any]]:
-    """The events of these appointments and of every appointment that shares a slot with
-    them, transitively: together they decide who holds each of those slots."""
-    rows: dict[str, dict[str, Any]] = {}
-    loaded: set[str] = set()
-    slots_seen: set[str] = set()
-    wanted = set(appointment_ids)
-    for _ in range(MAX_CLOSURE_ROUNDS):
-        fresh = wanted - loaded
-        if not fresh:
-            break
-        for row in tx.query_in("SELECT * FROM hub_appointment_events WHERE appointment_id IN "
-                               "({ids})", fresh):
-            rows[row["event_id"]] = row
-        loaded |= fresh
-        slots = {slot for slot in _claimed_slots(rows.values()) if slot not in slots_seen}
-        slots_seen |= slots
-        for row in tx.query_in("SELECT DISTINCT appointment_id FROM hub_appointment_claims "
-                               "WHERE slot IN ({ids})", slots):
-            wanted.add(row["appointment_id"])
-    else:
-        log.warning("appointment closure cut after %s rounds", MAX_CLOSURE_ROUNDS)
-    return list(rows.values())
-
-
-def _claimed_slots(rows: Iterable[dict[str, Any]]) -> set[str]:
-    doctor: dict[str, str] = {}
-    out = set()
-    for row in sorted(rows, key=_clock):
-        if row["type"] not in ("AppointmentBooked", "AppointmentRescheduled"):
-            continue
-        who = row["practitioner_id"] or doctor.get(row["appointment_id"])
-        if who:
-            doctor[row["appointment_id"]] = who
-            out.add(slot_key(who, row["starts_at"]))
-    return out
-
-
-def _clock(row: dict[str, Any]) -> tuple[str, str, str]:
-    return row["hlc"], row["origin"], row["event_id"]
-
-
-def replay_appointments(rows: list[dict[str, Any]]
-                        ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """The node's appointment rules (edge_node.projections) applied in clock order.
-
-    Returns the appointments and every slot claim with its release. In clock order a claim
-    never meets a holder with a later clock, so the earlier (hlc, origin) always keeps the slot.
-    """
-    state: dict[str, dict[str, Any]] = {}
-    claims: list[dict[str, Any]] = []
-    open_claim: dict[str, dict[str, Any]] = {}
-    # Appointments filed under each slot they were booked or moved to; one moved away since is
-    # skipped by the slot check below, so filing never has to be undone.
-    filed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-
-    def claim(a: dict[str, Any], row: dict[str, Any]) -> None:
-        slot = (a["practitioner_id"], a["starts_at"])
-        holders = [h for h in filed.get(slot, ()) if h is not a and h["status"] in HOLDING and
-                   h["practitioner_id"] == a["practitioner_id"] and
-                   h["starts_at"] == a["starts_at"]]
-        filed.setdefault(slot, []).append(a)
-        holder = min(holders, key=lambda h: (h["booked_hlc"], h["booked_origin"]), default=None)
-        a["booked_hlc"], a["booked_origin"], a["bumped_by"] = row["hlc"], row["origin"], None
-        if holder is None:
-            a["status"] = "booked"
-        elif (holder["booked_hlc"], holder["booked_origin"]) < (row["hlc"], row["origin"]):
-            a["status"], a["bumped_by"] = "bumped", holder["appointment_id"]
-        else:
-            holder["status"], holder["bumped_by"] = "bumped", a["appointment_id"]
-            a["status"] = "booked"
-        release(a, None)
-        open_claim[a["appointment_id"]] = record = {
-            "event_id": row["event_id"], "appointment_id": a["appointment_id"],
-            "slot": slot_key(a["practitioner_id"], a["starts_at"]),
-            "practitioner_id": a["practitioner_id"], "starts_at": a["starts_at"],
-            "facility_id": a["facility_id"], "patient_id": a["patient_id"], "hlc": row["hlc"],
-            "origin": row["origin"], "release_hlc": None, "release_origin": None,
-            "release_event_id": None}
-        claims.append(record)
-
-    def release(a: dict[str, Any], row: dict[str, Any] | None) -> None:
-        record = open_claim.pop(a["appointment_id"], None)
-        if record is not None and row is not None:
-            record.update(release_hlc=row["hlc"], release_origin=row["origin"],
-                          release_event_id=row["event_id"])
-
-    for row in sorted(rows, key=_clock):
-        kind, a = row["type"], state.get(row["appointment_id"])
-        if kind == "AppointmentBooked":
-            if a is not None:
-                continue
-            a = {"appointment_id": row["appointment_id"], "patient_id": row["patient_id"],
-                 "practitioner_id": row["practitioner_id"], "facility_id": row["facility_id"],
-                 "starts_at": row["starts_at"], "channel": row["channel"], "status": None,
-                 "queue_number": None, "cancel_reason": None}
-            claim(a, row)
-            state[a["appointment_id"]] = a
-        elif a is None:
-            continue  # as on the node: an event about an appointment not booked (yet)
-        elif kind == "AppointmentRescheduled":
-            release(a, row)
-            a["status"] = "moving"
-            a["practitioner_id"] = row["practitioner_id"] or a["practitioner_id"]
-            a["starts_at"] = row["starts_at"]
-            claim(a, row)
-        else:
-            a["status"] = LIFECYCLE[kind]
-            if kind == "AppointmentCheckedIn":
-                a["queue_number"] = row["queue_number"]
-            elif kind == "AppointmentCancelled":
-                a["cancel_reason"] = row["reason"]
-                release(a, row)
-    return state, claims
-
-
 # -- prescriptions and dispenses ----------------------------------------------------------
 
 PRESCRIPTION_COLUMNS = ("prescription_id", "event_id", "hlc", "origin", "number", "kind",
@@ -443,8 +272,8 @@ ITEM_COLUMNS = ("prescription_id", "item_no", "inn", "form", "strength", "unit",
 
 
 def project_prescriptions(tx: Tx, events: list[Event]) -> None:
-    issued = [e for e in events if e.type == "PrescriptionIssued"]
-    cancelled = [e for e in events if e.type == "PrescriptionCancelled"]
+    issued = [e for e in events if e.type == PRESCRIPTION_ISSUED]
+    cancelled = [e for e in events if e.type == PRESCRIPTION_CANCELLED]
     if issued:
         # A prescription id is issued once; should one come again, the first stored stays.
         held = {r["prescription_id"] for r in tx.query_in(
@@ -567,9 +396,9 @@ _SNAPSHOT_FROM: dict[str, tuple[str, str]] = {
     "patients": ("hub_patients WHERE registered = 1", "facility_id = ?"),
     # the node keeps the clock of the last edit per field (registration sets none)
     "patient_field_clock": (
-        "hub_patient_history h WHERE source = 'PatientFieldChanged' AND NOT EXISTS (SELECT 1 "
+        f"hub_patient_history h WHERE source = '{PATIENT_FIELD_CHANGED}' AND NOT EXISTS (SELECT 1 "  # noqa: S608
         "FROM hub_patient_history l WHERE l.patient_id = h.patient_id AND l.field = h.field "
-        "AND l.source = 'PatientFieldChanged' AND (l.hlc > h.hlc OR (l.hlc = h.hlc AND "
+        f"AND l.source = '{PATIENT_FIELD_CHANGED}' AND (l.hlc > h.hlc OR (l.hlc = h.hlc AND "
         "l.origin > h.origin)))",
         "patient_id IN (SELECT patient_id FROM hub_patients WHERE facility_id = ?)"),
     "slots": ("hub_slots", "facility_id = ?"),

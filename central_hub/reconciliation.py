@@ -41,14 +41,24 @@ Nothing here changes or drops a record: the dispense happened.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from sync_protocol import drug_catalogue
+from sync_protocol.conflicts import (
+    PAPER_MISMATCH,
+)
+from sync_protocol.event_names import (
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PRESCRIPTION_ISSUED,
+)
 from sync_protocol.events import Event
+from sync_protocol.rules import fill_total
 from sync_protocol.timeutil import from_instant, local_date, to_instant
 
 from .conflicts import Candidate, raise_conflict
@@ -59,7 +69,7 @@ from .storage import Storage, Tx
 
 log = logging.getLogger(__name__)
 
-KIND = "paper_mismatch"
+KIND = PAPER_MISMATCH
 SERIAL_NOT_ALLOCATED = "serial_not_allocated"
 SERIAL_USED_TWICE = "serial_used_twice"
 QUANTITY_ABOVE_PRESCRIBED = "quantity_above_prescribed"
@@ -72,15 +82,15 @@ REASONS = (SERIAL_NOT_ALLOCATED, SERIAL_USED_TWICE, QUANTITY_ABOVE_PRESCRIBED,
 # claimed after a week is a drug handed over on a prescription the system never learnt.
 NEVER_MATCHED_AFTER = timedelta(days=7)
 MAX_SUBJECT = 64  # ConflictRaised.subject_id is a CODE
-# The drug catalogue ships with the node; the hub may not import edge_node, so it reads the
-# one flag it needs (requires_e_prescription) from the same JSON file, as data.
-DRUG_CATALOGUE = Path(__file__).resolve().parents[1] / "edge_node" / "data" / "drugs.json"
+# The drug catalogue (sync_protocol's package data, the node's too): the hub reads the one
+# flag it needs here, requires_e_prescription.
+DRUG_CATALOGUE = drug_catalogue.CATALOGUE
 
 
 @functools.cache
-def e_prescription_inns(path: Path = DRUG_CATALOGUE) -> frozenset[str]:
+def e_prescription_inns(path: Traversable | Path = DRUG_CATALOGUE) -> frozenset[str]:
     """INNs the catalogue marks requires_e_prescription (antibiotics, hormones, ...)."""
-    drugs = json.loads(path.read_text(encoding="utf-8"))["drugs"]
+    drugs = drug_catalogue.read_drugs(path)
     return frozenset(inn.casefold() for inn, drug in drugs.items()
                      if drug.get("requires_e_prescription"))
 
@@ -112,9 +122,9 @@ def on_accepted(tx: Tx, stored: list[StoredEvent]) -> None:
 
     for one in stored:
         event = one.event
-        if event.type == "MedicationDispensed":
+        if event.type == MEDICATION_DISPENSED:
             dispenses.append(event)
-        elif event.type == "PrescriptionIssued" and event.payload["kind"] != "paper":
+        elif event.type == PRESCRIPTION_ISSUED and event.payload["kind"] != "paper":
             prescriptions.append(one)
         elif event.type in _PAPER_HANDLERS:
             flush()
@@ -209,8 +219,8 @@ def _on_dispenses(tx: Tx, events: list[Event]) -> None:
             check_quantities(tx, prescription_id)
 
 
-_PAPER_HANDLERS = {"PrescriptionIssued": _on_prescription,
-                   "PaperDispenseRecorded": _on_paper_dispense}
+_PAPER_HANDLERS = {PRESCRIPTION_ISSUED: _on_prescription,
+                   PAPER_DISPENSE_RECORDED: _on_paper_dispense}
 
 
 # -- matching -------------------------------------------------------------------------------
@@ -322,7 +332,7 @@ def check_quantities(tx: Tx, prescription_id: str) -> None:
     for item in rx_p["items"]:
         inn = item["inn"].casefold()
         inn_of[item["item_no"]] = inn
-        allowed[inn] = allowed.get(inn, 0) + item["quantity"] * (1 + item["repeats"])
+        allowed[inn] = allowed.get(inn, 0) + fill_total(item["quantity"], item["repeats"])
     paper_rows = tx.query("SELECT facility_id, local_day, position FROM recon_dispenses WHERE "
                           "matched_prescription_id = ? ORDER BY position", (prescription_id,))
     paper_events = _events_at(tx, [r["position"] for r in paper_rows])
@@ -332,18 +342,18 @@ def check_quantities(tx: Tx, prescription_id: str) -> None:
     for event in paper_events:
         lines += [(event.payload["dispensed_at"], event.id, event, i["inn"].casefold(),
                    i["quantity"]) for i in event.payload["items"]]
-    for row in tx.query("SELECT * FROM events WHERE subject_id = ? AND type = "
-                        "'MedicationDispensed' ORDER BY position", (prescription_id,)):
+    for row in tx.query("SELECT * FROM events WHERE subject_id = ? AND type = "  # noqa: S608
+                        f"'{MEDICATION_DISPENSED}' ORDER BY position", (prescription_id,)):
         event = row_event(row)
         p = event.payload
         records[event.id] = (p["facility_id"], day_of(p["dispensed_at"]))
         lines.append((p["dispensed_at"], event.id, event, inn_of.get(p["item_no"], ""),
                       p["quantity"]))
     own = (rx_p["facility_id"], day_of(rx_p["issued_at"]))
-    for inn in sorted({line[3] for line in lines if line[2].type == "PaperDispenseRecorded"}):
+    for inn in sorted({line[3] for line in lines if line[2].type == PAPER_DISPENSE_RECORDED}):
         of_inn = sorted((line for line in lines if line[3] == inn), key=lambda x: x[:2])
         total, paper = sum(x[4] for x in of_inn), sum(
-            x[4] for x in of_inn if x[2].type == "PaperDispenseRecorded")
+            x[4] for x in of_inn if x[2].type == PAPER_DISPENSE_RECORDED)
         running = 0
         for handed_at, _id, event, _inn, quantity in of_inn:
             running += quantity

@@ -29,6 +29,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync_protocol.certificates import NodeIdentity, NodeKind
+from sync_protocol.event_names import (
+    ALLERGY_RECORDED,
+    ALLERGY_RETRACTED,
+    APPOINTMENT_BOOKED,
+    CHRONIC_CONDITION_SET,
+    CONFLICT_RAISED,
+    CONFLICT_STATE_CHANGED,
+    FACILITY_DETAILS_CHANGED,
+    FACILITY_REGISTERED,
+    LAB_RESULT_RECORDED,
+    MEDICATION_DISPENSED,
+    ORDER_RECORDED,
+    PAPER_DISPENSE_RECORDED,
+    PAPER_PAD_ALLOCATED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRACTITIONER_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_CLAIMED,
+    PRESCRIPTION_ISSUED,
+    REMOTE_PRESCRIPTION_DECIDED,
+    REMOTE_PRESCRIPTION_REQUESTED,
+    SLOTS_PUBLISHED,
+    VISIT_RECORDED,
+)
 from sync_protocol.events import Event
 
 from .storage import Tx
@@ -39,32 +65,32 @@ FACILITY = "facility"
 REGION = "region"
 PHARMACIES = "pharmacies"
 
-REGISTRY_TYPES = frozenset({"FacilityRegistered", "PractitionerRegistered",
-                            "FacilityDetailsChanged"})
-PROFILE_TYPES = frozenset({"PatientRegistered", "PatientFieldChanged", "PatientPhoneConfirmed"})
+REGISTRY_TYPES = frozenset({FACILITY_REGISTERED, PRACTITIONER_REGISTERED,
+                            FACILITY_DETAILS_CHANGED})
+PROFILE_TYPES = frozenset({PATIENT_REGISTERED, PATIENT_FIELD_CHANGED, PATIENT_PHONE_CONFIRMED})
 # PrescriptionClaimed's expires_at is the claim's: other pharmacies need it only until then.
-PRESCRIPTION_TYPES = frozenset({"PrescriptionIssued", "PrescriptionCancelled",
-                                "MedicationDispensed", "PaperDispenseRecorded",
-                                "PrescriptionClaimed"})
+PRESCRIPTION_TYPES = frozenset({PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED,
+                                MEDICATION_DISPENSED, PAPER_DISPENSE_RECORDED,
+                                PRESCRIPTION_CLAIMED})
 # The payload id that groups an event with the others about the same record.
 SUBJECT_FIELD = {
-    "FacilityRegistered": "facility_id", "PractitionerRegistered": "practitioner_id",
-    "FacilityDetailsChanged": "facility_id",
-    "SlotsPublished": "schedule_id", "PatientRegistered": "patient_id",
-    "PatientFieldChanged": "patient_id", "PatientPhoneConfirmed": "patient_id",
-    "VisitRecorded": "visit_id", "OrderRecorded": "visit_id", "LabResultRecorded": "order_id",
-    "PrescriptionIssued": "prescription_id", "PrescriptionCancelled": "prescription_id",
-    "MedicationDispensed": "prescription_id", "PrescriptionClaimed": "prescription_id",
-    "ChronicConditionSet": "patient_id",
-    "AllergyRecorded": "patient_id", "AllergyRetracted": "patient_id",
-    "PaperPadAllocated": "pad_id", "ConflictRaised": "conflict_id",
-    "ConflictStateChanged": "conflict_id", "RemotePrescriptionRequested": "request_id",
-    "RemotePrescriptionDecided": "request_id",
+    FACILITY_REGISTERED: "facility_id", PRACTITIONER_REGISTERED: "practitioner_id",
+    FACILITY_DETAILS_CHANGED: "facility_id",
+    SLOTS_PUBLISHED: "schedule_id", PATIENT_REGISTERED: "patient_id",
+    PATIENT_FIELD_CHANGED: "patient_id", PATIENT_PHONE_CONFIRMED: "patient_id",
+    VISIT_RECORDED: "visit_id", ORDER_RECORDED: "visit_id", LAB_RESULT_RECORDED: "order_id",
+    PRESCRIPTION_ISSUED: "prescription_id", PRESCRIPTION_CANCELLED: "prescription_id",
+    MEDICATION_DISPENSED: "prescription_id", PRESCRIPTION_CLAIMED: "prescription_id",
+    CHRONIC_CONDITION_SET: "patient_id",
+    ALLERGY_RECORDED: "patient_id", ALLERGY_RETRACTED: "patient_id",
+    PAPER_PAD_ALLOCATED: "pad_id", CONFLICT_RAISED: "conflict_id",
+    CONFLICT_STATE_CHANGED: "conflict_id", REMOTE_PRESCRIPTION_REQUESTED: "request_id",
+    REMOTE_PRESCRIPTION_DECIDED: "request_id",
 }
 # Records other events refer to: created by one type (id field "<kind>_id"), looked up by
 # the rest for their patient, facility and region.
-SUBJECT_KIND = {"AppointmentBooked": "appointment", "VisitRecorded": "visit",
-                "PrescriptionIssued": "prescription", "RemotePrescriptionRequested": "request"}
+SUBJECT_KIND = {APPOINTMENT_BOOKED: "appointment", VISIT_RECORDED: "visit",
+                PRESCRIPTION_ISSUED: "prescription", REMOTE_PRESCRIPTION_REQUESTED: "request"}
 SUBJECT_REFS = ("appointment_id", "visit_id", "prescription_id", "request_id")
 
 
@@ -90,9 +116,9 @@ def subject_of(event: Event) -> str | None:
     if field is None and event.type.startswith("Appointment"):
         field = "appointment_id"
     value = event.payload.get(field) if field else None
-    if value is None and event.type == "LabResultRecorded":
+    if value is None and event.type == LAB_RESULT_RECORDED:
         value = event.payload.get("result_id")
-    if event.type == "PaperDispenseRecorded":
+    if event.type == PAPER_DISPENSE_RECORDED:
         value = event.payload.get("prescription_id") or event.payload.get("dispense_id")
     return value
 
@@ -199,7 +225,7 @@ class ScopeIndex:
         facility = payload.get("facility_id") or (known or {}).get("facility_id")
         if facility is None and node is not None:
             facility = min(self.facility_ids(node), default=None)
-        region = payload.get("region") if event.type == "FacilityRegistered" else None
+        region = payload.get("region") if event.type == FACILITY_REGISTERED else None
         if region is None and event.type in PRESCRIPTION_TYPES and known:
             region = known.get("region")
         if region is None and facility in self.facilities:
@@ -233,16 +259,16 @@ class ScopeIndex:
             until = payload.get("expires_at") or (prescription or {}).get("until")
             add(FACILITY, (prescription or {}).get("facility_id"))
             # A paper dispense matters to other pharmacies only if it names an e-prescription.
-            if event.type != "PaperDispenseRecorded" or payload.get("prescription_id"):
+            if event.type != PAPER_DISPENSE_RECORDED or payload.get("prescription_id"):
                 add(PHARMACIES, derived.region, until)
-        if event.type == "ConflictRaised":
+        if event.type == CONFLICT_RAISED:
             for facility in payload["facility_ids"]:
                 add(FACILITY, facility)
-        if event.type == "ConflictStateChanged":
+        if event.type == CONFLICT_STATE_CHANGED:
             for row in self.tx.query(
-                    "SELECT DISTINCT d.target_kind, d.target FROM deliveries d JOIN events e "
+                    "SELECT DISTINCT d.target_kind, d.target FROM deliveries d JOIN events e "  # noqa: S608
                     "ON e.position = d.position WHERE e.subject_id = ? AND "
-                    "e.type = 'ConflictRaised'", (payload["conflict_id"],)):
+                    f"e.type = '{CONFLICT_RAISED}'", (payload["conflict_id"],)):
                 add(row["target_kind"], row["target"])
         return list(out.values())
 
@@ -255,7 +281,7 @@ class ScopeIndex:
 
     def _learn(self, event: Event, derived: Derived) -> None:
         payload = event.payload
-        if event.type == "FacilityRegistered" and payload["facility_id"] not in self.facilities:
+        if event.type == FACILITY_REGISTERED and payload["facility_id"] not in self.facilities:
             row = {"facility_id": payload["facility_id"], "code": payload["code"],
                    "kind": payload["kind"], "region": payload["region"], "origin": event.origin}
             self._facilities_coded(row["code"], row["region"]).add(row["facility_id"])
@@ -273,13 +299,13 @@ class ScopeIndex:
             return
         if patient not in self.attachments:
             self._load_patients({patient})
-        if event.type == "PatientRegistered":
+        if event.type == PATIENT_REGISTERED:
             self._attach(patient, payload["facility_id"], event)
-        elif event.type == "PatientFieldChanged" and payload["field"] == "facility_id":
+        elif event.type == PATIENT_FIELD_CHANGED and payload["field"] == "facility_id":
             if payload["value"]:
                 self._attach(patient, payload["value"], event)
-        if event.type in ("PatientRegistered", "AppointmentBooked", "VisitRecorded",
-                          "PrescriptionIssued") and derived.facility_id:
+        if event.type in (PATIENT_REGISTERED, APPOINTMENT_BOOKED, VISIT_RECORDED,
+                          PRESCRIPTION_ISSUED) and derived.facility_id:
             self._link(patient, derived.facility_id)
 
     def _attach(self, patient: str, facility: str, event: Event) -> None:

@@ -1,8 +1,9 @@
 """The drug catalogue: drugs keyed by INN, their forms and strengths, and the flags that drive
 the prescribing rules.
 
-The data lives in ``data/drugs.json`` so a pharmacist can review it. It is validated on load:
-a broken edit fails at start-up naming the entry and the field, never at the pharmacy counter.
+The data lives in ``sync_protocol/data/drugs.json`` (the hub reads it too) so a pharmacist
+can review it. It is validated on load: a broken edit fails at start-up naming the entry and
+the field, never at the pharmacy counter.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sync_protocol import drug_catalogue
 from sync_protocol.errors import ProtocolError
 
 logger = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def _search_texts(drug: Drug) -> tuple[tuple[str, str], ...]:
 
 @functools.cache
 def _load_shipped() -> Catalogue:
-    return Catalogue._from_file(resources.files("edge_node") / "data" / "drugs.json")
+    return Catalogue._from_file(drug_catalogue.CATALOGUE)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

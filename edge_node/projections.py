@@ -14,9 +14,42 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sync_protocol.conflicts import (
+    OPEN,
+)
+from sync_protocol.event_names import (
+    ALLERGY_RECORDED,
+    ALLERGY_RETRACTED,
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+    CHRONIC_CONDITION_SET,
+    CONFLICT_RAISED,
+    CONFLICT_STATE_CHANGED,
+    FACILITY_REGISTERED,
+    LAB_RESULT_RECORDED,
+    MEDICATION_DISPENSED,
+    ORDER_RECORDED,
+    PAPER_DISPENSE_RECORDED,
+    PAPER_PAD_ALLOCATED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRACTITIONER_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    REMOTE_PRESCRIPTION_DECIDED,
+    REMOTE_PRESCRIPTION_REQUESTED,
+    SLOTS_PUBLISHED,
+    VISIT_RECORDED,
+)
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.names import name_key
+from sync_protocol.rules import HOLDING_STATUSES, claim_slot
 from sync_protocol.timeutil import from_instant, to_instant
 
 log = logging.getLogger(__name__)
@@ -59,7 +92,7 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict, key: str | None = N
     conn.execute(sql, tuple(row.values()))
 
 
-@handles("FacilityRegistered")
+@handles(FACILITY_REGISTERED)
 def _facility(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "facilities", {"facility_id": p["facility_id"], "code": p["code"],
@@ -67,7 +100,7 @@ def _facility(conn: sqlite3.Connection, event: Event) -> None:
                                  "address": p.get("address")})
 
 
-@handles("PractitionerRegistered")
+@handles(PRACTITIONER_REGISTERED)
 def _practitioner(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "practitioners", {
@@ -76,7 +109,7 @@ def _practitioner(conn: sqlite3.Connection, event: Event) -> None:
         "is_family_doctor": int(p["is_family_doctor"])})
 
 
-@handles("SlotsPublished")
+@handles(SLOTS_PUBLISHED)
 def _slots(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     length = timedelta(minutes=p["slot_minutes"])
@@ -88,7 +121,7 @@ def _slots(conn: sqlite3.Connection, event: Event) -> None:
     )
 
 
-@handles("PatientRegistered")
+@handles(PATIENT_REGISTERED)
 def _patient(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "patients", {
@@ -101,7 +134,7 @@ def _patient(conn: sqlite3.Connection, event: Event) -> None:
         "registered_hlc": event.hlc})
 
 
-@handles("PatientFieldChanged")
+@handles(PATIENT_FIELD_CHANGED)
 def _patient_field(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     field = p["field"]
@@ -125,14 +158,14 @@ def _patient_field(conn: sqlite3.Connection, event: Event) -> None:
 _PATIENT_COLUMNS = {"full_name", "phone", "document", "facility_id", "family_doctor_id"}
 
 
-@handles("PatientPhoneConfirmed")
+@handles(PATIENT_PHONE_CONFIRMED)
 def _phone_confirmed(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     conn.execute("UPDATE patients SET phone_confirmed = 1 WHERE patient_id = ? AND phone = ?",
                  (p["patient_id"], p["phone"]))
 
 
-@handles("AppointmentBooked")
+@handles(APPOINTMENT_BOOKED)
 def _booked(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     if conn.execute("SELECT 1 FROM appointments WHERE appointment_id = ?",
@@ -147,22 +180,26 @@ def _booked(conn: sqlite3.Connection, event: Event) -> None:
          p["starts_at"], p["channel"], status, event.hlc, event.origin))
 
 
+# The statuses spelt out in the SQL text: only then does SQLite use the partial unique index
+# appointments_one_per_slot (WHERE status IN the same list) to find the holder.
+_HOLDER_SQL = (
+    "SELECT appointment_id, booked_hlc, booked_origin FROM appointments WHERE"  # noqa: S608
+    " practitioner_id = ? AND starts_at = ? AND status IN"
+    f" ({', '.join(repr(status) for status in HOLDING_STATUSES)})")
+
+
 def _claim_slot(conn: sqlite3.Connection, practitioner_id: str, starts_at: str,
                 event: Event) -> str:
     """Two nodes booked one slot while apart: the earlier (clock, origin) keeps it, in any
     arrival order; the other is 'bumped' (kept, shown, and offered another time)."""
-    holder = conn.execute(
-        "SELECT appointment_id, booked_hlc, booked_origin FROM appointments WHERE"
-        " practitioner_id = ? AND starts_at = ? AND status IN"
-        " ('booked', 'checked_in', 'completed', 'no_show')",
-        (practitioner_id, starts_at)).fetchone()
-    if holder is None:
-        return "booked"
-    if (holder["booked_hlc"], holder["booked_origin"]) < (event.hlc, event.origin):
-        return "bumped"
-    conn.execute("UPDATE appointments SET status = 'bumped' WHERE appointment_id = ?",
-                 (holder["appointment_id"],))
-    return "booked"
+    holder = conn.execute(_HOLDER_SQL, (practitioner_id, starts_at)).fetchone()
+    status, holder_status = claim_slot(
+        None if holder is None else (holder["booked_hlc"], holder["booked_origin"]),
+        (event.hlc, event.origin))
+    if holder_status is not None:
+        conn.execute("UPDATE appointments SET status = ? WHERE appointment_id = ?",
+                     (holder_status, holder["appointment_id"]))
+    return status
 
 
 def _set_status(conn: sqlite3.Connection, appointment_id: str, status: str, **extra) -> None:
@@ -171,13 +208,13 @@ def _set_status(conn: sqlite3.Connection, appointment_id: str, status: str, **ex
                  (status, *extra.values(), appointment_id))
 
 
-@handles("AppointmentCancelled")
+@handles(APPOINTMENT_CANCELLED)
 def _cancelled(conn: sqlite3.Connection, event: Event) -> None:
     _set_status(conn, event.payload["appointment_id"], "cancelled",
                 cancel_reason=event.payload.get("reason"))
 
 
-@handles("AppointmentRescheduled")
+@handles(APPOINTMENT_RESCHEDULED)
 def _rescheduled(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     row = conn.execute("SELECT practitioner_id FROM appointments WHERE appointment_id = ?",
@@ -195,23 +232,23 @@ def _rescheduled(conn: sqlite3.Connection, event: Event) -> None:
                   p["appointment_id"]))
 
 
-@handles("AppointmentCheckedIn")
+@handles(APPOINTMENT_CHECKED_IN)
 def _checked_in(conn: sqlite3.Connection, event: Event) -> None:
     _set_status(conn, event.payload["appointment_id"], "checked_in",
                 queue_number=event.payload["queue_number"])
 
 
-@handles("AppointmentCompleted")
+@handles(APPOINTMENT_COMPLETED)
 def _completed(conn: sqlite3.Connection, event: Event) -> None:
     _set_status(conn, event.payload["appointment_id"], "completed")
 
 
-@handles("AppointmentNoShow")
+@handles(APPOINTMENT_NO_SHOW)
 def _no_show(conn: sqlite3.Connection, event: Event) -> None:
     _set_status(conn, event.payload["appointment_id"], "no_show")
 
 
-@handles("VisitRecorded")
+@handles(VISIT_RECORDED)
 def _visit(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "visits", {
@@ -226,7 +263,7 @@ def _visit(conn: sqlite3.Connection, event: Event) -> None:
                 key="visit_id, code")
 
 
-@handles("OrderRecorded")
+@handles(ORDER_RECORDED)
 def _order(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "orders", {"order_id": p["order_id"], "visit_id": p["visit_id"],
@@ -234,7 +271,7 @@ def _order(conn: sqlite3.Connection, event: Event) -> None:
                              "text": p["text"]})
 
 
-@handles("LabResultRecorded")
+@handles(LAB_RESULT_RECORDED)
 def _lab_result(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "lab_results", {
@@ -244,7 +281,7 @@ def _lab_result(conn: sqlite3.Connection, event: Event) -> None:
         "flag": p.get("flag"), "observed_at": p["observed_at"]})
 
 
-@handles("ChronicConditionSet")
+@handles(CHRONIC_CONDITION_SET)
 def _chronic(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     row = conn.execute("SELECT hlc, origin FROM chronic_conditions WHERE patient_id = ? AND"
@@ -257,7 +294,7 @@ def _chronic(conn: sqlite3.Connection, event: Event) -> None:
                  (p["patient_id"], p["code"], int(p["active"]), event.hlc, event.origin))
 
 
-@handles("AllergyRecorded")
+@handles(ALLERGY_RECORDED)
 def _allergy(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "allergies", {
@@ -269,7 +306,7 @@ def _allergy(conn: sqlite3.Connection, event: Event) -> None:
     _apply_retraction(conn, p["allergy_id"])
 
 
-@handles("AllergyRetracted")
+@handles(ALLERGY_RETRACTED)
 def _allergy_retracted(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     # Retracted twice (two nodes): the earlier clock's reason stands, in any arrival order.
@@ -290,7 +327,7 @@ def _apply_retraction(conn: sqlite3.Connection, allergy_id: str) -> None:
                  " r.allergy_id = allergies.allergy_id)", (allergy_id,))
 
 
-@handles("PrescriptionIssued")
+@handles(PRESCRIPTION_ISSUED)
 def _prescription(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "prescriptions", {
@@ -313,7 +350,7 @@ def _prescription(conn: sqlite3.Connection, event: Event) -> None:
     _apply_pending_cancellation(conn, p["prescription_id"])
 
 
-@handles("PrescriptionCancelled")
+@handles(PRESCRIPTION_CANCELLED)
 def _prescription_cancelled(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
@@ -322,7 +359,8 @@ def _prescription_cancelled(conn: sqlite3.Connection, event: Event) -> None:
 
 
 def _apply_pending_cancellation(conn: sqlite3.Connection, prescription_id: str) -> None:
-    row = conn.execute("SELECT hlc, payload FROM events WHERE type = 'PrescriptionCancelled' AND"
+    row = conn.execute("SELECT hlc, payload FROM events WHERE type ="  # noqa: S608 - constants
+                       f" '{PRESCRIPTION_CANCELLED}' AND"
                        " json_extract(payload, '$.prescription_id') = ? ORDER BY hlc LIMIT 1",
                        (prescription_id,)).fetchone()
     if row is not None:
@@ -332,7 +370,7 @@ def _apply_pending_cancellation(conn: sqlite3.Connection, prescription_id: str) 
                       json.loads(row["payload"])["reason"], prescription_id))
 
 
-@handles("MedicationDispensed")
+@handles(MEDICATION_DISPENSED)
 def _dispensed(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     # Every dispense is kept, even one beyond what remains: the drug was handed over.
@@ -345,16 +383,16 @@ def _dispensed(conn: sqlite3.Connection, event: Event) -> None:
         "origin": event.origin})
 
 
-@handles("ConflictRaised")
+@handles(CONFLICT_RAISED)
 def _conflict(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "conflicts", {
         "conflict_id": p["conflict_id"], "kind": p["kind"], "subject_id": p["subject_id"],
         "details": json.dumps({**p["details"], "event_ids": p["event_ids"]}, sort_keys=True),
-        "state": "open", "raised_at": event.timestamp.to_instant()})
+        "state": OPEN, "raised_at": event.timestamp.to_instant()})
 
 
-@handles("ConflictStateChanged")
+@handles(CONFLICT_STATE_CHANGED)
 def _conflict_state(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     conn.execute("UPDATE conflicts SET state = ?, state_changed_at = ?, state_changed_by = ?,"
@@ -363,7 +401,7 @@ def _conflict_state(conn: sqlite3.Connection, event: Event) -> None:
                   p["conflict_id"]))
 
 
-@handles("PaperPadAllocated")
+@handles(PAPER_PAD_ALLOCATED)
 def _pad(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "paper_pads", {"pad_id": p["pad_id"], "facility_id": p["facility_id"],
@@ -371,7 +409,7 @@ def _pad(conn: sqlite3.Connection, event: Event) -> None:
                                  "last_serial": p["last_serial"]})
 
 
-@handles("PaperDispenseRecorded")
+@handles(PAPER_DISPENSE_RECORDED)
 def _paper_dispense(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     _insert(conn, "paper_dispenses", {
@@ -384,7 +422,7 @@ def _paper_dispense(conn: sqlite3.Connection, event: Event) -> None:
         "origin": event.origin})
 
 
-@handles("RemotePrescriptionRequested")
+@handles(REMOTE_PRESCRIPTION_REQUESTED)
 def _requested(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     conn.execute(
@@ -394,12 +432,12 @@ def _requested(conn: sqlite3.Connection, event: Event) -> None:
         (p["request_id"], p["patient_id"], p["facility_id"], p.get("practitioner_id"),
          p["requested_by"], p["request_text"], p.get("phone"), event.timestamp.to_instant()))
     # A decision that arrived first (sync delivers in any order) still applies.
-    for row in conn.execute("SELECT * FROM events WHERE type = 'RemotePrescriptionDecided' AND"
+    for row in conn.execute(f"SELECT * FROM events WHERE type = '{REMOTE_PRESCRIPTION_DECIDED}' AND"  # noqa: S608
                             " json_extract(payload, '$.request_id') = ?", (p["request_id"],)):
         _decide(conn, json.loads(row["payload"]), row["hlc"], row["origin"])
 
 
-@handles("RemotePrescriptionDecided")
+@handles(REMOTE_PRESCRIPTION_DECIDED)
 def _decided(conn: sqlite3.Connection, event: Event) -> None:
     _decide(conn, event.payload, event.hlc, event.origin)
 

@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,9 @@ class Transaction:
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         return self.conn.execute(sql, params).fetchone()
 
-    def append(self, event_type: str, payload: dict[str, Any]) -> Event:
+    def append(self, event_type: str, payload: Mapping[str, Any]) -> Event:
         """Validate, seal and record a local event, and apply it to the projections."""
+        payload = dict(payload)  # the builders' typed dicts, or a plain dict: sealed as a dict
         node_id = self.store.node_id
         if self.store.network_rights:  # refuse now what the hub would refuse for ever
             check_local_event(self.conn, event_type, payload)

@@ -6,6 +6,31 @@ import logging
 
 from flask_babel import lazy_gettext as _l
 
+from sync_protocol.conflicts import (
+    ACKNOWLEDGED,
+    DISPENSE_AFTER_CANCELLATION,
+    DISPENSE_AFTER_EXPIRY,
+    DISPENSE_AFTER_REVOCATION,
+    DOUBLE_BOOKING,
+    IDENTITY_CLASH,
+    OPEN,
+    OVER_DISPENSING,
+    PAPER_MISMATCH,
+    PATIENT_FIELD,
+    RESOLVED,
+)
+from sync_protocol.event_names import (
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_RESCHEDULED,
+    MEDICATION_DISPENSED,
+    PAPER_DISPENSE_RECORDED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+)
+
 log = logging.getLogger(__name__)
 
 SPECIALTIES = {
@@ -85,35 +110,35 @@ REQUEST_STATUSES = {
     "all": _l("All"),
 }
 
-# Conflicts as the hub raises them (sync_protocol.event_types.CONFLICT_KINDS) and their states.
+# Conflicts as the hub raises them (sync_protocol.conflicts) and their states.
 CONFLICT_KINDS = {
-    "over_dispensing": _l("More dispensed than prescribed"),
-    "dispense_after_cancellation": _l("Dispensed after the prescription was cancelled"),
-    "dispense_after_expiry": _l("Dispensed outside the prescription's validity"),
-    "dispense_after_revocation": _l("Dispensed after the signer's key was revoked"),
-    "double_booking": _l("One slot booked twice"),
-    "patient_field": _l("A patient's detail changed at two places"),
-    "paper_mismatch": _l("Paper records do not match"),
-    "identity_clash": _l("One identity on two patient records"),
+    OVER_DISPENSING: _l("More dispensed than prescribed"),
+    DISPENSE_AFTER_CANCELLATION: _l("Dispensed after the prescription was cancelled"),
+    DISPENSE_AFTER_EXPIRY: _l("Dispensed outside the prescription's validity"),
+    DISPENSE_AFTER_REVOCATION: _l("Dispensed after the signer's key was revoked"),
+    DOUBLE_BOOKING: _l("One slot booked twice"),
+    PATIENT_FIELD: _l("A patient's detail changed at two places"),
+    PAPER_MISMATCH: _l("Paper records do not match"),
+    IDENTITY_CLASH: _l("One identity on two patient records"),
 }
 CONFLICT_STATES = {
-    "open": _l("Open"),
-    "acknowledged": _l("Acknowledged"),
-    "resolved": _l("Resolved"),
+    OPEN: _l("Open"),
+    ACKNOWLEDGED: _l("Acknowledged"),
+    RESOLVED: _l("Resolved"),
     "all": _l("All"),
 }
 
 # What an event involved in a conflict did, in words (the facts it carries follow).
 EVENT_WORDS = {
-    "PrescriptionIssued": _l("Prescription issued"),
-    "PrescriptionCancelled": _l("Prescription cancelled"),
-    "MedicationDispensed": _l("Medicine dispensed"),
-    "PaperDispenseRecorded": _l("Paper dispense entered"),
-    "AppointmentBooked": _l("Visit booked"),
-    "AppointmentRescheduled": _l("Visit moved"),
-    "AppointmentCancelled": _l("Visit cancelled"),
-    "PatientRegistered": _l("Patient registered"),
-    "PatientFieldChanged": _l("Patient's detail changed"),
+    PRESCRIPTION_ISSUED: _l("Prescription issued"),
+    PRESCRIPTION_CANCELLED: _l("Prescription cancelled"),
+    MEDICATION_DISPENSED: _l("Medicine dispensed"),
+    PAPER_DISPENSE_RECORDED: _l("Paper dispense entered"),
+    APPOINTMENT_BOOKED: _l("Visit booked"),
+    APPOINTMENT_RESCHEDULED: _l("Visit moved"),
+    APPOINTMENT_CANCELLED: _l("Visit cancelled"),
+    PATIENT_REGISTERED: _l("Patient registered"),
+    PATIENT_FIELD_CHANGED: _l("Patient's detail changed"),
 }
 FACT_WORDS = {
     "number": _l("Prescription"),
@@ -136,7 +161,7 @@ FACT_WORDS = {
     "allergy_override": _l("Reason to prescribe despite the allergy"),
 }
 
-# The catalogue's dosage forms (edge_node/data/drugs.json), in the patient's and pharmacist's
+# The catalogue's dosage forms (sync_protocol/data/drugs.json), in the patient's and pharmacist's
 # language; the catalogue keeps the English term as the code.
 DRUG_FORMS = {
     "capsule": _l("capsule"),

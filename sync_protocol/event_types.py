@@ -12,7 +12,39 @@ from typing import Any
 
 import fastjsonschema
 
+from . import conflicts
 from .errors import PayloadInvalid, UnknownEventType
+from .event_names import (
+    ALLERGY_RECORDED,
+    ALLERGY_RETRACTED,
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+    CHRONIC_CONDITION_SET,
+    CONFLICT_RAISED,
+    CONFLICT_STATE_CHANGED,
+    FACILITY_DETAILS_CHANGED,
+    FACILITY_REGISTERED,
+    LAB_RESULT_RECORDED,
+    MEDICATION_DISPENSED,
+    ORDER_RECORDED,
+    PAPER_DISPENSE_RECORDED,
+    PAPER_PAD_ALLOCATED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRACTITIONER_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_CLAIMED,
+    PRESCRIPTION_ISSUED,
+    REMOTE_PRESCRIPTION_DECIDED,
+    REMOTE_PRESCRIPTION_REQUESTED,
+    SLOTS_PUBLISHED,
+    VISIT_RECORDED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +78,7 @@ ALLERGY_KIND = {"enum": ["allergy", "intolerance"]}
 SEVERITY = {"enum": ["mild", "moderate", "severe"]}
 MAX_OVERRIDDEN_ALLERGIES = 20
 # Conflict classes of DESIGN.md section 5 (and a node identity clash, lesson 10).
-CONFLICT_KINDS = ["over_dispensing", "dispense_after_cancellation", "dispense_after_expiry",
-                  "dispense_after_revocation", "double_booking", "patient_field",
-                  "paper_mismatch", "identity_clash"]
+CONFLICT_KINDS = list(conflicts.KINDS)
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -69,23 +99,23 @@ PRESCRIPTION_ITEM = obj(
 )
 
 SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
-    ("FacilityRegistered", 1): obj(
+    (FACILITY_REGISTERED, 1): obj(
         {"facility_id": ULID, "code": CODE, "name": NAME, "kind": FACILITY_KIND,
          "region": CODE},
         {"address": TEXT},
     ),
-    ("PractitionerRegistered", 1): obj(
+    (PRACTITIONER_REGISTERED, 1): obj(
         {"practitioner_id": ULID, "facility_id": ULID, "full_name": NAME, "specialty": CODE,
          "is_family_doctor": {"type": "boolean"}},
     ),
-    ("SlotsPublished", 1): obj(
+    (SLOTS_PUBLISHED, 1): obj(
         {"schedule_id": ULID, "practitioner_id": ULID, "facility_id": ULID,
          "slot_minutes": {"type": "integer", "minimum": 5, "maximum": 240},
          "starts": {"type": "array", "items": INSTANT, "maxItems": MAX_SLOTS_PER_EVENT,
                     "uniqueItems": True}},
     ),
     # allOf runs in order: a bad field is named before the "PINFL or document" rule.
-    ("PatientRegistered", 1): {"allOf": [
+    (PATIENT_REGISTERED, 1): {"allOf": [
         obj(
             {"patient_id": ULID, "med_id": CODE, "full_name": NAME, "birth_date": DATE,
              "sex": SEX, "facility_id": ULID},
@@ -94,42 +124,42 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         ),
         {"anyOf": [{"required": ["pinfl"]}, {"required": ["document"]}]},
     ]},
-    ("PatientFieldChanged", 1): obj(
+    (PATIENT_FIELD_CHANGED, 1): obj(
         {"patient_id": ULID, "field": {"enum": PATIENT_FIELDS},
          "value": {"type": ["string", "null"], "maxLength": 200}},
         {"previous": {"type": ["string", "null"], "maxLength": 200}},
     ),
-    ("PatientPhoneConfirmed", 1): obj({"patient_id": ULID, "phone": PHONE}),
-    ("AppointmentBooked", 1): obj(
+    (PATIENT_PHONE_CONFIRMED, 1): obj({"patient_id": ULID, "phone": PHONE}),
+    (APPOINTMENT_BOOKED, 1): obj(
         {"appointment_id": ULID, "patient_id": ULID, "practitioner_id": ULID,
          "facility_id": ULID, "starts_at": INSTANT, "channel": CHANNEL},
     ),
-    ("AppointmentCancelled", 1): obj({"appointment_id": ULID}, {"reason": TEXT}),
-    ("AppointmentRescheduled", 1): obj(
+    (APPOINTMENT_CANCELLED, 1): obj({"appointment_id": ULID}, {"reason": TEXT}),
+    (APPOINTMENT_RESCHEDULED, 1): obj(
         {"appointment_id": ULID, "starts_at": INSTANT}, {"practitioner_id": ULID}),
-    ("AppointmentCheckedIn", 1): obj(
+    (APPOINTMENT_CHECKED_IN, 1): obj(
         {"appointment_id": ULID, "queue_number": {"type": "integer", "minimum": 1}}),
-    ("AppointmentCompleted", 1): obj({"appointment_id": ULID}),
-    ("AppointmentNoShow", 1): obj({"appointment_id": ULID}),
-    ("VisitRecorded", 1): obj(
+    (APPOINTMENT_COMPLETED, 1): obj({"appointment_id": ULID}),
+    (APPOINTMENT_NO_SHOW, 1): obj({"appointment_id": ULID}),
+    (VISIT_RECORDED, 1): obj(
         {"visit_id": ULID, "patient_id": ULID, "practitioner_id": ULID, "facility_id": ULID,
          "occurred_at": INSTANT,
          "diagnoses": {"type": "array", "items": DIAGNOSIS, "maxItems": 20}},
         {"appointment_id": ULID, "complaints": TEXT, "notes": TEXT},
     ),
-    ("OrderRecorded", 1): obj(
+    (ORDER_RECORDED, 1): obj(
         {"order_id": ULID, "visit_id": ULID, "patient_id": ULID,
          "kind": {"enum": ["lab", "imaging", "procedure", "referral", "advice"]},
          "text": {**TEXT, "minLength": 1}},
     ),
-    ("LabResultRecorded", 1): obj(
+    (LAB_RESULT_RECORDED, 1): obj(
         {"result_id": ULID, "patient_id": ULID, "test": NAME,
          "value": {"type": "string", "minLength": 1, "maxLength": 200},
          "observed_at": INSTANT},
         {"order_id": ULID, "unit": CODE, "reference_range": CODE,
          "flag": {"enum": ["normal", "low", "high", "abnormal"]}},
     ),
-    ("PrescriptionIssued", 1): obj(
+    (PRESCRIPTION_ISSUED, 1): obj(
         {"prescription_id": ULID, "number": CODE, "kind": {"enum": ["e", "paper"]},
          "patient_id": ULID, "pinfl": PINFL, "facility_id": ULID, "practitioner_id": ULID,
          "issued_at": INSTANT, "not_before": INSTANT, "expires_at": INSTANT,
@@ -148,7 +178,7 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
                               "maxItems": MAX_OVERRIDDEN_ALLERGIES},
               "reason": CLINICAL_NOTE})},
     ),
-    ("AllergyRecorded", 1): {"allOf": [
+    (ALLERGY_RECORDED, 1): {"allOf": [
         obj({"allergy_id": ULID, "patient_id": ULID, "kind": ALLERGY_KIND,
              "substance_type": {"enum": ["inn", "atc"]}, "substance": NAME,
              "reaction": CLINICAL_NOTE, "recorded_at": INSTANT},
@@ -156,14 +186,14 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
         {"if": {"properties": {"substance_type": {"const": "atc"}}},
          "then": {"properties": {"substance": ATC_CLASS}}},
     ]},
-    ("AllergyRetracted", 1): obj(
+    (ALLERGY_RETRACTED, 1): obj(
         {"allergy_id": ULID, "patient_id": ULID, "retracted_at": INSTANT,
          "reason": CLINICAL_NOTE}),
-    ("ChronicConditionSet", 1): obj(
+    (CHRONIC_CONDITION_SET, 1): obj(
         {"patient_id": ULID, "code": ICD10, "active": {"type": "boolean"}}),
-    ("PrescriptionCancelled", 1): obj(
+    (PRESCRIPTION_CANCELLED, 1): obj(
         {"prescription_id": ULID, "reason": {**TEXT, "minLength": 1}}),
-    ("MedicationDispensed", 1): obj(
+    (MEDICATION_DISPENSED, 1): obj(
         {"dispense_id": ULID, "prescription_id": ULID,
          "item_no": {"type": "integer", "minimum": 1, "maximum": 5}, "quantity": POSITIVE,
          "product": NAME, "batch": CODE, "expiry": DATE, "dispensed_at": INSTANT,
@@ -173,7 +203,7 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
     ),
     # Paper at the pharmacy: a dispense from the paper log, entered after the outage. It names
     # what the paper said (a pad serial or an e-prescription number) and reconciles at the hub.
-    ("PaperDispenseRecorded", 1): obj(
+    (PAPER_DISPENSE_RECORDED, 1): obj(
         {"dispense_id": ULID, "facility_id": ULID, "dispensed_at": INSTANT,
          "entered_at": INSTANT, "paper_reason": PAPER_REASON,
          "items": {"type": "array", "minItems": 1, "maxItems": 5, "items": obj(
@@ -183,30 +213,30 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "patient_document": DOCUMENT, "pinfl": PINFL, "pharmacist": NAME},
     ),
     # Hub-origin events: pads allocated, conflicts and their review, remote requests.
-    ("PaperPadAllocated", 1): obj(
+    (PAPER_PAD_ALLOCATED, 1): obj(
         {"pad_id": ULID, "facility_id": ULID, "series": CODE,
          "first_serial": {"type": "integer", "minimum": 1},
          "last_serial": {"type": "integer", "minimum": 1}},
         {"allocated_by": NAME},
     ),
-    ("ConflictRaised", 1): obj(
+    (CONFLICT_RAISED, 1): obj(
         {"conflict_id": ULID, "kind": {"enum": CONFLICT_KINDS}, "subject_id": CODE,
          "event_ids": {"type": "array", "items": ULID, "minItems": 1, "maxItems": 50},
          "facility_ids": {"type": "array", "items": ULID, "maxItems": 10},
          "details": {"type": "object", "maxProperties": 30}},
     ),
-    ("ConflictStateChanged", 1): obj(
-        {"conflict_id": ULID, "state": {"enum": ["acknowledged", "resolved"]}, "by": NAME,
+    (CONFLICT_STATE_CHANGED, 1): obj(
+        {"conflict_id": ULID, "state": {"enum": list(conflicts.REVIEW_STATES)}, "by": NAME,
          "note": {**TEXT, "minLength": 1}},
     ),
-    ("RemotePrescriptionRequested", 1): obj(
+    (REMOTE_PRESCRIPTION_REQUESTED, 1): obj(
         {"request_id": ULID, "patient_id": ULID, "facility_id": ULID, "requested_by": NAME,
          "request_text": {**TEXT, "minLength": 1}},
         {"practitioner_id": ULID, "phone": PHONE},
     ),
     # The hub granted a pharmacy's claim on quantities of a prescription (online dispensing):
     # the region's other pharmacies learn of it by pull, so one offline afterwards still knows.
-    ("PrescriptionClaimed", 1): obj(
+    (PRESCRIPTION_CLAIMED, 1): obj(
         {"claim_id": ULID, "prescription_id": ULID, "facility_id": ULID,
          "items": {"type": "array", "minItems": 1, "maxItems": 5, "items": obj(
              {"item_no": {"type": "integer", "minimum": 1, "maximum": 5},
@@ -214,14 +244,14 @@ SCHEMAS: dict[tuple[str, int], dict[str, Any]] = {
          "granted_at": INSTANT, "expires_at": INSTANT},
         {"facility_name": NAME},
     ),
-    ("RemotePrescriptionDecided", 1): obj(
+    (REMOTE_PRESCRIPTION_DECIDED, 1): obj(
         {"request_id": ULID, "decision": {"enum": ["approved", "declined"]},
          "practitioner_id": ULID},
         {"prescription_id": ULID, "note": TEXT, "pickup_code": CODE},
     ),
     # A facility's details changed by its region: the region's signed record
     # (sync_protocol.facility_record), carried by the hub to the region's nodes.
-    ("FacilityDetailsChanged", 1): obj(
+    (FACILITY_DETAILS_CHANGED, 1): obj(
         {"facility_id": ULID, "revision": POSITIVE,
          "signed": {"type": "object", "maxProperties": 8}},
     ),

@@ -24,6 +24,37 @@ from typing import Any, Protocol
 
 from .certificates import NodeKind
 from .errors import EventRejected
+from .event_names import (
+    ALLERGY_RECORDED,
+    ALLERGY_RETRACTED,
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+    CHRONIC_CONDITION_SET,
+    CONFLICT_RAISED,
+    CONFLICT_STATE_CHANGED,
+    FACILITY_DETAILS_CHANGED,
+    FACILITY_REGISTERED,
+    LAB_RESULT_RECORDED,
+    MEDICATION_DISPENSED,
+    ORDER_RECORDED,
+    PAPER_DISPENSE_RECORDED,
+    PAPER_PAD_ALLOCATED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRACTITIONER_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_CLAIMED,
+    PRESCRIPTION_ISSUED,
+    REMOTE_PRESCRIPTION_DECIDED,
+    REMOTE_PRESCRIPTION_REQUESTED,
+    SLOTS_PUBLISHED,
+    VISIT_RECORDED,
+)
 from .event_types import event_types
 
 log = logging.getLogger(__name__)
@@ -85,43 +116,43 @@ class Rule:
 
 RIGHTS: dict[str, Rule] = {
     # Each facility's own node registers it, its doctors and their schedules.
-    "FacilityRegistered": Rule(ANY_NODE, registers_self=True),
-    "PractitionerRegistered": Rule(CLINIC, facility_field="facility_id"),
-    "SlotsPublished": Rule(CLINIC, facility_field="facility_id"),
+    FACILITY_REGISTERED: Rule(ANY_NODE, registers_self=True),
+    PRACTITIONER_REGISTERED: Rule(CLINIC, facility_field="facility_id"),
+    SLOTS_PUBLISHED: Rule(CLINIC, facility_field="facility_id"),
     # Patients are registered and edited at any clinic's registry desk.
-    "PatientRegistered": Rule(CLINIC),
-    "PatientFieldChanged": Rule(CLINIC),
-    "PatientPhoneConfirmed": Rule(CLINIC),
+    PATIENT_REGISTERED: Rule(CLINIC),
+    PATIENT_FIELD_CHANGED: Rule(CLINIC),
+    PATIENT_PHONE_CONFIRMED: Rule(CLINIC),
     # A slot has one owner: the clinic of its facility books and manages it.
-    "AppointmentBooked": Rule(CLINIC, facility_field="facility_id"),
-    "AppointmentCancelled": Rule(CLINIC, subject_field="appointment_id"),
-    "AppointmentRescheduled": Rule(CLINIC, subject_field="appointment_id"),
-    "AppointmentCheckedIn": Rule(CLINIC, subject_field="appointment_id"),
-    "AppointmentCompleted": Rule(CLINIC, subject_field="appointment_id"),
-    "AppointmentNoShow": Rule(CLINIC, subject_field="appointment_id"),
-    "VisitRecorded": Rule(CLINIC, facility_field="facility_id"),
-    "OrderRecorded": Rule(CLINIC),
-    "LabResultRecorded": Rule(CLINIC),
+    APPOINTMENT_BOOKED: Rule(CLINIC, facility_field="facility_id"),
+    APPOINTMENT_CANCELLED: Rule(CLINIC, subject_field="appointment_id"),
+    APPOINTMENT_RESCHEDULED: Rule(CLINIC, subject_field="appointment_id"),
+    APPOINTMENT_CHECKED_IN: Rule(CLINIC, subject_field="appointment_id"),
+    APPOINTMENT_COMPLETED: Rule(CLINIC, subject_field="appointment_id"),
+    APPOINTMENT_NO_SHOW: Rule(CLINIC, subject_field="appointment_id"),
+    VISIT_RECORDED: Rule(CLINIC, facility_field="facility_id"),
+    ORDER_RECORDED: Rule(CLINIC),
+    LAB_RESULT_RECORDED: Rule(CLINIC),
     # Doctors prescribe at their own clinic; any clinic may cancel (the family doctor too).
-    "PrescriptionIssued": Rule(CLINIC, facility_field="facility_id"),
-    "PrescriptionCancelled": Rule(CLINIC),
-    "ChronicConditionSet": Rule(CLINIC),
+    PRESCRIPTION_ISSUED: Rule(CLINIC, facility_field="facility_id"),
+    PRESCRIPTION_CANCELLED: Rule(CLINIC),
+    CHRONIC_CONDITION_SET: Rule(CLINIC),
     # Allergies are recorded (and retracted) on the medical card at any clinic.
-    "AllergyRecorded": Rule(CLINIC),
-    "AllergyRetracted": Rule(CLINIC),
+    ALLERGY_RECORDED: Rule(CLINIC),
+    ALLERGY_RETRACTED: Rule(CLINIC),
     # Only a pharmacy hands out drugs (from an e-prescription or its paper log), as itself.
-    "MedicationDispensed": Rule(PHARMACY, facility_field="facility_id"),
-    "PaperDispenseRecorded": Rule(PHARMACY, facility_field="facility_id"),
+    MEDICATION_DISPENSED: Rule(PHARMACY, facility_field="facility_id"),
+    PAPER_DISPENSE_RECORDED: Rule(PHARMACY, facility_field="facility_id"),
     # A family doctor decides a remote request (1003 call centre) made for their facility.
-    "RemotePrescriptionDecided": Rule(CLINIC, subject_field="request_id"),
+    REMOTE_PRESCRIPTION_DECIDED: Rule(CLINIC, subject_field="request_id"),
     # Made by the hub (pads, conflicts and their review, call-centre requests), never pushed.
-    "PaperPadAllocated": Rule(HUB_ONLY),
-    "ConflictRaised": Rule(HUB_ONLY),
-    "ConflictStateChanged": Rule(HUB_ONLY),
-    "RemotePrescriptionRequested": Rule(HUB_ONLY),
+    PAPER_PAD_ALLOCATED: Rule(HUB_ONLY),
+    CONFLICT_RAISED: Rule(HUB_ONLY),
+    CONFLICT_STATE_CHANGED: Rule(HUB_ONLY),
+    REMOTE_PRESCRIPTION_REQUESTED: Rule(HUB_ONLY),
     # A region's signed change of a facility's details, imported at the hub (never pushed).
-    "FacilityDetailsChanged": Rule(HUB_ONLY),
-    "PrescriptionClaimed": Rule(HUB_ONLY),  # central_hub.claims
+    FACILITY_DETAILS_CHANGED: Rule(HUB_ONLY),
+    PRESCRIPTION_CLAIMED: Rule(HUB_ONLY),  # central_hub.claims
 }
 
 

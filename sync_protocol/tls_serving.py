@@ -113,7 +113,7 @@ def secure_transport(app: Any) -> Any:
     return app
 
 
-def redirect_app(https_port: int):
+def redirect_app(https_port: int) -> Any:
     """A WSGI app that sends every request to the same path over HTTPS."""
     def app(environ: dict, start_response: Any) -> list[bytes]:
         host = (environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "").split(":")[0]

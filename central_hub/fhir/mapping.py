@@ -12,10 +12,22 @@ import functools
 import json
 import logging
 from datetime import timedelta
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from sync_protocol import cose
+from sync_protocol import cose, drug_catalogue
+from sync_protocol.event_names import (
+    ALLERGY_RECORDED,
+    ALLERGY_RETRACTED,
+    FACILITY_REGISTERED,
+    LAB_RESULT_RECORDED,
+    MEDICATION_DISPENSED,
+    PRACTITIONER_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    VISIT_RECORDED,
+)
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.qr import decode_transport
 from sync_protocol.timeutil import from_instant, to_instant
@@ -221,15 +233,15 @@ def observation(row: dict[str, Any]) -> list[Resource]:
 
 # -- allergies and intolerances ------------------------------------------------------------
 
-# The drug catalogue ships with the node; the hub reads its INN -> ATC codes as data.
-DRUG_CATALOGUE = Path(__file__).resolve().parents[2] / "edge_node" / "data" / "drugs.json"
+# The drug catalogue (sync_protocol's package data); the hub reads its INN -> ATC codes.
+DRUG_CATALOGUE = drug_catalogue.CATALOGUE
 
 
 @functools.cache
-def atc_of_inn(path: Path = DRUG_CATALOGUE) -> dict[str, str]:
+def atc_of_inn(path: Traversable | Path = DRUG_CATALOGUE) -> dict[str, str]:
     """INN (casefolded) -> ATC code, from the drug catalogue; empty when it is missing."""
     try:
-        drugs = json.loads(path.read_text(encoding="utf-8"))["drugs"]
+        drugs = drug_catalogue.read_drugs(path)
     except (OSError, ValueError, KeyError):
         log.warning("drug catalogue %s unreadable: allergies carry no ATC code", path)
         return {}
@@ -364,22 +376,22 @@ def medication_dispense(row: dict[str, Any]) -> list[Resource]:
 def provenance_targets(row: dict[str, Any]) -> list[str]:
     """The resources an event stands behind, as references."""
     kind, subject = row["type"], row.get("subject_id")
-    if kind in ("PrescriptionIssued", "PrescriptionCancelled"):
+    if kind in (PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED):
         return [f"MedicationRequest/{subject}-{n}" for n in _ids(row.get("items"))]
-    if kind == "MedicationDispensed":
+    if kind == MEDICATION_DISPENSED:
         return [f"MedicationDispense/{row['fhir_id']}"]
-    if kind in ("AllergyRecorded", "AllergyRetracted"):
+    if kind in (ALLERGY_RECORDED, ALLERGY_RETRACTED):
         allergy_id = row.get("allergy_id") or payload_of(row).get("allergy_id")
         return [f"AllergyIntolerance/{allergy_id}"] if allergy_id else []
-    if kind == "LabResultRecorded":
+    if kind == LAB_RESULT_RECORDED:
         return [f"Observation/{row['fhir_id']}"]
-    if kind == "VisitRecorded":
+    if kind == VISIT_RECORDED:
         count = len(payload_of(row).get("diagnoses") or ())
         return [f"Encounter/{subject}", *(f"Condition/{subject}-{n}"
                                           for n in range(1, count + 1))]
-    if kind == "FacilityRegistered":
+    if kind == FACILITY_REGISTERED:
         return [f"Organization/{subject}", f"Location/{subject}"]
-    if kind == "PractitionerRegistered":
+    if kind == PRACTITIONER_REGISTERED:
         return [f"Practitioner/{subject}"]
     if kind.startswith("Appointment"):
         return [f"Appointment/{subject}"]

@@ -13,6 +13,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync_protocol.event_names import (
+    ALLERGY_RECORDED,
+    ALLERGY_RETRACTED,
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+    FACILITY_REGISTERED,
+    LAB_RESULT_RECORDED,
+    MEDICATION_DISPENSED,
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+    PRACTITIONER_REGISTERED,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+    VISIT_RECORDED,
+    sql_literals,
+)
+
 from ..storage.base import POSTGRESQL
 from . import mapping
 
@@ -75,11 +97,19 @@ def _log(kind: str, id_column: str = "e.subject_id") -> str:
             f"e.facility_id FROM events e WHERE e.type = '{kind}'")
 
 
+APPOINTMENT_TYPES = (APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, APPOINTMENT_RESCHEDULED,
+                     APPOINTMENT_CHECKED_IN, APPOINTMENT_COMPLETED, APPOINTMENT_NO_SHOW)
+# The events Provenance stands behind: those of every served resource type.
+PROVENANCE_TYPES = (PATIENT_REGISTERED, PATIENT_FIELD_CHANGED, PATIENT_PHONE_CONFIRMED,
+                    FACILITY_REGISTERED, PRACTITIONER_REGISTERED, *APPOINTMENT_TYPES,
+                    VISIT_RECORDED, LAB_RESULT_RECORDED, PRESCRIPTION_ISSUED,
+                    PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED, ALLERGY_RECORDED,
+                    ALLERGY_RETRACTED)
 FACILITY_SQL = (
-    "SELECT s.facility_id AS fhir_id, s.code, s.kind, s.region, "
-    "(SELECT e.payload FROM events e WHERE e.type = 'FacilityRegistered' AND e.subject_id = "
+    "SELECT s.facility_id AS fhir_id, s.code, s.kind, s.region, "  # noqa: S608
+    f"(SELECT e.payload FROM events e WHERE e.type = '{FACILITY_REGISTERED}' AND e.subject_id = "
     "s.facility_id ORDER BY e.position DESC LIMIT 1) AS payload, "
-    "(SELECT e.hlc FROM events e WHERE e.type = 'FacilityRegistered' AND e.subject_id = "
+    f"(SELECT e.hlc FROM events e WHERE e.type = '{FACILITY_REGISTERED}' AND e.subject_id = "
     "s.facility_id ORDER BY e.position DESC LIMIT 1) AS since FROM scope_facilities s")
 
 # A prescription item's status as mapping.request_status computes it ("?" is now).
@@ -105,7 +135,7 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
         _FACILITY.format(table="p") + " WHERE p.registered = 1"), mapping.patient, "r.fhir_id",
         params={"identifier": Param(TOKEN, "", "PINFL, identity document or MED-ID, as "
                                     "system|value or value")}),
-    Source("Practitioner", _registry("PractitionerRegistered"), mapping.practitioner,
+    Source("Practitioner", _registry(PRACTITIONER_REGISTERED), mapping.practitioner,
            "r.fhir_id"),
     Source("Organization", FACILITY_SQL, mapping.organization, "r.fhir_id"),
     Source("Location", FACILITY_SQL, mapping.location, "r.fhir_id"),
@@ -125,11 +155,11 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
                 "patient": PATIENT,
                 "status": Param(TOKEN, _APPOINTMENT_STATUS_SQL, "the status",
                                 codes=APPOINTMENT_STATUSES)}),
-    Source("Encounter", _log("VisitRecorded"), mapping.encounter, "r.fhir_id",
+    Source("Encounter", _log(VISIT_RECORDED), mapping.encounter, "r.fhir_id",
            params={"patient": PATIENT}),
-    Source("Condition", _log("VisitRecorded"), mapping.conditions, "r.fhir_id",
+    Source("Condition", _log(VISIT_RECORDED), mapping.conditions, "r.fhir_id",
            id_columns=("fhir_id", "diagnosis"), params={"patient": PATIENT}),
-    Source("Observation", _log("LabResultRecorded", "e.id"), mapping.observation, "r.fhir_id",
+    Source("Observation", _log(LAB_RESULT_RECORDED, "e.id"), mapping.observation, "r.fhir_id",
            params={"patient": PATIENT}),
     Source("MedicationRequest", (
         "SELECT p.prescription_id || '-' || CAST(i.item_no AS TEXT) AS fhir_id, "  # noqa: S608
@@ -178,18 +208,13 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
         _FACILITY.format(table="p")), mapping.allergy_intolerance, "r.fhir_id",
         params={"patient": PATIENT}),
     Source("Provenance", (
-        "SELECT e.id AS fhir_id, e.origin, e.seq, e.hlc, e.type, e.hash, e.subject_id, "
+        "SELECT e.id AS fhir_id, e.origin, e.seq, e.hlc, e.type, e.hash, e.subject_id, "  # noqa: S608
         "e.patient_id, e.region, e.hlc AS since, e.payload, CASE WHEN e.type IN "
-        "('PrescriptionIssued', 'PrescriptionCancelled') THEN (SELECT "
+        f"({sql_literals(PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED)}) THEN (SELECT "
         "{agg}(CAST(i.item_no AS TEXT), ',') FROM hub_prescription_items i WHERE "
-        "i.prescription_id = e.subject_id) END AS items, CASE WHEN e.type IN ('AllergyRecorded', "
-        "'AllergyRetracted') THEN {allergy_id} END AS allergy_id FROM events e WHERE e.type IN "
-        "('PatientRegistered', 'PatientFieldChanged', 'PatientPhoneConfirmed', "
-        "'FacilityRegistered', 'PractitionerRegistered', 'AppointmentBooked', "
-        "'AppointmentCancelled', 'AppointmentRescheduled', 'AppointmentCheckedIn', "
-        "'AppointmentCompleted', 'AppointmentNoShow', 'VisitRecorded', 'LabResultRecorded', "
-        "'PrescriptionIssued', 'PrescriptionCancelled', 'MedicationDispensed', 'AllergyRecorded', "
-        "'AllergyRetracted')"),
+        "i.prescription_id = e.subject_id) END AS items, CASE WHEN e.type IN "
+        f"({sql_literals(ALLERGY_RECORDED, ALLERGY_RETRACTED)}) THEN {{allergy_id}} END AS "
+        f"allergy_id FROM events e WHERE e.type IN ({sql_literals(*PROVENANCE_TYPES)})"),
         mapping.provenance, "r.fhir_id",
         params={"target": Param(REFERENCE, "", "the resource it stands behind (Type/id)"),
                 "patient": PATIENT}),
@@ -198,20 +223,18 @@ SOURCES: dict[str, Source] = {s.resource_type: s for s in (
 # Provenance?target=Type/id: which events stand behind each served type (by subject, or by
 # event id for the types whose id is the event's).
 TARGET_EVENTS: dict[str, tuple[str, str]] = {
-    "Patient": ("subject", "'PatientRegistered', 'PatientFieldChanged', "
-                           "'PatientPhoneConfirmed'"),
-    "Practitioner": ("subject", "'PractitionerRegistered'"),
-    "Organization": ("subject", "'FacilityRegistered'"),
-    "Location": ("subject", "'FacilityRegistered'"),
-    "Appointment": ("subject", "'AppointmentBooked', 'AppointmentCancelled', "
-                               "'AppointmentRescheduled', 'AppointmentCheckedIn', "
-                               "'AppointmentCompleted', 'AppointmentNoShow'"),
-    "Encounter": ("subject", "'VisitRecorded'"),
-    "Condition": ("subject", "'VisitRecorded'"),
-    "MedicationRequest": ("subject", "'PrescriptionIssued', 'PrescriptionCancelled'"),
-    "MedicationDispense": ("id", "'MedicationDispensed'"),
-    "Observation": ("id", "'LabResultRecorded'"),
-    "AllergyIntolerance": ("allergy", "'AllergyRecorded', 'AllergyRetracted'"),
+    "Patient": ("subject", sql_literals(PATIENT_REGISTERED, PATIENT_FIELD_CHANGED,
+                                        PATIENT_PHONE_CONFIRMED)),
+    "Practitioner": ("subject", sql_literals(PRACTITIONER_REGISTERED)),
+    "Organization": ("subject", sql_literals(FACILITY_REGISTERED)),
+    "Location": ("subject", sql_literals(FACILITY_REGISTERED)),
+    "Appointment": ("subject", sql_literals(*APPOINTMENT_TYPES)),
+    "Encounter": ("subject", sql_literals(VISIT_RECORDED)),
+    "Condition": ("subject", sql_literals(VISIT_RECORDED)),
+    "MedicationRequest": ("subject", sql_literals(PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED)),
+    "MedicationDispense": ("id", sql_literals(MEDICATION_DISPENSED)),
+    "Observation": ("id", sql_literals(LAB_RESULT_RECORDED)),
+    "AllergyIntolerance": ("allergy", sql_literals(ALLERGY_RECORDED, ALLERGY_RETRACTED)),
 }
 COMMON_PARAMS = {"_id": "the logical id", "_count": "page size (Bundle links page on)",
                  "_offset": "where the page starts (set by the Bundle's links)"}

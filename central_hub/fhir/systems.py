@@ -6,6 +6,18 @@ then only this module changes. HL7 and WHO systems are the published ones.
 
 from __future__ import annotations
 
+from sync_protocol.event_names import (
+                      ALLERGY_RECORDED,
+                      APPOINTMENT_BOOKED,
+                      FACILITY_REGISTERED,
+                      LAB_RESULT_RECORDED,
+                      MEDICATION_DISPENSED,
+                      PATIENT_REGISTERED,
+                      PRACTITIONER_REGISTERED,
+                      PRESCRIPTION_ISSUED,
+                      VISIT_RECORDED,
+)
+
 FHIR_VERSION = "4.0.1"
 DMED = "https://dmed.uz/fhir"
 
@@ -58,8 +70,8 @@ GENDER = {"male": "male", "female": "female"}
 FLAG = {"normal": "N", "low": "L", "high": "H", "abnormal": "A"}
 FACILITY_TYPE = {"clinic": ("prov", "Healthcare Provider"), "pharmacy": ("prov", "Pharmacy")}
 # Node events whose Provenance is served: the events behind a served resource.
-PROVENANCE_ACTIVITY_OF = {"PatientRegistered": "CREATE", "FacilityRegistered": "CREATE",
-                          "PractitionerRegistered": "CREATE", "AppointmentBooked": "CREATE",
-                          "VisitRecorded": "CREATE", "LabResultRecorded": "CREATE",
-                          "PrescriptionIssued": "CREATE", "MedicationDispensed": "CREATE",
-                          "AllergyRecorded": "CREATE"}
+PROVENANCE_ACTIVITY_OF = {PATIENT_REGISTERED: "CREATE", FACILITY_REGISTERED: "CREATE",
+                          PRACTITIONER_REGISTERED: "CREATE", APPOINTMENT_BOOKED: "CREATE",
+                          VISIT_RECORDED: "CREATE", LAB_RESULT_RECORDED: "CREATE",
+                          PRESCRIPTION_ISSUED: "CREATE", MEDICATION_DISPENSED: "CREATE",
+                          ALLERGY_RECORDED: "CREATE"}

@@ -14,8 +14,10 @@ import sqlite3
 from datetime import datetime
 
 from sync_protocol.errors import ProtocolError
+from sync_protocol.event_names import ALLERGY_RECORDED, ALLERGY_RETRACTED
 from sync_protocol.event_types import MAX_CLINICAL_NOTE, MAX_OVERRIDDEN_ALLERGIES
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import AllergyOverride, allergy_recorded
 from sync_protocol.timeutil import to_instant, utc_now
 
 from ..catalogue import Catalogue, normalize_text
@@ -88,7 +90,7 @@ def record_allergy(store: NodeStore, actor: Actor, *, patient_id: str, substance
         if same:
             raise Conflict("This allergy is already on the card", field="substance",
                            code="allergy_recorded")
-        tx.append("AllergyRecorded", payload)
+        tx.append(ALLERGY_RECORDED, allergy_recorded(**payload))
     log.info("allergy %s recorded for patient %s", payload["allergy_id"], patient_id)
     return payload["allergy_id"]
 
@@ -109,7 +111,7 @@ def retract_allergy(store: NodeStore, actor: Actor, allergy_id: str, reason: str
         if row["retracted_at"]:
             raise Conflict("This allergy is already removed", field="allergy_id",
                            code="allergy_retracted")
-        tx.append("AllergyRetracted", {
+        tx.append(ALLERGY_RETRACTED, {
             "allergy_id": allergy_id, "patient_id": row["patient_id"], "reason": note,
             "retracted_at": to_instant((now or utc_now()).replace(microsecond=0))})
 
@@ -149,7 +151,7 @@ def drug_atc(inn: str) -> str | None:
     return catalogue.get(inn).atc if inn in catalogue else None
 
 
-def check_override(matches: list[dict], override_reason: str | None) -> dict | None:
+def check_override(matches: list[dict], override_reason: str | None) -> AllergyOverride | None:
     """None when nothing matches; the override to keep when the doctor gave a reason; else
     the refusal that makes the form show the warning and ask for one."""
     if not matches:
@@ -163,5 +165,5 @@ def check_override(matches: list[dict], override_reason: str | None) -> dict | N
     if len(reason) > MAX_CLINICAL_NOTE:
         raise ValidationFailed("The reason is too long (up to %(limit)s characters)",
                                field="allergy_override", limit=MAX_CLINICAL_NOTE)
-    return {"allergy_ids": [m["allergy_id"] for m in matches][:MAX_OVERRIDDEN_ALLERGIES],
-            "reason": reason}
+    return AllergyOverride(
+        allergy_ids=[m["allergy_id"] for m in matches][:MAX_OVERRIDDEN_ALLERGIES], reason=reason)

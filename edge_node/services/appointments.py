@@ -10,7 +10,16 @@ import logging
 import sqlite3
 from datetime import date, datetime, time, timedelta
 
+from sync_protocol.event_names import (
+    APPOINTMENT_BOOKED,
+    APPOINTMENT_CANCELLED,
+    APPOINTMENT_CHECKED_IN,
+    APPOINTMENT_COMPLETED,
+    APPOINTMENT_NO_SHOW,
+    APPOINTMENT_RESCHEDULED,
+)
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import appointment_booked, appointment_cancelled
 from sync_protocol.timeutil import TASHKENT, from_instant, local_date, to_instant, utc_now
 
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -82,10 +91,10 @@ def book(store: NodeStore, actor: Actor, *, patient_id: str, practitioner_id: st
             raise Conflict("The patient already has a booking with this doctor that day",
                            field="starts_at", code="already_booked_that_day")
         try:
-            tx.append("AppointmentBooked", {
-                "appointment_id": appointment_id, "patient_id": patient_id,
-                "practitioner_id": practitioner_id, "facility_id": slot["facility_id"],
-                "starts_at": start, "channel": channel})
+            tx.append(APPOINTMENT_BOOKED, appointment_booked(
+                appointment_id=appointment_id, patient_id=patient_id,
+                practitioner_id=practitioner_id, facility_id=slot["facility_id"],
+                starts_at=start, channel=channel))
         except sqlite3.IntegrityError:
             raise Conflict("This time is already booked; choose another", field="starts_at",
                            code="slot_taken") from None
@@ -119,10 +128,8 @@ def _booked(tx: Transaction, actor: Actor, appointment_id: str) -> sqlite3.Row:
 def cancel(store: NodeStore, actor: Actor, appointment_id: str, reason: str = "") -> None:
     with store.transaction() as tx:
         _booked(tx, actor, appointment_id)
-        payload = {"appointment_id": appointment_id}
-        if reason:
-            payload["reason"] = str(reason)[:400]
-        tx.append("AppointmentCancelled", payload)
+        tx.append(APPOINTMENT_CANCELLED, appointment_cancelled(
+            appointment_id=appointment_id, reason=str(reason)[:400] if reason else None))
 
 
 def reschedule(store: NodeStore, actor: Actor, appointment_id: str, *,
@@ -136,7 +143,7 @@ def reschedule(store: NodeStore, actor: Actor, appointment_id: str, *,
         payload = {"appointment_id": appointment_id, "starts_at": start}
         if doctor != row["practitioner_id"]:
             payload["practitioner_id"] = doctor
-        tx.append("AppointmentRescheduled", payload)
+        tx.append(APPOINTMENT_RESCHEDULED, payload)
 
 
 def check_in(store: NodeStore, actor: Actor, appointment_id: str,
@@ -160,7 +167,7 @@ def check_in(store: NodeStore, actor: Actor, appointment_id: str,
                          (row["practitioner_id"], to_instant(begin),
                           to_instant(begin + timedelta(days=1))))[0]
         number = taken["n"] + 1
-        tx.append("AppointmentCheckedIn", {"appointment_id": appointment_id,
+        tx.append(APPOINTMENT_CHECKED_IN, {"appointment_id": appointment_id,
                                            "queue_number": number})
     return number
 
@@ -172,7 +179,7 @@ def complete(store: NodeStore, actor: Actor, appointment_id: str) -> None:
         if row["status"] not in ("booked", "checked_in"):
             raise Conflict("The appointment is %(status)s and cannot be completed",
                            field="appointment_id", code="not_open", status=row["status"])
-        tx.append("AppointmentCompleted", {"appointment_id": appointment_id})
+        tx.append(APPOINTMENT_COMPLETED, {"appointment_id": appointment_id})
 
 
 def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
@@ -186,7 +193,7 @@ def mark_no_show(store: NodeStore, actor: Actor, appointment_id: str,
         if from_instant(row["starts_at"]) > (now or utc_now()):
             raise ValidationFailed("A no-show can be marked only after the appointment time",
                                    field="appointment_id", code="not_yet")
-        tx.append("AppointmentNoShow", {"appointment_id": appointment_id})
+        tx.append(APPOINTMENT_NO_SHOW, {"appointment_id": appointment_id})
 
 
 def list_appointments(store: NodeStore, actor: Actor, *, patient_id: str | None = None,

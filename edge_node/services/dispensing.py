@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sync_protocol import qr
+from sync_protocol import qr, rules
 from sync_protocol.certificates import EKU_PRESCRIBE, ChainVerdict
+from sync_protocol.event_names import MEDICATION_DISPENSED
 from sync_protocol.identifiers import new_ulid, parse_document, parse_pinfl
 from sync_protocol.mrz import looks_like_mrz, parse_mrz
+from sync_protocol.payloads import medication_dispensed
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 from sync_protocol.trust_list import TrustList
 
@@ -242,15 +244,16 @@ def item_states(conn: sqlite3.Connection, prescription_id: str, now: datetime,
 
 
 def _progress(item: dict, dispenses: list[tuple[int, str]], now: datetime) -> dict:
-    quantity, fills = item["quantity"], 1 + item["repeats"]
+    quantity, fills = item["quantity"], rules.fills(item["repeats"])
     fill_started: list[str] = []  # when each fill's first unit was handed over
     dispensed = 0
     for amount, when in dispenses:
         if dispensed % quantity == 0 and dispensed // quantity < fills:
             fill_started.append(when)
         dispensed += amount
-    remaining_total = max(0, quantity * fills - dispensed)
-    partial = dispensed % quantity if dispensed < quantity * fills else 0
+    total = rules.fill_total(quantity, item["repeats"])
+    remaining_total = max(0, total - dispensed)
+    partial = dispensed % quantity if dispensed < total else 0
     if remaining_total == 0:
         fill, in_fill, next_at = fills, 0, None
     elif partial:
@@ -329,17 +332,15 @@ def dispense(store: NodeStore, actor: Actor, *, facility_id: str, prescription_i
                            limit=offline_fills * state["quantity"],
                            dispensed=state["dispensed"])
         dispense_id = new_ulid()
-        payload = {
-            "dispense_id": dispense_id, "prescription_id": prescription_id,
-            "item_no": item_no, "quantity": quantity, "product": product[:200],
-            "batch": batch[:64], "expiry": expiry_day.isoformat(),
-            "dispensed_at": to_instant(now), "facility_id": facility_id,
-            "mode": "online_claimed" if claim_id else "offline",
-            "fill_number": state["fill_number"],
-            "pharmacist": actor.display_name or actor.actor_id}
-        if claim_id:
-            payload["claim_id"] = claim_id
-        tx.append("MedicationDispensed", payload)
+        payload = medication_dispensed(
+            dispense_id=dispense_id, prescription_id=prescription_id,
+            item_no=item_no, quantity=quantity, product=product[:200],
+            batch=batch[:64], expiry=expiry_day.isoformat(),
+            dispensed_at=to_instant(now), facility_id=facility_id,
+            mode="online_claimed" if claim_id else "offline",
+            fill_number=state["fill_number"],
+            pharmacist=actor.display_name or actor.actor_id, claim_id=claim_id or None)
+        tx.append(MEDICATION_DISPENSED, payload)
     return {"dispense_id": dispense_id, "fill_number": state["fill_number"],
             "mode": payload["mode"], "claim_id": claim_id,
             "remaining_in_fill": state["remaining_in_fill"] - quantity,

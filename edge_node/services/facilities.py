@@ -6,6 +6,7 @@ import json
 import logging
 import sqlite3
 
+from sync_protocol.event_names import FACILITY_REGISTERED, PRACTITIONER_REGISTERED
 from sync_protocol.facility_record import FacilityRecord
 from sync_protocol.identifiers import new_ulid
 
@@ -45,7 +46,7 @@ def register_facility(store: NodeStore, actor: Actor, *, code: str, name: str, k
         if tx.one("SELECT 1 FROM facilities WHERE code = ?", (payload["code"],)):
             raise Conflict("A facility with code %(value)s already exists", field="code",
                            value=payload["code"])
-        tx.append("FacilityRegistered", payload)
+        tx.append(FACILITY_REGISTERED, payload)
     return payload["facility_id"]
 
 
@@ -61,7 +62,7 @@ def register_practitioner(store: NodeStore, actor: Actor, *, facility_id: str, f
                "is_family_doctor": bool(is_family_doctor)}
     with store.transaction() as tx:
         load_facility(tx.conn, facility_id)
-        tx.append("PractitionerRegistered", payload)
+        tx.append(PRACTITIONER_REGISTERED, payload)
     return practitioner_id
 
 
@@ -133,7 +134,7 @@ def register_provisioned(store: NodeStore, actor: Actor, record: FacilityRecord)
             raise Conflict("A facility with code %(value)s already exists", field="code",
                            value=record.code)
         if known is None:
-            tx.append("FacilityRegistered", record.event_payload())
+            tx.append(FACILITY_REGISTERED, record.event_payload())
         store.set_state(tx.conn, "facility_id", record.facility_id)
         store.set_state(tx.conn, FACILITY_PROFILE, json.dumps(record.to_dict(),
                                                               ensure_ascii=False))

@@ -13,6 +13,7 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
+from sync_protocol.event_names import PAPER_DISPENSE_RECORDED, PRESCRIPTION_ISSUED
 from sync_protocol.identifiers import (
     format_pad_serial,
     new_ulid,
@@ -20,6 +21,7 @@ from sync_protocol.identifiers import (
     parse_pinfl,
     read_pad_serial,
 )
+from sync_protocol.payloads import prescription_issued
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from ..catalogue import Catalogue
@@ -29,7 +31,7 @@ from ..store import NodeStore
 from .access import Actor
 from .facilities import load_practitioner
 from .patients import load_patient
-from .prescribing import _item_requests, load_chronic
+from .prescribing import _item_requests, load_chronic, plan_items
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +111,14 @@ def enter_paper_prescription(store: NodeStore, actor: Actor, *, facility_id: str
         plan = check_prescription(requests, Catalogue.load(), load_chronic(tx.conn, patient_id),
                                   issued)
         prescription_id = new_ulid()
-        tx.append("PrescriptionIssued", {
-            "prescription_id": prescription_id, "number": f"P-{serial}", "kind": "paper",
-            "patient_id": patient_id, "pinfl": patient["pinfl"], "facility_id": facility_id,
-            "practitioner_id": practitioner_id, "issued_at": to_instant(issued),
-            "not_before": to_instant(plan.not_before), "expires_at": to_instant(plan.expires_at),
-            "chronic": plan.chronic, "paper_serial": serial,
-            **({"patient_document": patient["document"]} if patient["document"] else {}),
-            "paper_reason": reason,
-            "entered_at": to_instant(now),
-            "items": [{"item_no": i, "inn": p.inn, "form": p.form, "strength": p.strength,
-                       "unit": p.unit, "atc": p.atc, "quantity": p.quantity,
-                       "dosage": p.dosage, "repeats": p.repeats,
-                       "min_days_between_fills": p.min_days_between_fills or 0}
-                      for i, p in enumerate(plan.items, start=1)]})
+        tx.append(PRESCRIPTION_ISSUED, prescription_issued(
+            prescription_id=prescription_id, number=f"P-{serial}", kind="paper",
+            patient_id=patient_id, pinfl=patient["pinfl"], facility_id=facility_id,
+            practitioner_id=practitioner_id, issued_at=to_instant(issued),
+            not_before=to_instant(plan.not_before), expires_at=to_instant(plan.expires_at),
+            chronic=plan.chronic, paper_serial=serial,
+            patient_document=patient["document"] or None, paper_reason=reason,
+            entered_at=to_instant(now), items=plan_items(plan.items)))
     warnings = [] if serial_held(store, facility_id, serial) else ["serial_not_held"]
     return {"prescription_id": prescription_id, "number": f"P-{serial}", "warnings": warnings}
 
@@ -159,7 +155,7 @@ def enter_paper_dispense(store: NodeStore, actor: Actor, *, facility_id: str,
     if pinfl:
         payload["pinfl"] = parse_pinfl(pinfl).digits
     with store.transaction() as tx:
-        tx.append("PaperDispenseRecorded", payload)
+        tx.append(PAPER_DISPENSE_RECORDED, payload)
     return {"dispense_id": payload["dispense_id"]}
 
 

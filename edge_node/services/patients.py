@@ -12,7 +12,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sync_protocol.errors import ProtocolError
+from sync_protocol.event_names import (
+    PATIENT_FIELD_CHANGED,
+    PATIENT_PHONE_CONFIRMED,
+    PATIENT_REGISTERED,
+)
 from sync_protocol.identifiers import new_ulid, parse_document, parse_phone, parse_pinfl
+from sync_protocol.payloads import patient_registered
 from sync_protocol.timeutil import from_instant, local_date, to_instant, utc_now
 
 from ..errors import Conflict, FieldErrors, NotFound, TooManyAttempts, ValidationFailed
@@ -91,7 +97,7 @@ def register_patient(store: NodeStore, actor: Actor, *, full_name: str, facility
         if family_doctor_id:
             load_practitioner(tx.conn, family_doctor_id)
         _refuse_duplicate(tx, payload.get("pinfl"), payload.get("document"))
-        tx.append("PatientRegistered", payload)
+        tx.append(PATIENT_REGISTERED, patient_registered(**payload))
         if "phone" in payload:
             _issue_code(tx, payload["patient_id"], payload["phone"], code)
     log.info("registered patient %s", payload["patient_id"])
@@ -167,7 +173,7 @@ def confirm_phone(store: NodeStore, patient_id: str, code: str) -> None:
         correct = hmac.compare_digest(row["code_hash"], _code_hash(patient_id, str(code).strip()))
         if correct:
             tx.conn.execute("DELETE FROM phone_codes WHERE patient_id = ?", (patient_id,))
-            tx.append("PatientPhoneConfirmed", {"patient_id": patient_id, "phone": row["phone"]})
+            tx.append(PATIENT_PHONE_CONFIRMED, {"patient_id": patient_id, "phone": row["phone"]})
         else:
             # The wrong try is counted (committed), then refused.
             tx.conn.execute("UPDATE phone_codes SET attempts = attempts + 1 WHERE patient_id = ?",
@@ -188,7 +194,7 @@ def change_patient_field(store: NodeStore, actor: Actor, patient_id: str, field:
         normalised = _normalise_field(tx, field, value)
         if patient[field] == normalised:
             return
-        tx.append("PatientFieldChanged", {"patient_id": patient_id, "field": field,
+        tx.append(PATIENT_FIELD_CHANGED, {"patient_id": patient_id, "field": field,
                                           "value": normalised, "previous": patient[field]})
         if field == "phone" and normalised:
             code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,14 +16,25 @@ from ulid import ULID
 
 from sync_protocol import qr
 from sync_protocol.certificates import EKU_PRESCRIBE, extended_key_usages
+from sync_protocol.event_names import (
+    CHRONIC_CONDITION_SET,
+    PRESCRIPTION_CANCELLED,
+    PRESCRIPTION_ISSUED,
+)
 from sync_protocol.events import Event
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.payloads import (
+    PrescriptionItem,
+    prescription_cancelled,
+    prescription_issued,
+    prescription_item,
+)
 from sync_protocol.timeutil import to_instant, utc_now
 
 from ..catalogue import Catalogue
 from ..credentials import NodeCredentials
 from ..errors import Conflict, Forbidden, NotFound, ValidationFailed
-from ..prescribing_rules import ItemRequest, check_prescription
+from ..prescribing_rules import ItemRequest, PlannedItem, check_prescription
 from ..store import NodeStore, Transaction
 from .access import Actor
 from .allergies import check_override, load_matching_allergies
@@ -99,7 +110,7 @@ def set_chronic_condition(store: NodeStore, actor: Actor, patient_id: str, code:
     icd10_description(code)
     with store.transaction() as tx:
         load_patient(tx.conn, patient_id)
-        tx.append("ChronicConditionSet", {"patient_id": patient_id,
+        tx.append(CHRONIC_CONDITION_SET, {"patient_id": patient_id,
                                           "code": normalise_icd10(code), "active": bool(active)})
 
 
@@ -148,27 +159,29 @@ def issue_prescription(store: NodeStore, actor: Actor, credentials: NodeCredenti
                 repeats=p.repeats, min_days_between_fills=p.min_days_between_fills or 0)
                 for p in plan.items))
         code = qr.issue(claims, credentials.key, credentials.cert)
-        event = tx.append("PrescriptionIssued", {
-            "prescription_id": prescription_id, "number": number, "kind": "e",
-            "patient_id": patient_id, "pinfl": patient["pinfl"],
-            "facility_id": facility["facility_id"], "practitioner_id": actor.practitioner_id,
-            "issued_at": to_instant(now), "not_before": to_instant(plan.not_before),
-            "expires_at": to_instant(plan.expires_at), "chronic": plan.chronic, "qr": code,
-            **({"patient_document": patient["document"]} if patient["document"] else {}),
-            **({"allergy_override": override} if override else {}),
-            "items": [{"item_no": i, "inn": p.inn, "form": p.form, "strength": p.strength,
-                       "unit": p.unit, "atc": p.atc, "quantity": p.quantity,
-                       "dosage": p.dosage, "repeats": p.repeats,
-                       "min_days_between_fills": p.min_days_between_fills or 0}
-                      for i, p in enumerate(plan.items, start=1)],
-            **({"remote_request_id": remote_request_id} if remote_request_id else {}),
-        })
+        event = tx.append(PRESCRIPTION_ISSUED, prescription_issued(
+            prescription_id=prescription_id, number=number, kind="e",
+            patient_id=patient_id, pinfl=patient["pinfl"],
+            facility_id=facility["facility_id"], practitioner_id=actor.practitioner_id,
+            issued_at=to_instant(now), not_before=to_instant(plan.not_before),
+            expires_at=to_instant(plan.expires_at), chronic=plan.chronic, qr=code,
+            patient_document=patient["document"] or None, allergy_override=override or None,
+            items=plan_items(plan.items), remote_request_id=remote_request_id))
         if then is not None:
             then(tx, event)
     log.info("prescription %s issued by %s", number, actor.practitioner_id)
     return {"prescription_id": prescription_id, "number": number, "qr": code,
             "expires_at": to_instant(plan.expires_at), "validity_days": plan.validity_days,
             "limited_by": plan.limited_by}
+
+
+def plan_items(items: Iterable[PlannedItem]) -> list[PrescriptionItem]:
+    """The checked items of a prescription plan as the event carries them, numbered from 1."""
+    return [prescription_item(item_no=i, inn=p.inn, form=p.form, strength=p.strength,
+                              unit=p.unit, atc=p.atc, quantity=p.quantity, dosage=p.dosage,
+                              repeats=p.repeats,
+                              min_days_between_fills=p.min_days_between_fills or 0)
+            for i, p in enumerate(items, start=1)]
 
 
 def cancel_prescription(store: NodeStore, actor: Actor, prescription_id: str,
@@ -185,8 +198,8 @@ def cancel_prescription(store: NodeStore, actor: Actor, prescription_id: str,
         if row["status"] == "cancelled":
             raise Conflict("The prescription is already cancelled", field="prescription_id",
                            code="already_cancelled")
-        tx.append("PrescriptionCancelled", {"prescription_id": prescription_id,
-                                            "reason": reason[:400]})
+        tx.append(PRESCRIPTION_CANCELLED, prescription_cancelled(
+            prescription_id=prescription_id, reason=reason[:400]))
 
 
 def get_prescription(store: NodeStore, prescription_id: str) -> PrescriptionRecord:

@@ -21,6 +21,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
+from sync_protocol.event_names import REMOTE_PRESCRIPTION_DECIDED
 from sync_protocol.events import Event
 from sync_protocol.identifiers import parse_document, parse_pinfl
 from sync_protocol.timeutil import to_instant, utc_now
@@ -119,7 +120,7 @@ def approve(store: NodeStore, actor: Actor, credentials: NodeCredentials, reques
         _open_request(tx.conn, actor, request_id)  # still open inside the write lock
         p = issued.payload
         code = pickup_code(p["prescription_id"])
-        tx.append("RemotePrescriptionDecided", {
+        tx.append(REMOTE_PRESCRIPTION_DECIDED, {
             "request_id": request_id, "decision": APPROVED,
             "practitioner_id": actor.practitioner_id, "prescription_id": p["prescription_id"],
             "pickup_code": code, **_note(note)})
@@ -144,7 +145,7 @@ def decline(store: NodeStore, actor: Actor, request_id: str, *, note: str) -> di
                                field="note")
     with store.transaction() as tx:
         request = _open_request(tx.conn, actor, request_id)
-        tx.append("RemotePrescriptionDecided", {
+        tx.append(REMOTE_PRESCRIPTION_DECIDED, {
             "request_id": request_id, "decision": DECLINED,
             "practitioner_id": actor.practitioner_id, **_note(note)})
         phone = _phone(tx.conn, request)

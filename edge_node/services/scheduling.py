@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 import holidays
 
+from sync_protocol.event_names import SLOTS_PUBLISHED
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import TASHKENT, to_instant
 
@@ -69,7 +70,7 @@ def publish_schedule(store: NodeStore, actor: Actor, *, practitioner_id: str, fi
             "SELECT starts_at FROM slots WHERE practitioner_id = ?", (practitioner_id,))}
         new = [s for s in starts if s not in taken]
         if new:
-            tx.append("SlotsPublished", {
+            tx.append(SLOTS_PUBLISHED, {
                 "schedule_id": new_ulid(), "practitioner_id": practitioner_id,
                 "facility_id": doctor["facility_id"], "slot_minutes": slot_minutes,
                 "starts": new})

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from central_hub.app import create_app
+from central_hub.appointment_replay import slot_key
 from central_hub.conflicts import hub_hooks
 from central_hub.ingest import Ingestor
-from central_hub.projections import hlc_instant, slot_key, snapshot
+from central_hub.projections import hlc_instant, snapshot
 from central_hub.storage import open_storage
 from central_hub.trust_store import TrustStore
 from provisioning.pki import create_node

@@ -18,7 +18,7 @@ from edge_node.catalogue import (
 )
 from sync_protocol.errors import ProtocolError
 
-SHIPPED = resources.files("edge_node") / "data" / "drugs.json"
+SHIPPED = resources.files("sync_protocol") / "data" / "drugs.json"
 
 
 @pytest.fixture(scope="module")
