@@ -12,7 +12,7 @@ from pathlib import Path
 
 import edge_node.services
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VIEWS = sorted([*ROOT.glob("kiosk_ui/*.py"), *ROOT.glob("edge_node/web/*.py")])
 # The one module that reaches app.extensions for a request (store, credentials, sync agent).
 CONTEXT = ROOT / "edge_node" / "web" / "context.py"
@@ -99,3 +99,8 @@ def test_sync_problems_list_refusals_and_apply_failures_for_the_admin(client, se
     assert answer.json["apply_failures"][0]["reason"] == "unknown patient"
     refused = client.get("/api/v1/sync/problems", headers=_token(client, "doctor", "2222"))
     assert refused.status_code == 403
+
+
+def test_the_scans_see_the_screens():
+    # the rules above would pass vacuously if the paths went wrong
+    assert CONTEXT.exists() and len(VIEWS) > 10
