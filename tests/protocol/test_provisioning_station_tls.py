@@ -32,7 +32,7 @@ from provisioning.station_tls import CERT_FILE, KEY_FILE, STATION_TLS_DIR, stati
 from sync_protocol.certificates import NodeIdentity
 from sync_protocol.tls_serving import HSTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"  # noqa: S105 (a test account)
 START_TIMEOUT = 30.0
 PHARMACY = dict(code="TAS-APT-007", kind="pharmacy", region="TAS",
