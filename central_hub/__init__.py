@@ -1,6 +1,6 @@
 """The central hub: global event log, signed sync API, least-knowledge pulls, dashboard data.
 
-Library first; `central_hub.app.create_app` and `dmed-hub` (central_hub.cli) are thin layers:
+Library first; `central_hub.web.app.create_app` and `dmed-hub` (central_hub.cli) are thin layers:
 
     storage     one interface (storage.base.Storage), SQLite and PostgreSQL, migrations
     ingest      Ingestor: judge a pushed batch event by event, store, route, run hooks

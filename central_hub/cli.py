@@ -16,14 +16,15 @@ from sync_protocol.json_body import parse_json
 from sync_protocol.timeutil import utc_now
 from sync_protocol.trust import TrustList
 
-# The app's modules (projections, conflicts, reconciliation) register their migrations on
-# import: init and migrate must create their tables too.
-from . import app as _app  # noqa: F401
 from . import staff
 from .config import SETTINGS, load_config
 from .storage import Storage, open_storage
 from .storage.postgres import redact
 from .trust_store import TrustStore
+
+# The app's modules (projections, conflicts, reconciliation) register their migrations on
+# import: init and migrate must create their tables too.
+from .web import app as _app  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ def reconcile(database: str | None) -> None:
 def serve(database: str | None, host: str, port: int, threads: int, workers: int,
           projector: str) -> None:
     """Run the hub's sync API and dashboard API."""
-    from .app import create_app
-    from .serving import serve as serve_hub
+    from .web.app import create_app
+    from .web.serving import serve as serve_hub
     overrides = {"DATABASE": database} if database else {}
     with _storage(database):
         pass  # a database that cannot be opened stops here in one clear line, not in a worker

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sync_protocol.event_types import CONFLICT_KINDS
-from sync_protocol.timeutil import to_instant
+from sync_protocol.timeutil import local_text, to_instant
 
-from .api_conflicts import STATES, get_conflict
+from .conflict_review import STATES, get_conflict
 from .errors import HubError
 from .fleet import facility_names
 from .storage import Storage
@@ -174,5 +174,4 @@ def csv_rows(storage: Storage, items: list[dict[str, Any]],
 
 
 def _local(instant: str | None) -> str:
-    from .api_paper import local
-    return local(instant) if instant else ""
+    return local_text(instant) if instant else ""

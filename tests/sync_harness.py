@@ -64,9 +64,9 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import make_server
 
-from central_hub.app import create_app as create_hub_app
 from central_hub.scope import feed_head, pull_page
 from central_hub.storage import Storage, open_storage
+from central_hub.web.app import create_app as create_hub_app
 from edge_node.credentials import NodeCredentials, load_credentials
 from edge_node.migrations import PROJECTION_TABLES
 from edge_node.seed import seed_demo, seed_pharmacy

@@ -7,7 +7,7 @@ import pytest
 from hub_helpers import SimNode, instant
 
 from central_hub import claims, dashboard_pages, staff
-from central_hub.app import create_app
+from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid
 
 pytest_plugins = ("hub_helpers",)

@@ -9,8 +9,8 @@ from hub_helpers import SimNode, body_of
 from pki_helpers import CLINIC_ID, PHARMACY_ID
 
 from central_hub import trust_store
-from central_hub.app import create_app
 from central_hub.trust_store import TrustStore
+from central_hub.web.app import create_app
 from provisioning.pki import create_node, create_region, create_root, revoke
 from sync_protocol.events import Event
 from sync_protocol.identifiers import new_ulid

@@ -17,9 +17,9 @@ from sync_protocol.claims import ClaimInvalid, ClaimRequest
 from sync_protocol.json_body import BadJson, parse_json
 from sync_protocol.wire import CLAIM_PATH, CLAIM_RELEASE_PATH, CLAIM_STATUS_PATH, PING_PATH
 
-from . import claims
+from .. import claims
 from .api_sync import authenticate, noting_errors
-from .app import hub, respond
+from .context import hub, respond
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
-from . import claims, nodes, quarantine, refusals, staff
-from .api_conflicts import (
+from .. import claims, nodes, quarantine, refusals, staff
+from ..conflict_review import (
     ACTIONS,
     DEFAULT_LIMIT,
     STATES,
@@ -47,11 +47,11 @@ from .api_conflicts import (
     list_conflicts,
     open_by_kind,
 )
-from .api_paper import LABELS, local, page_translations, render_page, select_locale
-from .app import EXTENSION, hub
-from .conflicts import ACKNOWLEDGED, OPEN, RESOLVED
-from .errors import HubError
-from .storage import Storage
+from ..conflicts import ACKNOWLEDGED, OPEN, RESOLVED
+from ..errors import HubError
+from ..storage import Storage
+from .context import EXTENSION, hub
+from .i18n import LABELS, local, page_translations, render_page, select_locale
 
 log = logging.getLogger(__name__)
 

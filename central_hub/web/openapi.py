@@ -24,8 +24,8 @@ from sync_protocol.wire import (
     TRUST_PATH,
 )
 
-from .app import respond
-from .conflicts import ACKNOWLEDGED, OPEN, RESOLVED
+from ..conflicts import ACKNOWLEDGED, OPEN, RESOLVED
+from .context import respond
 
 log = logging.getLogger(__name__)
 
