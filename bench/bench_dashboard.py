@@ -32,7 +32,7 @@ from common import report  # noqa: E402
 from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
 
 from central_hub import staff  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
+from central_hub.composition import open_storage  # noqa: E402
 from central_hub.web import dashboard_pages  # noqa: E402
 from central_hub.web.app import create_app  # noqa: E402
 from sync_protocol.identifiers import new_ulid  # noqa: E402

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
 from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
 
+from central_hub.composition import open_storage  # noqa: E402
 from central_hub.fhir.access import Access  # noqa: E402
 from central_hub.fhir.export import write_ndjson  # noqa: E402
 from central_hub.fhir.sources import SOURCES  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
 from central_hub.web import app as _hub_app  # noqa: E402,F401 - registers every migration
 from sync_protocol.timeutil import utc_now  # noqa: E402
 

@@ -56,8 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
 from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
 
+from central_hub.composition import open_storage  # noqa: E402
 from central_hub.ingest import EVENT_COLUMNS  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
 from central_hub.web.app import create_app  # noqa: E402
 from edge_node.credentials import load_credentials  # noqa: E402
 from edge_node.seed import seed_pharmacy  # noqa: E402

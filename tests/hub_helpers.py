@@ -26,7 +26,8 @@ import psycopg
 import pytest
 from pki_helpers import Pki, make_pki
 
-from central_hub.storage import Storage, open_storage
+from central_hub.composition import open_storage
+from central_hub.storage import Storage
 from central_hub.web.app import create_app
 from provisioning.pki import Credential, create_node, create_region
 from sync_protocol.event_types import latest_version

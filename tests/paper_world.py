@@ -29,7 +29,8 @@ import requests
 from pki_helpers import CLINIC_FACILITY, CLINIC_ID, PHARMACY_FACILITY, PHARMACY_ID
 from werkzeug.serving import make_server
 
-from central_hub.storage import Storage, open_storage
+from central_hub.composition import open_storage
+from central_hub.storage import Storage
 from central_hub.web.app import create_app as create_hub_app
 from edge_node.seed import DEMO_PIN, seed_demo, seed_pharmacy
 from edge_node.services.clock import confirm_clock

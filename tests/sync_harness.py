@@ -64,8 +64,9 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import make_server
 
+from central_hub.composition import open_storage
 from central_hub.scope import feed_head, pull_page
-from central_hub.storage import Storage, open_storage
+from central_hub.storage import Storage
 from central_hub.web.app import create_app as create_hub_app
 from edge_node.credentials import NodeCredentials, load_credentials
 from edge_node.migrations import PROJECTION_TABLES
@@ -585,10 +586,10 @@ def check_synced(hub: Hub, node: Node) -> dict[str, Any]:
 
 
 def hub_snapshot_function():
-    """central_hub.projections.snapshot once it exists, else None."""
-    if importlib.util.find_spec("central_hub.projections") is None:
+    """central_hub.composition.snapshot once it exists, else None."""
+    if importlib.util.find_spec("central_hub.composition") is None:
         return None
-    return getattr(importlib.import_module("central_hub.projections"), "snapshot", None)
+    return getattr(importlib.import_module("central_hub.composition"), "snapshot", None)
 
 
 def hub_projections_available() -> bool:
@@ -596,7 +597,7 @@ def hub_projections_available() -> bool:
 
 
 def check_hub_snapshot(hub: Hub, nodes: list[Node]) -> None:
-    """The hub's own projections (central_hub.projections.snapshot) against each node.
+    """The hub's own projections (central_hub.composition.snapshot) against each node.
 
     ``snapshot(storage)`` gives {node table: rows}; ``snapshot(storage, facility_id)`` the
     records of one facility. Every record a node holds must be at the hub, and every record

@@ -31,8 +31,8 @@ from sync_harness import (
     wait_until,
 )
 
+from central_hub.composition import open_storage
 from central_hub.ingest import projected_through
-from central_hub.storage import open_storage
 from edge_node.services import dispensing, online_dispense, prescribing
 from sync_protocol.claims import HUB_ORIGIN, ClaimRequest
 from sync_protocol.trust import NodeKind

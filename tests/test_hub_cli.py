@@ -8,7 +8,7 @@ from hub_helpers import SimNode
 from pki_helpers import CLINIC_ID, make_pki
 
 from central_hub.cli import main
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
 from central_hub.web.app import create_app
 from provisioning.pki import revoke
 from sync_protocol.trust import TrustList

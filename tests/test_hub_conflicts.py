@@ -17,10 +17,10 @@ from hub_helpers import SimNode, body_of, instant, postgres_base_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central_hub.conflicts import hub_hooks
+from central_hub.composition import ingest_hooks as hub_hooks
+from central_hub.composition import open_storage, snapshot
 from central_hub.ingest import Ingestor
-from central_hub.projections import hlc_instant, slot_key, snapshot
-from central_hub.storage import open_storage
+from central_hub.projections import hlc_instant, slot_key
 from central_hub.trust_store import TrustStore
 from central_hub.web.app import create_app
 from provisioning.pki import create_node

@@ -15,8 +15,8 @@ from babel.messages.pofile import read_po
 from hub_helpers import SimNode
 
 from central_hub import conflict_review, staff
+from central_hub.composition import open_storage
 from central_hub.conflict_review import get_conflict
-from central_hub.storage import open_storage
 from central_hub.web import dashboard_pages, i18n
 from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid

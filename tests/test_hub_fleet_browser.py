@@ -15,7 +15,7 @@ from hub_helpers import SimNode
 from werkzeug.serving import make_server
 
 from central_hub import staff
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
 from central_hub.web.app import create_app
 from tests.ui_helpers import SCREENSHOTS
 

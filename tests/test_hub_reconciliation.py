@@ -21,7 +21,7 @@ from babel.messages.pofile import read_po
 from hub_helpers import SimNode, body_of
 
 from central_hub import call_centre, paper, reconciliation
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
 from central_hub.web import api_paper, i18n
 from central_hub.web.app import create_app
 from sync_protocol import identifiers

@@ -12,9 +12,9 @@ import requests
 from hub_helpers import SimNode
 from sync_harness import free_port
 
+from central_hub.composition import open_storage
 from central_hub.ingest import Ingestor
 from central_hub.projector import lag, wait_projected
-from central_hub.storage import open_storage
 
 pytest_plugins = ("hub_helpers",)
 

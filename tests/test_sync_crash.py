@@ -29,8 +29,8 @@ from sync_harness import (
     wait_until,
 )
 
+from central_hub.composition import open_storage
 from central_hub.ingest import projected_through
-from central_hub.storage import open_storage
 from edge_node.store import NodeStore
 from sync_protocol.wire import MAX_BATCH_EVENTS, split_batches
 

@@ -26,8 +26,8 @@ from sync_harness import (
     reference_store,
 )
 
+from central_hub.composition import open_storage
 from central_hub.projector import wait_projected
-from central_hub.storage import open_storage
 from edge_node.services import dispensing, patients, prescribing
 from sync_protocol.identifiers import make_pinfl
 

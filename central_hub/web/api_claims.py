@@ -83,6 +83,4 @@ def ping():
 
 
 def init_app(app: Flask) -> None:
-    hub_state = app.extensions["dmed_hub"]
-    hub_state.storage.migrate()  # the storage may have been opened before claims registered
     app.register_blueprint(bp)

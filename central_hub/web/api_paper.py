@@ -21,7 +21,7 @@ from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import HEADER_NODE
 from sync_protocol.timeutil import local_date
 
-from .. import paper, reconciliation
+from .. import paper
 from ..errors import HubError
 from .api_dashboard import require_access
 from .context import EXTENSION, hub, respond
@@ -40,12 +40,9 @@ CSV_COLUMNS = ("record", "id", "paper_serial", "number", "paper_time", "entered_
 
 
 def init_app(app: Flask) -> None:
-    """Wire paper into a hub app: routes, the reconciliation ingest hook, online evidence."""
+    """Wire paper into a hub app: routes and online evidence (the reconciliation ingest hook
+    is listed by central_hub.composition)."""
     current = app.extensions[EXTENSION]
-    current.storage.migrate()  # the storage may have been opened before paper registered
-    reconciliation.e_prescription_inns()  # a missing drug catalogue fails here, not in ingest
-    if reconciliation.on_accepted not in current.ingestor.on_accepted:
-        current.ingestor.on_accepted.append(reconciliation.on_accepted)
     app.extensions[CONTACTS] = paper.ContactRecorder(current.storage)
     app.register_blueprint(bp)
 

@@ -14,15 +14,13 @@ from werkzeug.exceptions import HTTPException
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
 
+from .. import composition, reconciliation
 from ..config import load_config
-from ..conflicts import hub_hooks  # also registers the projection and conflict migrations
 from ..errors import Busy, HubError
 from ..ingest import Hook, Ingestor
-from ..monitoring import COMPONENT as _MONITORING  # noqa: F401 - registers its migration
 from ..nonces import NonceStore
 from ..projector import BACKGROUND, INLINE, MODES
-from ..refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
-from ..storage import Storage, open_storage
+from ..storage import Storage
 from ..trust_store import TrustStore
 from . import (
     api_claims,
@@ -45,14 +43,18 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
                on_accepted: Iterable[Hook] = (),
                clock: Callable[[], datetime] = utc_now, builtin_hooks: bool = True) -> Flask:
     """`storage` defaults to the DATABASE setting; `on_accepted` hooks run inside ingest,
-    after the hub's own (projections, then conflicts) unless `builtin_hooks` is False."""
+    after the hub's own (central_hub.composition.ingest_hooks) unless `builtin_hooks` is
+    False."""
     settings = load_config(overrides=config)
     app = Flask(__name__)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     if storage is None:
-        storage = open_storage(settings["DATABASE"])
-    hooks = _ingest_hooks(storage, on_accepted, builtin_hooks)
+        storage = composition.open_storage(settings["DATABASE"])
+    else:
+        storage.migrate()  # a storage handed in may have been opened without migrating
+    reconciliation.e_prescription_inns()  # a missing drug catalogue fails here, not in ingest
+    hooks = [*composition.ingest_hooks(), *on_accepted] if builtin_hooks else list(on_accepted)
     mode = settings["PROJECTOR"]
     if mode not in MODES:
         raise ValueError(f"PROJECTOR must be one of {', '.join(MODES)}, not {mode!r}")
@@ -65,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     app.register_blueprint(api_sync.bp)
     app.register_blueprint(api_dashboard.bp)
     app.register_blueprint(api_conflicts.bp)
-    api_paper.init_app(app)  # pads, reconciliation hook, sync contacts, the report
+    api_paper.init_app(app)  # pads, sync contacts, the reconciliation report
     call_centre_pages.init_app(app)
     api_claims.init_app(app)  # claims: online dispensing prevented, not detected
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
@@ -75,19 +77,8 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
     register_error_handlers(app)
     app.before_request(refuse_nul_parameters)
     if mode == INLINE:  # a background projector starts with what waits
-        app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
+        app.extensions[EXTENSION].ingestor.catch_up()
     return app
-
-
-# -- the hub's own ingest hooks (projections and conflict detection) -----------------------
-
-def _ingest_hooks(storage: Storage, extra: Iterable[Hook], builtin: bool) -> list[Hook]:
-    """Projections, then conflicts, then `extra`. A storage opened before those modules
-    registered their migrations is brought up to date first."""
-    if not builtin:
-        return list(extra)
-    storage.migrate()
-    return [*hub_hooks(), *extra]
 
 
 def refuse_nul_parameters() -> None:

@@ -110,7 +110,6 @@ TEXT = {
 def init_app(app: Flask) -> None:
     """Wire the staff pages into a hub app: the staff table, sessions, the routes."""
     current = app.extensions[EXTENSION]
-    current.storage.migrate()  # the storage may have been opened before staff registered
     app.session_interface = StaffSessions(current.storage)
     app.config.update(
         SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True,
