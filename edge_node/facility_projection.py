@@ -16,16 +16,14 @@ from sync_protocol.events import Event
 from sync_protocol.facility_record import verify_facility
 from sync_protocol.trust import TrustList, region_code_of
 
-from .projections import handles
-
 log = logging.getLogger(__name__)
 
 TRUST_LIST_STATE = "trust_list"  # edge_node.trust_store.STATE_KEY
 FACILITY_PROFILE = "facility_profile"  # edge_node.services.facilities.FACILITY_PROFILE
 
 
-@handles("FacilityDetailsChanged")
-def _facility_details(conn: sqlite3.Connection, event: Event) -> None:
+# edge_node.projections lists it as the FacilityDetailsChanged handler.
+def facility_details(conn: sqlite3.Connection, event: Event) -> None:
     signed = event.payload["signed"]
     region_code = (signed.get("record") or {}).get("region")
     row = conn.execute("SELECT value FROM node_state WHERE key = ?",
