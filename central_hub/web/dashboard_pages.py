@@ -12,7 +12,7 @@ The session is Flask's signed cookie (HttpOnly, SameSite=Strict, Secure with SEC
 kept for these pages only and keyed by the secret every hub worker shares
 (staff.session_secret); it ends SESSION_LIFETIME after sign-in whatever the activity. Forms
 carry a double-submit CSRF token. The reviewer of a conflict is the signed-in staff member,
-never a form field. Views call the services of api_conflicts, nodes and staff; the only query
+never a form field. Views call the services of conflict_review, nodes and staff; the only query
 here counts what waits for review.
 """
 
