@@ -28,8 +28,8 @@ from helpers.hub import SimNode  # noqa: E402
 from helpers.pki import make_pki  # noqa: E402
 
 from bench.common import report  # noqa: E402
-from central_hub.app import create_app  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
+from central_hub.composition import open_storage  # noqa: E402
+from central_hub.web.app import create_app  # noqa: E402
 from edge_node.sync.client import HubClient, HubUnreachable  # noqa: E402
 from sync_protocol.claims import ClaimRequest  # noqa: E402
 

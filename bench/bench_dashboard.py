@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
 from helpers.hub import postgres_base_url, temporary_schema  # noqa: E402
 
-from central_hub import dashboard_pages, staff  # noqa: E402
-from central_hub.app import create_app  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
+from central_hub import staff  # noqa: E402
+from central_hub.composition import open_storage  # noqa: E402
+from central_hub.web import dashboard_pages  # noqa: E402
+from central_hub.web.app import create_app  # noqa: E402
 from sync_protocol.identifiers import new_ulid  # noqa: E402
 from sync_protocol.timeutil import to_instant  # noqa: E402
 

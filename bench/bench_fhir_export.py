@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
 from helpers.hub import postgres_base_url, temporary_schema  # noqa: E402
 
-from central_hub import app as _hub_app  # noqa: E402,F401 - registers every migration
+from central_hub.composition import open_storage  # noqa: E402
 from central_hub.fhir.access import Access  # noqa: E402
 from central_hub.fhir.export import write_ndjson  # noqa: E402
 from central_hub.fhir.sources import SOURCES  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
+from central_hub.web import app as _hub_app  # noqa: E402,F401 - registers every migration
 from sync_protocol.timeutil import utc_now  # noqa: E402
 
 DEFAULT_SIZE = 20_000  # small enough for `make bench`; --size 1000000 for the figure

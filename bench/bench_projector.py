@@ -53,8 +53,8 @@ from bench_sync import (  # noqa: E402
 )
 from common import report  # noqa: E402
 
+from central_hub.composition import open_storage  # noqa: E402
 from central_hub.projector import lag, wait_projected  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
 from edge_node.migrations import migrate as migrate_node  # noqa: E402
 from sync_protocol.certificates import NodeKind  # noqa: E402
 from sync_protocol.events import payload_json  # noqa: E402

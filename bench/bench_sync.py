@@ -56,9 +56,9 @@ from common import report  # noqa: E402
 from helpers.processes import HubProcess  # noqa: E402
 from helpers.sync_world import hub_database  # noqa: E402
 
-from central_hub.app import create_app  # noqa: E402
+from central_hub.composition import open_storage  # noqa: E402
 from central_hub.ingest import EVENT_COLUMNS  # noqa: E402
-from central_hub.storage import open_storage  # noqa: E402
+from central_hub.web.app import create_app  # noqa: E402
 from edge_node.credentials import load_credentials  # noqa: E402
 from edge_node.seed import seed_pharmacy  # noqa: E402
 from edge_node.store import NodeStore  # noqa: E402

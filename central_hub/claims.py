@@ -41,7 +41,7 @@ from sync_protocol.trust_list import TrustList
 from .errors import Forbidden
 from .hub_events import emit_hub_event
 from .scope import node_facilities
-from .storage import Migration, Storage, Tx, register
+from .storage import Migration, Storage, Tx
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ CREATE TABLE hub_claims (
 );
 CREATE INDEX hub_claims_by_prescription ON hub_claims (prescription_id, expires_at)
 """
-register(COMPONENT, (Migration(COMPONENT, 1, CLAIMS_V1),))
+MIGRATIONS = (Migration(COMPONENT, 1, CLAIMS_V1),)  # listed by central_hub.composition
 
 RX_TYPES = (PRESCRIPTION_ISSUED, PRESCRIPTION_CANCELLED, MEDICATION_DISPENSED,
             PAPER_DISPENSE_RECORDED)

@@ -16,12 +16,10 @@ from sync_protocol.json_body import parse_json
 from sync_protocol.timeutil import utc_now
 from sync_protocol.trust_list import TrustList
 
-# The app's modules (projections, conflicts, reconciliation) register their migrations on
-# import: init and migrate must create their tables too.
-from . import app as _app  # noqa: F401
 from . import staff
+from .composition import open_storage
 from .config import SETTINGS, load_config
-from .storage import Storage, open_storage
+from .storage import Storage
 from .storage.postgres import redact
 from .trust_store import TrustStore
 
@@ -142,8 +140,8 @@ def reconcile(database: str | None) -> None:
 def serve(database: str | None, host: str, port: int, threads: int, workers: int,
           projector: str) -> None:
     """Run the hub's sync API and dashboard API."""
-    from .app import create_app
-    from .serving import serve as serve_hub
+    from .web.app import create_app
+    from .web.serving import serve as serve_hub
     overrides = {"DATABASE": database} if database else {}
     with _storage(database):
         pass  # a database that cannot be opened stops here in one clear line, not in a worker
@@ -258,7 +256,6 @@ def fhir_client_add(database: str | None, client_id: str, name: str, key_path: s
         raise click.ClickException(f"cannot read {key_path}: {e}") from e
     try:
         with _storage(database) as storage:
-            storage.migrate()
             client = register_client(storage, client_id, name, pem, scopes, regions, utc_now())
     except ProtocolError as e:
         raise click.ClickException(e.text) from e
@@ -272,7 +269,6 @@ def fhir_clients(database: str | None) -> None:
     """List the systems registered for the FHIR API, their scopes and regions."""
     from .fhir.access import list_clients
     with _storage(database) as storage:
-        storage.migrate()
         rows = list_clients(storage)
     if not rows:
         click.echo("no FHIR clients; add one with dmed-hub fhir-client-add")
@@ -289,7 +285,6 @@ def fhir_client_disable(database: str | None, client_id: str) -> None:
     """Disable a FHIR client: its tokens end now and it gets no new ones."""
     from .fhir.access import disable_client
     with _storage(database) as storage:
-        storage.migrate()
         if not disable_client(storage, client_id):
             raise click.ClickException(f"no FHIR client {client_id}")
     click.echo(f"FHIR client {client_id} disabled")
@@ -315,7 +310,6 @@ def fhir_export(database: str | None, since: str | None, types: str | None,
         chosen = parse_types(types, access)
         moment = parse_since(since)
         with _storage(database) as storage:
-            storage.migrate()
             written = write_ndjson(storage, access, chosen, moment, Path(out_dir), utc_now)
     except ProtocolError as e:
         raise click.ClickException(e.text) from e

@@ -26,9 +26,9 @@ from sync_protocol.conflicts import (
     STATES,
 )
 from sync_protocol.event_types import CONFLICT_KINDS
-from sync_protocol.timeutil import to_instant
+from sync_protocol.timeutil import local_text, to_instant
 
-from .api_conflicts import get_conflict
+from .conflict_review import get_conflict
 from .errors import HubError
 from .fleet import facility_names
 from .storage import Storage
@@ -184,5 +184,4 @@ def csv_rows(storage: Storage, items: list[dict[str, Any]],
 
 
 def _local(instant: str | None) -> str:
-    from .api_paper import local
-    return local(instant) if instant else ""
+    return local_text(instant) if instant else ""

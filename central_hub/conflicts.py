@@ -22,7 +22,9 @@ nothing for dispenses already in (`check_revocations` re-runs the check). A doub
 concurrent edit is judged with the releases and edits the hub holds; one that arrives later
 with an earlier clock (made by a node that had not seen the other) does not withdraw it.
 
-New classes (paper_mismatch) register a detector with `@detector("name")`.
+The detectors below are listed, in order, by central_hub.composition (CONFLICT_DETECTORS); a new
+class is a function of the Context added there. (paper_mismatch runs after the batch: see
+central_hub.reconciliation.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,17 +62,15 @@ from sync_protocol.rules import fill_total
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.trust_list import TrustList
 
-from .allergies import AllergyHook  # also registers the allergy migrations
 from .appointment_replay import HOLDING
 from .hub_events import emit_hub_event
 from .projections import (
     APPOINTMENT_TYPES,
     PROJECTED_TYPES,
     BatchHook,
-    ProjectionHook,
-    register_snapshot_table,
 )
-from .storage import Migration, Tx, register
+from .snapshots import SnapshotTable
+from .storage import Migration, Tx
 from .trust_store import STATE_KEY, VERSION_KEY
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,9 @@ CREATE TABLE hub_conflict_reviews (
 );
 CREATE INDEX hub_conflict_reviews_by_conflict ON hub_conflict_reviews (conflict_id, id)
 """
-register(COMPONENT, (Migration(COMPONENT, 1, CONFLICTS_V1),))
-register_snapshot_table(
+MIGRATIONS = (Migration(COMPONENT, 1, CONFLICTS_V1),)  # listed by central_hub.composition
+# The conflicts each node holds (listed by central_hub.composition with the projections').
+SNAPSHOT_TABLE = SnapshotTable(
     "conflicts", ("conflict_id",),
     ("conflict_id", "kind", "subject_id", "details", "state", "raised_at", "state_changed_at",
      "state_changed_by", "note"),
@@ -176,30 +177,23 @@ class Context:
 
 
 Detector = Callable[[Context], list[Candidate]]
-DETECTORS: dict[str, Detector] = {}
-
-
-def detector(name: str) -> Callable[[Detector], Detector]:
-    """Register a detector; the extension point for new classes such as paper_mismatch."""
-    def add(fn: Detector) -> Detector:
-        DETECTORS[name] = fn
-        return fn
-    return add
 
 
 class ConflictHook(BatchHook):
-    """The ingest hook that raises conflicts; needs ProjectionHook before it."""
+    """The ingest hook that raises conflicts with `detectors` (central_hub.composition lists
+    them, in order); needs ProjectionHook before it."""
 
     types = PROJECTED_TYPES - {SLOTS_PUBLISHED}
 
-    def __init__(self) -> None:
+    def __init__(self, detectors: Sequence[Detector]) -> None:
         super().__init__()
+        self.detectors = tuple(detectors)
         self._trust: tuple[str | None, TrustList | None] = (None, None)
 
     def apply(self, tx: Tx, events: list[Event]) -> None:
         ctx = Context(tx, events, self._trust_list)
         found: dict[str, Candidate] = {}
-        for detect in DETECTORS.values():
+        for detect in self.detectors:
             for candidate in detect(ctx):
                 found.setdefault(candidate.conflict_id, candidate)
         if not found:
@@ -217,11 +211,6 @@ class ConflictHook(BatchHook):
             text = tx.scalar("SELECT value FROM hub_state WHERE key = ?", (STATE_KEY,))
             self._trust = (version, TrustList.from_json(text) if text else None)
         return self._trust[1]
-
-
-def hub_hooks() -> list[Callable[[Tx, Any], None]]:
-    """The hub's own ingest hooks, in the order they must run."""
-    return [ProjectionHook(), AllergyHook(), ConflictHook()]
 
 
 def raise_conflict(tx: Tx, c: Candidate) -> None:
@@ -251,7 +240,6 @@ def raise_conflict(tx: Tx, c: Candidate) -> None:
 
 # -- dispenses ----------------------------------------------------------------------------
 
-@detector("dispenses")
 def dispense_conflicts(ctx: Context) -> list[Candidate]:
     """Over-dispensing and dispenses after cancellation, expiry or revocation.
 
@@ -429,7 +417,6 @@ def check_revocations(storage) -> int:
 
 # -- double bookings ----------------------------------------------------------------------
 
-@detector(DOUBLE_BOOKING)
 def double_bookings(ctx: Context) -> list[Candidate]:
     """Two claims of one slot from different nodes while the first was still held."""
     touched = {e.payload["appointment_id"] for e in ctx.of(*APPOINTMENT_TYPES)}
@@ -478,7 +465,6 @@ def _suggest_slot(tx: Tx, c: Candidate) -> None:
 
 # -- patient fields -----------------------------------------------------------------------
 
-@detector(PATIENT_FIELD)
 def patient_field_edits(ctx: Context) -> list[Candidate]:
     """Two nodes changed one field, the later without having seen the earlier's value."""
     touched = {(e.payload["patient_id"], e.payload["field"])

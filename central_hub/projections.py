@@ -11,8 +11,8 @@ that applied the same events in any order the sync allows:
 - prescriptions: status from the earliest cancellation (by clock), whenever it arrives.
 - dispenses and paper dispenses: every one kept, keyed by event id; nothing is ever dropped.
 
-`snapshot()` gives the shared records in the node's table and column names (SNAPSHOT_COLUMNS),
-so a test compares hub and node row by row; see its docstring for the node-side query.
+SNAPSHOT_TABLES name the shared records in the node's table and column names, so a test
+compares hub and node row by row (central_hub.composition.snapshot; central_hub.snapshots).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from .appointment_replay import project_appointments, project_slots
 from .hub_events import HUB_ORIGIN
 from .ingest import StoredEvent, projected_through
 from .routing import row_event
-from .storage import Migration, Storage, Tx, register
+from .snapshots import SnapshotTable
+from .storage import Migration, Storage, Tx
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ CREATE TABLE hub_paper_dispenses (
 CREATE INDEX hub_paper_dispenses_by_rx ON hub_paper_dispenses (prescription_id);
 CREATE INDEX hub_paper_dispenses_by_serial ON hub_paper_dispenses (paper_serial)
 """
-register(COMPONENT, (Migration(COMPONENT, 1, PROJECTIONS_V1),))
+MIGRATIONS = (Migration(COMPONENT, 1, PROJECTIONS_V1),)  # listed by central_hub.composition
 
 PATIENT_TYPES = (PATIENT_REGISTERED, PATIENT_FIELD_CHANGED, PATIENT_PHONE_CONFIRMED)
 APPOINTMENT_TYPES = (APPOINTMENT_BOOKED, APPOINTMENT_CANCELLED, APPOINTMENT_RESCHEDULED,
@@ -412,67 +413,6 @@ _SNAPSHOT_FROM: dict[str, tuple[str, str]] = {
 }
 
 
-def register_snapshot_table(table: str, keys: tuple[str, ...], columns: tuple[str, ...],
-                            source: str, facility_filter: str) -> None:
-    """Add a table to snapshots (conflicts adds theirs); `source` is FROM [... WHERE ...]."""
-    SNAPSHOT_COLUMNS[table] = columns
-    SNAPSHOT_KEYS[table] = keys
-    _SNAPSHOT_FROM[table] = (source, facility_filter)
-
-
-def snapshot(source: Storage | Tx, facility_id: str | None = None) -> dict[str, list[dict]]:
-    """Every shared record the hub holds: {node table name: rows sorted by primary key}.
-
-    With `facility_id`, the records of that facility: patients attached to it, its slots and
-    appointments, prescriptions it issued or dispensed and their dispenses, its paper
-    dispenses, and the conflicts sent to it.
-
-    The node-side equivalent (edge_node's SQLite, same tables and column names):
-        {table: [dict(r) for r in conn.execute(
-            f"SELECT {columns} FROM {table} ORDER BY {keys}")] for table in SNAPSHOT_KEYS}
-    with `columns` = SNAPSHOT_COLUMNS[table] and `keys` = SNAPSHOT_KEYS[table]. A node holds its
-    scope only, so compare with `diff_snapshots(hub, node)`, which checks the records the node has.
-    """
-    if isinstance(source, Storage):
-        with source.reader() as tx:
-            return snapshot(tx, facility_id)
-    out = {}
-    for table, columns in SNAPSHOT_COLUMNS.items():
-        keys = SNAPSHOT_KEYS[table]
-        source_sql, facility_sql = _SNAPSHOT_FROM[table]
-        sql, params = f"SELECT {', '.join(columns)} FROM {source_sql}", []  # noqa: S608 - constants
-        if facility_id:
-            sql += (" AND " if " WHERE " in source_sql else " WHERE ") + facility_sql
-            params = [facility_id] * facility_sql.count("?")
-        rows = [dict(row) for row in source.query(sql, params)]
-        rows.sort(key=lambda r, keys=keys: (*(r[k] for k in keys), r.get("origin") or ""))
-        unique: dict[tuple, dict] = {}
-        for row in rows:  # a dispense id sent twice: the node keeps one, and so do we
-            unique.setdefault(tuple(row[k] for k in keys), row)
-        out[table] = list(unique.values())
-    return out
-
-
-def diff_snapshots(hub: dict[str, list[dict]], node: dict[str, list[dict]], *,
-                   complete: bool = False) -> list[str]:
-    """Differences between two snapshots: every record `node` holds must be in `hub` with
-    the same value in every column both have; `complete`: and the other way round."""
-    diffs = []
-    for table, node_rows in node.items():
-        keys = SNAPSHOT_KEYS.get(table)
-        if keys is None or table not in hub:
-            continue
-        theirs = {tuple(r.get(k) for k in keys): r for r in hub[table]}
-        ours = {tuple(r.get(k) for k in keys): r for r in node_rows}
-        for key, row in ours.items():
-            other = theirs.get(key)
-            if other is None:
-                diffs.append(f"{table}{list(key)}: missing at the hub")
-                continue
-            for column in sorted(set(row) & set(other)):
-                if row[column] != other[column]:
-                    diffs.append(f"{table}{list(key)}.{column}: {other[column]!r} at the hub, "
-                                 f"{row[column]!r} at the node")
-        if complete:
-            diffs.extend(f"{table}{list(k)}: missing at the node" for k in theirs if k not in ours)
-    return diffs
+# The projections' shared tables, as central_hub.composition lists them for snapshots.
+SNAPSHOT_TABLES = tuple(SnapshotTable(table, SNAPSHOT_KEYS[table], columns, *_SNAPSHOT_FROM[table])
+                        for table, columns in SNAPSHOT_COLUMNS.items())

@@ -34,7 +34,8 @@ one conflict, reviewed like any other. Subjects and key events per reason:
 
 The detection keeps its own state (which dispense matched which prescription, checks waiting
 for later evidence) across batches and runs periodically too, so it is an ingest hook of its
-own, after the hub's (ProjectionHook, ConflictHook), rather than a per-batch @detector.
+own, after the hub's (ProjectionHook, ConflictHook), rather than a per-batch detector
+(central_hub.composition lists both).
 Nothing here changes or drops a record: the dispense happened.
 """
 

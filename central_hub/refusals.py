@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from .storage import Migration, Storage, register
+from .storage import Migration, Storage
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ CREATE TABLE refused_requests (
 );
 CREATE INDEX refused_requests_by_time ON refused_requests (last_at)
 """
-register(COMPONENT, (Migration(COMPONENT, 1, REFUSALS_V1),))
+MIGRATIONS = (Migration(COMPONENT, 1, REFUSALS_V1),)  # listed by central_hub.composition
 
 MAX_NODE_ID_CHARS = 64  # node ids are shorter (trust.NODE_ID_RE); longer is junk
 MAX_SOURCE_CHARS = 64  # an IPv6 address with a zone fits

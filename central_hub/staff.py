@@ -27,7 +27,7 @@ from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from .errors import HubError
-from .storage import Migration, Storage, register
+from .storage import Migration, Storage
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ CREATE TABLE hub_staff (
 STAFF_V2 = """
 ALTER TABLE hub_staff ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0
 """
-register(COMPONENT, (Migration(COMPONENT, 1, STAFF_V1), Migration(COMPONENT, 2, STAFF_V2)))
+# listed by central_hub.composition
+MIGRATIONS = (Migration(COMPONENT, 1, STAFF_V1), Migration(COMPONENT, 2, STAFF_V2))
 
 ROLES = ("central",)
 # Same parameters as the nodes' PINs (OWASP's argon2id minimum: 19 MiB, 2 passes).

@@ -32,7 +32,7 @@ import demo_story
 import requests
 
 from central_hub import staff
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
 from central_hub.trust_store import TrustStore
 from edge_node.background import BackgroundJobs
 from edge_node.credentials import install_bundle, load_credentials

@@ -25,7 +25,7 @@ PASSPHRASE_ENV = "DMED_BACKUP_PASSPHRASE"  # noqa: S105 (a variable name)
               type=click.IntRange(1, 365), help="How many copies of this node to keep there")
 def backup(database: str | None, out_dir: Path, key_file: Path | None, keep: int) -> None:
     """Copy the live database (SQLite backup API) sealed to the region's backup key."""
-    from .cli import _store
+    from .cli_store import open_cli_store as _store
     store = _store(database)
     key_file = key_file or enrolment_dir(store.path.parent) / backups.BACKUP_KEY_FILE
     try:
@@ -64,6 +64,6 @@ def restore(backup_file: Path, key_file: Path, database: Path) -> None:
 @click.option("--db", "database", help="Node database file (default from config)")
 def housekeeping(database: str | None) -> None:
     """Fold the WAL into the database and refresh statistics (nightly, by a timer)."""
-    from .cli import _store
+    from .cli_store import open_cli_store as _store
     result = backups.housekeeping(_store(database))
     click.echo(f"WAL {result['wal_before']} -> {result['wal_after']} bytes")

@@ -23,6 +23,7 @@ from sync_protocol.identifiers import new_ulid
 from .backup_cli import backup as backup_command
 from .backup_cli import housekeeping as housekeeping_command
 from .backup_cli import restore as restore_command
+from .cli_store import open_cli_store
 from .credentials import NodeCredentials
 from .discovery_cli import discover as discover_command
 from .doctor_cli import doctor as doctor_command
@@ -37,14 +38,7 @@ from .web.config import SETTINGS, load_config
 log = logging.getLogger(__name__)
 
 
-def _store(database: str | None) -> NodeStore:
-    config = load_config()
-    path = database or config["DATABASE"]
-    note_database(path)
-    store = NodeStore(path)
-    # A node that syncs (a hub and an identity, as the server's agent has) obeys the hub's rules.
-    store.network_rights = bool(config["HUB_URL"]) and store.state("bundle_path") is not None
-    return store
+_store = open_cli_store  # the name every command here uses
 
 
 def _fail(error: ProtocolError) -> click.ClickException:

@@ -21,7 +21,7 @@ def doctor(database: str | None, interfaces: tuple[str, ...], wait: float) -> No
     from .credentials import load_credentials
     from .web.config import load_config
     config = load_config(overrides={"DATABASE": database} if database else None)
-    from .cli import _store
+    from .cli_store import open_cli_store as _store
     store = _store(database)
     bundle = config.get("NODE_BUNDLE") or store.state("bundle_path")
     credentials = load_credentials(bundle) if bundle else None

@@ -13,12 +13,9 @@ import logging
 import sqlite3
 
 from sync_protocol.certificates import region_code_of
-from sync_protocol.event_names import FACILITY_DETAILS_CHANGED
 from sync_protocol.events import Event
 from sync_protocol.facility_record import verify_facility
 from sync_protocol.trust_list import TrustList
-
-from .projections import handles
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +23,8 @@ TRUST_LIST_STATE = "trust_list"  # edge_node.trust_store.STATE_KEY
 FACILITY_PROFILE = "facility_profile"  # edge_node.services.facilities.FACILITY_PROFILE
 
 
-@handles(FACILITY_DETAILS_CHANGED)
-def _facility_details(conn: sqlite3.Connection, event: Event) -> None:
+# edge_node.projections lists it as the FacilityDetailsChanged handler.
+def facility_details(conn: sqlite3.Connection, event: Event) -> None:
     signed = event.payload["signed"]
     region_code = (signed.get("record") or {}).get("region")
     row = conn.execute("SELECT value FROM node_state WHERE key = ?",

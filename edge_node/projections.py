@@ -52,6 +52,8 @@ from sync_protocol.names import name_key
 from sync_protocol.rules import HOLDING_STATUSES, claim_slot
 from sync_protocol.timeutil import from_instant, to_instant
 
+from . import facility_projection
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[sqlite3.Connection, Event], None]
@@ -455,5 +457,5 @@ def _decide(conn: sqlite3.Connection, p: dict[str, Any], hlc: str, origin: str) 
          p["request_id"], hlc, origin))
 
 
-# Handlers kept in their own modules register themselves on import.
-from . import facility_projection  # noqa: E402, F401
+# Handlers kept in their own modules (which import nothing of this one).
+HANDLERS["FacilityDetailsChanged"] = facility_projection.facility_details

@@ -5,18 +5,23 @@ No command ever prints key material: bundles go to files, the output names them.
 
 from __future__ import annotations
 
-import functools
 import getpass
 import logging
-import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from provisioning.keystore import CaStore, read_bundle
+from provisioning.cli_base import (
+    DIR_ENV,
+    PASSPHRASE_ENV,
+    _library_errors,
+    _store,
+    dir_option,
+    main,
+)
+from provisioning.keystore import read_bundle
 from provisioning.pki import KeyAlgorithm
 from sync_protocol.bundle_passphrase import (
     bundle_key_is_encrypted,
@@ -24,57 +29,20 @@ from sync_protocol.bundle_passphrase import (
     passphrase_file_option,
 )
 from sync_protocol.certificates import identity_of, kid_of, region_code_of
-from sync_protocol.cli_errors import ClearErrors
-from sync_protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-# The passphrase comes from the environment, never argv (visible in ps and shell history).
-PASSPHRASE_ENV = "DMED_CA_PASSPHRASE"  # noqa: S105 (a variable name, not a password)
-DIR_ENV = "DMED_PROVISION_DIR"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _library_errors(func: F) -> F:
-    """Library errors become ClickExceptions: a clear message and exit status 1."""
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ProtocolError as e:
-            raise click.ClickException(e.text) from e
-    return wrapper  # type: ignore[return-value]
-
-
-def _store(directory: Path) -> CaStore:
-    passphrase = os.environ.get(PASSPHRASE_ENV)
-    return CaStore(directory, password=passphrase.encode("utf-8") if passphrase else None)
+__all__ = ["DIR_ENV", "PASSPHRASE_ENV", "main"]  # the entry point and what tests set
 
 
 def _until(cert: Any) -> str:
     return cert.not_valid_after_utc.strftime("%Y-%m-%d")
 
 
-dir_option = click.option(
-    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), required=True,
-    envvar=DIR_ENV, help=f"Provisioning store directory (or ${DIR_ENV}).")
 algorithm_option = click.option(
     "--algorithm", type=click.Choice([a.value for a in KeyAlgorithm]),
     default=KeyAlgorithm.EC_P256.value, show_default=True,
     help="Key type; prescriptions are signed ES256, so keep ec-p256 unless told otherwise.")
-
-
-@click.group(cls=ClearErrors)
-@click.option("-v", "--verbose", is_flag=True, help="Log what is done to stderr.")
-def main(verbose: bool) -> None:
-    """Issue and revoke DMED Edge keys: national root, regions, clinic and pharmacy nodes.
-
-    The store directory keeps the root and regional keys and the trust list. Set
-    DMED_CA_PASSPHRASE to encrypt (and later read) those keys with a passphrase.
-    """
-    if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 @main.command("init-root")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from provisioning.cli import _library_errors, _store, dir_option, main
+from provisioning.cli_base import _library_errors, _store, dir_option, main
 from provisioning.enrolment_desk import EnrolmentDesk, export_pending, import_answer
 from provisioning.facilities import add_facility, list_facilities
 from sync_protocol.json_body import parse_json

@@ -27,12 +27,9 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from flask import (
     Blueprint,
     Flask,
@@ -51,6 +48,7 @@ from provisioning.errors import InvalidRequest
 from provisioning.facilities import list_facilities
 from provisioning.keystore import CaStore, write_secret
 from provisioning.station_accounts import get_operator, sign_in
+from sync_protocol.catalogues import compile_catalogue
 from sync_protocol.certificates import identity_of, kid_of
 from sync_protocol.errors import ProtocolError
 
@@ -107,15 +105,8 @@ def _headers(response: Response) -> Response:
 
 @functools.cache
 def translations(locale: str) -> gettext.NullTranslations:
-    path = TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
-    if not path.is_file():
-        return gettext.NullTranslations()  # English: the msgids themselves
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=locale)
-    compiled = BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return gettext.GNUTranslations(compiled)
+    """The station's strings in one language (English: the msgids themselves)."""
+    return compile_catalogue(TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po", locale)
 
 
 def locale() -> str:

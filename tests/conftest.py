@@ -25,8 +25,9 @@ from helpers.hub import (
 )
 from helpers.ui import compile_catalogues, first_slot_after
 
-from central_hub.app import create_app as create_hub_app
-from central_hub.storage import Storage, open_storage
+from central_hub.composition import open_storage
+from central_hub.storage import Storage
+from central_hub.web.app import create_app as create_hub_app
 from edge_node.credentials import NodeCredentials
 from edge_node.seed import DEMO_PIN, seed_demo
 from edge_node.services import staff

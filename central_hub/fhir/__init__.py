@@ -8,8 +8,7 @@ Bulk Data $export, SMART Backend Services access. See README.md beside this file
     access       client registry, JWT assertions, tokens, scopes and regions, audit
     export       bulk $export jobs and the offline NDJSON writer
     capability   CapabilityStatement and SMART configuration
-    api          the Flask blueprint at /fhir/r4/
-    schema       the "fhir" migration component
-"""
+    schema       the "fhir" migration component (listed by central_hub.composition)
 
-from . import schema  # noqa: F401 - registers the fhir migration
+The Flask blueprint at /fhir/r4/ is central_hub.web.fhir_api.
+"""

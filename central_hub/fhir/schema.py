@@ -8,8 +8,7 @@ practitioners, facilities) without scanning the whole log.
 
 from __future__ import annotations
 
-from .. import projections  # noqa: F401 - registered first: the fhir indexes are on its tables
-from ..storage import Migration, register
+from ..storage import Migration
 
 COMPONENT = "fhir"
 FHIR_V1 = """
@@ -43,4 +42,4 @@ CREATE INDEX fhir_events_registry_clinical ON events (type, subject_id)
     WHERE type IN ('FacilityRegistered', 'PractitionerRegistered', 'VisitRecorded',
                    'LabResultRecorded')
 """
-register(COMPONENT, (Migration(COMPONENT, 1, FHIR_V1),))
+MIGRATIONS = (Migration(COMPONENT, 1, FHIR_V1),)  # listed by central_hub.composition

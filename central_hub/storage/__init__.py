@@ -1,16 +1,20 @@
 """Hub storage: one interface (base.Storage), two backends, chosen by a database URL.
 
-    open_storage("sqlite:///var/hub.db")       SQLite (the default; a plain path works too)
-    open_storage("postgresql://u@host/db")     PostgreSQL (add ?schema=name for a schema)
+    open_storage("sqlite:///var/hub.db", components=...)    SQLite (a plain path works too)
+    open_storage("postgresql://u@host/db", components=...)  PostgreSQL (?schema=name: a schema)
+
+`components` is the ordered migration list; central_hub.composition.open_storage passes the
+hub's, and is what the hub, its CLI and its tests call.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from .base import IN_CHUNK, POSTGRESQL, SQLITE, Row, Storage, Tx
-from .migrations import Migration, latest_versions, register
+from .migrations import Component, Migration, check_components, latest_versions
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +22,10 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SCHEME = "sqlite:///"
 
 
-def open_storage(url: str | Path, *, migrate: bool = True) -> Storage:
-    """Open (and by default migrate) the hub database named by `url`."""
+def open_storage(url: str | Path, *, components: Sequence[Component],
+                 migrate: bool = True) -> Storage:
+    """Open (and by default migrate to `components`) the hub database named by `url`."""
+    components = check_components(components)
     text = str(url).strip()
     if not text:
         raise ValueError("empty database URL")
@@ -35,6 +41,7 @@ def open_storage(url: str | Path, *, migrate: bool = True) -> Storage:
     else:
         from .sqlite import SqliteStorage
         storage = SqliteStorage(text)
+    storage.components = components
     if migrate:
         try:
             storage.migrate()
@@ -44,5 +51,5 @@ def open_storage(url: str | Path, *, migrate: bool = True) -> Storage:
     return storage
 
 
-__all__ = ["IN_CHUNK", "POSTGRESQL", "SQLITE", "Migration", "Row", "Storage", "Tx",
-           "latest_versions", "open_storage", "register"]
+__all__ = ["IN_CHUNK", "POSTGRESQL", "SQLITE", "Component", "Migration", "Row", "Storage", "Tx",
+           "latest_versions", "open_storage"]

@@ -17,6 +17,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class Storage(ABC):
     # Whether a projector's transaction runs beside a writer's (PostgreSQL), or waits for the
     # one writer like everything else (SQLite).
     separate_projector: bool = False
+    # The migration components, in order (storage.migrations.Migration tuples), given by
+    # whoever opened the storage: central_hub.composition lists the hub's.
+    components: Sequence[Sequence[Any]] | None = None
 
     @abstractmethod
     def transaction(self, *, exclusive: bool = True,
@@ -138,12 +142,29 @@ class Storage(ABC):
         """Close every connection this storage opened."""
 
     def migrate(self) -> list[tuple[str, int]]:
-        """Apply every pending migration; return (component, version) pairs applied."""
-        from .migrations import migrate
-        return migrate(self)
+        """Apply every pending migration of `components`, in their order, each in its own
+        exclusive transaction; return the (component, version) pairs applied."""
+        if self.components is None:
+            raise RuntimeError("this hub database was opened without its migration list; open "
+                               "it with central_hub.composition.open_storage")
+        applied: list[tuple[str, int]] = []
+        for migrations in self.components:
+            for migration in migrations:
+                with self.transaction() as tx:
+                    tx.execute(SCHEMA_MIGRATIONS)
+                    if current_versions(tx).get(migration.component, 0) >= migration.version:
+                        continue
+                    for statement in migration.statements(tx.dialect):
+                        tx.execute(statement)
+                    tx.execute("INSERT INTO schema_migrations (component, version, applied_at) "
+                               "VALUES (?, ?, ?)",
+                               (migration.component, migration.version, _now()))
+                log.info("hub database %s migrated to %s %s", self.url, migration.component,
+                         migration.version)
+                applied.append((migration.component, migration.version))
+        return applied
 
     def schema_versions(self) -> dict[str, int]:
-        from .migrations import current_versions
         with self.reader() as tx:
             return current_versions(tx)
 
@@ -155,3 +176,28 @@ class Storage(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
+
+
+SCHEMA_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, "
+                     "version INTEGER NOT NULL, applied_at TEXT NOT NULL, "
+                     "PRIMARY KEY (component, version))")
+
+
+def current_versions(tx: Tx) -> dict[str, int]:
+    """{component: highest version applied}; empty for a database never migrated."""
+    if not _has_migrations_table(tx):
+        return {}
+    rows = tx.query("SELECT component, MAX(version) AS version FROM schema_migrations "
+                    "GROUP BY component")
+    return {row["component"]: row["version"] for row in rows}
+
+
+def _has_migrations_table(tx: Tx) -> bool:
+    if tx.dialect == SQLITE:
+        return tx.one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND "
+                      "name = 'schema_migrations'") is not None
+    return tx.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x") is True
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,18 +2,18 @@
 
 Each migration is one script written once for both databases; the few types that differ are
 placeholders filled per dialect (TYPES). Migrations are grouped by component ("core" here;
-projections and conflicts add their own with `register`), applied in registration order and
-then by number, and recorded in `schema_migrations`. A released migration is never edited:
-hubs in the field already ran it. Add a new number instead.
+each domain module defines its own), listed in order by central_hub.composition, applied in
+that order and then by number (Storage.migrate), and recorded in `schema_migrations`. A
+released migration is never edited: hubs in the field already ran it. Add a new number.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from .base import POSTGRESQL, SQLITE, Tx
+from .base import POSTGRESQL, SQLITE
 
 log = logging.getLogger(__name__)
 
@@ -212,64 +212,29 @@ INSERT INTO hub_state (key, value, updated_at)
     FROM events
 """
 
-COMPONENTS: dict[str, tuple[Migration, ...]] = {
-    "core": (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2),
-             Migration("core", 3, CORE_V3)),
-}
+# The core component; central_hub.composition lists it first, then every other one.
+CORE: tuple[Migration, ...] = (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2),
+                               Migration("core", 3, CORE_V3))
+
+Component = tuple[Migration, ...]  # one component's migrations, numbered 1, 2, ... in order
 
 
-def register(component: str, migrations: tuple[Migration, ...]) -> None:
-    """Add a component's migrations (projections, conflicts); applied after those before."""
-    versions = [m.version for m in migrations]
-    if versions != list(range(1, len(versions) + 1)) or any(
-            m.component != component for m in migrations):
-        raise ValueError(f"migrations of {component} must be numbered 1, 2, ... in order")
-    known = COMPONENTS.get(component)
-    if known is not None and known != migrations:
-        raise ValueError(f"component {component} is already registered differently")
-    COMPONENTS[component] = migrations
+def check_components(components: Sequence[Component]) -> tuple[Component, ...]:
+    """The components as given, once each is known to be numbered 1, 2, ... in order."""
+    seen: set[str] = set()
+    for migrations in components:
+        if not migrations:
+            raise ValueError("a migration component needs at least one migration")
+        name = migrations[0].component
+        versions = [m.version for m in migrations]
+        if versions != list(range(1, len(versions) + 1)) or any(
+                m.component != name for m in migrations):
+            raise ValueError(f"migrations of {name} must be numbered 1, 2, ... in order")
+        if name in seen:
+            raise ValueError(f"migration component {name} is listed twice")
+        seen.add(name)
+    return tuple(components)
 
 
-def latest_versions() -> dict[str, int]:
-    return {name: migrations[-1].version for name, migrations in COMPONENTS.items()}
-
-
-def current_versions(tx: Tx) -> dict[str, int]:
-    if not _has_table(tx):
-        return {}
-    rows = tx.query("SELECT component, MAX(version) AS version FROM schema_migrations "
-                    "GROUP BY component")
-    return {row["component"]: row["version"] for row in rows}
-
-
-def migrate(storage) -> list[tuple[str, int]]:
-    """Apply every pending migration, each in its own exclusive transaction."""
-    applied: list[tuple[str, int]] = []
-    for component, migrations in list(COMPONENTS.items()):
-        for migration in migrations:
-            with storage.transaction() as tx:
-                tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT "
-                           "NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL, "
-                           "PRIMARY KEY (component, version))")
-                if current_versions(tx).get(component, 0) >= migration.version:
-                    continue
-                for statement in migration.statements(tx.dialect):
-                    tx.execute(statement)
-                tx.execute("INSERT INTO schema_migrations (component, version, applied_at) "
-                           "VALUES (?, ?, ?)",
-                           (component, migration.version, _now()))
-            log.info("hub database %s migrated to %s %s", storage.url, component,
-                     migration.version)
-            applied.append((component, migration.version))
-    return applied
-
-
-def _has_table(tx: Tx) -> bool:
-    if tx.dialect == SQLITE:
-        return tx.one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND "
-                      "name = 'schema_migrations'") is not None
-    return tx.scalar("SELECT to_regclass('schema_migrations') IS NOT NULL AS x") is True
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def latest_versions(components: Sequence[Component]) -> dict[str, int]:
+    return {migrations[0].component: migrations[-1].version for migrations in components}

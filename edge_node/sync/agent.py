@@ -24,11 +24,11 @@ from sync_protocol.events import read_event_text
 from sync_protocol.hlc import CLOCK_AHEAD
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
-from .. import metrics
 from ..credentials import NodeCredentials
 from ..services.clock import SYSTEM_CLOCK, SystemClock, confirm_clock
 from ..store import NodeStore
 from ..trust_store import merge_trust_list
+from . import metrics
 from .client import BatchTooLarge, CursorAhead, HubBusy, HubClient, HubUnreachable
 
 log = logging.getLogger(__name__)

@@ -67,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None, *, store: NodeStore | None 
     for plugin in entry_points(group=BLUEPRINT_GROUP):
         plugin.load()(app)
     register_error_handlers(app)
-    from .. import metrics
+    from . import metrics
     metrics.init_app(app)  # /metrics and request timing
     return app
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from central_hub.projections import snapshot
+from central_hub.composition import snapshot
 from edge_node.migrations import PROJECTION_TABLES
 from edge_node.store import NodeStore, row_to_event
 from helpers.sync_world import Hub, Node, payload_of

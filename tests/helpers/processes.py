@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from central_hub.app import create_app as create_hub_app
+from central_hub.web.app import create_app as create_hub_app
 from helpers.servers import HOST, free_port
 
 # The crashing hub runs this file as a script: it finds `helpers` through PYTHONPATH.

@@ -32,9 +32,10 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from central_hub.app import create_app as create_hub_app
+from central_hub.composition import open_storage
 from central_hub.scope import feed_head, pull_page
-from central_hub.storage import Storage, open_storage
+from central_hub.storage import Storage
+from central_hub.web.app import create_app as create_hub_app
 from edge_node.credentials import NodeCredentials
 from edge_node.services import staff
 from edge_node.services.access import Actor

@@ -10,8 +10,8 @@ from helpers.hub import SimNode, body_of, instant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central_hub.app import create_app
 from central_hub.fhir import systems
+from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid
 
 TYPES = ("Patient", "Practitioner", "Organization", "Location", "Appointment", "Encounter",

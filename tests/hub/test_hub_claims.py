@@ -10,7 +10,7 @@ import pytest
 from helpers.hub import SimNode, body_of
 
 from central_hub import claims
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
 from provisioning.pki import create_node
 from sync_protocol import claims as rules
 from sync_protocol.certificates import NodeKind

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 from helpers.hub import SimNode
 from helpers.pki import CLINIC_ID, make_pki
 
-from central_hub.app import create_app
 from central_hub.cli import main
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
+from central_hub.web.app import create_app
 from provisioning.pki import revoke
 from sync_protocol.trust_list import TrustList
 

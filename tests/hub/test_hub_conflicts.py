@@ -17,13 +17,13 @@ from helpers.hub import SimNode, body_of, instant, postgres_base_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central_hub.app import create_app
 from central_hub.appointment_replay import slot_key
-from central_hub.conflicts import hub_hooks
+from central_hub.composition import ingest_hooks as hub_hooks
+from central_hub.composition import open_storage, snapshot
 from central_hub.ingest import Ingestor
-from central_hub.projections import hlc_instant, snapshot
-from central_hub.storage import open_storage
+from central_hub.projections import hlc_instant
 from central_hub.trust_store import TrustStore
+from central_hub.web.app import create_app
 from provisioning.pki import create_node
 from sync_protocol.certificates import NodeKind
 from sync_protocol.hlc import HybridLogicalClock

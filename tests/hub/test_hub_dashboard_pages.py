@@ -1,4 +1,4 @@
-"""The hub dashboard pages for central staff (central_hub.dashboard_pages): staff sign-in,
+"""The hub dashboard pages for central staff (central_hub.web.dashboard_pages): staff sign-in,
 every node's sync state, and conflict review through the browser, in Uzbek, Russian and
 English. A real over-dispensing conflict is raised by signed pushes of simulated nodes."""
 
@@ -14,10 +14,11 @@ import pytest
 from babel.messages.pofile import read_po
 from helpers.hub import SimNode
 
-from central_hub import api_conflicts, api_paper, dashboard_pages, staff
-from central_hub.api_conflicts import get_conflict
-from central_hub.app import create_app
-from central_hub.storage import open_storage
+from central_hub import conflict_review, staff
+from central_hub.composition import open_storage
+from central_hub.conflict_review import get_conflict
+from central_hub.web import dashboard_pages, i18n
+from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid
 from sync_protocol.timeutil import utc_now
 
@@ -64,7 +65,7 @@ def conflict_id(app, world, storage):
     pharmacy.dispense(rx)
     assert clinic.push().status_code == 200
     assert pharmacy.push().status_code == 200
-    [item] = api_conflicts.list_conflicts(storage)
+    [item] = conflict_review.list_conflicts(storage)
     assert item["kind"] == "over_dispensing" and item["state"] == "open"
     return item["conflict_id"]
 
@@ -433,8 +434,8 @@ def dashboard_msgids() -> set[str]:
     templates = Path(dashboard_pages.__file__).parent / "templates"
     for template in [templates / "hub_layout.html", *templates.joinpath("dashboard").glob("*")]:
         found |= set(re.findall(r'_\("([^"]+)"\)', template.read_text(encoding="utf-8")))
-    shown = (staff.authenticate, staff._locked_error, api_conflicts.change_state,
-             api_conflicts.list_conflicts, api_conflicts.get_conflict)
+    shown = (staff.authenticate, staff._locked_error, conflict_review.change_state,
+             conflict_review.list_conflicts, conflict_review.get_conflict)
     for tree in (ast.parse(inspect.getsource(f)) for f in shown):
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", "") in ERRORS
@@ -445,7 +446,7 @@ def dashboard_msgids() -> set[str]:
 
 @pytest.mark.parametrize("locale", ["uz", "ru"])
 def test_every_string_of_the_dashboard_pages_is_translated(locale):
-    path = api_paper.TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
+    path = i18n.TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as handle:
         catalog = {m.id: m.string for m in read_po(handle) if m.id}
     wanted = dashboard_msgids()

@@ -1,4 +1,4 @@
-"""The fleet pages of the hub dashboard (central_hub.dashboard_fleet): regions by node state,
+"""The fleet pages of the hub dashboard (central_hub.web.dashboard_fleet): regions by node state,
 a region's nodes, a node's sync history, charts from real data, conflicts in words with
 filters, CSV exports, in three languages. A seeded hub: simulated nodes of two regions push
 and pull through signed requests; one over-dispensing conflict; a hand-moved clock."""
@@ -14,8 +14,9 @@ import pytest
 from babel.messages.pofile import read_po
 from helpers.hub import SimNode
 
-from central_hub import api_paper, conflict_words, dashboard_fleet, dashboard_pages, staff
-from central_hub.app import create_app
+from central_hub import conflict_words, staff
+from central_hub.web import dashboard_fleet, dashboard_pages, i18n
+from central_hub.web.app import create_app
 from sync_protocol.timeutil import utc_now
 
 PASSWORD = "correct horse battery"
@@ -278,7 +279,7 @@ def fleet_msgids() -> set[str]:
 def test_every_string_of_the_fleet_pages_is_translated(locale):
     catalog = {}
     for name in ("messages.po", dashboard_fleet.CATALOGUE):
-        with (api_paper.TRANSLATIONS / locale / "LC_MESSAGES" / name).open("rb") as handle:
+        with (i18n.TRANSLATIONS / locale / "LC_MESSAGES" / name).open("rb") as handle:
             catalog.update({m.id: m.string for m in read_po(handle) if m.id and m.string})
     wanted = fleet_msgids()
     assert len(wanted) > 80

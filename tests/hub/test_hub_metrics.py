@@ -1,4 +1,4 @@
-"""The hub's /metrics (central_hub.metrics): Prometheus text read back with
+"""The hub's /metrics (central_hub.web.metrics): Prometheus text read back with
 prometheus_client's parser after real signed pushes, pulls and refusals; a node that stops
 syncing is flagged within two sync intervals (a hand-moved clock); access is restricted."""
 
@@ -8,8 +8,8 @@ import pytest
 from helpers.hub import SimNode
 from prometheus_client.parser import text_string_to_metric_families
 
-from central_hub.app import create_app
 from central_hub.monitoring import node_attempts
+from central_hub.web.app import create_app
 from sync_protocol.timeutil import utc_now
 
 INTERVAL = 30

@@ -6,8 +6,9 @@ import re
 import pytest
 from helpers.hub import SimNode, instant
 
-from central_hub import claims, dashboard_pages, staff
-from central_hub.app import create_app
+from central_hub import claims, staff
+from central_hub.web import dashboard_pages
+from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid
 
 PASSWORD = "correct horse battery"

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from helpers.hub import SimNode, instant
 
-from central_hub.conflicts import hub_hooks
+from central_hub.composition import diff_snapshots, snapshot
+from central_hub.composition import ingest_hooks as hub_hooks
 from central_hub.ingest import Ingestor
-from central_hub.projections import diff_snapshots, rebuild, snapshot
+from central_hub.projections import rebuild
 from edge_node import projections as node_projections
 from edge_node.store import NodeStore
 from sync_protocol.events import event_from_dict
@@ -163,11 +164,11 @@ def test_the_hub_holds_what_a_node_holds_after_the_same_events(storage, nodes, t
         for event in events:
             tx.receive(event)
     assert node_projections.HANDLERS  # the node projects what it receives
-    from central_hub.projections import SNAPSHOT_COLUMNS, SNAPSHOT_KEYS
-    held = {table: [dict(r) for r in node.query(
-        f"SELECT {', '.join(columns)} FROM {table} "
-        f"ORDER BY {', '.join(SNAPSHOT_KEYS[table])}")]
-        for table, columns in SNAPSHOT_COLUMNS.items() if table != "conflicts"}
+    from central_hub.composition import SNAPSHOT_TABLES
+    held = {t.name: [dict(r) for r in node.query(
+        f"SELECT {', '.join(t.columns)} FROM {t.name} "
+        f"ORDER BY {', '.join(t.keys)}")]
+        for t in SNAPSHOT_TABLES if t.name != "conflicts"}
     node.close()
     hub = snapshot(storage)
     assert diff_snapshots(hub, held, complete=True) == []

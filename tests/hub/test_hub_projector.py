@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from helpers.hub import SimNode, body_of
 
-from central_hub.app import create_app
 from central_hub.ingest import projected_through
 from central_hub.projections import rebuild
 from central_hub.projector import Projector, lag, wait_projected
 from central_hub.rights import HUB_ORIGIN
+from central_hub.web.app import create_app
 from sync_protocol.timeutil import utc_now
 
 

@@ -20,9 +20,10 @@ import pytest
 from babel.messages.pofile import read_po
 from helpers.hub import SimNode, body_of
 
-from central_hub import api_paper, call_centre, paper, reconciliation
-from central_hub.app import create_app
-from central_hub.storage import open_storage
+from central_hub import call_centre, paper, reconciliation
+from central_hub.composition import open_storage
+from central_hub.web import api_paper, i18n
+from central_hub.web.app import create_app
 from sync_protocol import identifiers
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import TASHKENT, local_date, to_instant
@@ -467,7 +468,7 @@ def test_the_paper_routes_need_the_api_token_when_one_is_set(day, hub):
 def page_msgids() -> set[str]:
     """Every string the hub's pages show: template gettext calls, labels, and the messages
     of the errors the call-centre form shows."""
-    found = set(api_paper.LABELS.values())
+    found = set(i18n.LABELS.values())
     for template in Path(api_paper.__file__).parent.joinpath("templates").rglob("*.html"):
         found |= set(re.findall(r'_\("([^"]+)"\)', template.read_text(encoding="utf-8")))
     sources = [inspect.getsource(call_centre), inspect.getsource(paper.find_facility),
@@ -486,7 +487,7 @@ ERRORS = {"HubError", "NotFound", "InvalidPinfl", "InvalidPhone"}
 @pytest.mark.parametrize("locale", ["uz", "ru"])
 def test_every_string_of_the_hub_pages_is_translated(locale):
     catalog = {}  # the pages' catalogues: messages.po, and fleet.po for the fleet pages
-    for path in sorted((api_paper.TRANSLATIONS / locale / "LC_MESSAGES").glob("*.po")):
+    for path in sorted((i18n.TRANSLATIONS / locale / "LC_MESSAGES").glob("*.po")):
         with path.open("rb") as handle:
             catalog |= {m.id: m.string for m in read_po(handle) if m.id and m.string}
     wanted = page_msgids()

@@ -13,9 +13,9 @@ from helpers.hub import SimNode
 from helpers.processes import children_of, gone, wait_for
 from helpers.servers import free_port
 
+from central_hub.composition import open_storage
 from central_hub.ingest import Ingestor
 from central_hub.projector import lag, wait_projected
-from central_hub.storage import open_storage
 
 HOST = "127.0.0.1"
 HUB = Path(sys.executable).parent / "dmed-hub"

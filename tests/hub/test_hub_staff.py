@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from central_hub import staff
 from central_hub.cli import main
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
 from sync_protocol.timeutil import utc_now
 
 PASSWORD = "correct horse battery"

@@ -3,10 +3,12 @@
 import pytest
 from helpers.hub import temporary_schema
 
+from central_hub import storage as hub_storage
+from central_hub.composition import MIGRATIONS, open_storage
 from central_hub.ingest import PROJECTED_THROUGH
 from central_hub.nonces import NonceStore
-from central_hub.storage import IN_CHUNK, SQLITE, latest_versions, open_storage
-from central_hub.storage.migrations import Migration, register
+from central_hub.storage import IN_CHUNK, SQLITE
+from central_hub.storage.migrations import Migration, check_components, latest_versions
 from central_hub.storage.postgres import ANALYSE_AFTER_ROWS, GROWTH_FACTOR, Growth
 
 CORE_TABLES = {"events", "deliveries", "nodes", "nonces", "quarantine", "identity_conflicts",
@@ -30,37 +32,35 @@ def tables(storage):
 
 def test_migrations_apply_and_are_recorded(storage):
     assert CORE_TABLES <= tables(storage)
-    assert storage.schema_versions() == latest_versions()
+    assert storage.schema_versions() == latest_versions(MIGRATIONS)
     with storage.reader() as tx:
         rows = tx.query("SELECT component, version FROM schema_migrations")
     recorded = {(r["component"], r["version"]) for r in rows}
-    expected = {(name, v) for name, latest in latest_versions().items()
+    expected = {(name, v) for name, latest in latest_versions(MIGRATIONS).items()
                 for v in range(1, latest + 1)}
     assert recorded == expected and ("core", 1) in recorded
 
 
 def test_migrating_again_changes_nothing(storage_url):
     with open_storage(storage_url) as first:
-        assert first.schema_versions() == latest_versions()
+        assert first.schema_versions() == latest_versions(MIGRATIONS)
     with open_storage(storage_url, migrate=False) as again:
         assert again.migrate() == []
 
 
-def test_a_registered_component_migrates_after_core(storage_url, monkeypatch):
-    from central_hub.storage import migrations
-    monkeypatch.setattr(migrations, "COMPONENTS", dict(migrations.COMPONENTS))
-    register("demo_module", (Migration("demo_module", 1, """
+def test_a_listed_component_migrates_after_core(storage_url):
+    demo = (Migration("demo_module", 1, """
         -- a projection table of another module; its JSON column uses the dialect's type
-        CREATE TABLE projection_demo (id TEXT PRIMARY KEY, body {json} NOT NULL)"""),))
-    with open_storage(storage_url) as storage:
+        CREATE TABLE projection_demo (id TEXT PRIMARY KEY, body {json} NOT NULL)"""),)
+    with hub_storage.open_storage(storage_url, components=(*MIGRATIONS, demo)) as storage:
         assert storage.schema_versions()["demo_module"] == 1
-        assert storage.schema_versions()["core"] == latest_versions()["core"]
+        assert storage.schema_versions()["core"] == latest_versions(MIGRATIONS)["core"]
         assert "projection_demo" in tables(storage)
 
 
-def test_register_refuses_misnumbered_migrations():
+def test_a_misnumbered_component_is_refused():
     with pytest.raises(ValueError):
-        register("broken", (Migration("broken", 2, "SELECT 1"),))
+        check_components((*MIGRATIONS, (Migration("broken", 2, "SELECT 1"),)))
 
 
 def test_a_failed_transaction_leaves_nothing(storage):

@@ -9,8 +9,8 @@ from helpers.hub import SimNode, body_of, hub_state, post_raw
 from helpers.pki import CLINIC_ID, PHARMACY_ID
 
 from central_hub import trust_store
-from central_hub.app import create_app
 from central_hub.trust_store import TrustStore
+from central_hub.web.app import create_app
 from provisioning.pki import create_node, create_region, create_root, revoke
 from sync_protocol.certificates import NodeKind, kid_of
 from sync_protocol.events import Event

@@ -73,7 +73,7 @@ def test_node_commands(tmp_path, monkeypatch, command, bad):
 @pytest.mark.parametrize("bad", ["a directory", "not a database"])
 @pytest.mark.parametrize("command", HUB_COMMANDS, ids=lambda c: " ".join(c[:1]))
 def test_hub_commands(tmp_path, monkeypatch, command, bad):
-    monkeypatch.setattr("central_hub.serving.serve", _must_not_serve)
+    monkeypatch.setattr("central_hub.web.serving.serve", _must_not_serve)
     monkeypatch.setenv("DMED_HUB_STAFF_PASSWORD", "correct horse battery")
     path = BAD[bad][0](tmp_path)
     result = CliRunner().invoke(hub, [*command, "--db", f"sqlite:///{path}"])

@@ -1,4 +1,4 @@
-"""The node's /metrics (edge_node.metrics): page and scan-to-verdict latencies, sync outcomes,
+"""The node's /metrics (edge_node.web.metrics): page and scan-to-verdict latencies, sync outcomes,
 pending events and free disk, parsed back with prometheus_client's parser after real actions;
 and the multiprocess directory a server run starts with."""
 

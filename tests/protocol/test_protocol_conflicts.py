@@ -35,7 +35,7 @@ def test_node_roles_see_protocol_kinds():
 
 def test_every_kind_and_state_has_words_on_every_screen():
     from central_hub.conflict_words import RULES
-    from central_hub.dashboard_pages import NAMES
+    from central_hub.web.dashboard_pages import NAMES
     from kiosk_ui.labels import CONFLICT_KINDS, CONFLICT_STATES
 
     assert set(RULES) == set(conflicts.KINDS)

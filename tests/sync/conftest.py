@@ -11,8 +11,8 @@ import pytest
 from helpers.paper_world import Network, Node, Server
 from helpers.pki import CLINIC_FACILITY, CLINIC_ID, PHARMACY_FACILITY, PHARMACY_ID
 
-from central_hub.app import create_app as create_hub_app
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
+from central_hub.web.app import create_app as create_hub_app
 from edge_node.seed import seed_demo, seed_pharmacy
 from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore

@@ -121,7 +121,7 @@ TOKEN = "contract-test-token"
 
 
 def test_the_hub_answers_as_its_openapi_document_says(storage, world):
-    from central_hub.app import create_app
+    from central_hub.web.app import create_app
 
     app = create_app({"TESTING": True, "API_TOKEN": TOKEN}, storage=storage)
     app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
@@ -143,7 +143,7 @@ def test_the_hub_answers_as_its_openapi_document_says(storage, world):
 @pytest.mark.parametrize("side", ["node", "hub"])
 def test_a_wrong_method_is_answered_405_with_allow(side, app, storage, world):
     if side == "hub":
-        from central_hub.app import create_app
+        from central_hub.web.app import create_app
         app = create_app({"TESTING": True}, storage=storage)
         path, allowed = "/api/v1/nodes", {"GET", "HEAD", "OPTIONS"}
     else:
@@ -156,7 +156,7 @@ def test_a_wrong_method_is_answered_405_with_allow(side, app, storage, world):
 
 
 def test_every_hub_api_route_is_in_its_document(storage):
-    from central_hub.app import create_app
+    from central_hub.web.app import create_app
 
     app = create_app({"TESTING": True}, storage=storage)
     document = app.test_client().get("/api/v1/openapi.json").json

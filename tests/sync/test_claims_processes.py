@@ -21,8 +21,8 @@ from helpers.servers import HOST, free_port
 from helpers.sync_world import Hub, Node
 from helpers.ui import AMOXICILLIN
 
+from central_hub.composition import open_storage
 from central_hub.ingest import projected_through
-from central_hub.storage import open_storage
 from edge_node.services import dispensing, online_dispense, prescribing
 from sync_protocol.certificates import NodeKind
 from sync_protocol.claims import HUB_ORIGIN, ClaimRequest

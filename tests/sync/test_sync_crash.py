@@ -23,8 +23,8 @@ from helpers.servers import free_port
 from helpers.sync_world import Hub, Node
 from helpers.workload import add_backlog, add_doctors
 
+from central_hub.composition import open_storage
 from central_hub.ingest import projected_through
-from central_hub.storage import open_storage
 from edge_node.store import NodeStore
 from sync_protocol.wire import MAX_BATCH_EVENTS, split_batches
 

@@ -21,8 +21,8 @@ from helpers.servers import free_port
 from helpers.sync_world import Hub, Node, hub_database
 from helpers.workload import AMOXICILLIN, pack_expiry
 
+from central_hub.composition import open_storage
 from central_hub.projector import wait_projected
-from central_hub.storage import open_storage
 from edge_node.services import dispensing, patients, prescribing
 from sync_protocol.identifiers import make_pinfl
 

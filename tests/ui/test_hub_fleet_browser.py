@@ -16,8 +16,8 @@ from helpers.ui import SCREENSHOTS
 from werkzeug.serving import make_server
 
 from central_hub import staff
-from central_hub.app import create_app
-from central_hub.storage import open_storage
+from central_hub.composition import open_storage
+from central_hub.web.app import create_app
 
 pytestmark = pytest.mark.browser
 

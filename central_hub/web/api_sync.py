@@ -34,10 +34,11 @@ from sync_protocol.wire import (
     decode_body,
 )
 
-from . import metrics, nodes, refusals
-from .app import Hub, hub, respond, respond_bytes
-from .errors import Busy
-from .scope import pull_body
+from .. import nodes, refusals
+from ..errors import Busy
+from ..scope import pull_body
+from . import metrics
+from .context import Hub, hub, respond, respond_bytes
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from sync_protocol.claims import ClaimInvalid, ClaimRequest
 from sync_protocol.json_body import BadJson, parse_json
 from sync_protocol.wire import CLAIM_PATH, CLAIM_RELEASE_PATH, CLAIM_STATUS_PATH, PING_PATH
 
-from . import claims
+from .. import claims
 from .api_sync import authenticate, noting_errors
-from .app import hub, respond
+from .context import hub, respond
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,4 @@ def ping():
 
 
 def init_app(app: Flask) -> None:
-    hub_state = app.extensions["dmed_hub"]
-    hub_state.storage.migrate()  # the storage may have been opened before claims registered
     app.register_blueprint(bp)

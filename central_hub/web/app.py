@@ -2,66 +2,59 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import utc_now
-from sync_protocol.wire import GZIP, GZIP_LEVEL, GZIP_MIN_BYTES, JSON_TYPE, dumps
 
-from .config import load_config
-from .conflicts import hub_hooks  # also registers the projection and conflict migrations
-from .errors import Busy, HubError
-from .ingest import Hook, Ingestor
-from .monitoring import COMPONENT as _MONITORING  # noqa: F401 - registers its migration
-from .nonces import NonceStore
-from .projector import BACKGROUND, INLINE, MODES
-from .refusals import COMPONENT as _REFUSALS  # noqa: F401 - registers its migration
-from .storage import Storage, open_storage
-from .trust_store import TrustStore
+from .. import composition, reconciliation
+from ..config import load_config
+from ..errors import Busy, HubError
+from ..ingest import Hook, Ingestor
+from ..nonces import NonceStore
+from ..projector import BACKGROUND, INLINE, MODES
+from ..storage import Storage
+from ..trust_store import TrustStore
+from . import (
+    api_claims,
+    api_conflicts,
+    api_dashboard,
+    api_paper,
+    api_sync,
+    call_centre_pages,
+    dashboard_fleet,
+    dashboard_pages,
+    fhir_api,
+    metrics,
+    openapi,
+)
+from .context import EXTENSION, Hub, error_body, hub
 
 log = logging.getLogger(__name__)
-
-EXTENSION = "dmed_hub"
-
-
-@dataclass
-class Hub:
-    """Everything a request needs, built once per app."""
-
-    storage: Storage
-    trust: TrustStore
-    nonces: NonceStore
-    ingestor: Ingestor
-    sync_gate: threading.BoundedSemaphore
-    clock: Callable[[], datetime]
-    config: dict[str, Any]
-    known_nodes: dict[str, str] = field(default_factory=dict)  # node id -> key id registered
-
-    def now(self) -> datetime:
-        return self.clock()
-
 
 def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None = None,
                on_accepted: Iterable[Hook] = (),
                clock: Callable[[], datetime] = utc_now, builtin_hooks: bool = True) -> Flask:
     """`storage` defaults to the DATABASE setting; `on_accepted` hooks run inside ingest,
-    after the hub's own (projections, then conflicts) unless `builtin_hooks` is False."""
+    after the hub's own (central_hub.composition.ingest_hooks) unless `builtin_hooks` is
+    False."""
     settings = load_config(overrides=config)
     app = Flask(__name__)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     if storage is None:
-        storage = open_storage(settings["DATABASE"])
-    hooks = _ingest_hooks(storage, on_accepted, builtin_hooks)
+        storage = composition.open_storage(settings["DATABASE"])
+    else:
+        storage.migrate()  # a storage handed in may have been opened without migrating
+    reconciliation.e_prescription_inns()  # a missing drug catalogue fails here, not in ingest
+    hooks = [*composition.ingest_hooks(), *on_accepted] if builtin_hooks else list(on_accepted)
     mode = settings["PROJECTOR"]
     if mode not in MODES:
         raise ValueError(f"PROJECTOR must be one of {', '.join(MODES)}, not {mode!r}")
@@ -70,46 +63,22 @@ def create_app(config: dict[str, Any] | None = None, *, storage: Storage | None 
         ingestor=Ingestor(storage, hooks, clock=clock, background=mode == BACKGROUND),
         sync_gate=threading.BoundedSemaphore(settings["MAX_CONCURRENT_SYNCS"]),
         clock=clock, config=settings)
-    from . import (
-        api_claims,
-        api_conflicts,
-        api_dashboard,
-        api_paper,
-        api_sync,
-        call_centre,
-        dashboard_pages,
-        openapi,
-    )
     app.register_blueprint(openapi.bp)
     app.register_blueprint(api_sync.bp)
     app.register_blueprint(api_dashboard.bp)
     app.register_blueprint(api_conflicts.bp)
-    api_paper.init_app(app)  # pads, reconciliation hook, sync contacts, the report
-    call_centre.init_app(app)
+    api_paper.init_app(app)  # pads, sync contacts, the reconciliation report
+    call_centre_pages.init_app(app)
     api_claims.init_app(app)  # claims: online dispensing prevented, not detected
     dashboard_pages.init_app(app)  # staff sign-in and the dashboard pages
-    from .fhir import api as fhir_api
     fhir_api.init_app(app, app.extensions[EXTENSION])  # read-only FHIR R4 at /fhir/r4/
-    from . import metrics
     metrics.init_app(app)  # /metrics, sync timing and the monitoring history
-    from . import dashboard_fleet
     dashboard_fleet.init_app(app)  # the fleet pages (regions, nodes, charts, conflicts)
     register_error_handlers(app)
     app.before_request(refuse_nul_parameters)
     if mode == INLINE:  # a background projector starts with what waits
-        app.extensions[EXTENSION].ingestor.catch_up()  # with every hook registered
+        app.extensions[EXTENSION].ingestor.catch_up()
     return app
-
-
-# -- the hub's own ingest hooks (projections and conflict detection) -----------------------
-
-def _ingest_hooks(storage: Storage, extra: Iterable[Hook], builtin: bool) -> list[Hook]:
-    """Projections, then conflicts, then `extra`. A storage opened before those modules
-    registered their migrations is brought up to date first."""
-    if not builtin:
-        return list(extra)
-    storage.migrate()
-    return [*hub_hooks(), *extra]
 
 
 def refuse_nul_parameters() -> None:
@@ -118,29 +87,6 @@ def refuse_nul_parameters() -> None:
     if "\x00" in request.path or any(
             "\x00" in value for _name, value in request.args.items(multi=True)):
         raise HubError("Parameters cannot contain the NUL character", code="bad_parameter")
-
-
-def hub() -> Hub:
-    return current_app.extensions[EXTENSION]
-
-
-def respond(data: Any, status: int = 200) -> Response:
-    """JSON, gzip-compressed when the client accepts it and it is worth it."""
-    return respond_bytes(dumps(data), status)
-
-
-def respond_bytes(body: bytes, status: int = 200) -> Response:
-    """`respond` for JSON already encoded."""
-    response = Response(body, status=status, mimetype=JSON_TYPE)
-    response.vary.add("Accept-Encoding")
-    if len(body) >= GZIP_MIN_BYTES and GZIP in request.accept_encodings:
-        response.set_data(gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0))
-        response.headers["Content-Encoding"] = GZIP
-    return response
-
-
-def error_body(code: str, message: str, field: str | None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field}}
 
 
 # Codes for plain HTTP errors, stable for clients (413 is the one nodes act on: halve).

@@ -12,7 +12,7 @@ The session is Flask's signed cookie (HttpOnly, SameSite=Strict, Secure with SEC
 kept for these pages only and keyed by the secret every hub worker shares
 (staff.session_secret); it ends SESSION_LIFETIME after sign-in whatever the activity. Forms
 carry a double-submit CSRF token. The reviewer of a conflict is the signed-in staff member,
-never a form field. Views call the services of api_conflicts, nodes and staff; the only query
+never a form field. Views call the services of conflict_review, nodes and staff; the only query
 here counts what waits for review.
 """
 
@@ -50,8 +50,8 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import from_instant, to_instant
 
-from . import claims, nodes, quarantine, refusals, staff
-from .api_conflicts import (
+from .. import claims, nodes, quarantine, refusals, staff
+from ..conflict_review import (
     ACTIONS,
     DEFAULT_LIMIT,
     ConflictNotFound,
@@ -60,10 +60,10 @@ from .api_conflicts import (
     list_conflicts,
     open_by_kind,
 )
-from .api_paper import LABELS, local, page_translations, render_page, select_locale
-from .app import EXTENSION, hub
-from .errors import HubError
-from .storage import Storage
+from ..errors import HubError
+from ..storage import Storage
+from .context import EXTENSION, hub
+from .i18n import LABELS, local, page_translations, render_page, select_locale
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,6 @@ TEXT = {
 def init_app(app: Flask) -> None:
     """Wire the staff pages into a hub app: the staff table, sessions, the routes."""
     current = app.extensions[EXTENSION]
-    current.storage.migrate()  # the storage may have been opened before staff registered
     app.session_interface = StaffSessions(current.storage)
     app.config.update(
         SESSION_COOKIE_NAME=SESSION_COOKIE, SESSION_COOKIE_HTTPONLY=True,

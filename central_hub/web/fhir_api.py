@@ -20,12 +20,11 @@ from werkzeug.exceptions import HTTPException
 from sync_protocol.errors import ProtocolError
 from sync_protocol.timeutil import to_instant
 
-from . import schema  # noqa: F401 - registers the fhir migration
-from .access import Access, access_for, audit, issue_token
-from .capability import capability_statement, smart_configuration
-from .errors import BadClientAssertion, BadSearch, FhirError, UnknownResource
-from .export import COMPLETED, FAILED, NDJSON, Exports, parse_since, parse_types
-from .search import check_id, now_instant, parse, read, run, source_of
+from ..fhir.access import Access, access_for, audit, issue_token
+from ..fhir.capability import capability_statement, smart_configuration
+from ..fhir.errors import BadClientAssertion, BadSearch, FhirError, UnknownResource
+from ..fhir.export import COMPLETED, FAILED, NDJSON, Exports, parse_since, parse_types
+from ..fhir.search import check_id, now_instant, parse, read, run, source_of
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ bp = Blueprint("fhir", __name__, url_prefix=PREFIX)
 
 
 def init_app(app: Flask, hub: Any) -> None:
-    """Register the blueprint; `hub` is the app's central_hub.app.Hub."""
+    """Register the blueprint; `hub` is the app's central_hub.web.context.Hub."""
     directory = Path(hub.config["FHIR_EXPORT_DIR"])
     app.extensions[EXTENSION] = Exports(hub.storage, directory, hub.clock)
     app.register_blueprint(bp)

@@ -24,11 +24,8 @@ import io
 import logging
 import secrets
 from datetime import datetime
-from io import BytesIO
 from typing import Any
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from flask import (
     Blueprint,
     Flask,
@@ -41,13 +38,15 @@ from flask import (
     url_for,
 )
 
+from sync_protocol.catalogues import compile_catalogue
 from sync_protocol.event_types import CONFLICT_KINDS
 
-from . import charts, conflict_words, dashboard_pages, fleet, monitoring
-from .api_conflicts import STATES
-from .api_paper import LOCALES, TRANSLATIONS, local, page_translations, select_locale
-from .app import hub
-from .errors import HubError
+from .. import charts, conflict_words, fleet, monitoring
+from ..conflict_review import STATES
+from ..errors import HubError
+from . import dashboard_pages
+from .context import hub
+from .i18n import LOCALES, TRANSLATIONS, local, page_translations, select_locale
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +80,8 @@ ERROR_FALLBACK = "The request failed (%(code)s)"
 @functools.cache
 def fleet_translations(locale: str) -> gettext.NullTranslations:
     """This page group's strings, falling back to the dashboard's catalogue."""
-    base = page_translations(locale)
-    path = TRANSLATIONS / locale / "LC_MESSAGES" / CATALOGUE
-    if not path.is_file():
-        return base
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=locale)
-    compiled = BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    translations = gettext.GNUTranslations(compiled)
-    translations.add_fallback(base)
-    return translations
+    return compile_catalogue(TRANSLATIONS / locale / "LC_MESSAGES" / CATALOGUE, locale,
+                             fallback=page_translations(locale))
 
 
 def init_app(app: Flask) -> None:

@@ -22,7 +22,7 @@ from flask import Flask
 from sync_protocol.metrics_export import enable_multiprocess, metrics_dir
 from sync_protocol.workers import listen, run_workers
 
-from .projector import Projector
+from ..projector import Projector
 
 
 def serve(make_app: Callable[[], Flask], *, host: str, port: int, threads: int,

@@ -1,14 +1,9 @@
 """Conflict review for central staff: list conflicts with every event involved, acknowledge
 and resolve them (DESIGN 4.4: found, kept and shown, never silently resolved).
 
-    GET  /api/v1/conflicts?state=&kind=&facility=&limit=&before=
-    GET  /api/v1/conflicts/<id>
-    POST /api/v1/conflicts/<id>/acknowledge   {"by": "...", "note": "..."}
-    POST /api/v1/conflicts/<id>/resolve       {"by": "...", "note": "..."}
-
 A state change is a hub event (ConflictStateChanged), routed like the ConflictRaised it
-follows, so the nodes involved see who reviewed it and why. Protected like the dashboard
-(api_dashboard.require_access). The service functions come first; the views only call them.
+follows, so the nodes involved see who reviewed it and why. The JSON API on it is
+central_hub.web.api_conflicts; the staff pages are central_hub.web.dashboard_pages.
 """
 
 from __future__ import annotations
@@ -16,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-
-from flask import Blueprint, request
 
 from sync_protocol.conflicts import (
     ACKNOWLEDGED,
@@ -31,8 +24,6 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.payloads import conflict_state_changed
 from sync_protocol.timeutil import to_instant, utc_now
 
-from .api_dashboard import require_access
-from .app import hub, respond
 from .errors import HubError, NotFound
 from .hub_events import emit_hub_event
 from .storage import Storage, Tx
@@ -57,8 +48,6 @@ class ConflictStateError(HubError):
     code = "conflict_state"
     http_status = 409
 
-
-# -- service ------------------------------------------------------------------------------
 
 def change_state(storage: Storage, conflict_id: str, state: str, *, by: Any,
                  note: Any) -> dict[str, Any]:
@@ -181,45 +170,3 @@ def _event_line(event: dict[str, Any]) -> dict[str, Any]:
         summary["items"] = len(payload["items"])
     return {"type": event["type"], "origin": event["origin"], "hlc": event["hlc"],
             "position": event["position"], "summary": summary}
-
-
-# -- views --------------------------------------------------------------------------------
-
-bp = Blueprint("conflicts", __name__)
-bp.before_request(require_access)
-
-
-@bp.get("/api/v1/conflicts")
-def conflicts_index():
-    args = request.args
-    items = list_conflicts(hub().storage, state=args.get("state") or None,
-                           kind=args.get("kind") or None, facility=args.get("facility") or None,
-                           limit=_int_arg("limit", DEFAULT_LIMIT),
-                           before=_int_arg("before", 0) or None)
-    return respond({"items": items})
-
-
-@bp.get("/api/v1/conflicts/<conflict_id>")
-def conflict_show(conflict_id: str):
-    return respond(get_conflict(hub().storage, conflict_id))
-
-
-@bp.post("/api/v1/conflicts/<conflict_id>/<action>")
-def conflict_review(conflict_id: str, action: str):
-    if action not in ACTIONS:
-        raise NotFound("No action %(action)s; use acknowledge or resolve", field="action",
-                       action=action)
-    body = request.get_json(silent=True)  # JSON only: a cross-site form cannot send it
-    if not isinstance(body, dict):
-        raise HubError("Send a JSON object with by and note", code="bad_body")
-    return respond(change_state(hub().storage, conflict_id, ACTIONS[action],
-                                by=body.get("by"), note=body.get("note")))
-
-
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name, "")
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise HubError("Parameter %(name)s must be a whole number", field=name, name=name)
-    return int(raw)

@@ -1,75 +1,48 @@
 """Paper at the hub's web surface: pad allocation, the reconciliation report (JSON, CSV and a
 translated HTML page), and the sync contacts that prove a node was online.
 
-Protected like the dashboard API (central_hub.api_dashboard.require_access): a bearer API
+Protected like the dashboard API (central_hub.web.api_dashboard.require_access): a bearer API
 token, or loopback clients only when no token is set.
 
-The hub has no flask-babel setup, so its pages translate through `page_translations`: the
-.po catalogues under templates/translations are compiled in memory when first used (no
-build step), and templates get `_` for gettext. Uzbek first, Russian, English.
+Its page is translated by web.i18n.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
-import gettext
 import io
 import logging
 from datetime import date
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, Response, current_app, request
 
 from sync_protocol.json_body import parse_json
 from sync_protocol.request_signing import HEADER_NODE
-from sync_protocol.timeutil import TASHKENT, from_instant, local_date
+from sync_protocol.timeutil import local_date
 
-from . import paper, reconciliation
+from .. import paper
+from ..errors import HubError
 from .api_dashboard import require_access
-from .app import EXTENSION, hub, respond
-from .errors import HubError
+from .context import EXTENSION, hub, respond
+from .i18n import local, render_page
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("paper", __name__, template_folder="templates")
 bp.before_request(require_access)
 
-LOCALES = ("uz", "ru", "en")
-DEFAULT_LOCALE = "uz"
-TRANSLATIONS = Path(__file__).parent / "templates" / "translations"
 CONTACTS = "dmed_hub_contacts"
 # Successful signed requests of these endpoints prove the node reached the hub.
 SYNC_ENDPOINTS = frozenset({"sync.push", "sync.pull", "sync.trust"})
-# Codes shown on pages, as English msgids (translated in templates/translations).
-LABELS = {
-    "serial_not_allocated": "Serial not in a pad of the issuing facility",
-    "serial_used_twice": "Serial used twice",
-    "quantity_above_prescribed": "Dispensed more than prescribed",
-    "paper_while_online": "Paper while the clinic's node was online",
-    "e_rx_drug_on_paper_outside_outage": "E-prescription drug dispensed on paper while online",
-    "never_matched": "Never matched",
-    "outage": "outage", "emergency": "emergency",
-    "matched": "matched", "unmatched": "unmatched",
-    "id": "by prescription id", "number": "by number", "serial": "by serial",
-    "requested": "requested", "approved": "approved", "declined": "declined",
-    "open": "open", "acknowledged": "acknowledged", "resolved": "resolved",
-}
 CSV_COLUMNS = ("record", "id", "paper_serial", "number", "paper_time", "entered_at",
                "paper_reason", "status", "matched_with", "matched_by", "detail")
 
 
 def init_app(app: Flask) -> None:
-    """Wire paper into a hub app: routes, the reconciliation ingest hook, online evidence."""
+    """Wire paper into a hub app: routes and online evidence (the reconciliation ingest hook
+    is listed by central_hub.composition)."""
     current = app.extensions[EXTENSION]
-    current.storage.migrate()  # the storage may have been opened before paper registered
-    reconciliation.e_prescription_inns()  # a missing drug catalogue fails here, not in ingest
-    if reconciliation.on_accepted not in current.ingestor.on_accepted:
-        current.ingestor.on_accepted.append(reconciliation.on_accepted)
     app.extensions[CONTACTS] = paper.ContactRecorder(current.storage)
     app.register_blueprint(bp)
 
@@ -158,10 +131,6 @@ def _items(items: list[dict[str, Any]]) -> str:
     return "; ".join(f"{i['inn']} {i['strength']} x{i['quantity']}" for i in items)
 
 
-def local(instant: str | None) -> str:
-    return from_instant(instant).astimezone(TASHKENT).strftime("%Y-%m-%d %H:%M") \
-        if instant else ""
-
 
 @bp.get("/reconciliation")
 def report_page():
@@ -169,47 +138,6 @@ def report_page():
     report = _report() if facility else None
     return render_page("paper/reconciliation.html", report=report, facility=facility,
                        day=request.args.get("day") or local_date(hub().now()).isoformat())
-
-
-# -- translated pages -----------------------------------------------------------------------
-
-@functools.cache
-def page_translations(locale: str) -> gettext.NullTranslations:
-    """The page strings of one language, compiled in memory from its .po catalogue."""
-    path = TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
-    if not path.is_file():
-        return gettext.NullTranslations()  # English: the msgids themselves
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=locale)
-    compiled = BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return gettext.GNUTranslations(compiled)
-
-
-def select_locale() -> str:
-    chosen = request.args.get("lang") or request.cookies.get("lang")
-    if chosen in LOCALES:
-        return chosen
-    return request.accept_languages.best_match(LOCALES) or DEFAULT_LOCALE
-
-
-def render_page(template: str, status: int = 200, **context: Any) -> Response:
-    locale = select_locale()
-    translate = page_translations(locale).gettext
-
-    def label(code: str | None) -> str:
-        return translate(LABELS.get(code or "", code or ""))
-
-    def lang_url(code: str) -> str:
-        return url_for(request.endpoint or "", **{**request.args.to_dict(), "lang": code})
-
-    body = render_template(template, _=translate, label=label, lang=locale, locales=LOCALES,
-                           lang_url=lang_url, local=local, **context)
-    response = Response(body, status=status, mimetype="text/html")
-    if request.args.get("lang") in LOCALES:
-        response.set_cookie("lang", locale, samesite="Strict", httponly=True)
-    return response
 
 
 # -- request bodies -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The node's Prometheus metrics and its /metrics endpoint.
+"""The node's Prometheus metrics and its /metrics endpoint (sync outcomes are counted by
+the agent itself, edge_node.sync.metrics).
 
 Latencies and sync outcomes are counted per process (multiprocess files when the node serves
 with workers; the sync agent runs in the supervising process and writes there too); pending
@@ -13,11 +14,13 @@ import shutil
 import time
 
 from flask import Flask, Response, abort, g, request
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from sync_protocol import metrics_export
 from sync_protocol.timeutil import from_instant
+
+from ..sync.metrics import SYNC_OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +35,7 @@ PAGE_LATENCY = Histogram(f"{NS}_request_duration_seconds", "Request latency by s
                          registry=None)
 SCAN_LATENCY = Histogram(f"{NS}_scan_to_verdict_seconds", "From a scanned code's arrival to "
                          "its verdict", ("source",), buckets=SCAN_BUCKETS, registry=None)
-SYNC_OUTCOMES = Counter(f"{NS}_sync_runs_total", "Sync runs by outcome: ok, or the stage "
-                        "that failed", ("outcome",), registry=None)
 LOCAL = (PAGE_LATENCY, SCAN_LATENCY, SYNC_OUTCOMES)
-
-
-def count_sync(report: dict) -> None:
-    """Called by the sync agent with each run's report (outcome: ok, or failed_<stage>)."""
-    outcome = "ok" if report.get("ok") else f"failed_{report.get('stage') or 'unknown'}"
-    SYNC_OUTCOMES.labels(outcome).inc()
 
 
 class NodeCollector:
@@ -50,8 +45,8 @@ class NodeCollector:
         self.app = app
 
     def collect(self):
-        from .sync.agent import sync_status
-        from .web.context import STORE_KEY, SYNC_AGENT_KEY
+        from ..sync.agent import sync_status
+        from .context import STORE_KEY, SYNC_AGENT_KEY
 
         store = self.app.extensions[STORE_KEY]
         status = sync_status(store, SYNC_AGENT_KEY in self.app.extensions)

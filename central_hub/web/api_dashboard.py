@@ -11,12 +11,12 @@ import logging
 
 from flask import Blueprint, request
 
-from . import nodes, quarantine, refusals
-from .app import hub, respond
-from .errors import Forbidden, HubError
-from .ingest import projected_through
-from .projector import lag
-from .scope import feed_head
+from .. import nodes, quarantine, refusals
+from ..errors import Forbidden, HubError
+from ..ingest import projected_through
+from ..projector import lag
+from ..scope import feed_head
+from .context import hub, respond
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from sync_protocol import metrics_export
 from sync_protocol.request_signing import HEADER_TIME
 from sync_protocol.wire import ACCEPTED, REFUSED
 
-from . import monitoring
-from .ingest import projected_through
+from .. import monitoring
+from ..ingest import projected_through
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class FleetCollector:
         yield from self._read(current, current.now())
 
     def _read(self, current: Any, now: datetime) -> list:
-        from .nodes import list_nodes
+        from ..nodes import list_nodes
 
         settings = monitoring.HistorySettings.from_config(current.config)
         rows = list_nodes(current.storage, now)

@@ -29,7 +29,7 @@ from sync_protocol.wire import (
     TRUST_PATH,
 )
 
-from .app import respond
+from .context import respond
 
 log = logging.getLogger(__name__)
 
