@@ -29,6 +29,7 @@ from sync_protocol.event_names import (
     CHRONIC_CONDITION_SET,
     CONFLICT_RAISED,
     CONFLICT_STATE_CHANGED,
+    FACILITY_DETAILS_CHANGED,
     FACILITY_REGISTERED,
     LAB_RESULT_RECORDED,
     MEDICATION_DISPENSED,
@@ -458,4 +459,4 @@ def _decide(conn: sqlite3.Connection, p: dict[str, Any], hlc: str, origin: str) 
 
 
 # Handlers kept in their own modules (which import nothing of this one).
-HANDLERS["FacilityDetailsChanged"] = facility_projection.facility_details
+HANDLERS[FACILITY_DETAILS_CHANGED] = facility_projection.facility_details

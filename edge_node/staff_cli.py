@@ -41,11 +41,11 @@ def staff() -> None:
 def add(database, username, full_name, role, specialty, family_doctor, pin, operator) -> None:
     """Add a staff account; a doctor is registered as a practitioner of this node's facility
     at the same time, so they can book, examine and prescribe at once."""
-    from .cli import _store
+    from .cli_store import open_cli_store
     from .services.staff_admin import add_staff_member
     try:
-        member = add_staff_member(_store(database), username=username, full_name=full_name,
-                                  role=role, pin=pin, specialty=specialty,
+        member = add_staff_member(open_cli_store(database), username=username,
+                                  full_name=full_name, role=role, pin=pin, specialty=specialty,
                                   family_doctor=family_doctor,
                                   by=operator or f"cli:{getpass.getuser()}")
     except ProtocolError as e:
@@ -59,11 +59,11 @@ def add(database, username, full_name, role, specialty, family_doctor, pin, oper
 @click.option("--audit", is_flag=True, help="Show who added which account instead")
 def list_command(database, audit) -> None:
     """List this node's staff accounts (never their PINs), or the staff audit."""
-    from .cli import _store
+    from .cli_store import open_cli_store
     from .services.access import SYSTEM
     from .services.staff import list_staff
     from .services.staff_admin import staff_audit
-    store = _store(database)
+    store = open_cli_store(database)
     if audit:
         for row in staff_audit(store):
             click.echo(f"{row['at']}  {row['actor']}  {row['action']} {row['username']} "
