@@ -22,6 +22,7 @@ from typing import Any
 
 from sync_protocol.timeutil import from_instant, to_instant
 
+from . import pending
 from .storage import Migration, Storage, Tx, register
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ CREATE TABLE monitor_counts (
     value DOUBLE PRECISION NOT NULL, PRIMARY KEY (bucket, region, name)
 );
 """
-register(COMPONENT, (Migration(COMPONENT, 1, MONITORING_V1),))
+register(COMPONENT, (Migration(COMPONENT, 1, MONITORING_V1),
+                     Migration(COMPONENT, 2, pending.MIGRATION_V2)))
 
 SAMPLER = "dmed_monitor_sampler"  # the app's Sampler, in app.extensions
 HEALTHY, LAGGING, OFFLINE, FAILING = "healthy", "lagging", "offline", "failing"
