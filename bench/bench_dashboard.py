@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from common import report  # noqa: E402
 from hub_helpers import postgres_base_url, temporary_schema  # noqa: E402
 
-from central_hub import dashboard_pages, staff  # noqa: E402
+from central_hub import dashboard_pages, pending, staff  # noqa: E402
 from central_hub.app import create_app  # noqa: E402
 from central_hub.storage import open_storage  # noqa: E402
 from sync_protocol.identifiers import new_ulid  # noqa: E402
@@ -89,6 +89,7 @@ def fill(storage, size: int, nodes: int, now: datetime) -> dict:
     with storage.transaction() as tx:
         tx.execute("UPDATE hub_state SET value = ? WHERE key = 'projected_through'",
                    (str(position),))
+        pending.rebuild_all(tx)  # what the monitoring migration's back-fill does
     return {"node": node_rows[0][0], "region": node_rows[0][2], "conflicts": conflict_ids,
             "fill_seconds": round(time.perf_counter() - started, 1)}
 
@@ -178,7 +179,8 @@ def run(backend: str, url: str, args) -> list[dict]:
              "region": f"/dashboard/fleet/region/{facts['region']}?lang=ru",
              "node": f"/dashboard/fleet/node/{facts['node']}?lang=ru",
              "conflicts": "/dashboard/fleet/conflicts?state=open&lang=ru",
-             "nodes.csv": "/dashboard/fleet/nodes.csv"}
+             "nodes.csv": "/dashboard/fleet/nodes.csv",
+             "conflicts.csv": "/dashboard/fleet/conflicts.csv"}
     results = {name: measure(client, path, args.requests) for name, path in pages.items()}
     reference = results["healthz (reference)"]["p95_ms"] or 0.1
     rows = []

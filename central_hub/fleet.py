@@ -138,11 +138,12 @@ def hourly(storage: Storage, name: str, now: datetime, hours: int) -> dict[str, 
     start = now - timedelta(hours=hours - 1)
     buckets = [(start + timedelta(hours=i)).strftime(monitoring.HOUR_FORMAT)
                for i in range(hours)]
+    slot = {bucket: i for i, bucket in enumerate(buckets)}
     series: dict[str, list[float]] = {}
     for row in monitoring.counts(storage, name, start):
-        if row["bucket"] in buckets:
-            series.setdefault(row["region"], [0.0] * hours)[buckets.index(row["bucket"])] = \
-                float(row["value"])
+        i = slot.get(row["bucket"])  # days (downsampled) and future hours are not drawn
+        if i is not None:
+            series.setdefault(row["region"], [0.0] * hours)[i] = float(row["value"])
     return {"labels": buckets, "series": series}
 
 
