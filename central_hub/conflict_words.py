@@ -9,7 +9,7 @@ Filters: region (of the conflict's key events), kind, state, and minimum age in 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.timeutil import to_instant
 
-from .api_conflicts import STATES, get_conflict
+from .api_conflicts import STATES, get_conflicts
 from .conflict_facts import Facts
 from .errors import HubError
 from .storage import Storage
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Conflicts on one page; the CSV export takes more.
 PAGE_LIMIT = 25
 EXPORT_LIMIT = 5000
+# Conflicts explained per step of the CSV export (a few queries each).
+CSV_CHUNK = 200
 MAX_AGE_DAYS = 3650
 # The conflicts' region is their key events' region; `where` joins fixed fragments only.
 FIND_SQL = ("SELECT c.conflict_id, MIN(e.region) AS region, MAX(c.raised_position) AS p "
@@ -164,6 +166,12 @@ def parse_filters(args: dict[str, str]) -> dict[str, Any]:
 def find(storage: Storage, filters: dict[str, Any], now: datetime,
          limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
     """Conflicts matching the filters, newest first, each with its region."""
+    return _read(storage, _matching(storage, filters, now, limit))
+
+
+def _matching(storage: Storage, filters: dict[str, Any], now: datetime,
+              limit: int) -> list[tuple[str, str]]:
+    """(conflict id, region) of the conflicts matching the filters, newest first."""
     where, params = ["1 = 1"], []
     for column in ("kind", "state"):
         if filters.get(column):
@@ -177,7 +185,14 @@ def find(storage: Storage, filters: dict[str, Any], now: datetime,
         params.append(filters["region"])
     with storage.reader() as tx:
         rows = tx.query(FIND_SQL.format(where=" AND ".join(where)), (*params, limit))
-    return [{**get_conflict(storage, r["conflict_id"]), "region": r["region"]} for r in rows]
+    return [(r["conflict_id"], r["region"]) for r in rows]
+
+
+def _read(storage: Storage, matching: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    regions = dict(matching)
+    with storage.reader() as tx:
+        found = get_conflicts(tx, [conflict_id for conflict_id, _ in matching])
+    return [{**c, "region": regions[c["conflict_id"]]} for c in found]
 
 
 def explain_all(storage: Storage, conflicts: list[dict[str, Any]],
@@ -317,14 +332,17 @@ EXPLAIN: dict[str, Callable[..., Explained]] = {
 }
 
 
-def csv_rows(storage: Storage, items: list[dict[str, Any]],
-             translate: Callable[[str], str]) -> list[list[Any]]:
-    out = []
-    for item, words in zip(items, explain_all(storage, items, translate), strict=True):
-        out.append([item["conflict_id"], item["kind"], item["state"], item.get("region") or "",
-                    item["raised_at"], words["number"] or "", "; ".join(words["facilities"]),
-                    words["what"], " | ".join(words["lines"]), words["action"]])
-    return out
+def csv_rows(storage: Storage, filters: dict[str, Any], now: datetime,
+             translate: Callable[[str], str]) -> Iterator[list[Any]]:
+    """The conflict list's CSV rows, read and explained CSV_CHUNK conflicts at a time, so
+    the export streams from its first row."""
+    matching = _matching(storage, filters, now, EXPORT_LIMIT)
+    for start in range(0, len(matching), CSV_CHUNK):
+        items = _read(storage, matching[start:start + CSV_CHUNK])
+        for item, words in zip(items, explain_all(storage, items, translate), strict=True):
+            yield [item["conflict_id"], item["kind"], item["state"], item.get("region") or "",
+                   item["raised_at"], words["number"] or "", "; ".join(words["facilities"]),
+                   words["what"], " | ".join(words["lines"]), words["action"]]
 
 
 def _local(instant: str | None) -> str:

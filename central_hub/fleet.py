@@ -63,6 +63,13 @@ def regions(storage: Storage, now: datetime, settings: HistorySettings) -> list[
     return list(out.values())
 
 
+def region_names(storage: Storage) -> list[str]:
+    """The regions that have nodes (the filters' choices), without judging any node."""
+    with storage.reader() as tx:
+        return [r["region"] for r in tx.query("SELECT DISTINCT region FROM nodes "
+                                              "ORDER BY region")]
+
+
 def region_nodes(storage: Storage, region: str, now: datetime, settings: HistorySettings,
                  trust: Any = None) -> list[dict[str, Any]]:
     """A region's nodes with state, last contact, pending events, version, certificate."""

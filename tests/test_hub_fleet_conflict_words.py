@@ -7,13 +7,15 @@ phone changed at two, dispenses after cancellation and after expiry); paper mism
 a revoked signer are raised through the detector's own library call with their details.
 """
 
+import csv
 import html
+import io
 import re
 
 import pytest
 from hub_helpers import SimNode, instant
 
-from central_hub import conflict_words, dashboard_pages, staff
+from central_hub import conflict_words, dashboard_fleet, dashboard_pages, staff
 from central_hub.app import create_app
 from central_hub.conflicts import Candidate, raise_conflict
 from sync_protocol.identifiers import new_ulid
@@ -162,3 +164,21 @@ def test_every_kind_is_told_in_each_language(client, made, lang, phrases):
     english = {s.split("%")[0].strip() for triple in conflict_words.RULES.values()
                for s in triple if len(s.split("%")[0].strip()) > 20}
     assert not [s for s in english if s in text]
+
+
+def test_the_csv_exports_stream_every_conflict_in_chunks(client, made, monkeypatch):
+    monkeypatch.setattr(conflict_words, "CSV_CHUNK", 2)  # 7 conflicts: four chunks
+    monkeypatch.setattr(dashboard_fleet, "CSV_FLUSH_BYTES", 10)  # a piece per row
+    answer = client.get("/dashboard/fleet/conflicts.csv?lang=en")
+    assert answer.is_streamed and answer.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    assert tuple(rows[0]) == dashboard_fleet.CONFLICT_COLUMNS
+    page = client.get("/dashboard/fleet/conflicts?lang=en").get_data(as_text=True)
+    assert [r[0] for r in rows[1:]] == re.findall(r'id="conflict-(\w+)"', page)
+    serials = [r for r in rows[1:] if "AB-0042" in r[7]]
+    assert len(serials) == 1 and serials[0][1] == "paper_mismatch"
+    nodes = client.get("/dashboard/fleet/nodes.csv")
+    assert nodes.is_streamed
+    listed = list(csv.reader(io.StringIO(nodes.get_data(as_text=True))))
+    assert sorted(r[0] for r in listed[1:]) == sorted(
+        made[n].node_id for n in ("clinic", "clinic2", "pharmacy"))
