@@ -39,7 +39,6 @@ from flask import (
     g,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 
@@ -205,9 +204,9 @@ def _chart_age() -> float:
 def _overview_charts(storage, now: datetime, translate) -> dict[str, tuple[Any, Any]]:
     """Each chart's data (read now) and how to draw it (only when the cache has no drawing)."""
     events = fleet.hourly(storage, "events_ingested", now, 24)
-    lag_day = fleet.hourly(storage, "lag_seconds_max", now, 24)
-    lag_week = fleet.coarser(fleet.hourly(storage, "lag_seconds_max", now, LONG_DAYS * 24),
-                             WEEK_STEP_HOURS)
+    lag_hours = fleet.hourly(storage, "lag_seconds_max", now, LONG_DAYS * 24)
+    lag_day = fleet.last_hours(lag_hours, 24)
+    lag_week = fleet.coarser(lag_hours, WEEK_STEP_HOURS)
     offline = fleet.coarser(fleet.hourly(storage, "nodes_offline", now, LONG_DAYS * 24),
                             WEEK_STEP_HOURS)
     per_day = fleet.conflicts_per_day(storage, now)
@@ -312,7 +311,9 @@ def _csv(name: str, columns: tuple[str, ...], rows: Iterable[list[Any]]) -> Resp
                 out.truncate()
         yield out.getvalue()
 
-    return Response(stream_with_context(lines()), mimetype="text/csv", headers={
+    # The rows read no request state (the caller bound storage, clock and words), so the
+    # generator runs without the request context.
+    return Response(lines(), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={name}"})
 
 

@@ -154,6 +154,12 @@ def hourly(storage: Storage, name: str, now: datetime, hours: int) -> dict[str, 
     return {"labels": buckets, "series": series}
 
 
+def last_hours(data: dict[str, Any], hours: int) -> dict[str, Any]:
+    """The last `hours` of an hourly series (the day's chart cut from the week's reading)."""
+    return {"labels": data["labels"][-hours:],
+            "series": {name: values[-hours:] for name, values in data["series"].items()}}
+
+
 def coarser(data: dict[str, Any], hours: int) -> dict[str, Any]:
     """Hourly series as one point per `hours` (the worst of each span): a week's chart
     reads as well with 28 points as with 168, and draws six times faster."""
