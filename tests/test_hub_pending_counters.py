@@ -212,3 +212,24 @@ def test_a_node_row_without_a_counter_is_counted_against_the_feed(world, hub_app
         hub_app.test_client().get("/api/v1/nodes"))["nodes"]}
     with storage.reader() as tx:
         assert listed[clinic2] == pending.recount(tx, clinic2) > 0
+
+
+def test_the_monitoring_migration_back_fills_a_hub_of_the_version_before(world, hub_app,
+                                                                          storage):
+    """A hub that synced before the counters existed gets them from its feed on upgrade."""
+    scenario = Scenario(_nodes(world, hub_app), storage)
+    _play(scenario, [("act", "clinic", "register_patient", 0), ("act", "clinic", "prescribe", 0),
+                     ("push", "clinic", 0), ("push", "pharmacy", 0), ("push", "clinic2", 0),
+                     ("pull", "pharmacy", 2), ("push", "sam_pharmacy", 0)])
+    with storage.transaction() as tx:  # back to monitoring v1
+        tx.execute("DROP TABLE monitor_pending")
+        tx.execute("DROP INDEX monitor_counts_by_name")
+        tx.execute("DELETE FROM schema_migrations WHERE component = 'monitoring' AND "
+                   "version = 2")
+    assert ("monitoring", 2) in storage.migrate()
+    with storage.reader() as tx:
+        stored = pending.counts(tx, _ids(scenario))
+        assert stored == {n: pending.recount(tx, n) for n in _ids(scenario)}
+    assert stored[scenario.nodes["pharmacy"].node_id] > 0
+    assert stored[scenario.nodes["clinic2"].node_id] > 0
+    scenario.check()
