@@ -226,11 +226,11 @@ def _dispense_lines(details: dict[str, Any], facts: Facts,
     return [translate(DISPENSED_LINE) % {
         "quantity": f"{d['quantity']} × {d['product']}", "place": facts.place(d["facility_id"]),
         "when": _local(d["dispensed_at"])}
-        for d in facts.dispenses.get(details.get("prescription_id"), [])]
+        for d in facts.dispenses.get(details.get("prescription_id") or "", [])]
 
 
 def _over_dispensing(conflict, details, facts, translate) -> Explained:
-    given = facts.dispenses.get(details.get("prescription_id"), [])
+    given = facts.dispenses.get(details.get("prescription_id") or "", [])
     values = {"prescribed": details.get("prescribed", ""),
               "total": sum(d["quantity"] for d in given) or details.get("dispensed_total", "")}
     return (*RULES["over_dispensing"], values, _dispense_lines(details, facts, translate))
