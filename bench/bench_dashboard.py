@@ -7,8 +7,10 @@ PostgreSQL.
 
 The hub is bulk-filled (the database's own COPY / batched INSERT, not ingest): `size` events
 spread over the nodes with one delivery each, a FacilityRegistered per node, 7 days of hourly
-counts per region, each node's recent sync attempts, open conflicts and quarantined events.
-Then a signed-in staff member's test client requests each fleet page `requests` times.
+counts per region, each node's recent sync attempts, open conflicts and quarantined events;
+the nodes' pending counters are then back-filled as the monitoring migration does. A
+signed-in staff member's test client requests each fleet page and both CSV exports (read to
+their last byte: they stream) `requests` times.
 The reference is /healthz (a database read and a small JSON answer) in the same run: the
 ratio says what the page costs beyond a bare request. Target: p95 < 200 ms.
 PostgreSQL is the test server (127.0.0.1:5432, database test), in a schema dropped after.
