@@ -128,20 +128,32 @@ def get_conflict(storage: Storage, conflict_id: str) -> dict[str, Any]:
         return _expand(tx, rows)[0]
 
 
+def get_conflicts(tx: Tx, conflict_ids: list[str]) -> list[dict[str, Any]]:
+    """Conflicts by id, in the order asked (unknown ids are left out), read in one go."""
+    rows = {r["conflict_id"]: r for r in tx.query_in(
+        "SELECT * FROM hub_conflicts WHERE conflict_id IN ({ids})", conflict_ids)}
+    return _expand(tx, [rows[i] for i in conflict_ids if i in rows])
+
+
 def _expand(tx: Tx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [r["conflict_id"] for r in rows]
-    links = tx.query_in("SELECT * FROM hub_conflict_events WHERE conflict_id IN ({ids})", ids)
+    links: dict[str, list[dict[str, Any]]] = {}
+    for link in tx.query_in("SELECT * FROM hub_conflict_events WHERE conflict_id IN ({ids})",
+                            ids):
+        links.setdefault(link["conflict_id"], []).append(link)
     events = {e["id"]: e for e in tx.query_in(
         "SELECT id, type, origin, hlc, position, payload FROM events WHERE id IN ({ids})",
-        {link["event_id"] for link in links})}
-    reviews = tx.query_in("SELECT * FROM hub_conflict_reviews WHERE conflict_id IN ({ids}) "
-                          "ORDER BY id", ids)
+        {link["event_id"] for group in links.values() for link in group})}
+    reviews: dict[str, list[dict[str, Any]]] = {}
+    for review in tx.query_in("SELECT * FROM hub_conflict_reviews WHERE conflict_id IN "
+                              "({ids}) ORDER BY id", ids):
+        reviews.setdefault(review["conflict_id"], []).append(review)
     out = []
     for row in rows:
         details = json.loads(row["details"])
         details.pop("event_ids", None)
         involved = []
-        for link in (x for x in links if x["conflict_id"] == row["conflict_id"]):
+        for link in links.get(row["conflict_id"], []):
             event = events.get(link["event_id"])
             involved.append({"id": link["event_id"], "role": link["role"],
                              **(_event_line(event) if event else {"type": None})})
@@ -157,7 +169,7 @@ def _expand(tx: Tx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "state_changed_by": row["state_changed_by"], "note": row["note"],
             "reviews": [{"state": r["state"], "by": r["reviewed_by"], "note": r["note"],
                          "at": r["changed_at"], "event_id": r["event_id"]}
-                        for r in reviews if r["conflict_id"] == row["conflict_id"]],
+                        for r in reviews.get(row["conflict_id"], [])],
             "events": involved})
     return out
 

@@ -16,7 +16,7 @@ from typing import Any
 from sync_protocol.event_names import FACILITY_REGISTERED
 from sync_protocol.timeutil import from_instant
 
-from . import monitoring
+from . import monitoring, pending
 from .monitoring import HistorySettings
 from .storage import Storage, Tx
 
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # Attempts shown on a node's page (its chart and table); the history keeps more.
 NODE_PAGE_ATTEMPTS = 100
-# Pending events counted per node on the fleet pages; beyond it they show "500+" (counting
-# each node's whole backlog made a region's page of 36 nodes take a second on SQLite).
+# Pending events counted against the feed for a node without a counter (central_hub.pending);
+# beyond it the pages show "500+".
 PAGE_PENDING_CAP = 500
 # Errors listed in words on a node's page.
 NODE_PAGE_ERRORS = 10
@@ -64,31 +64,34 @@ def regions(storage: Storage, now: datetime, settings: HistorySettings) -> list[
     return list(out.values())
 
 
+def region_names(storage: Storage) -> list[str]:
+    """The regions that have nodes (the filters' choices), without judging any node."""
+    with storage.reader() as tx:
+        return [r["region"] for r in tx.query("SELECT DISTINCT region FROM nodes "
+                                              "ORDER BY region")]
+
+
 def region_nodes(storage: Storage, region: str, now: datetime, settings: HistorySettings,
                  trust: Any = None) -> list[dict[str, Any]]:
     """A region's nodes with state, last contact, pending events, version, certificate."""
-    from .scope import pending_count
-
     with storage.reader() as tx:
         rows = _nodes(tx, region)
         reports = {r["node_id"]: r for r in tx.query_in(
             "SELECT * FROM monitor_nodes WHERE node_id IN ({ids})", [r["node_id"] for r in rows])
         } if rows else {}
         names = facility_names(tx, [r["facility_code"] for r in rows], by="code")
-        out = []
-        for row in rows:
-            pending, capped = pending_count(tx, row, now, PAGE_PENDING_CAP)
-            out.append(_node_view(row, now, settings, trust, reports.get(row["node_id"]),
-                                  names.get(row["facility_code"]), pending, capped))
-    return out
+        waiting = pending.waiting(tx, rows, now, PAGE_PENDING_CAP)
+    return [_node_view(row, now, settings, trust, reports.get(row["node_id"]),
+                       names.get(row["facility_code"]), *waiting[row["node_id"]])
+            for row in rows]
 
 
 def _node_view(row: dict[str, Any], now: datetime, settings: HistorySettings, trust: Any,
-               report: dict[str, Any] | None, facility: str | None, pending: int,
+               report: dict[str, Any] | None, facility: str | None, count: int,
                capped: bool) -> dict[str, Any]:
     cert = trust.get(bytes.fromhex(row["cert_kid"])) if trust is not None else None
     expiry = cert.not_valid_after_utc if cert is not None else None
-    return {**row, **monitoring.node_state(row, now, settings), "pending": pending,
+    return {**row, **monitoring.node_state(row, now, settings), "pending": count,
             "pending_capped": capped, "facility_name": facility or row["facility_code"],
             "version": (report or {}).get("user_agent") or "",
             "clock_offset": (report or {}).get("clock_offset_s"),
@@ -98,21 +101,19 @@ def _node_view(row: dict[str, Any], now: datetime, settings: HistorySettings, tr
 
 def node_detail(storage: Storage, node_id: str, now: datetime, settings: HistorySettings,
                 trust: Any = None) -> dict[str, Any] | None:
-    from .scope import pending_count
-
     with storage.reader() as tx:
         row = tx.one("SELECT * FROM nodes WHERE node_id = ?", (node_id,))
         if row is None:
             return None
         report = tx.one("SELECT * FROM monitor_nodes WHERE node_id = ?", (node_id,))
         names = facility_names(tx, [row["facility_code"]], by="code")
-        pending, capped = pending_count(tx, row, now, PAGE_PENDING_CAP)
+        count, capped = pending.waiting(tx, [row], now, PAGE_PENDING_CAP)[node_id]
         attempts = tx.query("SELECT * FROM monitor_attempts WHERE node_id = ? ORDER BY id DESC "
                             "LIMIT ?", (node_id, NODE_PAGE_ATTEMPTS))
         errors = tx.query("SELECT * FROM monitor_attempts WHERE node_id = ? AND outcome <> 'ok' "
                           "ORDER BY id DESC LIMIT ?", (node_id, NODE_PAGE_ERRORS))
     view = _node_view(row, now, settings, trust, report, names.get(row["facility_code"]),
-                      pending, capped)
+                      count, capped)
     return {**view, "attempts": attempts, "errors": errors}
 
 
@@ -145,12 +146,19 @@ def hourly(storage: Storage, name: str, now: datetime, hours: int) -> dict[str, 
     start = now - timedelta(hours=hours - 1)
     buckets = [(start + timedelta(hours=i)).strftime(monitoring.HOUR_FORMAT)
                for i in range(hours)]
+    slot = {bucket: i for i, bucket in enumerate(buckets)}
     series: dict[str, list[float]] = {}
     for row in monitoring.counts(storage, name, start):
-        if row["bucket"] in buckets:
-            series.setdefault(row["region"], [0.0] * hours)[buckets.index(row["bucket"])] = \
-                float(row["value"])
+        i = slot.get(row["bucket"])  # days (downsampled) and future hours are not drawn
+        if i is not None:
+            series.setdefault(row["region"], [0.0] * hours)[i] = float(row["value"])
     return {"labels": buckets, "series": series}
+
+
+def last_hours(data: dict[str, Any], hours: int) -> dict[str, Any]:
+    """The last `hours` of an hourly series (the day's chart cut from the week's reading)."""
+    return {"labels": data["labels"][-hours:],
+            "series": {name: values[-hours:] for name, values in data["series"].items()}}
 
 
 def coarser(data: dict[str, Any], hours: int) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from sync_protocol.hlc import ClockAhead, check_not_ahead
 from sync_protocol.timeutil import to_instant, utc_now
 from sync_protocol.wire import ACCEPTED, DUPLICATE, REFUSED, EventResult, PushResponse
 
-from . import nodes, quarantine
+from . import nodes, pending, quarantine
 from .quarantine import Refusal
 from .rights import HUB_ORIGIN, NotPermitted, check_right
 from .routing import Derived, ScopeIndex, Target, row_event
@@ -400,6 +400,7 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
     """
     tx.append_rows("events", EVENT_COLUMNS, [_event_row(s) for s, _ in stored])
     delivery = int(tx.scalar("SELECT COALESCE(MAX(id), 0) AS d FROM deliveries"))
+    first_delivery = delivery + 1
     rows, routed = [], set()
     for event, targets in stored:
         for target in targets:
@@ -420,6 +421,15 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
     tx.append_rows("deliveries", DELIVERY_COLUMNS, fresh)
     tx.insert_many("deliveries", DELIVERY_COLUMNS, older,
                    "ON CONFLICT (position, target_kind, target) DO NOTHING")
+    _count_pending(tx, first_delivery, stored)
+
+
+def _count_pending(tx: Tx, first_delivery: int,
+                   stored: list[tuple[StoredEvent, list[Target]]]) -> None:
+    """Each node's pending counter follows the feed in this transaction (central_hub.pending)."""
+    registered = [(s.event.payload["code"], s.event.payload["region"]) for s, _ in stored
+                  if s.event.type == "FacilityRegistered"]
+    pending.count_appended(tx, first_delivery, registered)
 
 
 def projected_through(tx: Tx) -> int:

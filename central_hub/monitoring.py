@@ -22,6 +22,7 @@ from typing import Any
 
 from sync_protocol.timeutil import from_instant, to_instant
 
+from . import pending
 from .storage import Migration, Storage, Tx
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,13 @@ CREATE TABLE monitor_counts (
     value DOUBLE PRECISION NOT NULL, PRIMARY KEY (bucket, region, name)
 );
 """
-MIGRATIONS = (Migration(COMPONENT, 1, MONITORING_V1),)  # listed by central_hub.composition
+# The charts read one count over a span of hours (central_hub.fleet.hourly); the pending
+# counters of central_hub.pending, back-filled from the feed.
+MONITORING_V2 = """
+CREATE INDEX monitor_counts_by_name ON monitor_counts (name, bucket);
+""" + pending.MIGRATION_V2
+MIGRATIONS = (Migration(COMPONENT, 1, MONITORING_V1),  # listed by central_hub.composition
+              Migration(COMPONENT, 2, MONITORING_V2))
 
 SAMPLER = "dmed_monitor_sampler"  # the app's Sampler, in app.extensions
 HEALTHY, LAGGING, OFFLINE, FAILING = "healthy", "lagging", "offline", "failing"

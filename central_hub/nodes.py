@@ -16,6 +16,7 @@ from sync_protocol.certificates import NodeIdentity
 from sync_protocol.events import GENESIS_HASH
 from sync_protocol.timeutil import from_instant
 
+from . import pending
 from .storage import Storage, Tx
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ MAX_ERROR_LENGTH = 500
 
 
 def record_contact(tx: Tx, node: NodeIdentity, kid: str, now: str) -> dict[str, Any]:
-    """Register or refresh a node from its certificate; return its row."""
+    """Register or refresh a node from its certificate; return its row. The caller holds the
+    writer lock (a new node's pending counter is counted against the feed)."""
     rows = tx.query(
         "INSERT INTO nodes (node_id, facility_code, region, kind, cert_kid, first_seen, "
         "last_seen, head_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE "
@@ -35,6 +37,7 @@ def record_contact(tx: Tx, node: NodeIdentity, kid: str, now: str) -> dict[str, 
         "RETURNING *",
         (node.node_id, node.facility_code, node.region_code, str(node.kind), kid, now, now,
          GENESIS_HASH))
+    pending.follow_node(tx, node.node_id)
     return rows[0]
 
 
@@ -49,7 +52,9 @@ def record_push(tx: Tx, node_id: str, *, acked_seq: int, head_hash: str, accepte
 
 def record_pull(storage: Storage, node_id: str, *, cursor: int, synced: bool, count: int,
                 now: str) -> None:
-    with storage.transaction(exclusive=False) as tx:
+    # The writer lock: the pending counter changes with the cursor, beside appends to the feed.
+    with storage.transaction() as tx:
+        pending.cursor_moved(tx, node_id, cursor)
         tx.execute("UPDATE nodes SET last_pull_at = ?, last_seen = ?, last_cursor = ?, "
                    "pulled_events = pulled_events + ? WHERE node_id = ?",
                    (now, now, cursor, count, node_id))
@@ -98,16 +103,17 @@ def identity_conflicts(storage: Storage, node_id: str | None = None) -> list[dic
 
 def list_nodes(storage: Storage, now: datetime) -> list[dict[str, Any]]:
     """Every node's sync state for the dashboard, with events waiting for it and lag."""
-    from .scope import pending_count  # scope builds on this module's rows
+    from .scope import PENDING_CAP
 
     with storage.reader() as tx:
         rows = tx.query("SELECT * FROM nodes ORDER BY region, facility_code, node_id")
+        waiting = pending.waiting(tx, rows, now, PENDING_CAP)
         out = []
         for row in rows:
-            pending, capped = pending_count(tx, row, now)
+            count, capped = waiting[row["node_id"]]
             synced = row["synced_at"]
             lag = int((now - from_instant(synced)).total_seconds()) if synced else None
-            out.append({**row, "pending": pending, "pending_capped": capped,
+            out.append({**row, "pending": count, "pending_capped": capped,
                         "lag_seconds": lag,
                         "error_is_current": bool(row["last_error_at"]) and (
                             not synced or row["last_error_at"] >= synced)})

@@ -85,7 +85,7 @@ def authenticate(current: Hub, body: bytes) -> tuple[NodeIdentity, str]:
     current.trust.learn(cert)
     kid = kid_of(cert).hex()
     if current.known_nodes.get(identity.node_id) != kid:  # first contact (of this process)
-        with current.storage.transaction(exclusive=False) as tx:
+        with current.storage.transaction() as tx:  # the writer lock: see record_contact
             nodes.record_contact(tx, identity, kid, to_instant(now))
         current.known_nodes[identity.node_id] = kid
     return identity, kid

@@ -23,6 +23,7 @@ import gettext
 import io
 import logging
 import secrets
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,8 @@ bp = Blueprint("fleet", __name__, url_prefix="/dashboard/fleet", template_folder
 LONG_DAYS = 7
 WEEK_STEP_HOURS = 6
 CATALOGUE = "fleet.po"
+# CSV exports are sent in pieces of about this size.
+CSV_FLUSH_BYTES = 64 * 1024
 
 # Words for codes shown on these pages (English msgids, fleet.po).
 WORDS = {
@@ -190,9 +193,9 @@ def _chart_age() -> float:
 def _overview_charts(storage, now: datetime, translate) -> dict[str, tuple[Any, Any]]:
     """Each chart's data (read now) and how to draw it (only when the cache has no drawing)."""
     events = fleet.hourly(storage, "events_ingested", now, 24)
-    lag_day = fleet.hourly(storage, "lag_seconds_max", now, 24)
-    lag_week = fleet.coarser(fleet.hourly(storage, "lag_seconds_max", now, LONG_DAYS * 24),
-                             WEEK_STEP_HOURS)
+    lag_hours = fleet.hourly(storage, "lag_seconds_max", now, LONG_DAYS * 24)
+    lag_day = fleet.last_hours(lag_hours, 24)
+    lag_week = fleet.coarser(lag_hours, WEEK_STEP_HOURS)
     offline = fleet.coarser(fleet.hourly(storage, "nodes_offline", now, LONG_DAYS * 24),
                             WEEK_STEP_HOURS)
     per_day = fleet.conflicts_per_day(storage, now)
@@ -269,8 +272,7 @@ def conflicts():
                          strict=True))
     return _render("fleet/conflicts.html", 400 if error else 200, items=explained,
                    error=error, filters=request.args, kinds=CONFLICT_KINDS, states=STATES,
-                   regions=[r["region"] for r in fleet.regions(current.storage, current.now(),
-                                                                 _settings())])
+                   regions=fleet.region_names(current.storage))
 
 
 # -- CSV ------------------------------------------------------------------------------------
@@ -282,14 +284,25 @@ CONFLICT_COLUMNS = ("conflict_id", "kind", "state", "region", "raised_at", "pres
                     "facilities", "what", "dispenses", "what_to_do")
 
 
-def _csv(name: str, columns: tuple[str, ...], rows: list[list[Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    for row in rows:
-        # A cell starting with = + - @ would run as a formula in a spreadsheet.
-        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in row])
-    return Response(out.getvalue(), mimetype="text/csv", headers={
+def _csv(name: str, columns: tuple[str, ...], rows: Iterable[list[Any]]) -> Response:
+    """Streamed: each row is sent as it is made, so a long export starts at once."""
+    def lines() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for row in rows:
+            # A cell starting with = + - @ would run as a formula in a spreadsheet.
+            writer.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v
+                             for v in row])
+            if out.tell() >= CSV_FLUSH_BYTES:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    # The rows read no request state (the caller bound storage, clock and words), so the
+    # generator runs without the request context.
+    return Response(lines(), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={name}"})
 
 
@@ -298,16 +311,17 @@ def nodes_csv():
     current = hub()
     now, settings, trust = current.now(), _settings(), _trust()
     wanted = request.args.get("region") or None
-    names = [wanted] if wanted else [r["region"] for r in fleet.regions(current.storage, now,
-                                                                        settings)]
-    rows = []
-    for name in names:
-        for n in fleet.region_nodes(current.storage, name, now, settings, trust):
-            rows.append([n["node_id"], n["region"], n["facility_code"], n["facility_name"],
-                         n["kind"], n["state"], n["last_seen"], n["silent_seconds"],
-                         n["pending"], n["acked_seq"], n["version"], n["cert_expires"],
-                         n["last_error_code"] or "", n["last_error"] or ""])
-    return _csv("nodes.csv", NODE_COLUMNS, rows)
+    names = [wanted] if wanted else fleet.region_names(current.storage)
+
+    def rows() -> Iterator[list[Any]]:
+        for name in names:  # one region's nodes at a time
+            for n in fleet.region_nodes(current.storage, name, now, settings, trust):
+                yield [n["node_id"], n["region"], n["facility_code"], n["facility_name"],
+                       n["kind"], n["state"], n["last_seen"], n["silent_seconds"],
+                       n["pending"], n["acked_seq"], n["version"], n["cert_expires"],
+                       n["last_error_code"] or "", n["last_error"] or ""]
+
+    return _csv("nodes.csv", NODE_COLUMNS, rows())
 
 
 @bp.get("/conflicts.csv")
@@ -317,7 +331,5 @@ def conflicts_csv():
         filters = conflict_words.parse_filters(request.args.to_dict())
     except HubError as e:
         return Response(dashboard_pages.message_of(e), status=400, mimetype="text/plain")
-    items = conflict_words.find(current.storage, filters, current.now(),
-                                limit=conflict_words.EXPORT_LIMIT)
-    return _csv("conflicts.csv", CONFLICT_COLUMNS,
-                conflict_words.csv_rows(current.storage, items, _translate()))
+    return _csv("conflicts.csv", CONFLICT_COLUMNS, conflict_words.csv_rows(
+        current.storage, filters, current.now(), _translate()))
