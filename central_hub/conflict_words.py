@@ -27,7 +27,7 @@ from sync_protocol.conflicts import (
 from sync_protocol.errors import ProtocolError
 from sync_protocol.event_types import CONFLICT_KINDS
 from sync_protocol.hlc import HlcTimestamp
-from sync_protocol.timeutil import to_instant
+from sync_protocol.timeutil import local_text, to_instant
 
 from .conflict_facts import Facts
 from .conflict_review import get_conflicts
@@ -357,8 +357,7 @@ def csv_rows(storage: Storage, filters: dict[str, Any], now: datetime,
 
 
 def _local(instant: str | None) -> str:
-    from .api_paper import local
-    return local(instant) if instant else "—"
+    return local_text(instant) if instant else "—"
 
 
 def _hlc_local(hlc: str | None) -> str:
