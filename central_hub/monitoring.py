@@ -53,7 +53,8 @@ MONITORING_V2 = """
 CREATE INDEX monitor_counts_by_name ON monitor_counts (name, bucket);
 """ + pending.MIGRATION_V2
 MIGRATIONS = (Migration(COMPONENT, 1, MONITORING_V1),  # listed by central_hub.composition
-              Migration(COMPONENT, 2, MONITORING_V2))
+              Migration(COMPONENT, 2, MONITORING_V2),
+              Migration(COMPONENT, 3, pending.MIGRATION_V3))
 
 SAMPLER = "dmed_monitor_sampler"  # the app's Sampler, in app.extensions
 HEALTHY, LAGGING, OFFLINE, FAILING = "healthy", "lagging", "offline", "failing"

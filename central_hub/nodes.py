@@ -52,9 +52,9 @@ def record_push(tx: Tx, node_id: str, *, acked_seq: int, head_hash: str, accepte
 
 def record_pull(storage: Storage, node_id: str, *, cursor: int, synced: bool, count: int,
                 now: str) -> None:
-    # The writer lock: the pending counter changes with the cursor, beside appends to the feed.
-    with storage.transaction() as tx:
-        pending.cursor_moved(tx, node_id, cursor)
+    # Not the writer lock: a pull never waits for a push or a projection step (pending.py).
+    with storage.transaction(exclusive=False) as tx:
+        pending.pull_moved(tx, node_id, cursor)
         tx.execute("UPDATE nodes SET last_pull_at = ?, last_seen = ?, last_cursor = ?, "
                    "pulled_events = pulled_events + ? WHERE node_id = ?",
                    (now, now, cursor, count, node_id))

@@ -4,9 +4,13 @@ A node's pending count is the number of distinct events (positions) with a deliv
 one of its audiences (central_hub.routing.node_audiences) after its pull cursor, not of its
 own origin. Counting that against the delivery feed on every dashboard page cost a second
 per region on SQLite, so each node's count is kept in `monitor_pending` and changed in the
-transaction that changes what it counts, always under the hub's writer lock (every append
-to the feed holds it, and so does a pull's bookkeeping), so concurrent pushes and pulls
-cannot make it drift:
+transaction that changes what it counts. Appends to the feed hold the hub's writer lock. A
+pull's bookkeeping must never wait for a push or a projection step (which hold the counter
+rows they count up until they commit), so on PostgreSQL it takes its node's counter without
+waiting, or, if that is held, marks the node stale in `monitor_pending_stale`: the next
+append under the writer lock recounts it, and until then its count is read from the feed.
+A pull counts off only rows at or below the cursor it was served, all committed, while the
+feed grows above them, so the deltas commute and pushes and pulls cannot make it drift:
 
     rows appended to the feed   +1 per node for each event new to that node's backlog
     a pull moves the cursor     -1 for each event the node has now passed entirely
@@ -27,7 +31,7 @@ from typing import Any
 from sync_protocol.certificates import NodeIdentity, NodeKind
 
 from .routing import FACILITY, PHARMACIES, REGION, node_audiences
-from .storage import Tx
+from .storage import POSTGRESQL, Tx
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,11 @@ CREATE TABLE monitor_pending (
     kind TEXT NOT NULL, pending BIGINT NOT NULL
 );
 """ + BACKFILL_SQL
+
+MIGRATION_V3 = """
+-- Nodes whose counter a pull could not take without waiting (recounted by the next append).
+CREATE TABLE monitor_pending_stale (node_id TEXT NOT NULL);
+"""
 
 _UPSERT = ("INSERT INTO monitor_pending (node_id, facility_code, region, kind, pending) "
            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET facility_code = "
@@ -161,6 +170,8 @@ def count_appended(tx: Tx, first_id: int, registered: Iterable[tuple[str, str]] 
     """
     recounted = {r["node_id"] for code, region in set(registered) for r in tx.query(
         "SELECT node_id FROM nodes WHERE facility_code = ? AND region = ?", (code, region))}
+    recounted |= {r["node_id"] for r in tx.query(
+        "DELETE FROM monitor_pending_stale RETURNING node_id")}
     rebuild(tx, sorted(recounted))
     rows = tx.query("SELECT id, position, target_kind, target, origin FROM deliveries "
                     "WHERE id >= ?", (first_id,))
@@ -208,8 +219,27 @@ def _node_audiences(tx: Tx, node_id: str) -> set[tuple[str, str]]:
     return set(_audiences(tx, row)) if row else set()
 
 
+def pull_moved(tx: Tx, node_id: str, cursor: int) -> None:
+    """A pull is about to set the node's cursor to `cursor`, in a transaction without the
+    writer lock: count off what it passed, or mark the node stale if a push or a projection
+    step holds its counter (PostgreSQL; SQLite's one writer already orders them)."""
+    if tx.dialect != POSTGRESQL:
+        cursor_moved(tx, node_id, cursor)
+        return
+    from psycopg.errors import LockNotAvailable  # only a PostgreSQL hub has psycopg to hand
+
+    tx.query("SELECT node_id FROM nodes WHERE node_id = ? FOR UPDATE", (node_id,))
+    try:
+        with tx.savepoint("pending"):
+            tx.query("SELECT pending FROM monitor_pending WHERE node_id = ? FOR UPDATE NOWAIT",
+                     (node_id,))
+            cursor_moved(tx, node_id, cursor)
+    except LockNotAvailable:
+        tx.execute("INSERT INTO monitor_pending_stale (node_id) VALUES (?)", (node_id,))
+
+
 def cursor_moved(tx: Tx, node_id: str, cursor: int) -> None:
-    """A pull is about to set the node's cursor to `cursor` (the caller holds the writer
+    """A pull is about to set the node's cursor to `cursor` (the caller holds the node's row
     lock): take off the events it has now passed in every audience."""
     row = tx.one("SELECT n.node_id, n.facility_code, n.region, n.kind, n.last_cursor, "
                  "p.pending FROM nodes n LEFT JOIN monitor_pending p ON p.node_id = n.node_id "
@@ -239,9 +269,11 @@ def _positions_beyond(tx: Tx, positions: set[int], audiences: set[tuple[str, str
 
 
 def counts(tx: Tx, node_ids: Iterable[str]) -> dict[str, int]:
-    """Stored counters of these nodes (a node without one is missing from the answer)."""
+    """Stored counters of these nodes (a node without one, or marked stale, is missing from
+    the answer)."""
     return {r["node_id"]: int(r["pending"]) for r in tx.query_in(
-        "SELECT node_id, pending FROM monitor_pending WHERE node_id IN ({ids})", node_ids)}
+        "SELECT node_id, pending FROM monitor_pending WHERE node_id IN ({ids}) AND node_id "
+        "NOT IN (SELECT node_id FROM monitor_pending_stale)", node_ids)}
 
 
 def waiting(tx: Tx, rows: list[dict[str, Any]], now: datetime,

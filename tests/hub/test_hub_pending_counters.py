@@ -5,8 +5,10 @@ pull from its cursor would hand it, and the migration's back-fill.
 """
 
 import tempfile
+import threading
 from datetime import UTC, datetime
 
+import pytest
 from helpers.hub import SimNode, body_of
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -221,9 +223,10 @@ def test_the_monitoring_migration_back_fills_a_hub_of_the_version_before(world, 
                      ("pull", "pharmacy", 2), ("push", "sam_pharmacy", 0)])
     with storage.transaction() as tx:  # back to monitoring v1
         tx.execute("DROP TABLE monitor_pending")
+        tx.execute("DROP TABLE monitor_pending_stale")
         tx.execute("DROP INDEX monitor_counts_by_name")
         tx.execute("DELETE FROM schema_migrations WHERE component = 'monitoring' AND "
-                   "version = 2")
+                   "version >= 2")
     assert ("monitoring", 2) in storage.migrate()
     with storage.reader() as tx:
         stored = pending.counts(tx, _ids(scenario))
@@ -231,3 +234,47 @@ def test_the_monitoring_migration_back_fills_a_hub_of_the_version_before(world, 
     assert stored[scenario.nodes["pharmacy"].node_id] > 0
     assert stored[scenario.nodes["clinic2"].node_id] > 0
     scenario.check()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("storage_url", ["postgres"], indirect=True)
+def test_a_pull_never_waits_for_a_held_counter_and_the_next_append_recounts(
+        world, hub_app, storage):
+    """A push or a projection step holds the counters it counts up until it commits; a pull
+    then marks its node stale instead of waiting, its count is read from the feed, and the
+    next append under the writer lock recounts it."""
+    scenario = Scenario(_nodes(world, hub_app), storage)
+    _play(scenario, [("act", "clinic", "register_patient", 0), ("act", "clinic", "prescribe", 0),
+                     ("push", "clinic", 0), ("push", "pharmacy", 0)])
+    pharmacy = scenario.nodes["pharmacy"]
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_counter() -> None:
+        with storage.transaction(exclusive=False) as tx:
+            tx.execute("UPDATE monitor_pending SET pending = pending WHERE node_id = ?",
+                       (pharmacy.node_id,))
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_counter)
+    holder.start()
+    try:
+        assert held.wait(10)
+        puller = threading.Thread(target=scenario.pull, args=("pharmacy", 2))
+        puller.start()
+        puller.join(10)
+        assert not puller.is_alive(), "the pull waited for the held counter"
+        with storage.reader() as tx:
+            assert pending.counts(tx, [pharmacy.node_id]) == {}  # stale: read from the feed
+            expected = pending.recount(tx, pharmacy.node_id)
+        listed = {r["node_id"]: r["pending"] for r in body_of(
+            hub_app.test_client().get("/api/v1/nodes"))["nodes"]}
+        assert listed[pharmacy.node_id] == expected > 0
+    finally:
+        release.set()
+        holder.join(30)
+    scenario.act("clinic", "register_patient", 0)
+    scenario.push("clinic", 0)  # an append under the writer lock: the stale node is recounted
+    with storage.reader() as tx:
+        assert tx.query("SELECT * FROM monitor_pending_stale") == []
+    scenario.check()  # every counter equals the recount again
