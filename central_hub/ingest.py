@@ -59,6 +59,7 @@ from .quarantine import Refusal
 from .rights import HUB_ORIGIN, NotPermitted, check_right
 from .routing import Derived, ScopeIndex, Target, row_event
 from .storage import Storage, Tx
+from .storage.partitions import ensure_room
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +399,8 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
 
     The caller holds the writer lock and gave the events positions from first_position on.
     """
+    if stored:
+        ensure_room(tx, stored[-1][0].position)
     tx.append_rows("events", EVENT_COLUMNS, [_event_row(s) for s, _ in stored])
     delivery = int(tx.scalar("SELECT COALESCE(MAX(id), 0) AS d FROM deliveries"))
     rows, routed = [], set()

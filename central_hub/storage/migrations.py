@@ -10,10 +10,12 @@ hubs in the field already ran it. Add a new number instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .base import POSTGRESQL, SQLITE, Tx
+from .partitions import partition_log
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,9 @@ class Migration:
     component: str
     version: int
     script: str  # statements separated by ";", types as {placeholders} (see TYPES)
+    # Run after the script, in its transaction: a step that depends on what the database
+    # holds (it checks the dialect itself).
+    apply: Callable[[Tx], None] | None = None
 
     def statements(self, dialect: str) -> list[str]:
         text = self.script.format(**TYPES[dialect])
@@ -212,9 +217,13 @@ INSERT INTO hub_state (key, value, updated_at)
     FROM events
 """
 
+# Time partitioning of `events` and `deliveries` on PostgreSQL (central_hub.storage.partitions);
+# nothing changes on SQLite.
+CORE_V4 = ""
+
 COMPONENTS: dict[str, tuple[Migration, ...]] = {
     "core": (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2),
-             Migration("core", 3, CORE_V3)),
+             Migration("core", 3, CORE_V3), Migration("core", 4, CORE_V4, partition_log)),
 }
 
 
@@ -255,6 +264,8 @@ def migrate(storage) -> list[tuple[str, int]]:
                     continue
                 for statement in migration.statements(tx.dialect):
                     tx.execute(statement)
+                if migration.apply is not None:
+                    migration.apply(tx)
                 tx.execute("INSERT INTO schema_migrations (component, version, applied_at) "
                            "VALUES (?, ?, ?)",
                            (component, migration.version, _now()))
