@@ -36,6 +36,7 @@ thread (central_hub.projector) runs the same steps after it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +101,9 @@ Hook = Callable[[Tx, list[StoredEvent]], None]
 PROJECTED_THROUGH = "projected_through"
 # Events the projector takes per transaction when it works off a backlog.
 PROJECT_CHUNK = 5000
+# Stored events a process keeps in memory for its projector (a few seconds of peak ingest;
+# about 2 KB each).
+RECENT_LIMIT = 10_000
 
 
 @dataclass
@@ -168,6 +172,11 @@ class Ingestor:
         # True: a push answers once stored; central_hub.projector projects after it.
         self.background = background
         self.on_stored: Callable[[], None] | None = None  # wakes this process's projector
+        # Events this process stored and its projector has not passed yet, by position: read
+        # back from the database each would cost a row and a JSON decode. Filled after the
+        # commit only (a rolled-back position is handed out again), bounded by RECENT_LIMIT.
+        self._recent: dict[int, StoredEvent] = {}
+        self._recent_lock = threading.Lock()
 
     def push(self, node: NodeIdentity, items: Sequence[Any], *, kid: str = "") -> PushResponse:
         """Ingest one batch pushed by `node` (already authenticated); answer per item."""
@@ -196,6 +205,7 @@ class Ingestor:
         if waiting:
             batch.position = max(batch.position, self._project_logged(fresh))
         elif fresh and self.on_stored is not None:
+            self._remember(fresh)
             self.on_stored()
         accepted = len(batch.stored)
         if accepted or batch.refusals:
@@ -344,19 +354,41 @@ class Ingestor:
             if not more:
                 return self._head()
 
+    def _remember(self, fresh: list[StoredEvent]) -> None:
+        with self._recent_lock:
+            for stored in fresh:
+                self._recent[stored.position] = stored
+            while len(self._recent) > RECENT_LIMIT:  # the oldest first (insertion order)
+                del self._recent[next(iter(self._recent))]
+
+    def _recalled(self, through: int) -> dict[int, StoredEvent]:
+        """What this process remembers past `through` (and forget what lies before it)."""
+        with self._recent_lock:
+            for position in [p for p in self._recent if p <= through]:
+                del self._recent[position]
+            return dict(self._recent)
+
     def _project_chunk(self, tx: Tx, fresh: Sequence[StoredEvent]) -> bool:
         """Run the hooks over up to PROJECT_CHUNK events past the cursor and move it on;
         True if more wait."""
         through = projected_through(tx)
-        own = [s for s in fresh if s.position > through]
-        first, last = (own[0].position, own[-1].position) if own else (0, 0)
-        rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? AND "
-                        "(position < ? OR position > ?) ORDER BY position LIMIT ?",
-                        (through, HUB_ORIGIN, first, last, PROJECT_CHUNK))
-        pending = sorted([*own, *map(stored_from_row, rows)], key=_position)
-        more = len(rows) == PROJECT_CHUNK
-        if more:  # the rest of `own` comes after rows not read yet
-            pending = [s for s in pending if s.position <= rows[-1]["position"]]
+        known = self._recalled(through)
+        known.update((s.position, s) for s in fresh if s.position > through)
+        if known:  # positions and ids first; whole rows only of events not in memory
+            heads = tx.query("SELECT position, id FROM events WHERE position > ? AND "
+                             "origin <> ? ORDER BY position LIMIT ?",
+                             (through, HUB_ORIGIN, PROJECT_CHUNK))
+            missing = [r["position"] for r in heads if (held := known.get(r["position"])) is None
+                       or held.event.id != r["id"]]
+            read = {r["position"]: stored_from_row(r) for r in tx.query_in(
+                "SELECT * FROM events WHERE position IN ({ids})", missing)}
+            pending = [read.get(r["position"]) or known[r["position"]] for r in heads]
+            more = len(heads) == PROJECT_CHUNK
+        else:
+            rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? "
+                            "ORDER BY position LIMIT ?", (through, HUB_ORIGIN, PROJECT_CHUNK))
+            pending = [stored_from_row(r) for r in rows]
+            more = len(rows) == PROJECT_CHUNK
         if pending:
             self._run_hooks(tx, pending)
             tx.execute("UPDATE hub_state SET value = ?, updated_at = ? WHERE key = ?",
@@ -438,10 +470,6 @@ def stored_from_row(row: dict[str, Any]) -> StoredEvent:
                        Derived(row["facility_id"], row["region"], row["patient_id"],
                                row["subject_id"]), row["received_at"],
                        payload if isinstance(payload, str) else None)
-
-
-def _position(stored: StoredEvent) -> int:
-    return stored.position
 
 
 def _event_row(stored: StoredEvent) -> tuple:
