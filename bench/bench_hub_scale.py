@@ -173,9 +173,8 @@ def bulk_fill(url: str, count: int) -> dict:
             parts = [f"{p['suffix']}: {p['first_position']}-{p['end_position'] - 1}"
                      for p in partitions(tx)]
             sizes = {t: round(int(tx.scalar(
-                "SELECT pg_total_relation_size(c.oid) AS s FROM pg_partition_tree(?::regclass) "
-                "AS t JOIN pg_class c ON c.oid = t.relid", (t,)) or 0) / 2**20)
-                for t in ("events", "deliveries")}
+                "SELECT SUM(pg_total_relation_size(relid)) AS s FROM pg_partition_tree(?)",
+                (t,)) or 0) / 2**20) for t in ("events", "deliveries")}
             held = int(tx.scalar("SELECT COUNT(*) AS n FROM events"))
     return {"bulk_events": count, "bulk_seconds": round(seconds, 1),
             "bulk_per_s": round(count / seconds), "events_held": held, "partitions": parts,

@@ -12,19 +12,22 @@ What a partitioned table cannot enforce across partitions is enforced where it a
 decided: an event id and an (origin, seq) are unique because the ingest looks every id and
 seq up under the writer lock before storing (central_hub.ingest), and each partition keeps
 its own unique indexes on them as a safety net; delivery ids are handed out under the same
-lock. `log_partitions` lists the ranges; `ensure_room` creates the next one ahead of the
-positions about to be handed out, and `maintain` (the projector, each few minutes) creates it
-once the current one is half full. SQLite (one file, a clinic-sized hub) is not partitioned.
+lock. The ranges are read from the catalog (a table of them could drift from it: a restore,
+a clean-up that empties every table), each partition's creation time from its comment;
+`ensure_room` creates the next one ahead of the positions about to be handed out, and
+`maintain` (the projector, once a minute) creates it once the current one is half full.
+SQLite (one file, a clinic-sized hub) is not partitioned.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
-from .base import POSTGRESQL, Tx
+from .base import POSTGRESQL, Row, Tx
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,13 @@ FIRST_SPAN = 5_000_000
 MIN_SPAN = 1_000_000
 MAX_SPAN = 500_000_000
 
-REGISTRY = """
-CREATE TABLE IF NOT EXISTS log_partitions (
-    suffix TEXT PRIMARY KEY,
-    first_position BIGINT NOT NULL,
-    end_position BIGINT NOT NULL,
-    created_at TEXT NOT NULL
-)
+# A partition's bounds as pg_get_expr gives them: FROM (MINVALUE) TO ('5') or FROM ('1') ...
+BOUND_RE = re.compile(r"FROM \((?:MINVALUE|'?(-?\d+)'?)\) TO \('?(-?\d+)'?\)")
+CATALOG = """
+SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,
+       obj_description(c.oid, 'pg_class') AS created_at
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = to_regclass('events')
 """
 
 
@@ -90,9 +93,7 @@ def partition_log(tx: Tx) -> None:
     for table in PARTITIONED:  # the old table's own indexes match the parent's: adopted
         tx.execute(f"ALTER TABLE {table} ATTACH PARTITION {table}_p0000 "
                    f"FOR VALUES FROM (MINVALUE) TO ({end})")
-    tx.execute(REGISTRY)
-    tx.execute("INSERT INTO log_partitions (suffix, first_position, end_position, created_at) "
-               "VALUES ('p0000', 0, ?, ?)", (end, to_instant(utc_now())))
+    _note_created("events_p0000", utc_now(), tx)
     _create_next(tx, FIRST_SPAN, utc_now())
     log.info("events and deliveries partitioned by position; positions up to %s in p0000",
              head)
@@ -104,27 +105,27 @@ def ensure_room(tx: Tx, last_position: int, now: datetime | None = None) -> list
     if tx.dialect != POSTGRESQL:
         return []
     made = []
-    while True:
-        end = int(tx.scalar("SELECT MAX(end_position) AS e FROM log_partitions"))
-        if last_position < end:
-            return made
+    while last_position >= _last(tx)["end_position"]:
         made.append(_create_next(tx, None, now or utc_now()))
+    return made
 
 
 def maintain(tx: Tx, now: datetime | None = None) -> list[str]:
     """Create the next partition once the last one is half full (the projector's step)."""
     if tx.dialect != POSTGRESQL:
         return []
-    last = tx.one("SELECT * FROM log_partitions ORDER BY end_position DESC LIMIT 1")
+    last = _last(tx)
     head = int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
-    if last is None or head < (last["first_position"] + last["end_position"]) // 2:
+    if head < (last["first_position"] + last["end_position"]) // 2:
         return []
     return [_create_next(tx, None, now or utc_now())]
 
 
-def next_span(first: int, end: int, created_at: str, head: int, now: datetime) -> int:
+def next_span(first: int, end: int, created_at: str | None, head: int, now: datetime) -> int:
     """Positions for the next partition: what the last one took per second since it was
     created, times PARTITION_PERIOD, within [MIN_SPAN, MAX_SPAN]."""
+    if not created_at:  # a comment lost (a restore without comments): no rate known
+        return FIRST_SPAN
     seconds = (now - from_instant(created_at)).total_seconds()
     used = max(0, min(head, end - 1) - first + 1)
     if seconds <= 0 or used == 0:
@@ -132,17 +133,37 @@ def next_span(first: int, end: int, created_at: str, head: int, now: datetime) -
     return int(min(MAX_SPAN, max(MIN_SPAN, used / seconds * PARTITION_PERIOD.total_seconds())))
 
 
-def partitions(tx: Tx) -> list[dict]:
-    """The log's partitions, oldest first (empty on SQLite)."""
+def partitions(tx: Tx) -> list[Row]:
+    """The log's partitions, oldest first (empty on SQLite): suffix, first_position,
+    end_position (the first one past it), created_at."""
     if tx.dialect != POSTGRESQL:
         return []
-    return tx.query("SELECT * FROM log_partitions ORDER BY first_position")
+    out = []
+    for row in tx.query(CATALOG):
+        match = BOUND_RE.search(row["bound"] or "")
+        if match is None:
+            raise RuntimeError(f"partition {row['name']} has bounds {row['bound']!r}; "
+                               "expected a range of positions")
+        out.append({"suffix": row["name"].removeprefix("events_"),
+                    "first_position": int(match.group(1) or 0),
+                    "end_position": int(match.group(2)), "created_at": row["created_at"]})
+    return sorted(out, key=lambda p: p["first_position"])
+
+
+def _last(tx: Tx) -> Row:
+    found = partitions(tx)
+    if not found:
+        raise RuntimeError("events has no partitions: the hub's migration core 4 did not run")
+    return found[-1]
+
+
+def _note_created(name: str, now: datetime, tx: Tx) -> None:
+    # the creation time, for the next partition's size (a comment: it stays with the table)
+    tx.execute(f"COMMENT ON TABLE {name} IS '{to_instant(now)}'")
 
 
 def _create_next(tx: Tx, span: int | None, now: datetime) -> str:
-    last = tx.one("SELECT * FROM log_partitions ORDER BY end_position DESC LIMIT 1")
-    if last is None:
-        raise RuntimeError("log_partitions is empty: the hub's migration did not run")
+    last = _last(tx)
     if span is None:
         head = int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events"))
         span = next_span(last["first_position"], last["end_position"], last["created_at"],
@@ -161,7 +182,6 @@ def _create_next(tx: Tx, span: int | None, now: datetime) -> str:
             tx.execute(f"CREATE INDEX {name}_{key} ON {name} {definition}")
         tx.execute(f"ALTER TABLE {table} ATTACH PARTITION {name} "
                    f"FOR VALUES FROM ({first}) TO ({first + span})")
-    tx.execute("INSERT INTO log_partitions (suffix, first_position, end_position, created_at) "
-               "VALUES (?, ?, ?, ?)", (suffix, first, first + span, to_instant(now)))
+    _note_created(f"events_{suffix}", now, tx)
     log.info("log partition %s created for positions %s to %s", suffix, first, first + span - 1)
     return suffix
