@@ -36,6 +36,8 @@ thread (central_hub.projector) runs the same steps after it.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +61,7 @@ from .quarantine import Refusal
 from .rights import HUB_ORIGIN, NotPermitted, check_right
 from .routing import Derived, ScopeIndex, Target, row_event
 from .storage import Storage, Tx
+from .storage.partitions import ensure_room
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,27 @@ Hook = Callable[[Tx, list[StoredEvent]], None]
 PROJECTED_THROUGH = "projected_through"
 # Events the projector takes per transaction when it works off a backlog.
 PROJECT_CHUNK = 5000
+# Events stored in one group commit at most (more waiting pushes go in the next group): a
+# bound on the transaction, and on how long the first push of a group waits for the last.
+GROUP_EVENTS = 5000
+# Stored events a process keeps in memory for its projector (a few seconds of peak ingest;
+# about 2 KB each).
+RECENT_LIMIT = 10_000
+
+
+@dataclass
+class _Push:
+    """One push in the queue: what it brought, then its outcome."""
+
+    node: NodeIdentity
+    kid: str
+    parsed: list[_Item]
+    batch: _Batch | None = None  # decided and stored (until the group commits)
+    fresh: list[StoredEvent] = field(default_factory=list)
+    waiting: bool = False  # stored; its projection runs after the commit
+    response: PushResponse | None = None
+    error: BaseException | None = None
+    finished: bool = False
 
 
 @dataclass
@@ -167,40 +191,106 @@ class Ingestor:
         # True: a push answers once stored; central_hub.projector projects after it.
         self.background = background
         self.on_stored: Callable[[], None] | None = None  # wakes this process's projector
+        # Events this process stored and its projector has not passed yet, by position: read
+        # back from the database each would cost a row and a JSON decode. Filled after the
+        # commit only (a rolled-back position is handed out again), bounded by RECENT_LIMIT.
+        self._recent: dict[int, StoredEvent] = {}
+        self._recent_lock = threading.Lock()
+        self._queue: deque[_Push] = deque()  # pushes waiting to be stored (group commit)
+        self._queue_lock = threading.Lock()
+        self._leader = threading.Lock()  # held by the thread storing a group
 
     def push(self, node: NodeIdentity, items: Sequence[Any], *, kid: str = "") -> PushResponse:
-        """Ingest one batch pushed by `node` (already authenticated); answer per item."""
-        parsed = [parse_item(raw) for raw in items]
+        """Ingest one batch pushed by `node` (already authenticated); answer per item.
+
+        Pushes that arrive while this process is storing others wait in a queue; the next
+        to take the writer lock stores every waiting push, one after the other, in one
+        transaction (group commit): each is decided against what the ones before it stored,
+        exactly as if it had its own transaction, but the lock and the commit are paid once.
+        """
+        job = _Push(node, kid, [parse_item(raw) for raw in items])
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._leader:
+            while not job.finished:
+                self._store_group(self._take_group())
+        if job.error is not None:
+            raise job.error
+        if job.response is None:  # unreachable: a finished push has an answer or an error
+            raise RuntimeError("push finished without an answer")
+        return job.response
+
+    def _take_group(self) -> list[_Push]:
+        """The waiting pushes, oldest first, up to GROUP_EVENTS events (at least one)."""
+        with self._queue_lock:
+            group, events = [], 0
+            while self._queue and (not group or
+                                   events + len(self._queue[0].parsed) <= GROUP_EVENTS):
+                group.append(self._queue.popleft())
+                events += len(group[-1].parsed)
+            return group
+
+    def _store_group(self, group: list[_Push]) -> None:
         moment = self.clock()
-        now = to_instant(moment)
-        with self.storage.transaction() as tx:
-            row = nodes.record_contact(tx, node, kid, now)
-            batch = _Batch(node, kid, now, int(moment.timestamp() * 1000), row["acked_seq"],
-                           row["head_hash"],
-                           int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events")))
-            first_position = batch.position + 1
-            index = ScopeIndex(tx)
-            index.load([node], [i.event.payload for i in parsed if i.event and not i.error])
-            self._load_held(tx, batch, parsed)
-            for item in parsed:
-                batch.results.append(self._decide(item, batch, index))
-            self._store(tx, batch, index, first_position)
-            fresh = [s for s, _ in batch.stored]
-            # SQLite has one writer: a second transaction would only wait for it (and cost a
-            # commit), so the hooks run in this one.
-            waiting = bool(fresh) and not self.background and (
-                self.storage.separate_projector or self._project_chunk(tx, fresh))
-            if fresh and not waiting:  # projected here; the hooks may have added hub events
-                batch.position = int(tx.scalar("SELECT MAX(position) AS p FROM events"))
+        try:
+            with self.storage.transaction() as tx:
+                for job in group:
+                    if len(group) == 1:
+                        self._store_push(tx, job, moment)
+                        continue
+                    try:  # one push's failure is its own: the others are stored
+                        with tx.savepoint("push"):
+                            self._store_push(tx, job, moment)
+                    except Exception as e:  # noqa: BLE001 - raised again in its own request
+                        job.error, job.batch = e, None
+        except BaseException as e:  # the lock or the commit: no push of the group is stored
+            for job in group:
+                job.error, job.batch, job.finished = job.error or e, None, True
+            if not isinstance(e, Exception):
+                raise
+            return
+        waiting = [job for job in group if job.batch is not None and job.waiting]
         if waiting:
-            batch.position = max(batch.position, self._project_logged(fresh))
-        elif fresh and self.on_stored is not None:
+            head = self._project_logged([s for job in waiting for s in job.fresh])
+            for job in waiting:
+                job.batch.position = max(job.batch.position, head)  # type: ignore[union-attr]
+        stored = [s for job in group if job.batch is not None and not job.waiting
+                  for s in job.fresh]
+        if stored and self.on_stored is not None:
+            self._remember(stored)
             self.on_stored()
-        accepted = len(batch.stored)
-        if accepted or batch.refusals:
-            log.info("push from %s: %s accepted, %s refused, acked seq %s", node.node_id,
-                     accepted, len(batch.refusals), batch.head_seq)
-        return PushResponse(batch.results, batch.head_seq, batch.position)
+        for job in group:
+            batch = job.batch
+            if batch is not None:
+                accepted = len(batch.stored)
+                if accepted or batch.refusals:
+                    log.info("push from %s: %s accepted, %s refused, acked seq %s",
+                             job.node.node_id, accepted, len(batch.refusals), batch.head_seq)
+                job.response = PushResponse(batch.results, batch.head_seq, batch.position)
+            job.finished = True
+
+    def _store_push(self, tx: Tx, job: _Push, moment: datetime) -> None:
+        """Decide and store one push inside the group's transaction."""
+        node, parsed, now = job.node, job.parsed, to_instant(moment)
+        row = nodes.record_contact(tx, node, job.kid, now)
+        batch = _Batch(node, job.kid, now, int(moment.timestamp() * 1000), row["acked_seq"],
+                       row["head_hash"],
+                       int(tx.scalar("SELECT COALESCE(MAX(position), 0) AS p FROM events")))
+        first_position = batch.position + 1
+        index = ScopeIndex(tx)
+        index.load([node], [i.event.payload for i in parsed if i.event and not i.error])
+        self._load_held(tx, batch, parsed)
+        for item in parsed:
+            batch.results.append(self._decide(item, batch, index))
+        self._store(tx, batch, index, first_position)
+        fresh = [s for s, _ in batch.stored]
+        # SQLite has one writer: a second transaction would only wait for it (and cost a
+        # commit), so the hooks run in this one.
+        waiting = bool(fresh) and not self.background and (
+            self.storage.separate_projector or self._project_chunk(tx, fresh))
+        if fresh and not waiting:  # projected here; the hooks may have added hub events
+            batch.position = int(tx.scalar("SELECT MAX(position) AS p FROM events"))
+        job.batch, job.fresh, job.waiting = batch, fresh, waiting
 
     # -- deciding ---------------------------------------------------------------------------
     @staticmethod
@@ -343,19 +433,41 @@ class Ingestor:
             if not more:
                 return self._head()
 
+    def _remember(self, fresh: list[StoredEvent]) -> None:
+        with self._recent_lock:
+            for stored in fresh:
+                self._recent[stored.position] = stored
+            while len(self._recent) > RECENT_LIMIT:  # the oldest first (insertion order)
+                del self._recent[next(iter(self._recent))]
+
+    def _recalled(self, through: int) -> dict[int, StoredEvent]:
+        """What this process remembers past `through` (and forget what lies before it)."""
+        with self._recent_lock:
+            for position in [p for p in self._recent if p <= through]:
+                del self._recent[position]
+            return dict(self._recent)
+
     def _project_chunk(self, tx: Tx, fresh: Sequence[StoredEvent]) -> bool:
         """Run the hooks over up to PROJECT_CHUNK events past the cursor and move it on;
         True if more wait."""
         through = projected_through(tx)
-        own = [s for s in fresh if s.position > through]
-        first, last = (own[0].position, own[-1].position) if own else (0, 0)
-        rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? AND "
-                        "(position < ? OR position > ?) ORDER BY position LIMIT ?",
-                        (through, HUB_ORIGIN, first, last, PROJECT_CHUNK))
-        pending = sorted([*own, *map(stored_from_row, rows)], key=_position)
-        more = len(rows) == PROJECT_CHUNK
-        if more:  # the rest of `own` comes after rows not read yet
-            pending = [s for s in pending if s.position <= rows[-1]["position"]]
+        known = self._recalled(through)
+        known.update((s.position, s) for s in fresh if s.position > through)
+        if known:  # positions and ids first; whole rows only of events not in memory
+            heads = tx.query("SELECT position, id FROM events WHERE position > ? AND "
+                             "origin <> ? ORDER BY position LIMIT ?",
+                             (through, HUB_ORIGIN, PROJECT_CHUNK))
+            missing = [r["position"] for r in heads if (held := known.get(r["position"])) is None
+                       or held.event.id != r["id"]]
+            read = {r["position"]: stored_from_row(r) for r in tx.query_in(
+                "SELECT * FROM events WHERE position IN ({ids})", missing)}
+            pending = [read.get(r["position"]) or known[r["position"]] for r in heads]
+            more = len(heads) == PROJECT_CHUNK
+        else:
+            rows = tx.query("SELECT * FROM events WHERE position > ? AND origin <> ? "
+                            "ORDER BY position LIMIT ?", (through, HUB_ORIGIN, PROJECT_CHUNK))
+            pending = [stored_from_row(r) for r in rows]
+            more = len(rows) == PROJECT_CHUNK
         if pending:
             self._run_hooks(tx, pending)
             tx.execute("UPDATE hub_state SET value = ?, updated_at = ? WHERE key = ?",
@@ -398,6 +510,8 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
 
     The caller holds the writer lock and gave the events positions from first_position on.
     """
+    if stored:
+        ensure_room(tx, stored[-1][0].position)
     tx.append_rows("events", EVENT_COLUMNS, [_event_row(s) for s, _ in stored])
     delivery = int(tx.scalar("SELECT COALESCE(MAX(id), 0) AS d FROM deliveries"))
     first_delivery = delivery + 1
@@ -445,10 +559,6 @@ def stored_from_row(row: dict[str, Any]) -> StoredEvent:
                        Derived(row["facility_id"], row["region"], row["patient_id"],
                                row["subject_id"]), row["received_at"],
                        payload if isinstance(payload, str) else None)
-
-
-def _position(stored: StoredEvent) -> int:
-    return stored.position
 
 
 def _event_row(stored: StoredEvent) -> tuple:

@@ -33,6 +33,7 @@ from sync_protocol.timeutil import from_instant, utc_now
 from .ingest import projected_through
 from .rights import HUB_ORIGIN
 from .storage import Storage
+from .storage.partitions import maintain
 
 if TYPE_CHECKING:
     from .ingest import Ingestor
@@ -49,6 +50,9 @@ POLL_SECONDS = 0.1
 RETRY_SECONDS = 2.0
 # Seconds a stopping hub gives the thread to finish its step (it commits or rolls back whole).
 STOP_SECONDS = 30.0
+# Seconds between looks at the log's partitions (PostgreSQL): the next is made once the last
+# is half full, and a partition holds days of events, so a look every minute is plenty.
+MAINTAIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,22 @@ class Projector:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def maintain(self) -> list[str]:
+        """Create the log's next partition ahead of need (PostgreSQL; nothing on SQLite).
+        Under the writer lock too, so an ingest making one itself cannot race it."""
+        with self.ingestor.storage.transaction(projector=True) as tx:
+            tx.hold_writer_lock()
+            return maintain(tx)
+
     def _run(self) -> None:
+        maintained = 0.0
         while not self._stop.is_set():
             self._wake.clear()
             try:
+                if time.monotonic() - maintained >= MAINTAIN_SECONDS and \
+                        self.ingestor.storage.dialect == "postgresql":
+                    self.maintain()
+                    maintained = time.monotonic()
                 self.ingestor.project_pending()
             except Exception:  # noqa: BLE001 - the events are stored; the next step retries
                 log.exception("projector step failed; retrying in %s s", RETRY_SECONDS)

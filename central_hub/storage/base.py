@@ -156,6 +156,8 @@ class Storage(ABC):
                         continue
                     for statement in migration.statements(tx.dialect):
                         tx.execute(statement)
+                    if migration.apply is not None:
+                        migration.apply(tx)
                     tx.execute("INSERT INTO schema_migrations (component, version, applied_at) "
                                "VALUES (?, ?, ?)",
                                (migration.component, migration.version, _now()))

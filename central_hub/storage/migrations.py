@@ -10,10 +10,11 @@ released migration is never edited: hubs in the field already ran it. Add a new 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .base import POSTGRESQL, SQLITE
+from .base import POSTGRESQL, SQLITE, Tx
+from .partitions import partition_log
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,9 @@ class Migration:
     component: str
     version: int
     script: str  # statements separated by ";", types as {placeholders} (see TYPES)
+    # Run after the script, in its transaction: a step that depends on what the database
+    # holds (it checks the dialect itself).
+    apply: Callable[[Tx], None] | None = None
 
     def statements(self, dialect: str) -> list[str]:
         text = self.script.format(**TYPES[dialect])
@@ -212,9 +216,14 @@ INSERT INTO hub_state (key, value, updated_at)
     FROM events
 """
 
+# Time partitioning of `events` and `deliveries` on PostgreSQL (central_hub.storage.partitions);
+# nothing changes on SQLite.
+CORE_V4 = ""
+
 # The core component; central_hub.composition lists it first, then every other one.
 CORE: tuple[Migration, ...] = (Migration("core", 1, CORE_V1), Migration("core", 2, CORE_V2),
-                               Migration("core", 3, CORE_V3))
+                               Migration("core", 3, CORE_V3),
+                               Migration("core", 4, CORE_V4, partition_log))
 
 Component = tuple[Migration, ...]  # one component's migrations, numbered 1, 2, ... in order
 

@@ -185,8 +185,9 @@ def test_events_carry_only_the_indexes_queries_use(storage):
                 "ORDER BY position DESC LIMIT 5"))
     assert {"events_by_patient", "events_by_subject", "events_remote_requests"} <= names
     assert not names & {"events_by_facility", "events_by_type"}
-    # the call centre's list of requests reads the small partial index, not the whole log
-    assert "events_remote_requests" in plan
+    # the call centre's list of requests reads the small partial index (on PostgreSQL, each
+    # partition's copy of it), not the whole log
+    assert "remote_requests" in plan
 
 
 @pytest.mark.parametrize("url", ["mysql://localhost/hub", "", "sqlite:///:memory:"])
