@@ -91,8 +91,13 @@ def fill(dataset: str, count: int, note_chars: int) -> dict:
             rows.append(row)
         Dispense.objects.bulk_create(rows)
     MorangoProfileController(PROFILE).serialize_into_store(Filter(dataset))
+    from django.db.models import Avg
+    from django.db.models.functions import Length
+    from morango.models.core import Store
+
+    size = Store.objects.aggregate(size=Avg(Length("serialized")))["size"] or 0
     return {"ok": True, "seconds": round(time.perf_counter() - start, 2),
-            "records": Dispense.objects.count()}
+            "records": Dispense.objects.count(), "record_bytes": round(size)}
 
 
 def serve(port: int) -> None:
