@@ -105,6 +105,9 @@ def measure_algorithm(key, cert, now: datetime, n: int, n_issue: int, rounds: in
         "sign_encode": (lambda: qr.issue(rx, key, cert), n),
         "verify": (lambda: qr.verify(text, certs, now=now), n),
         "verify_signature_only": (lambda: qr.verify(text, certs), n),
+        # every cache cold: the keyring built from the certificates, the protected header
+        # decoded (the first code of a signer after a restart or a new trust list)
+        "verify_cold_caches": (lambda: (cose.clear_caches(), qr.verify(text, certs, now=now)), n),
         "bare_signature_check": (bare_check(message, cert.public_key()), n),
     }, rounds)
     figures["verify_cost_over_bare_check"] = round(
@@ -133,11 +136,17 @@ def run(n: int, rounds: int) -> dict:
             {"verify": (lambda: qr.verify(vector["PREFIX"], [eu_cert]), n)}, rounds)["verify"]
     es256 = report["algorithms"]["ES256"]
     verify_best = es256["verify"]["best_per_s"]
+    # The target is read on "verify": the signer caches (keyring, protected header) are per
+    # signer, not per code, so every code of a known signer finds them warm; the cold figure
+    # is the first code after a restart or a new trust list.
     ratio = round(verify_best / es256["bare_signature_check"]["best_per_s"], 3)
+    cold_ratio = round(es256["verify_cold_caches"]["best_per_s"]
+                       / es256["bare_signature_check"]["best_per_s"], 3)
     report["target"] = {"verify_es256_per_s": VERIFY_TARGET_PER_SECOND,
                         "met": verify_best >= VERIFY_TARGET_PER_SECOND,
                         # issue 17: a ratio to the bare ES256 check of the same run
                         "verify_over_bare_es256": ratio, "ratio_target": VERIFY_RATIO_TARGET,
+                        "cold_caches_verify_over_bare_es256": cold_ratio,
                         "ratio_met": ratio >= VERIFY_RATIO_TARGET}
     return report
 
@@ -167,7 +176,8 @@ def table(report: dict) -> str:
                  f"{'met' if target['met'] else 'NOT met'}")
     lines.append(f"target verify ES256 >= {target['ratio_target']} of the bare ES256 check "
                  f"(same run): {target['verify_over_bare_es256']}, "
-                 f"{'met' if target['ratio_met'] else 'NOT met'}")
+                 f"{'met' if target['ratio_met'] else 'NOT met'} (cold caches: "
+                 f"{target['cold_caches_verify_over_bare_es256']})")
     return "\n".join(lines)
 
 

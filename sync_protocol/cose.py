@@ -322,6 +322,13 @@ def signers_by_kid(certificates: Iterable[x509.Certificate]) -> Keyring:
     return ring
 
 
+def clear_caches() -> None:
+    """Forget the cached keyrings and protected headers (a benchmark's cold start)."""
+    with _keyrings_lock:
+        _keyrings.clear()
+    _protected_cache.clear()
+
+
 def check_validity(claims: Mapping[Any, Any], signer: Signer, now: float,
                    leeway: float = 0.0) -> str | None:
     """The first broken link of cert.notBefore <= iat <= now <= exp <= cert.notAfter, or None.
