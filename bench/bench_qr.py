@@ -77,7 +77,16 @@ def measure(cases: dict[str, tuple[Callable[[], object], int]], rounds: int) -> 
             rates[name].append(n / (time.perf_counter() - start))
     return {name: {"n": cases[name][1], "best_per_s": round(max(r), 1),
                    "median_per_s": round(statistics.median(r), 1),
-                   "best_us": round(1e6 / max(r), 1)} for name, r in rates.items()}
+                   "best_us": round(1e6 / max(r), 1), "rounds_per_s": r}
+            for name, r in rates.items()}
+
+
+def paired_ratio(figures: dict, name: str, reference: str) -> float:
+    """The median over rounds of name's rate over reference's rate in the same round: a
+    neighbour's burst slows both sides of a pair alike, where best-of-rounds figures taken
+    apart can each catch a different quiet moment."""
+    pairs = zip(figures[name]["rounds_per_s"], figures[reference]["rounds_per_s"], strict=True)
+    return round(statistics.median(a / b for a, b in pairs), 3)
 
 
 def bare_check(message: cose.Sign1Message, public_key):
@@ -105,10 +114,19 @@ def measure_algorithm(key, cert, now: datetime, n: int, n_issue: int, rounds: in
         "sign_encode": (lambda: qr.issue(rx, key, cert), n),
         "verify": (lambda: qr.verify(text, certs, now=now), n),
         "verify_signature_only": (lambda: qr.verify(text, certs), n),
+        # every cache cold: the keyring built from the certificates, the protected header
+        # decoded (the first code of a signer after a restart or a new trust list)
+        "verify_cold_caches": (lambda: (cose.clear_caches(), qr.verify(text, certs, now=now)), n),
         "bare_signature_check": (bare_check(message, cert.public_key()), n),
     }, rounds)
     figures["verify_cost_over_bare_check"] = round(
         figures["verify"]["best_us"] / figures["bare_signature_check"]["best_us"], 2)
+    figures["verify_over_bare_paired"] = paired_ratio(figures, "verify", "bare_signature_check")
+    figures["verify_cold_over_bare_paired"] = paired_ratio(figures, "verify_cold_caches",
+                                                           "bare_signature_check")
+    for figure in figures.values():
+        if isinstance(figure, dict):
+            figure.pop("rounds_per_s", None)
     return figures
 
 
@@ -131,13 +149,23 @@ def run(n: int, rounds: int) -> dict:
             base64.b64decode(vector["TESTCTX"]["CERTIFICATE"]))
         report["eu_hc1_verify_es256"] = measure(
             {"verify": (lambda: qr.verify(vector["PREFIX"], [eu_cert]), n)}, rounds)["verify"]
+        report["eu_hc1_verify_es256"].pop("rounds_per_s")
     es256 = report["algorithms"]["ES256"]
     verify_best = es256["verify"]["best_per_s"]
-    ratio = round(verify_best / es256["bare_signature_check"]["best_per_s"], 3)
+    # The target is read on "verify": the signer caches (keyring, protected header) are per
+    # signer, not per code, so every code of a known signer finds them warm; the cold figure
+    # is the first code after a restart or a new trust list.
+    # Read on the paired median (see paired_ratio); best over best is kept for comparison
+    # with earlier runs.
+    ratio = es256["verify_over_bare_paired"]
+    cold_ratio = es256["verify_cold_over_bare_paired"]
+    best_ratio = round(verify_best / es256["bare_signature_check"]["best_per_s"], 3)
     report["target"] = {"verify_es256_per_s": VERIFY_TARGET_PER_SECOND,
                         "met": verify_best >= VERIFY_TARGET_PER_SECOND,
                         # issue 17: a ratio to the bare ES256 check of the same run
                         "verify_over_bare_es256": ratio, "ratio_target": VERIFY_RATIO_TARGET,
+                        "cold_caches_verify_over_bare_es256": cold_ratio,
+                        "best_over_best": best_ratio,
                         "ratio_met": ratio >= VERIFY_RATIO_TARGET}
     return report
 
@@ -167,7 +195,9 @@ def table(report: dict) -> str:
                  f"{'met' if target['met'] else 'NOT met'}")
     lines.append(f"target verify ES256 >= {target['ratio_target']} of the bare ES256 check "
                  f"(same run): {target['verify_over_bare_es256']}, "
-                 f"{'met' if target['ratio_met'] else 'NOT met'}")
+                 f"{'met' if target['ratio_met'] else 'NOT met'} (median of per-round pairs; "
+                 f"cold caches: {target['cold_caches_verify_over_bare_es256']}; best over "
+                 f"best: {target['best_over_best']})")
     return "\n".join(lines)
 
 

@@ -82,7 +82,7 @@ def apply(conn: sqlite3.Connection, event: Event) -> None:
 _INSERTS: dict[tuple[str, tuple[str, ...], str | None], str] = {}
 
 
-def _insert(conn: sqlite3.Connection, table: str, row: dict, key: str | None = None) -> None:
+def _insert_sql(table: str, row: dict, key: str | None) -> str:
     shape = (table, tuple(row), key)
     sql = _INSERTS.get(shape)
     if sql is None:
@@ -92,7 +92,18 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict, key: str | None = N
         target = key or next(iter(row))
         sql = _INSERTS[shape] = (f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
                                  f" ON CONFLICT ({target}) DO NOTHING")
-    conn.execute(sql, tuple(row.values()))
+    return sql
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict, key: str | None = None) -> None:
+    conn.execute(_insert_sql(table, row, key), tuple(row.values()))
+
+
+def _insert_many(conn: sqlite3.Connection, table: str, rows: list[dict],
+                 key: str | None = None) -> None:
+    """`_insert` of each row in order, as one statement (the rows share their columns)."""
+    if rows:
+        conn.executemany(_insert_sql(table, rows[0], key), [tuple(r.values()) for r in rows])
 
 
 @handles(FACILITY_REGISTERED)
@@ -332,25 +343,34 @@ def _apply_retraction(conn: sqlite3.Connection, allergy_id: str) -> None:
 
 @handles(PRESCRIPTION_ISSUED)
 def _prescription(conn: sqlite3.Connection, event: Event) -> None:
-    p = event.payload
-    _insert(conn, "prescriptions", {
+    row, items = _prescription_rows(event.payload)
+    _insert(conn, "prescriptions", row)
+    for item in items:
+        _insert(conn, "prescription_items", item, key=_ITEM_KEY)
+    # A cancellation that arrived first (sync delivers in any order) still wins.
+    _apply_pending_cancellation(conn, row["prescription_id"])
+
+
+_ITEM_KEY = "prescription_id, item_no"
+
+
+def _prescription_rows(p: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The prescriptions row and prescription_items rows of a PrescriptionIssued payload."""
+    row = {
         "prescription_id": p["prescription_id"], "number": p["number"], "kind": p["kind"],
         "patient_id": p["patient_id"], "pinfl": p["pinfl"], "facility_id": p["facility_id"],
         "practitioner_id": p["practitioner_id"], "issued_at": p["issued_at"],
         "not_before": p["not_before"], "expires_at": p["expires_at"],
         "chronic": int(p["chronic"]), "qr": p.get("qr"), "paper_serial": p.get("paper_serial"),
         "paper_reason": p.get("paper_reason"), "entered_at": p.get("entered_at"),
-        "patient_document": p.get("patient_document")})
-    for item in p["items"]:
-        _insert(conn, "prescription_items", {
-            "prescription_id": p["prescription_id"], "item_no": item["item_no"],
-            "inn": item["inn"], "form": item["form"], "strength": item["strength"],
-            "unit": item.get("unit"), "quantity": item["quantity"], "dosage": item.get("dosage"),
-            "repeats": item["repeats"],
-            "min_days_between_fills": item["min_days_between_fills"]},
-            key="prescription_id, item_no")
-    # A cancellation that arrived first (sync delivers in any order) still wins.
-    _apply_pending_cancellation(conn, p["prescription_id"])
+        "patient_document": p.get("patient_document")}
+    items = [{
+        "prescription_id": p["prescription_id"], "item_no": item["item_no"],
+        "inn": item["inn"], "form": item["form"], "strength": item["strength"],
+        "unit": item.get("unit"), "quantity": item["quantity"], "dosage": item.get("dosage"),
+        "repeats": item["repeats"],
+        "min_days_between_fills": item["min_days_between_fills"]} for item in p["items"]]
+    return row, items
 
 
 @handles(PRESCRIPTION_CANCELLED)
@@ -367,23 +387,31 @@ def _apply_pending_cancellation(conn: sqlite3.Connection, prescription_id: str) 
                        " json_extract(payload, '$.prescription_id') = ? ORDER BY hlc LIMIT 1",
                        (prescription_id,)).fetchone()
     if row is not None:
-        conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
-                     " cancel_reason = ? WHERE prescription_id = ?",
-                     (HlcTimestamp.parse(row["hlc"]).to_instant(),
-                      json.loads(row["payload"])["reason"], prescription_id))
+        _cancel(conn, prescription_id, row["hlc"], row["payload"])
+
+
+def _cancel(conn: sqlite3.Connection, prescription_id: str, hlc: str, payload: str) -> None:
+    conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
+                 " cancel_reason = ? WHERE prescription_id = ?",
+                 (HlcTimestamp.parse(hlc).to_instant(), json.loads(payload)["reason"],
+                  prescription_id))
 
 
 @handles(MEDICATION_DISPENSED)
 def _dispensed(conn: sqlite3.Connection, event: Event) -> None:
+    _insert(conn, "dispenses", _dispense_row(event))
+
+
+def _dispense_row(event: Event) -> dict[str, Any]:
     p = event.payload
     # Every dispense is kept, even one beyond what remains: the drug was handed over.
-    _insert(conn, "dispenses", {
+    return {
         "dispense_id": p["dispense_id"], "prescription_id": p["prescription_id"],
         "item_no": p["item_no"], "quantity": p["quantity"], "product": p["product"],
         "batch": p["batch"], "expiry": p["expiry"], "dispensed_at": p["dispensed_at"],
         "facility_id": p["facility_id"], "mode": p["mode"],
         "fill_number": p.get("fill_number"), "pharmacist": p.get("pharmacist"),
-        "origin": event.origin})
+        "origin": event.origin}
 
 
 @handles(CONFLICT_RAISED)
@@ -456,6 +484,68 @@ def _decide(conn: sqlite3.Connection, p: dict[str, Any], hlc: str, origin: str) 
         (p["decision"], p["practitioner_id"], HlcTimestamp.parse(hlc).to_instant(), hlc,
          origin, p.get("prescription_id"), p.get("pickup_code"), p.get("note"),
          p["request_id"], hlc, origin))
+
+
+# -- Runs of events, applied together ------------------------------------------------------
+# A catch-up applies pages of up to a thousand events, most of them prescriptions and
+# dispenses in any mix. A run of consecutive events whose types have a batch handler is
+# written with one executemany per table and type instead of a statement per row, to the same
+# result as `apply` event by event: a batch handler inserts only rows keyed by its own events
+# into its own tables (a repeat changes nothing) and reads only the log, so the types of a run
+# commute, and each type's events keep their order.
+BatchHandler = Callable[[sqlite3.Connection, list[Event]], None]
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
+LOOKUP_CHUNK = 500  # bound parameters per look-up, far below SQLite's limit
+
+
+def apply_all(conn: sqlite3.Connection, events: list[Event]) -> None:
+    """`apply` each event in order; runs of batch-handled types go to their handlers whole."""
+    run: dict[str, list[Event]] = {}
+    for event in events:
+        if event.type in BATCH_HANDLERS:
+            run.setdefault(event.type, []).append(event)
+            continue
+        _apply_run(conn, run)
+        apply(conn, event)
+    _apply_run(conn, run)
+
+
+def _apply_run(conn: sqlite3.Connection, run: dict[str, list[Event]]) -> None:
+    for kind, events in run.items():
+        BATCH_HANDLERS[kind](conn, events)
+    run.clear()
+
+
+def _prescriptions(conn: sqlite3.Connection, events: list[Event]) -> None:
+    rows: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    for event in events:
+        row, its = _prescription_rows(event.payload)
+        rows.append(row)
+        items.extend(its)
+    _insert_many(conn, "prescriptions", rows)
+    _insert_many(conn, "prescription_items", items, key=_ITEM_KEY)
+    ids = list(dict.fromkeys(row["prescription_id"] for row in rows))
+    earliest: dict[str, tuple[str, str]] = {}  # prescription -> its first cancellation
+    for begin in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[begin:begin + LOOKUP_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        sql = ("SELECT json_extract(payload, '$.prescription_id'), hlc, payload"  # noqa: S608
+               f" FROM events WHERE type = '{PRESCRIPTION_CANCELLED}' AND"
+               f" json_extract(payload, '$.prescription_id') IN ({marks}) ORDER BY hlc")
+        for pid, hlc, payload in conn.execute(sql, chunk).fetchall():
+            if pid not in earliest:
+                earliest[pid] = (hlc, payload)
+    for pid, (hlc, payload) in earliest.items():
+        _cancel(conn, pid, hlc, payload)
+
+
+def _dispenses(conn: sqlite3.Connection, events: list[Event]) -> None:
+    _insert_many(conn, "dispenses", [_dispense_row(event) for event in events])
+
+
+BATCH_HANDLERS[PRESCRIPTION_ISSUED] = _prescriptions
+BATCH_HANDLERS[MEDICATION_DISPENSED] = _dispenses
 
 
 # Handlers kept in their own modules (which import nothing of this one).

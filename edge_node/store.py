@@ -331,8 +331,7 @@ def _project_together(conn: sqlite3.Connection, events: list[Event]) -> bool:
     """Apply events inside one savepoint; on a failure undo them all and return False."""
     conn.execute("SAVEPOINT project_page")
     try:
-        for event in events:
-            projections.apply(conn, event)
+        projections.apply_all(conn, events)
     except (sqlite3.IntegrityError, ProtocolError, KeyError, ValueError) as e:
         log.info("a page did not apply in one go (%s: %s); applying it event by event",
                  type(e).__name__, e)

@@ -163,59 +163,75 @@ def loads_exact(data: bytes) -> Any:
     return value
 
 
-def _header(protected: Mapping[Any, Any], unprotected: Mapping[Any, Any], label: int) -> Any:
-    # Protected wins: the EU vectors put kid (and even alg) in either bucket.
-    return protected[label] if label in protected else unprotected.get(label)
-
-
 def _is_numeric_date(value: Any) -> bool:
     return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+# A signer writes the same protected header (alg, kid) into every code it issues: its decoded
+# form is kept per exact bytes, so a scan decodes only the envelope and the claims. Bounded:
+# a hostile stream of distinct headers only cycles the cache.
+PROTECTED_CACHE_SIZE = 256
+_protected_cache: dict[bytes, tuple[frozenset[Any], Any, Any]] = {}
+
+
+def _protected_header(protected: bytes) -> tuple[frozenset[Any], Any, Any]:
+    """The protected header's labels, alg and kid as written (validated by the caller)."""
+    hit = _protected_cache.get(protected)
+    if hit is not None:
+        return hit
+    header = loads_exact(protected) if protected else {}
+    if not is_map(header):
+        raise CoseRejected("not_cose")
+    entry = (frozenset(header), header.get(HEADER_ALG), header.get(HEADER_KID))
+    if len(_protected_cache) >= PROTECTED_CACHE_SIZE:
+        _protected_cache.clear()
+    _protected_cache[protected] = entry
+    return entry
 
 
 def decode_sign1(data: bytes) -> Sign1Message:
     """Decode a COSE_Sign1 (tagged 18, untagged, or tag 61 wrapping either) with CWT claims."""
     item = loads_exact(data)
-    if isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
-        item = item.value
-    if isinstance(item, cbor2.CBORTag) and item.tag == TAG_COSE_SIGN1:
-        item = item.value
+    if type(item) is cbor2.CBORTag:
+        if item.tag == TAG_CWT:
+            item = item.value
+        if type(item) is cbor2.CBORTag and item.tag == TAG_COSE_SIGN1:
+            item = item.value
     if not isinstance(item, (list, tuple)) or len(item) != 4:
         raise CoseRejected("not_cose")
     protected, unprotected, payload, signature = item
     if not (
-        isinstance(protected, bytes)
+        type(protected) is bytes
         and is_map(unprotected)
-        and isinstance(payload, bytes)  # nil would be a detached payload: not a code
-        and isinstance(signature, bytes)
+        and type(payload) is bytes  # nil would be a detached payload: not a code
+        and type(signature) is bytes
     ):
         raise CoseRejected("not_cose")
-    protected_map = loads_exact(protected) if protected else {}
-    if not is_map(protected_map):
-        raise CoseRejected("not_cose")
-    alg = _header(protected_map, unprotected, HEADER_ALG)
-    kid = _header(protected_map, unprotected, HEADER_KID)
-    if kid is not None and not isinstance(kid, bytes):
+    labels, alg, kid = _protected_header(protected)
+    # Protected wins: the EU vectors put kid (and even alg) in either bucket.
+    if unprotected:
+        if HEADER_ALG not in labels:
+            alg = unprotected.get(HEADER_ALG)
+        if HEADER_KID not in labels:
+            kid = unprotected.get(HEADER_KID)
+    if kid is not None and type(kid) is not bytes:
         raise CoseRejected("not_cose")
     claims = loads_exact(payload)
-    if not is_map(claims):
-        raise CoseRejected("bad_claims")
+    if type(claims) is not dict:
+        if not is_map(claims):
+            raise CoseRejected("bad_claims")
+        claims = dict(claims)
     for key in (CLAIM_EXP, CLAIM_NBF, CLAIM_IAT):
         if key in claims and not _is_numeric_date(claims[key]):
             raise CoseRejected("bad_claims")
-    if CLAIM_ISS in claims and not isinstance(claims[CLAIM_ISS], str):
+    if CLAIM_ISS in claims and type(claims[CLAIM_ISS]) is not str:
         raise CoseRejected("bad_claims")
     if CLAIM_HCERT in claims:  # registered claims we know must have their registered shape
         hcert = claims[CLAIM_HCERT]
         if not is_map(hcert) or not all(is_map(v) for v in hcert.values()):
             raise CoseRejected("bad_claims")
-    return Sign1Message(
-        protected=protected,
-        alg=alg if type(alg) is int else None,
-        kid=kid,
-        payload=payload,
-        signature=signature,
-        claims=claims if type(claims) is dict else dict(claims),
-    )
+    return Sign1Message(protected, alg if type(alg) is int else None, kid, payload, signature,
+                        claims)
 
 
 def check_signature(message: Sign1Message, public_key: Any) -> None:
@@ -304,6 +320,13 @@ def signers_by_kid(certificates: Iterable[x509.Certificate]) -> Keyring:
         while len(_keyrings) > KEYRING_CACHE_SIZE:
             _keyrings.popitem(last=False)
     return ring
+
+
+def clear_caches() -> None:
+    """Forget the cached keyrings and protected headers (a benchmark's cold start)."""
+    with _keyrings_lock:
+        _keyrings.clear()
+    _protected_cache.clear()
 
 
 def check_validity(claims: Mapping[Any, Any], signer: Signer, now: float,

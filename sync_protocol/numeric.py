@@ -25,6 +25,7 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import base45
 
@@ -69,27 +70,37 @@ def bytes_to_digits(data: bytes) -> str:
     return "".join(parts)
 
 
+@lru_cache(maxsize=64)
+def _chunk_codecs(full: int) -> tuple[struct.Struct, struct.Struct]:
+    """Cut `full` chunks of 17 ASCII digits apart, and pack their values as 8-byte integers:
+    one C call each instead of a Python loop per chunk (this runs on every scan)."""
+    return struct.Struct(f"{CHUNK_DIGITS}s" * full), struct.Struct(f">{full}Q")
+
+
 def digits_to_bytes(text: str) -> bytes:
     """Decode what `bytes_to_digits` wrote; raise InvalidDigits for anything else."""
-    # str.isdigit() accepts non-ASCII digits and int() accepts "_": neither may pass here.
-    if text and not (text.isascii() and text.isdigit()):
+    # str.isascii() is a flag test; bytes.isdigit() then accepts 0-9 only. int() would accept
+    # "_", spaces and other scripts' digits: none of them gets that far.
+    raw = text.encode("ascii") if text.isascii() else b"?"
+    if raw and not raw.isdigit():
         raise InvalidDigits("Only the digits 0-9 may appear in the code.", field="digits")
-    full, rest_digits = divmod(len(text), CHUNK_DIGITS)
+    full, rest_digits = divmod(len(raw), CHUNK_DIGITS)
     rest_bytes = 0
     if rest_digits:
         rest_bytes = BYTES_FOR_DIGITS.get(rest_digits, 0)
         if not rest_bytes:
             raise InvalidDigits("The code has an impossible length (%(length)s digits).",
-                                field="digits", length=len(text))
+                                field="digits", length=len(raw))
     end = full * CHUNK_DIGITS
-    values = [int(text[i:i + CHUNK_DIGITS]) for i in range(0, end, CHUNK_DIGITS)]
+    cut, pack = _chunk_codecs(full)
+    values = list(map(int, cut.unpack_from(raw)))
     if values and max(values) >= _FULL_LIMIT:
         raise InvalidDigits("A group of digits is out of range.", field="digits")
     # Pack each chunk as 8 bytes, then drop every chunk's (zero) top byte: C loops, not Python.
-    out = bytearray(struct.pack(f">{full}Q", *values))
+    out = bytearray(pack.pack(*values))
     del out[::8]
     if rest_bytes:
-        value = int(text[end:])
+        value = int(raw[end:])
         if value >> (8 * rest_bytes):
             raise InvalidDigits("A group of digits is out of range.", field="digits")
         out += value.to_bytes(rest_bytes, "big")

@@ -20,7 +20,7 @@ from typing import Any
 
 from sync_protocol import wire
 from sync_protocol.errors import ProtocolError
-from sync_protocol.events import read_event_text
+from sync_protocol.events import Event, read_event_text
 from sync_protocol.hlc import CLOCK_AHEAD
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
@@ -178,15 +178,17 @@ class SyncAgent:
             self._save(clock_refused_at="")
 
     def _pull(self, report: dict) -> None:
-        """Pull and apply pages until the hub's head. The next page is fetched while this
-        one is applied (the hub serves while the node writes); only a page applied and
-        committed with its cursor counts, so a sync cut anywhere resumes from the cursor."""
+        """Pull and apply pages until the hub's head. The next page is fetched and read (each
+        event's envelope, payload schema and hash checked once) on a second thread while this
+        one applies the current page: SQLite writes without holding the GIL, so the checks of
+        one page overlap the writes of the other. Only a page applied and committed with its
+        cursor counts, so a sync cut anywhere resumes from the cursor."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmed-pull") as fetcher:
             cursor = int(self.store.state("sync_cursor") or 0)
             pending = self._fetch(fetcher, cursor)
             while True:
                 try:
-                    response = pending.result()
+                    response, read = pending.result()
                 except CursorAhead:
                     # Start over: events already held are recognised by id and skipped.
                     log.warning("pull cursor %s is ahead of the hub; pulling from the start",
@@ -197,10 +199,6 @@ class SyncAgent:
                     continue
                 if response.more:
                     pending = self._fetch(fetcher, response.next)
-                # Parse the whole page first: an event this node cannot read stops the pull
-                # before anything is applied, and the cursor stays put (nothing is skipped).
-                # Each payload's canonical text (made for the hash check) is what is stored.
-                read = [read_event_text(p.event) for p in response.events]
                 node_id = self.store.node_id  # one read per page, not per event
                 theirs = [(event, text) for event, _size, text in read if event.origin != node_id]
                 with self.store.transaction() as tx:
@@ -212,9 +210,20 @@ class SyncAgent:
                     return
                 cursor = response.next
 
-    def _fetch(self, fetcher: ThreadPoolExecutor, cursor: int) -> Future[wire.PullResponse]:
-        return fetcher.submit(self.client.pull, wire.PullQuery(
-            after=cursor, limit=self.batch.max_events, max_bytes=self.batch.max_bytes))
+    def _fetch(self, fetcher: ThreadPoolExecutor,
+               cursor: int) -> Future[tuple[wire.PullResponse, list[tuple[Event, int, str]]]]:
+        query = wire.PullQuery(after=cursor, limit=self.batch.max_events,
+                               max_bytes=self.batch.max_bytes)
+        return fetcher.submit(self._fetch_page, query)
+
+    def _fetch_page(self, query: wire.PullQuery
+                    ) -> tuple[wire.PullResponse, list[tuple[Event, int, str]]]:
+        """One page and its events read. The whole page is read before any of it is applied:
+        an event this node cannot read stops the pull with nothing applied, and the cursor
+        stays put (nothing is skipped). Each payload's canonical text (made for the hash
+        check) is what is stored."""
+        response = self.client.pull(query)
+        return response, [read_event_text(p.event) for p in response.events]
 
     def _trust(self, report: dict) -> None:
         merged = merge_trust_list(self.store, self.credentials, self.client.trust_list())
