@@ -52,14 +52,14 @@ from bench_sync import (  # noqa: E402
     backend,
     batches,
     bench_catchup,
-    free_port,
     init_hub,
     peak_rss_mb,
     push_all,
 )
 from common import report  # noqa: E402
-from sync_protocol.trust import NodeKind  # noqa: E402
+from helpers.servers import free_port  # noqa: E402
 
+from sync_protocol.certificates import NodeKind  # noqa: E402
 from sync_protocol.events import canonical_json  # noqa: E402
 from sync_protocol.identifiers import new_ulid  # noqa: E402
 from sync_protocol.timeutil import to_instant, utc_now  # noqa: E402
