@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync_protocol.event_names import PRACTITIONER_REGISTERED
+
 from .fleet import facility_names
 from .storage import Tx
 
@@ -93,8 +95,8 @@ class Facts:
 def _registered_names(tx: Tx, practitioner_ids: set[str]) -> dict[str, str]:
     """Doctors' names as registered (PractitionerRegistered, by its subject)."""
     names: dict[str, str] = {}
-    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE subject_id IN ({ids}) "
-                           "AND type = 'PractitionerRegistered' ORDER BY position",
+    for row in tx.query_in("SELECT subject_id, payload FROM events WHERE subject_id IN ({ids}) "  # noqa: S608 - event-type constants
+                           f"AND type = '{PRACTITIONER_REGISTERED}' ORDER BY position",
                            practitioner_ids):
         payload = row["payload"]
         payload = json.loads(payload) if isinstance(payload, str) else payload

@@ -45,6 +45,7 @@ from typing import Any
 
 from sync_protocol.certificates import NodeIdentity
 from sync_protocol.errors import EventRejected, PayloadInvalid, UnknownEventType
+from sync_protocol.event_names import FACILITY_REGISTERED
 from sync_protocol.events import (
     ENVELOPE_FIELDS,
     MAX_EVENT_BYTES,
@@ -542,7 +543,7 @@ def _count_pending(tx: Tx, first_delivery: int,
                    stored: list[tuple[StoredEvent, list[Target]]]) -> None:
     """Each node's pending counter follows the feed in this transaction (central_hub.pending)."""
     registered = [(s.event.payload["code"], s.event.payload["region"]) for s, _ in stored
-                  if s.event.type == "FacilityRegistered"]
+                  if s.event.type == FACILITY_REGISTERED]
     pending.count_appended(tx, first_delivery, registered)
 
 

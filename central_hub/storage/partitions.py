@@ -25,6 +25,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
+from sync_protocol.event_names import REMOTE_PRESCRIPTION_REQUESTED
 from sync_protocol.timeutil import from_instant, to_instant, utc_now
 
 from .base import POSTGRESQL, Row, Tx
@@ -38,7 +39,7 @@ PARTITIONED = {"events": (("id",), ("origin", "seq")), "deliveries": (("id",),)}
 # named after the partition, which ATTACH adopts.
 INDEXES = {
     "events": {"by_patient": "(patient_id, position)", "by_subject": "(subject_id, position)",
-               "remote_requests": "(position) WHERE type = 'RemotePrescriptionRequested'"},
+               "remote_requests": f"(position) WHERE type = '{REMOTE_PRESCRIPTION_REQUESTED}'"},
     "deliveries": {"by_target": "(target_kind, target, id)"},
 }
 # A partition is meant to hold about this much time of events.
