@@ -1,10 +1,10 @@
 """The hub's slots and appointments: published slots, and every booking replayed by the rules.
 
 Part of the projection hook (central_hub.projections.ProjectionHook, which also owns the
-tables' schema). The node applies each appointment event as it arrives (edge_node.projections);
-the hub replays, in clock order, every appointment that shares a slot with the batch's, so
-the earlier (hlc, origin) keeps a slot and the other booking is 'bumped', whichever arrived
-first: both sides decide by sync_protocol.rules.claim_slot. Each slot claim is kept with the
+tables' schema). The hub replays, in clock order, every appointment that shares a slot with
+the batch's, so the earlier (hlc, origin) keeps a slot and the other booking is 'bumped',
+whichever arrived first; the node replays the same way (edge_node.slot_projection): both
+sides run sync_protocol.slot_replay.replay_appointments. Each slot claim is kept with the
 clock of its release (cancel or move) for conflict detection (central_hub.conflicts).
 """
 
@@ -15,33 +15,21 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sync_protocol.event_names import (
-    APPOINTMENT_BOOKED,
-    APPOINTMENT_CANCELLED,
-    APPOINTMENT_CHECKED_IN,
-    APPOINTMENT_COMPLETED,
-    APPOINTMENT_NO_SHOW,
-    APPOINTMENT_RESCHEDULED,
-)
+from sync_protocol.event_names import APPOINTMENT_BOOKED, APPOINTMENT_RESCHEDULED
 from sync_protocol.events import Event
-from sync_protocol.rules import HOLDING_STATUSES, claim_slot
+from sync_protocol.slot_replay import HOLDING, clock_order, replay_appointments, slot_key
 from sync_protocol.timeutil import from_instant, to_instant
 
 from .storage import Tx
 
 log = logging.getLogger(__name__)
 
-# Statuses that hold a slot (sync_protocol.rules, as on the node).
-HOLDING = frozenset(HOLDING_STATUSES)
-LIFECYCLE = {APPOINTMENT_CHECKED_IN: "checked_in", APPOINTMENT_COMPLETED: "completed",
-             APPOINTMENT_NO_SHOW: "no_show", APPOINTMENT_CANCELLED: "cancelled"}
+# Re-exported for central_hub.conflicts and the tests: the rule itself is sync_protocol's.
+__all__ = ["HOLDING", "project_appointments", "project_slots", "replay_appointments",
+           "slot_key"]
 # Appointments sharing slots are replayed together; a chain of moves longer than this many
 # hops is cut (it would take years of rescheduling to reach it).
 MAX_CLOSURE_ROUNDS = 8
-
-
-def slot_key(practitioner_id: str, starts_at: str) -> str:
-    return f"{practitioner_id}@{starts_at}"
 
 
 def project_slots(tx: Tx, events: list[Event]) -> None:
@@ -127,7 +115,7 @@ def _closure(tx: Tx, appointment_ids: set[str]) -> list[dict[str, Any]]:
 def _claimed_slots(rows: Iterable[dict[str, Any]]) -> set[str]:
     doctor: dict[str, str] = {}
     out = set()
-    for row in sorted(rows, key=_clock):
+    for row in sorted(rows, key=clock_order):
         if row["type"] not in (APPOINTMENT_BOOKED, APPOINTMENT_RESCHEDULED):
             continue
         who = row["practitioner_id"] or doctor.get(row["appointment_id"])
@@ -137,79 +125,3 @@ def _claimed_slots(rows: Iterable[dict[str, Any]]) -> set[str]:
     return out
 
 
-def _clock(row: dict[str, Any]) -> tuple[str, str, str]:
-    return row["hlc"], row["origin"], row["event_id"]
-
-
-def replay_appointments(rows: list[dict[str, Any]]
-                        ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """The node's appointment rules (edge_node.projections) applied in clock order.
-
-    Returns the appointments and every slot claim with its release. In clock order a claim
-    never meets a holder with a later clock, so the earlier (hlc, origin) always keeps the slot.
-    """
-    state: dict[str, dict[str, Any]] = {}
-    claims: list[dict[str, Any]] = []
-    open_claim: dict[str, dict[str, Any]] = {}
-    # Appointments filed under each slot they were booked or moved to; one moved away since is
-    # skipped by the slot check below, so filing never has to be undone.
-    filed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-
-    def claim(a: dict[str, Any], row: dict[str, Any]) -> None:
-        slot = (a["practitioner_id"], a["starts_at"])
-        holders = [h for h in filed.get(slot, ()) if h is not a and h["status"] in HOLDING and
-                   h["practitioner_id"] == a["practitioner_id"] and
-                   h["starts_at"] == a["starts_at"]]
-        filed.setdefault(slot, []).append(a)
-        holder = min(holders, key=lambda h: (h["booked_hlc"], h["booked_origin"]), default=None)
-        a["booked_hlc"], a["booked_origin"], a["bumped_by"] = row["hlc"], row["origin"], None
-        a["status"], holder_status = claim_slot(
-            None if holder is None else (holder["booked_hlc"], holder["booked_origin"]),
-            (row["hlc"], row["origin"]))
-        if holder is not None and holder_status is None:
-            a["bumped_by"] = holder["appointment_id"]
-        elif holder is not None:
-            holder["status"], holder["bumped_by"] = holder_status, a["appointment_id"]
-        release(a, None)
-        open_claim[a["appointment_id"]] = record = {
-            "event_id": row["event_id"], "appointment_id": a["appointment_id"],
-            "slot": slot_key(a["practitioner_id"], a["starts_at"]),
-            "practitioner_id": a["practitioner_id"], "starts_at": a["starts_at"],
-            "facility_id": a["facility_id"], "patient_id": a["patient_id"], "hlc": row["hlc"],
-            "origin": row["origin"], "release_hlc": None, "release_origin": None,
-            "release_event_id": None}
-        claims.append(record)
-
-    def release(a: dict[str, Any], row: dict[str, Any] | None) -> None:
-        record = open_claim.pop(a["appointment_id"], None)
-        if record is not None and row is not None:
-            record.update(release_hlc=row["hlc"], release_origin=row["origin"],
-                          release_event_id=row["event_id"])
-
-    for row in sorted(rows, key=_clock):
-        kind, a = row["type"], state.get(row["appointment_id"])
-        if kind == APPOINTMENT_BOOKED:
-            if a is not None:
-                continue
-            a = {"appointment_id": row["appointment_id"], "patient_id": row["patient_id"],
-                 "practitioner_id": row["practitioner_id"], "facility_id": row["facility_id"],
-                 "starts_at": row["starts_at"], "channel": row["channel"], "status": None,
-                 "queue_number": None, "cancel_reason": None}
-            claim(a, row)
-            state[a["appointment_id"]] = a
-        elif a is None:
-            continue  # as on the node: an event about an appointment not booked (yet)
-        elif kind == APPOINTMENT_RESCHEDULED:
-            release(a, row)
-            a["status"] = "moving"
-            a["practitioner_id"] = row["practitioner_id"] or a["practitioner_id"]
-            a["starts_at"] = row["starts_at"]
-            claim(a, row)
-        else:
-            a["status"] = LIFECYCLE[kind]
-            if kind == APPOINTMENT_CHECKED_IN:
-                a["queue_number"] = row["queue_number"]
-            elif kind == APPOINTMENT_CANCELLED:
-                a["cancel_reason"] = row["reason"]
-                release(a, row)
-    return state, claims

@@ -299,9 +299,19 @@ CREATE TABLE staff_audit (
 );
 """
 
+# v13: the appointments table is re-decided from the log per slot (edge_node.slot_projection):
+# an appointment's events, and the appointments that claimed a time, are index searches.
+V13 = """
+CREATE INDEX events_by_appointment ON events (json_extract(payload, '$.appointment_id'))
+    WHERE type IN ('AppointmentBooked', 'AppointmentRescheduled', 'AppointmentCheckedIn',
+                   'AppointmentCompleted', 'AppointmentNoShow', 'AppointmentCancelled');
+CREATE INDEX events_claim_by_start ON events (json_extract(payload, '$.starts_at'))
+    WHERE type IN ('AppointmentBooked', 'AppointmentRescheduled');
+"""
+
 MIGRATIONS: tuple[tuple[int, str], ...] = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5),
                                            (6, V6), (7, V7), (8, V8), (9, V9), (10, V10),
-                                           (11, V11), (12, V12))
+                                           (11, V11), (12, V12), (13, V13))
 LATEST = MIGRATIONS[-1][0]
 
 

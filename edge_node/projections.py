@@ -50,10 +50,9 @@ from sync_protocol.event_names import (
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.names import name_key
-from sync_protocol.rules import HOLDING_STATUSES, claim_slot
 from sync_protocol.timeutil import from_instant, to_instant
 
-from . import facility_projection
+from . import facility_projection, slot_projection
 
 log = logging.getLogger(__name__)
 
@@ -177,89 +176,6 @@ def _phone_confirmed(conn: sqlite3.Connection, event: Event) -> None:
     p = event.payload
     conn.execute("UPDATE patients SET phone_confirmed = 1 WHERE patient_id = ? AND phone = ?",
                  (p["patient_id"], p["phone"]))
-
-
-@handles(APPOINTMENT_BOOKED)
-def _booked(conn: sqlite3.Connection, event: Event) -> None:
-    p = event.payload
-    if conn.execute("SELECT 1 FROM appointments WHERE appointment_id = ?",
-                    (p["appointment_id"],)).fetchone():
-        return
-    status = _claim_slot(conn, p["practitioner_id"], p["starts_at"], event)
-    conn.execute(
-        "INSERT INTO appointments (appointment_id, patient_id, practitioner_id, facility_id,"
-        " starts_at, channel, status, booked_hlc, booked_origin) VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (p["appointment_id"], p["patient_id"], p["practitioner_id"], p["facility_id"],
-         p["starts_at"], p["channel"], status, event.hlc, event.origin))
-
-
-# The statuses spelt out in the SQL text: only then does SQLite use the partial unique index
-# appointments_one_per_slot (WHERE status IN the same list) to find the holder.
-_HOLDER_SQL = (
-    "SELECT appointment_id, booked_hlc, booked_origin FROM appointments WHERE"  # noqa: S608
-    " practitioner_id = ? AND starts_at = ? AND status IN"
-    f" ({', '.join(repr(status) for status in HOLDING_STATUSES)})")
-
-
-def _claim_slot(conn: sqlite3.Connection, practitioner_id: str, starts_at: str,
-                event: Event) -> str:
-    """Two nodes booked one slot while apart: the earlier (clock, origin) keeps it, in any
-    arrival order; the other is 'bumped' (kept, shown, and offered another time)."""
-    holder = conn.execute(_HOLDER_SQL, (practitioner_id, starts_at)).fetchone()
-    status, holder_status = claim_slot(
-        None if holder is None else (holder["booked_hlc"], holder["booked_origin"]),
-        (event.hlc, event.origin))
-    if holder_status is not None:
-        conn.execute("UPDATE appointments SET status = ? WHERE appointment_id = ?",
-                     (holder_status, holder["appointment_id"]))
-    return status
-
-
-def _set_status(conn: sqlite3.Connection, appointment_id: str, status: str, **extra) -> None:
-    sets = ", ".join(f"{column} = ?" for column in ("status", *extra))
-    conn.execute(f"UPDATE appointments SET {sets} WHERE appointment_id = ?",  # noqa: S608
-                 (status, *extra.values(), appointment_id))
-
-
-@handles(APPOINTMENT_CANCELLED)
-def _cancelled(conn: sqlite3.Connection, event: Event) -> None:
-    _set_status(conn, event.payload["appointment_id"], "cancelled",
-                cancel_reason=event.payload.get("reason"))
-
-
-@handles(APPOINTMENT_RESCHEDULED)
-def _rescheduled(conn: sqlite3.Connection, event: Event) -> None:
-    p = event.payload
-    row = conn.execute("SELECT practitioner_id FROM appointments WHERE appointment_id = ?",
-                       (p["appointment_id"],)).fetchone()
-    if row is None:
-        return
-    doctor = p.get("practitioner_id", row["practitioner_id"])
-    # Step off the old slot first, then claim the new one like a booking.
-    conn.execute("UPDATE appointments SET status = 'moving' WHERE appointment_id = ?",
-                 (p["appointment_id"],))
-    status = _claim_slot(conn, doctor, p["starts_at"], event)
-    conn.execute("UPDATE appointments SET starts_at = ?, practitioner_id = ?, status = ?,"
-                 " booked_hlc = ?, booked_origin = ? WHERE appointment_id = ?",
-                 (p["starts_at"], doctor, status, event.hlc, event.origin,
-                  p["appointment_id"]))
-
-
-@handles(APPOINTMENT_CHECKED_IN)
-def _checked_in(conn: sqlite3.Connection, event: Event) -> None:
-    _set_status(conn, event.payload["appointment_id"], "checked_in",
-                queue_number=event.payload["queue_number"])
-
-
-@handles(APPOINTMENT_COMPLETED)
-def _completed(conn: sqlite3.Connection, event: Event) -> None:
-    _set_status(conn, event.payload["appointment_id"], "completed")
-
-
-@handles(APPOINTMENT_NO_SHOW)
-def _no_show(conn: sqlite3.Connection, event: Event) -> None:
-    _set_status(conn, event.payload["appointment_id"], "no_show")
 
 
 @handles(VISIT_RECORDED)
@@ -550,3 +466,7 @@ BATCH_HANDLERS[MEDICATION_DISPENSED] = _dispenses
 
 # Handlers kept in their own modules (which import nothing of this one).
 HANDLERS[FACILITY_DETAILS_CHANGED] = facility_projection.facility_details
+# Every appointment event re-decides the slots its appointment named, as the hub's replay does.
+for _kind in (APPOINTMENT_BOOKED, APPOINTMENT_RESCHEDULED, APPOINTMENT_CHECKED_IN,
+              APPOINTMENT_COMPLETED, APPOINTMENT_NO_SHOW, APPOINTMENT_CANCELLED):
+    HANDLERS[_kind] = slot_projection.apply_appointment_event
