@@ -26,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from helpers.hub import SimNode  # noqa: E402
 from helpers.pki import make_pki  # noqa: E402
+from helpers.servers import HOST, free_port  # noqa: E402
 
 from bench.common import report  # noqa: E402
 from central_hub.composition import open_storage  # noqa: E402
@@ -33,7 +34,6 @@ from central_hub.web.app import create_app  # noqa: E402
 from edge_node.sync.client import HubClient, HubUnreachable  # noqa: E402
 from sync_protocol.claims import ClaimRequest  # noqa: E402
 
-HOST = "127.0.0.1"
 TARGET_P99_MS = 50.0
 START_SECONDS = 60
 
@@ -41,13 +41,6 @@ START_SECONDS = 60
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def prepare(db_url: str, pki, count: int) -> tuple[list[str], str]:

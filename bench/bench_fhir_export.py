@@ -37,7 +37,6 @@ from central_hub.composition import open_storage  # noqa: E402
 from central_hub.fhir.access import Access  # noqa: E402
 from central_hub.fhir.export import write_ndjson  # noqa: E402
 from central_hub.fhir.sources import SOURCES  # noqa: E402
-from central_hub.web import app as _hub_app  # noqa: E402,F401 - registers every migration
 from sync_protocol.timeutil import utc_now  # noqa: E402
 
 DEFAULT_SIZE = 20_000  # small enough for `make bench`; --size 1000000 for the figure

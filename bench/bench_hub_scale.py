@@ -127,9 +127,9 @@ def pull_all(hub_url: str, cred, after: int) -> tuple[int, int, float]:
 def round_trip(url: str, args, directory: Path, chains: list[Chain], pharmacy,
                after: int) -> tuple[dict, int]:
     """Push `chains` (all at once), wait for the projector, pull as `pharmacy`."""
-    hub = HubProcess(url, args.nodes, directory, args.workers)
+    hub = HubProcess(url, directory, admit=args.nodes, workers=args.workers)
     try:
-        meter = CpuMeter(hub.proc.pid, "postgresql")
+        meter = CpuMeter(hub.pid, "postgresql")
         with ExitStack() as measuring:
             measuring.enter_context(meter.measuring())
             start = time.perf_counter()
@@ -140,7 +140,7 @@ def round_trip(url: str, args, directory: Path, chains: list[Chain], pharmacy,
             raise SystemExit(f"ingest: not every event accepted: {tallies[0]['errors'][:2]}")
         with open_storage(url, migrate=False) as storage:
             wait_projected(storage, timeout=args.drain_timeout, interval=0.05)
-        pull_meter = CpuMeter(hub.proc.pid, "postgresql")
+        pull_meter = CpuMeter(hub.pid, "postgresql")
         with pull_meter.measuring():  # the fastest of PULL_REPEATS: a pull is short and
             pulls = [pull_all(hub.url, pharmacy, after) for _ in range(PULL_REPEATS)]
         pulled, cursor, pull_s = min(pulls, key=lambda p: p[2])  # load spikes are not

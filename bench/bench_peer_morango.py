@@ -52,6 +52,7 @@ from bench_sync import (  # noqa: E402
     backend,
     batches,
     bench_catchup,
+    hub_peak_mb,
     init_hub,
     peak_rss_mb,
     push_all,
@@ -189,10 +190,10 @@ def our_push(records: int, directory: Path) -> dict:
     with backend("sqlite", directory) as url:
         _app, storage = init_hub(url, region.trust_list())
         storage.close()
-        hub = HubProcess(url, 8, directory)
+        hub = HubProcess(url, directory, admit=8)
         try:
             tally = push_all(hub.url, work)
-            peak = hub.peak_mb()
+            peak = hub_peak_mb(hub)
         finally:
             hub.stop()
     if tally["errors"] or tally["accepted"] != len(chain.events):
@@ -269,8 +270,7 @@ def main() -> None:
         "started": started, "options": {k: str(v) for k, v in vars(args).items()},
         "our_dispense_event_bytes": target_bytes, "morango_note_chars": note_chars,
         "load_average_before_after": [round(x, 2) for x in (*load_before, *os.getloadavg())],
-        "comparison": compare(rows)})
-    verdicts = compare(rows)
+        "comparison": (verdicts := compare(rows))})
     if verdicts:
         print()
         report_table(verdicts)

@@ -121,10 +121,11 @@ def bench_ingest(backend_name: str, servers: int, args, directory: Path, bare: f
         init_hub(url, region.trust_list())[1].close()
         # each server admits its share of the nodes: its threads hold PostgreSQL connections
         admit = -(-args.nodes // servers)
-        hubs = [HubProcess(url, admit, directory, args.workers, ("--projector", projector))
+        hubs = [HubProcess(url, directory, admit=admit, workers=args.workers,
+                           extra=("--projector", projector))
                 for _ in range(servers)]
         try:
-            meters = [CpuMeter(hub.proc.pid, backend_name) for hub in hubs]
+            meters = [CpuMeter(hub.pid, backend_name) for hub in hubs]
             with LagSampler(url, SAMPLE_S) as sampler, ExitStack() as measuring:
                 for meter in meters:
                     measuring.enter_context(meter.measuring())
@@ -184,7 +185,7 @@ def bench_lag(backend_name: str, args, directory: Path) -> dict:
     per_batch = max(1, round(args.rate / args.nodes / PACE_PER_S))
     with backend(backend_name, directory) as url:
         init_hub(url, region.trust_list())[1].close()
-        hub = HubProcess(url, args.nodes, directory, args.workers)
+        hub = HubProcess(url, directory, admit=args.nodes, workers=args.workers)
         try:
             with LagSampler(url, 0.1) as sampler:
                 start = time.perf_counter()
