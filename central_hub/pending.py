@@ -28,9 +28,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sync_protocol.certificates import NodeIdentity, NodeKind
+from sync_protocol.certificates import NodeKind
 
 from .routing import FACILITY, PHARMACIES, REGION, node_audiences
+from .scope import node_facilities, node_identity, pending_count
 from .storage import POSTGRESQL, Tx
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,9 @@ _UPSERT = ("INSERT INTO monitor_pending (node_id, facility_code, region, kind, p
 _ADD = "UPDATE monitor_pending SET pending = pending + ? WHERE node_id = ?"
 
 
-def _identity(row: dict[str, Any]) -> NodeIdentity:
-    return NodeIdentity(row["node_id"], row["facility_code"], row["region"],
-                        NodeKind(row["kind"]))
-
-
 def _audiences(tx: Tx, row: dict[str, Any]) -> list[tuple[str, str]]:
-    facilities = {r["facility_id"] for r in tx.query(
-        "SELECT facility_id FROM scope_facilities WHERE code = ? AND region = ?",
-        (row["facility_code"], row["region"]))}
-    return [(a.kind, a.target) for a in node_audiences(_identity(row), facilities)]
+    node = node_identity(row)
+    return [(a.kind, a.target) for a in node_audiences(node, node_facilities(tx, node))]
 
 
 def _positions(tx: Tx, audiences: Iterable[tuple[str, str]], node_id: str, after: int,
@@ -96,25 +90,35 @@ def _positions(tx: Tx, audiences: Iterable[tuple[str, str]], node_id: str, after
     return out
 
 
+_NODE = "SELECT node_id, facility_code, region, kind, last_cursor FROM nodes WHERE node_id = ?"
+_STALE = "INSERT INTO monitor_pending_stale (node_id) VALUES (?)"
+
+
+def _count(tx: Tx, row: dict[str, Any], after: int) -> int:
+    return len(_positions(tx, _audiences(tx, row), row["node_id"], after))
+
+
+def _store(tx: Tx, row: dict[str, Any], count: int) -> None:
+    tx.execute(_UPSERT, (row["node_id"], row["facility_code"], row["region"], row["kind"],
+                         count))
+
+
 def recount(tx: Tx, node_id: str) -> int | None:
     """The node's pending events counted against the feed (None: no such node)."""
-    row = tx.one("SELECT node_id, facility_code, region, kind, last_cursor FROM nodes "
-                 "WHERE node_id = ?", (node_id,))
-    if row is None:
-        return None
-    return len(_positions(tx, _audiences(tx, row), node_id, int(row["last_cursor"])))
+    row = tx.one(_NODE, (node_id,))
+    return None if row is None else _count(tx, row, int(row["last_cursor"]))
 
 
 def rebuild(tx: Tx, node_ids: Iterable[str]) -> None:
     """Recount nodes and store their counters. The caller holds the writer lock."""
+    node_ids = list(node_ids)
+    if not node_ids:
+        return
     tx.hold_writer_lock()
     for node_id in node_ids:
-        row = tx.one("SELECT node_id, facility_code, region, kind FROM nodes WHERE node_id = ?",
-                     (node_id,))
-        count = recount(tx, node_id)
-        if row is not None and count is not None:
-            tx.execute(_UPSERT, (node_id, row["facility_code"], row["region"], row["kind"],
-                                 count))
+        row = tx.one(_NODE, (node_id,))
+        if row is not None:
+            _store(tx, row, _count(tx, row, int(row["last_cursor"])))
 
 
 def rebuild_all(tx: Tx) -> None:
@@ -235,7 +239,7 @@ def pull_moved(tx: Tx, node_id: str, cursor: int) -> None:
                      (node_id,))
             cursor_moved(tx, node_id, cursor)
     except LockNotAvailable:
-        tx.execute("INSERT INTO monitor_pending_stale (node_id) VALUES (?)", (node_id,))
+        tx.execute(_STALE, (node_id,))
 
 
 def cursor_moved(tx: Tx, node_id: str, cursor: int) -> None:
@@ -250,8 +254,10 @@ def cursor_moved(tx: Tx, node_id: str, cursor: int) -> None:
     if cursor == before:
         return
     if cursor < before:  # pulled again from an older cursor (a restored node): rare
-        tx.execute("UPDATE nodes SET last_cursor = ? WHERE node_id = ?", (cursor, node_id))
-        rebuild(tx, [node_id])
+        if tx.dialect == POSTGRESQL:  # a recount takes the writer lock, which a pull never
+            tx.execute(_STALE, (node_id,))  # waits for: the next append recounts it
+        else:
+            _store(tx, row, _count(tx, row, cursor))
         return
     audiences = _audiences(tx, row)
     passed = _positions(tx, audiences, node_id, before, cursor)
@@ -280,8 +286,6 @@ def waiting(tx: Tx, rows: list[dict[str, Any]], now: datetime,
             cap: int) -> dict[str, tuple[int, bool]]:
     """(pending, capped) of each node row: its counter, or for a node without one (a row
     written outside the sync API) the feed counted up to `cap`."""
-    from .scope import pending_count  # scope reads the feed; this module keeps the counts
-
     stored = counts(tx, [r["node_id"] for r in rows])
     return {r["node_id"]: (stored[r["node_id"]], False) if r["node_id"] in stored
             else pending_count(tx, r, now, cap) for r in rows}

@@ -44,6 +44,12 @@ class CursorAhead(HubError):
     http_status = 409
 
 
+def node_identity(row: dict[str, Any]) -> NodeIdentity:
+    """A node as its `nodes` row records it."""
+    return NodeIdentity(row["node_id"], row["facility_code"], row["region"],
+                        NodeKind(row["kind"]))
+
+
 def node_facilities(tx: Tx, node: NodeIdentity) -> set[str]:
     rows = tx.query("SELECT facility_id FROM scope_facilities WHERE code = ? AND region = ?",
                     (node.facility_code, node.region_code))
@@ -146,8 +152,7 @@ def pull_page(storage: Storage, node: NodeIdentity, query: PullQuery,
 def pending_count(tx: Tx, node_row: dict[str, Any], now: datetime,
                   cap: int = PENDING_CAP) -> tuple[int, bool]:
     """(deliveries waiting for a node after its cursor, whether the count hit the cap)."""
-    node = NodeIdentity(node_row["node_id"], node_row["facility_code"], node_row["region"],
-                        NodeKind(node_row["kind"]))
+    node = node_identity(node_row)
     head = feed_head(tx)
     audiences = node_audiences(node, node_facilities(tx, node))
     union, params = _feed_query(audiences, node.node_id, node_row["last_cursor"], head,

@@ -41,6 +41,7 @@ from edge_node.services import facilities
 from edge_node.services.clock import confirm_clock
 from edge_node.store import NodeStore
 from edge_node.web import create_app as create_node
+from edge_node.web.context import CREDENTIALS_KEY, SYNC_AGENT_KEY
 from edge_node.web.serving import create_node_server
 from provisioning.keystore import CaStore
 from sync_protocol.certificates import NodeKind
@@ -213,13 +214,13 @@ def _seed_and_play(root: Path, bundles: dict[str, Path], hub_url: str,
     for name, seed in seeds.items():
         store, seeded[name] = enrol(root, name, bundles[name], seed)
         app = create_node({"DATABASE": str(store.path), "HUB_URL": hub_url}, store=store)
-        nodes[name] = {"store": store, "app": app, "agent": app.extensions["dmed_sync_agent"]}
+        nodes[name] = {"store": store, "app": app, "agent": app.extensions[SYNC_AGENT_KEY]}
         nodes[name]["agent"].run_once()
     clinic = nodes["clinic"]
     demo_patients = seeded["clinic"]["patients"]
     story = {"queue": demo_story.todays_queue(clinic["store"], demo_patients[:4]),
              "prescription": demo_story.prescribe(
-                 clinic["store"], clinic["app"].extensions["dmed_credentials"],
+                 clinic["store"], clinic["app"].extensions[CREDENTIALS_KEY],
                  demo_patients[0])}
     clinic["agent"].run_once()  # the hub learns the patients before the call centre asks
     story["pad"] = demo_story.allocate_pad(hub_url, seeded["clinic"]["facility_id"])

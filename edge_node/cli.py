@@ -34,6 +34,7 @@ from .services.access import ROLES, SYSTEM
 from .staff_cli import staff as staff_command
 from .store import NodeStore
 from .web.config import SETTINGS, load_config
+from .web.context import CREDENTIALS_KEY, STORE_KEY, SYNC_AGENT_KEY
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +231,13 @@ def serve(database: str | None, host: str, port: int, workers: int, announce: bo
     if workers == 1:
         app = create_app(overrides)
         with _background_jobs(app), _announced(app, host, port, announce):
-            click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
+            click.echo(f"DMED Edge node {app.extensions[STORE_KEY].state('node_id')} on "
                        f"http://{host}:{port}/")
             serve_app(app, host, port)
         return
     first = create_app(overrides)  # migrations run here, once, before any worker opens the db
-    node_id = first.extensions["dmed_store"].state("node_id")
-    first.extensions["dmed_store"].close()
+    node_id = first.extensions[STORE_KEY].state("node_id")
+    first.extensions[STORE_KEY].close()
     workers_config = {**overrides, "BACKGROUND_JOBS": False}  # this process runs them
 
     def started(bound: int) -> None:
@@ -255,8 +256,8 @@ def serve(database: str | None, host: str, port: int, workers: int, announce: bo
 
 def _following_renewals(app):
     """A worker re-reads the credentials the parent's renewal installed (edge_node.renewal)."""
-    bundle = app.config.get("NODE_BUNDLE") or app.extensions["dmed_store"].state("bundle_path")
-    if bundle and "dmed_credentials" in app.extensions:
+    bundle = app.config.get("NODE_BUNDLE") or app.extensions[STORE_KEY].state("bundle_path")
+    if bundle and CREDENTIALS_KEY in app.extensions:
         from .renewal import follow_renewals
         follow_renewals(app, Path(bundle))
     return app
@@ -264,7 +265,7 @@ def _following_renewals(app):
 
 def _renewal(app):
     """The node renews its own certificate when STATION_URL is set (edge_node.renewal)."""
-    if not app.config.get("STATION_URL") or "dmed_credentials" not in app.extensions:
+    if not app.config.get("STATION_URL") or CREDENTIALS_KEY not in app.extensions:
         return None
     from .renewal import Renewal, switch_credentials
     return Renewal(Path(app.config["DATABASE"]).parent, app.config["STATION_URL"],
@@ -281,21 +282,17 @@ def _tls_files(database: str | None):
 def _serve_tls(overrides: dict, host: str, port: int, https_port: int, announce: bool,
                files) -> None:
     """HTTPS (cheroot, one process) and a plain HTTP port that only redirects."""
+    from sync_protocol.tls_serving import redirect_app, secure_transport, serve_https, tls_server
+
     from .web import create_app
     from .web.serving import create_node_server
-    from .web.tls import redirect_app, secure_transport, tls_server
     app = secure_transport(create_app(overrides))
     server = tls_server(app, host, https_port, *files)
     redirect = create_node_server(redirect_app(https_port), host, port)
-    import threading
-    threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
     with _background_jobs(app), _announced(app, host, https_port, announce, tls=True):
-        click.echo(f"DMED Edge node {app.extensions['dmed_store'].state('node_id')} on "
+        click.echo(f"DMED Edge node {app.extensions[STORE_KEY].state('node_id')} on "
                    f"https://{host}:{https_port}/ (http://{host}:{port}/ redirects)")
-        try:
-            server.safe_start()
-        finally:
-            redirect.close()
+        serve_https(server, redirect)
 
 
 @contextmanager
@@ -307,7 +304,7 @@ def _announced(app, host: str, port: int, announce: bool, *, tls: bool = False
         return
     from .announce import announcing
     with announcing(Path(app.config["DATABASE"]).parent,
-                    app.extensions.get("dmed_credentials"), host, port, tls=tls):
+                    app.extensions.get(CREDENTIALS_KEY), host, port, tls=tls):
         yield
 
 
@@ -316,8 +313,8 @@ def _background_jobs(app) -> Iterator[None]:
     from .background import BackgroundJobs
     jobs = None
     if app.config["BACKGROUND_JOBS"]:
-        jobs = BackgroundJobs(app.extensions["dmed_store"], app.config,
-                              app.extensions.get("dmed_sync_agent"), _renewal(app))
+        jobs = BackgroundJobs(app.extensions[STORE_KEY], app.config,
+                              app.extensions.get(SYNC_AGENT_KEY), _renewal(app))
         jobs.start()
     try:
         yield

@@ -18,6 +18,7 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.json_body import parse_json
 
 from . import enrolment
+from .web.context import CREDENTIALS_KEY, STORE_KEY, SYNC_AGENT_KEY
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +177,12 @@ def replace(database, predecessor) -> None:
     from .web import create_app
     app = create_app({"DATABASE": database, "BACKGROUND_JOBS": False} if database else
                      {"BACKGROUND_JOBS": False})
-    agent, credentials = (app.extensions.get("dmed_sync_agent"),
-                          app.extensions.get("dmed_credentials"))
+    agent, credentials = (app.extensions.get(SYNC_AGENT_KEY),
+                          app.extensions.get(CREDENTIALS_KEY))
     if agent is None or credentials is None:
         raise click.ClickException("Enrol and init this node and set DMED_HUB_URL first.")
     try:
-        result = rebuild_from_hub(app.extensions["dmed_store"], agent,
+        result = rebuild_from_hub(app.extensions[STORE_KEY], agent,
                                   credentials.identity.facility_code, predecessor)
     except ProtocolError as e:
         raise click.ClickException(e.text) from e

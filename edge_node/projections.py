@@ -20,12 +20,6 @@ from sync_protocol.conflicts import (
 from sync_protocol.event_names import (
     ALLERGY_RECORDED,
     ALLERGY_RETRACTED,
-    APPOINTMENT_BOOKED,
-    APPOINTMENT_CANCELLED,
-    APPOINTMENT_CHECKED_IN,
-    APPOINTMENT_COMPLETED,
-    APPOINTMENT_NO_SHOW,
-    APPOINTMENT_RESCHEDULED,
     CHRONIC_CONDITION_SET,
     CONFLICT_RAISED,
     CONFLICT_STATE_CHANGED,
@@ -50,6 +44,7 @@ from sync_protocol.event_names import (
 from sync_protocol.events import Event
 from sync_protocol.hlc import HlcTimestamp
 from sync_protocol.names import name_key
+from sync_protocol.slot_replay import APPOINTMENT_EVENTS
 from sync_protocol.timeutil import from_instant, to_instant
 
 from . import facility_projection, slot_projection
@@ -257,16 +252,6 @@ def _apply_retraction(conn: sqlite3.Connection, allergy_id: str) -> None:
                  " r.allergy_id = allergies.allergy_id)", (allergy_id,))
 
 
-@handles(PRESCRIPTION_ISSUED)
-def _prescription(conn: sqlite3.Connection, event: Event) -> None:
-    row, items = _prescription_rows(event.payload)
-    _insert(conn, "prescriptions", row)
-    for item in items:
-        _insert(conn, "prescription_items", item, key=_ITEM_KEY)
-    # A cancellation that arrived first (sync delivers in any order) still wins.
-    _apply_pending_cancellation(conn, row["prescription_id"])
-
-
 _ITEM_KEY = "prescription_id, item_no"
 
 
@@ -297,25 +282,11 @@ def _prescription_cancelled(conn: sqlite3.Connection, event: Event) -> None:
                  (event.timestamp.to_instant(), p["reason"], p["prescription_id"]))
 
 
-def _apply_pending_cancellation(conn: sqlite3.Connection, prescription_id: str) -> None:
-    row = conn.execute("SELECT hlc, payload FROM events WHERE type ="  # noqa: S608 - constants
-                       f" '{PRESCRIPTION_CANCELLED}' AND"
-                       " json_extract(payload, '$.prescription_id') = ? ORDER BY hlc LIMIT 1",
-                       (prescription_id,)).fetchone()
-    if row is not None:
-        _cancel(conn, prescription_id, row["hlc"], row["payload"])
-
-
 def _cancel(conn: sqlite3.Connection, prescription_id: str, hlc: str, payload: str) -> None:
     conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
                  " cancel_reason = ? WHERE prescription_id = ?",
                  (HlcTimestamp.parse(hlc).to_instant(), json.loads(payload)["reason"],
                   prescription_id))
-
-
-@handles(MEDICATION_DISPENSED)
-def _dispensed(conn: sqlite3.Connection, event: Event) -> None:
-    _insert(conn, "dispenses", _dispense_row(event))
 
 
 def _dispense_row(event: Event) -> dict[str, Any]:
@@ -464,9 +435,17 @@ BATCH_HANDLERS[PRESCRIPTION_ISSUED] = _prescriptions
 BATCH_HANDLERS[MEDICATION_DISPENSED] = _dispenses
 
 
+def _alone(batch: BatchHandler) -> Handler:
+    return lambda conn, event: batch(conn, [event])
+
+
+# One rule for an event alone and in a run (a cancellation that arrived first still wins).
+for _kind, _batch in BATCH_HANDLERS.items():
+    HANDLERS[_kind] = _alone(_batch)
+
+
 # Handlers kept in their own modules (which import nothing of this one).
 HANDLERS[FACILITY_DETAILS_CHANGED] = facility_projection.facility_details
 # Every appointment event re-decides the slots its appointment named, as the hub's replay does.
-for _kind in (APPOINTMENT_BOOKED, APPOINTMENT_RESCHEDULED, APPOINTMENT_CHECKED_IN,
-              APPOINTMENT_COMPLETED, APPOINTMENT_NO_SHOW, APPOINTMENT_CANCELLED):
+for _kind in APPOINTMENT_EVENTS:
     HANDLERS[_kind] = slot_projection.apply_appointment_event

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from sync_protocol.enrolment import BUNDLE_FILES, Enrolment, EnrolmentError, read_enrolment
+from sync_protocol.tls_serving import file_stamp
 
 from . import enrolment
 from .web.context import CREDENTIALS_KEY, SYNC_AGENT_KEY
@@ -135,11 +136,11 @@ def follow_renewals(app: Any, bundle: Path) -> Any:
     bundle = Path(bundle)
     watched = bundle / BUNDLE_FILES["cert"] if bundle.is_dir() else bundle
     lock = threading.Lock()
-    seen = [_stamp(watched)]
+    seen = [file_stamp(watched)]
 
     @app.before_request
     def _follow() -> None:
-        stamp = _stamp(watched)
+        stamp = file_stamp(watched)
         if stamp is None or stamp == seen[0]:  # None: between renewal's two renames
             return
         with lock:
@@ -156,10 +157,3 @@ def follow_renewals(app: Any, bundle: Path) -> Any:
 
     return app
 
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)

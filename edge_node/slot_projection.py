@@ -59,27 +59,23 @@ _UPSERT = (
 def apply_appointment_event(conn: sqlite3.Connection, event: Event) -> None:
     """Re-decide every slot `event`'s appointment has named, from the log (see above)."""
     appointment_id = event.payload["appointment_id"]
-    own = _rows(conn, [appointment_id], event)
+    own = _rows(conn, [appointment_id])
     claims = [r for r in own if r["type"] in CLAIMING and r["starts_at"]]
     starts = sorted({r["starts_at"] for r in claims})
     doctors = {r["practitioner_id"] for r in claims if r["practitioner_id"]}
     if not starts or not doctors:
         return  # nothing booked yet: its booking, when it arrives, replays this event too
-    ids = {appointment_id} | {row[0] for row in _chunked(conn, _CLAIMANTS_AT, starts)}
-    rows = _rows(conn, sorted(ids), event)
-    state, _ = replay_appointments(rows)
+    others = {row[0] for row in _chunked(conn, _CLAIMANTS_AT, starts)} - {appointment_id}
+    state, _ = replay_appointments(own + _rows(conn, sorted(others)))
     slots = {(d, s) for d in doctors for s in starts}
     _write(conn, [a for a in state.values() if (a["practitioner_id"], a["starts_at"]) in slots])
 
 
-def _rows(conn: sqlite3.Connection, ids: list[str], event: Event) -> list[dict[str, Any]]:
-    """The appointment events of `ids` in the log (and `event`), as replay rows."""
-    found = {row["id"]: _row(row["id"], row["origin"], row["hlc"], row["type"],
-                             json.loads(row["payload"]))
-             for row in _chunked(conn, _EVENTS_OF, ids)}
-    if event.id not in found and event.payload["appointment_id"] in ids:
-        found[event.id] = _row(event.id, event.origin, event.hlc, event.type, event.payload)
-    return list(found.values())
+def _rows(conn: sqlite3.Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """The appointment events of `ids` in the log (an event is logged before it is applied),
+    as replay rows."""
+    return [_row(row["id"], row["origin"], row["hlc"], row["type"], json.loads(row["payload"]))
+            for row in _chunked(conn, _EVENTS_OF, ids)]
 
 
 def _row(event_id: str, origin: str, hlc: str, kind: str, p: dict[str, Any]) -> dict[str, Any]:

@@ -251,24 +251,21 @@ def _serve_https(app, host: str, port: int, http_port: int | None, files,
 
     from waitress.server import create_server
 
-    from sync_protocol.tls_serving import redirect_app, tls_server
+    from sync_protocol.tls_serving import redirect_app, serve_https, tls_server
     server = tls_server(app, host, port, *files, server_name="dmed-station",
                         threads=STATION_THREADS)
     redirect = None
     if http_port is not None:
         redirect = create_server(redirect_app(port), host=host, port=http_port, threads=1)
-        threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
     stop = threading.Event()
     threading.Thread(target=_keep_certificate, args=(certificate, stop), daemon=True,
                      name="station-certificate").start()
     click.echo(f"Provisioning station on https://{host}:{port}/"
                + (f" (http://{host}:{http_port}/ redirects)" if redirect else ""))
     try:
-        server.safe_start()
+        serve_https(server, redirect)
     finally:
         stop.set()
-        if redirect is not None:
-            redirect.close()
 
 
 def _keep_certificate(certificate, stop) -> None:

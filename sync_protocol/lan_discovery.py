@@ -53,7 +53,7 @@ class Announcement:
     facility: str | None = None
     kind: str | None = None
     version: str = ""
-    tls: bool = False  # the port speaks HTTPS (edge_node.web.tls)
+    tls: bool = False  # the port speaks HTTPS (sync_protocol.tls_serving)
 
     @property
     def host(self) -> str:

@@ -31,7 +31,7 @@ MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
 FileStamp = tuple[tuple[int, int, int, int], ...]
 
 
-def _stamp(*paths: Path) -> FileStamp | None:
+def file_stamp(*paths: Path) -> FileStamp | None:
     """What changes when a file is replaced or rewritten; None while one is missing (the
     moment between renewal's two renames)."""
     try:
@@ -54,7 +54,7 @@ class ReloadingSSLAdapter(BuiltinSSLAdapter):
         super().__init__(str(cert_file), str(key_file))
         self.context.minimum_version = MINIMUM_TLS
         self.files = (Path(cert_file), Path(key_file))
-        self._loaded = _stamp(*self.files)
+        self._loaded = file_stamp(*self.files)
         self._lock = threading.Lock()
         self.reloads = 0
 
@@ -63,7 +63,7 @@ class ReloadingSSLAdapter(BuiltinSSLAdapter):
         return super().wrap(sock)
 
     def reload_if_changed(self) -> bool:
-        stamp = _stamp(*self.files)
+        stamp = file_stamp(*self.files)
         if stamp is None or stamp == self._loaded:
             return False
         with self._lock:
@@ -92,6 +92,18 @@ def tls_server(app: Any, host: str, port: int, cert_file: Path, key_file: Path, 
     server = wsgi.Server((host, port), app, numthreads=threads, server_name=server_name)
     server.ssl_adapter = ReloadingSSLAdapter(cert_file, key_file)
     return server
+
+
+def serve_https(server: wsgi.Server, redirect: Any = None) -> None:
+    """Serve `server` until it stops, with `redirect` (a WSGI server of redirect_app, or
+    None) answering plain HTTP beside it on a thread of its own."""
+    if redirect is not None:
+        threading.Thread(target=redirect.run, daemon=True, name="http-redirect").start()
+    try:
+        server.safe_start()
+    finally:
+        if redirect is not None:
+            redirect.close()
 
 
 def secure_transport(app: Any) -> Any:

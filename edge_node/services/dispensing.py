@@ -119,11 +119,10 @@ def _judge(store: NodeStore, actor: Actor, trust_list: TrustList, text: str,
     claims = result.prescription
     if claims is None:  # require_prescription: a verified code always carries its claims
         return _verdict("not_a_prescription"), None
-    return _judge_claims(store, trust_list, claims, chain, timing, typed_pinfl, now,
-                         clock), claims
+    return _judge_claims(store, claims, chain, timing, typed_pinfl, now, clock), claims
 
 
-def _judge_claims(store: NodeStore, trust_list: TrustList, claims: qr.PrescriptionClaims,
+def _judge_claims(store: NodeStore, claims: qr.PrescriptionClaims,
                   chain: ChainVerdict, timing: str | None, typed_pinfl: str | None,
                   now: datetime, clock: SystemClock) -> Verdict:
     summary = {"prescription_id": claims.prescription_id, "number": claims.number,

@@ -80,11 +80,6 @@ class Enrolments:
     def trust_list(self) -> TrustList:
         return self.ca.trust_list()
 
-    def write_trust_list(self, path: Path) -> Path:
-        path.write_text(self.trust_list().to_json(indent=2), encoding="utf-8")
-        return path
-
-
 class NodeTemplates:
     """Seeded node databases, made once per session (seeding hashes PINs with argon2) and
     copied for each node. Each is seeded with its certificate's facility code and region,

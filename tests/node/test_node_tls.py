@@ -23,13 +23,13 @@ from edge_node.credentials import load_credentials
 from edge_node.enrolment import TLS_CERT_FILE, TLS_KEY_FILE
 from edge_node.web import create_app
 from edge_node.web.serving import create_node_server
-from edge_node.web.tls import HSTS, redirect_app, secure_transport, tls_server
 from provisioning import CaStore
 from provisioning.enrolment_desk import EnrolmentDesk, EnrolmentRefused
 from provisioning.facilities import add_facility
 from sync_protocol.certificates import NodeIdentity
 from sync_protocol.enrolment_request import make_request, make_tls_csr, new_code
 from sync_protocol.identifiers import new_ulid
+from sync_protocol.tls_serving import HSTS, redirect_app, secure_transport, tls_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 FACILITY = dict(code="TAS-POL-012", kind="clinic", region="TAS",

@@ -21,11 +21,11 @@ from edge_node.credentials import load_credentials
 from edge_node.enrolment import TLS_CERT_FILE, TLS_KEY_FILE
 from edge_node.renewal import REQUESTED, Renewal, follow_renewals
 from edge_node.web import create_app
-from edge_node.web.tls import secure_transport, tls_server
 from provisioning import CaStore
 from provisioning.enrolment_desk import EnrolmentDesk
 from provisioning.facilities import add_facility
 from sync_protocol.certificates import NodeIdentity
+from sync_protocol.tls_serving import secure_transport, tls_server
 
 IDENTITY = NodeIdentity("tas-apt-007-a", "TAS-APT-007", "TAS", "pharmacy")
 FACILITY = "TAS-APT-007"

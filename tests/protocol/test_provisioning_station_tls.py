@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import requests
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from helpers.servers import free_port
 
 from edge_node import enrolment
 from edge_node.renewal import REQUESTED, WAITING, Renewal
@@ -39,12 +39,6 @@ PHARMACY = dict(code="TAS-APT-007", kind="pharmacy", region="TAS",
                 names={"uz": "Qatortol dorixonasi", "ru": "Аптека Катартал",
                        "en": "Qatortol pharmacy"},
                 address="Qatortol ko'ch. 3", district="Chilonzor")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_store(directory: Path, root_name: str = "DMED National Root",

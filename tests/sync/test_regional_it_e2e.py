@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers.servers import free_port
 
 from sync_protocol.enrolment import read_private_key
 from sync_protocol.identifiers import make_pinfl
@@ -44,12 +44,6 @@ NODES = {
                   "--name-en", "Qatortol pharmacy", "--address", "Qatortol ko'ch. 3",
                   "--district", "Chilonzor"]),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def command(name: str, *args: str) -> list[str]:
