@@ -9,7 +9,7 @@ from sync_protocol.event_types import latest_version
 from sync_protocol.events import GENESIS_HASH, seal
 from sync_protocol.hlc import HlcTimestamp, wall_clock_ms
 from sync_protocol.identifiers import new_ulid
-from sync_protocol.timeutil import to_instant, utc_now
+from sync_protocol.timeutil import from_instant, local_date, to_instant, utc_now
 
 # Items the node tests prescribe.
 AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
@@ -19,11 +19,15 @@ AMLODIPINE = {"inn": "amlodipine", "form": "tablet", "strength": "5 mg", "quanti
 
 
 def future_slot(store, practitioner_id: str, days_ahead: int = 1, index: int = 0) -> str:
-    """A free slot of a doctor at least ``days_ahead`` days from now."""
+    """The ``index``-th slot of a doctor's first working day that begins wholly more than
+    ``days_ahead`` days from now, so that slots 0, 1, 2… fall on one day whatever the hour
+    the tests run at (the first slot after "now + 1 day" may be the day's last)."""
+    earliest = utc_now() + timedelta(days=days_ahead)
     rows = store.query("SELECT starts_at FROM slots WHERE practitioner_id = ? AND starts_at > ?"
-                       " ORDER BY starts_at", (practitioner_id,
-                                               to_instant(utc_now() + timedelta(days=days_ahead))))
-    return rows[index]["starts_at"]
+                       " ORDER BY starts_at", (practitioner_id, to_instant(earliest)))
+    whole_day = [r["starts_at"] for r in rows
+                 if local_date(from_instant(r["starts_at"])) > local_date(earliest)]
+    return whole_day[index]
 
 
 def snapshot(store):
