@@ -23,11 +23,11 @@ from helpers.hub import (
     postgres_base_url,
     temporary_schema,
 )
+from helpers.hub_app import hub_app_for
 from helpers.ui import compile_catalogues, first_slot_after
 
 from central_hub.composition import open_storage
 from central_hub.storage import Storage
-from central_hub.web.app import create_app as create_hub_app
 from edge_node.credentials import NodeCredentials
 from edge_node.seed import DEMO_PIN, seed_demo
 from edge_node.services import staff
@@ -191,10 +191,12 @@ def world() -> World:
 
 
 @pytest.fixture
-def hub_app(storage, world):
-    app = create_hub_app({"TESTING": True}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
+def hub_app(storage, world, tmp_path):
+    """The hub app over `storage`, trusting the world's nodes; FHIR exports go to tmp_path and
+    are finished before the storage closes."""
+    app = hub_app_for(storage, world, FHIR_EXPORT_DIR=str(tmp_path / "exports"))
+    yield app
+    app.extensions["dmed_fhir"].wait()
 
 
 @pytest.fixture

@@ -19,10 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_DIRS = (ROOT / "edge_node" / "translations", ROOT / "kiosk_ui" / "translations")
 SCREENSHOTS = ROOT / "screenshots"
 TOKEN = "test-csrf-token"
-# Every staff role of the node's screens, and the item most screens prescribe.
+# Every staff role of the node's screens.
 STAFF = ("registrar", "doctor", "pharmacist", "admin")
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 
 
 def compile_catalogues() -> None:

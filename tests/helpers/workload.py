@@ -1,4 +1,4 @@
-"""What people do at the nodes of a sync test: a free slot, an item to prescribe, a backlog
+"""What people do at the nodes of a sync test: a free slot, a backlog
 of patients from a long outage, doctors registered region-wide."""
 
 from __future__ import annotations
@@ -9,9 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 from helpers.sync_world import Node
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import to_instant
-
-AMOXICILLIN = {"inn": "amoxicillin", "form": "capsule", "strength": "500 mg", "quantity": 20,
-               "dosage": "1 kapsula kuniga 3 mahal, 7 kun"}
 
 
 def free_slot(node: Node, *, hours_ahead: int = 2, index: int = 0) -> tuple[str, str]:

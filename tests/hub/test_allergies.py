@@ -8,7 +8,8 @@ import json
 
 import pytest
 from helpers.hub import SimNode  # noqa: F401 - the hub fixtures below need its module
-from helpers.ui import AMOXICILLIN, post, staff_sign_in  # noqa: F401
+from helpers.node import AMOXICILLIN
+from helpers.ui import post, staff_sign_in  # noqa: F401
 from test_hub_projections import ingest, nodes  # noqa: F401
 
 from central_hub.allergies import rebuild_allergies

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives import serialization
 from helpers.fhir import TOKEN_PATH, auth, get_token, make_client, new_key, validate
-from test_fhir_api import hub_app, seeded  # noqa: F401 - fixtures
 
 from central_hub.fhir.access import disable_client, register_client
 from central_hub.fhir.errors import BadRegistration
@@ -24,7 +23,7 @@ SQLITE_ONLY = pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
 
 @SQLITE_ONLY
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "RS384"])
-def test_each_smart_algorithm_gets_a_token(hub_app, alg, caplog):  # noqa: F811
+def test_each_smart_algorithm_gets_a_token(hub_app, alg, caplog):
     caplog.set_level("DEBUG")
     storage = hub_app.extensions["dmed_hub"].storage
     client = make_client(storage, f"client-{alg.lower()}", alg=alg,
@@ -42,8 +41,8 @@ def test_each_smart_algorithm_gets_a_token(hub_app, alg, caplog):  # noqa: F811
     assert http.get("/fhir/r4/Patient", headers=auth(answer["access_token"])).status_code == 200
 
 
-def test_no_access_without_a_valid_assertion(seeded):  # noqa: F811
-    http, storage, client, _ = seeded
+def test_no_access_without_a_valid_assertion(fhir_seeded):
+    http, storage, client, _ = fhir_seeded
     assert http.get("/fhir/r4/Patient").status_code == 401
     for header in ("Bearer nonsense", "Basic abc", "Bearer "):
         response = http.get("/fhir/r4/Patient", headers={"Authorization": header})
@@ -79,8 +78,8 @@ def test_no_access_without_a_valid_assertion(seeded):  # noqa: F811
     assert token_error(http, client.form()) == (401, "invalid_client")
 
 
-def test_a_client_cannot_read_outside_its_scopes(seeded):  # noqa: F811
-    http, storage, _, ids = seeded
+def test_a_client_cannot_read_outside_its_scopes(fhir_seeded):
+    http, storage, _, ids = fhir_seeded
     pharmacy_fund = make_client(storage, "fund", scopes="system/MedicationDispense.read "
                                 "system/MedicationRequest.read", regions="TAS")
     token = get_token(http, pharmacy_fund)
@@ -97,8 +96,8 @@ def test_a_client_cannot_read_outside_its_scopes(seeded):  # noqa: F811
     assert response.status_code == 403
 
 
-def test_a_client_sees_only_the_regions_of_its_registration(seeded):  # noqa: F811
-    http, storage, _, ids = seeded
+def test_a_client_sees_only_the_regions_of_its_registration(fhir_seeded):
+    http, storage, _, ids = fhir_seeded
     samarkand = make_client(storage, "sam-stats", regions="SAM")
     tashkent = make_client(storage, "tas-stats", regions="TAS")
     sam_token, tas_token = get_token(http, samarkand), get_token(http, tashkent)
@@ -117,8 +116,8 @@ def test_a_client_sees_only_the_regions_of_its_registration(seeded):  # noqa: F8
     assert response.status_code == 404  # not revealed: out of its regions
 
 
-def test_every_read_is_audited_with_client_type_and_count(seeded):  # noqa: F811
-    http, storage, client, ids = seeded
+def test_every_read_is_audited_with_client_type_and_count(fhir_seeded):
+    http, storage, client, ids = fhir_seeded
     http.get("/fhir/r4/MedicationRequest?_count=2", headers=auth(client.token))
     http.get(f"/fhir/r4/Patient/{ids['patient']}", headers=auth(client.token))
     with storage.reader() as tx:

@@ -3,8 +3,7 @@ substances and of retractions, search by patient, scopes, Provenance and $export
 backends."""
 
 from helpers.fhir import auth, get_token, make_client, validate
-from test_fhir_api import by_id, fetch_all, hub_app, seeded  # noqa: F401 - fixtures
-from test_fhir_export import finished, kick_off, lines
+from helpers.fhir_hub import by_id, fetch_all, finished, kick_off, lines
 
 from central_hub.fhir import systems
 
@@ -13,8 +12,8 @@ def status(resource, element):
     return resource[element]["coding"][0]["code"]
 
 
-def test_allergies_map_validate_and_read_back(seeded):  # noqa: F811
-    http, _, client, ids = seeded
+def test_allergies_map_validate_and_read_back(fhir_seeded):
+    http, _, client, ids = fhir_seeded
     found = by_id(fetch_all(http, client.token, "AllergyIntolerance"))
     assert set(found) == {ids["allergy_inn"], ids["allergy_atc"], ids["allergy_retracted"],
                           ids["allergy_other"]}
@@ -43,8 +42,8 @@ def test_allergies_map_validate_and_read_back(seeded):  # noqa: F811
         assert validate(response.get_json()) == expected
 
 
-def test_search_by_patient_returns_exactly_theirs(seeded):  # noqa: F811
-    http, _, client, ids = seeded
+def test_search_by_patient_returns_exactly_theirs(fhir_seeded):
+    http, _, client, ids = fhir_seeded
     mine = fetch_all(http, client.token, "AllergyIntolerance", f"patient={ids['patient']}")
     assert {r["id"] for r in mine} == {ids["allergy_inn"], ids["allergy_atc"],
                                        ids["allergy_retracted"]}
@@ -53,8 +52,8 @@ def test_search_by_patient_returns_exactly_theirs(seeded):  # noqa: F811
     assert [r["id"] for r in other] == [ids["allergy_other"]]
 
 
-def test_provenance_stands_behind_each_allergy(seeded):  # noqa: F811
-    http, _, client, ids = seeded
+def test_provenance_stands_behind_each_allergy(fhir_seeded):
+    http, _, client, ids = fhir_seeded
     behind = fetch_all(http, client.token, "Provenance",
                        f"target=AllergyIntolerance/{ids['allergy_retracted']}")
     assert len(behind) == 2
@@ -62,8 +61,8 @@ def test_provenance_stands_behind_each_allergy(seeded):  # noqa: F811
                for p in behind)
 
 
-def test_scope_needed(seeded):  # noqa: F811
-    http, storage, _, ids = seeded
+def test_scope_needed(fhir_seeded):
+    http, storage, _, ids = fhir_seeded
     narrow = make_client(storage, "patients-only", scopes="system/Patient.read")
     token = get_token(http, narrow)
     assert http.get("/fhir/r4/AllergyIntolerance", headers=auth(token)).status_code == 403
@@ -76,8 +75,8 @@ def test_scope_needed(seeded):  # noqa: F811
     assert "AllergyIntolerance" in {r["type"] for r in metadata["rest"][0]["resource"]}
 
 
-def test_export_includes_allergies(hub_app, seeded):  # noqa: F811
-    http, _, client, ids = seeded
+def test_export_includes_allergies(hub_app, fhir_seeded):
+    http, _, client, ids = fhir_seeded
     response = kick_off(http, client.token, "?_type=AllergyIntolerance")
     assert response.status_code == 202
     manifest = finished(hub_app, http, client.token, response.headers["Content-Location"])
@@ -87,8 +86,8 @@ def test_export_includes_allergies(hub_app, seeded):  # noqa: F811
                                            ids["allergy_retracted"], ids["allergy_other"]}
 
 
-def test_region_least_knowledge_as_patient(seeded):  # noqa: F811
-    http, storage, _, ids = seeded
+def test_region_least_knowledge_as_patient(fhir_seeded):
+    http, storage, _, ids = fhir_seeded
     tashkent = get_token(http, make_client(storage, "tas-allergies", regions="TAS"))
     samarkand = get_token(http, make_client(storage, "sam-allergies", regions="SAM"))
     patients = {r["id"] for r in fetch_all(http, tashkent, "Patient")}

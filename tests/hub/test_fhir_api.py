@@ -5,160 +5,20 @@ On both backends."""
 from datetime import UTC, datetime
 
 import pytest
-from helpers.fhir import auth, get_token, make_client, validate
-from helpers.hub import SimNode, body_of, instant
+from helpers.fhir import auth, validate
+from helpers.fhir_hub import TYPES, by_id, fetch_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from central_hub.fhir import systems
-from central_hub.web.app import create_app
-from sync_protocol.identifiers import new_ulid
-
-TYPES = ("Patient", "Practitioner", "Organization", "Location", "Appointment", "Encounter",
-         "Condition", "Observation", "MedicationRequest", "MedicationDispense",
-         "AllergyIntolerance", "Provenance")
-
-
-@pytest.fixture
-def hub_app(storage, world, tmp_path):
-    app = create_app({"TESTING": True, "FHIR_EXPORT_DIR": str(tmp_path / "exports")},
-                     storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    yield app
-    app.extensions["dmed_fhir"].wait()
-
-
-def push_all(*nodes: SimNode) -> None:
-    for node in nodes:
-        results = body_of(node.push())["results"]
-        assert {r["status"] for r in results} <= {"accepted", "duplicate"}, results
-
-
-def seed(nodes) -> dict:
-    """A clinic with a doctor, slots, two patients (one with a document and no phone), a
-    booking, a visit with two diagnoses, two lab results, an e-prescription dispensed in
-    part at two pharmacies (one in region SAM), a cancelled one and a paper one."""
-    clinic, pharmacy, sam = nodes["clinic"], nodes["pharmacy"], nodes["sam_pharmacy"]
-    ids: dict = {"clinic_node": clinic.node_id, "pharmacy_node": pharmacy.node_id,
-                 "clinic": clinic.register_facility(), "pharmacy": pharmacy.register_facility(),
-                 "sam": sam.register_facility()}
-    doctor = ids["doctor"] = clinic.register_practitioner()
-    starts = [instant(1 + i / 96) for i in range(3)]
-    clinic.emit("SlotsPublished", {"schedule_id": new_ulid(), "practitioner_id": doctor,
-                                   "facility_id": ids["clinic"], "slot_minutes": 20,
-                                   "starts": starts})
-    patient = ids["patient"] = clinic.register_patient()
-    ids["pinfl"] = clinic.log[-1]["payload"]["pinfl"]
-    ids["no_phone"] = new_ulid()
-    clinic.emit("PatientRegistered", {
-        "patient_id": ids["no_phone"], "med_id": "MED-NOPHONE", "full_name": "Karimova Zuhra",
-        "birth_date": "1950-07-02", "sex": "female", "phone": "+998901112233",
-        "facility_id": ids["clinic"], "document": "AB1234567"})
-    clinic.change_patient(ids["no_phone"], "phone", None)
-    ids["appointment"] = clinic.emit("AppointmentBooked", {
-        "appointment_id": new_ulid(), "patient_id": patient, "practitioner_id": doctor,
-        "facility_id": ids["clinic"], "starts_at": starts[0], "channel": "kiosk",
-    })["payload"]["appointment_id"]
-    ids["visit"] = new_ulid()
-    clinic.emit("VisitRecorded", {
-        "visit_id": ids["visit"], "patient_id": patient, "practitioner_id": doctor,
-        "facility_id": ids["clinic"], "occurred_at": instant(), "appointment_id":
-        ids["appointment"], "complaints": "yo'tal", "diagnoses": [
-            {"code": "J06.9", "primary": True, "description": "O'tkir respirator infeksiya"},
-            {"code": "I10", "primary": False}]})
-    ids["lab"] = clinic.emit("LabResultRecorded", {
-        "result_id": new_ulid(), "patient_id": patient, "test": "Glucose", "value": "5.4",
-        "unit": "mmol/L", "reference_range": "3.9-5.5", "flag": "normal",
-        "observed_at": instant()})["id"]
-    ids["lab_text"] = clinic.emit("LabResultRecorded", {
-        "result_id": new_ulid(), "patient_id": patient, "test": "HIV", "value": "manfiy",
-        "observed_at": instant()})["id"]
-    ids["rx"] = clinic.prescribe(patient, doctor)
-    ids["rx_cancelled"] = clinic.prescribe(patient, doctor)
-    clinic.cancel_prescription(ids["rx_cancelled"])
-    ids["rx_paper"] = new_ulid()
-    clinic.emit("PrescriptionIssued", {
-        "prescription_id": ids["rx_paper"], "number": "RX-PAPER", "kind": "paper",
-        "patient_id": patient, "pinfl": ids["pinfl"], "facility_id": ids["clinic"],
-        "practitioner_id": doctor, "issued_at": instant(-1), "not_before": instant(-1),
-        "expires_at": instant(20), "chronic": True, "paper_serial": "TAS-0000123",
-        "paper_reason": "outage", "entered_at": instant(),
-        "items": [{"item_no": 1, "inn": "Metformin", "form": "tablet", "strength": "500 mg",
-                   "quantity": 60, "repeats": 2, "min_days_between_fills": 25,
-                   "dosage": "1 x 2", "unit": "tablet", "atc": "A10BA02"}]})
-    seed_allergies(clinic, ids)
-    push_all(clinic)
-    ids["dispense"] = pharmacy.dispense(ids["rx"])
-    ids["dispense_event"] = pharmacy.log[-1]["id"]
-    push_all(pharmacy)
-    sam.emit("MedicationDispensed", {
-        "dispense_id": new_ulid(), "prescription_id": ids["rx_paper"], "item_no": 1,
-        "quantity": 30, "product": "Metformin 500", "batch": "M-9", "expiry": "2028-05-31",
-        "dispensed_at": instant(), "facility_id": ids["sam"], "mode": "online_claimed",
-        "pharmacist": "Usmonov Akmal"})
-    ids["sam_dispense_event"] = sam.log[-1]["id"]
-    push_all(sam)
-    return ids
-
-
-def seed_allergies(clinic, ids) -> None:
-    """An allergy to an INN (in the drug catalogue), one to an ATC class, a retracted
-    intolerance, and one of the other patient's."""
-    def record(patient, kind, substance_type, substance, **extra):
-        allergy_id = new_ulid()
-        clinic.emit("AllergyRecorded", {
-            "allergy_id": allergy_id, "patient_id": patient, "kind": kind,
-            "substance_type": substance_type, "substance": substance,
-            "reaction": "toshma", "recorded_at": instant(), **extra})
-        return allergy_id
-    ids["allergy_inn"] = record(ids["patient"], "allergy", "inn", "amoxicillin",
-                                severity="severe", practitioner_id=ids["doctor"])
-    ids["allergy_atc"] = record(ids["patient"], "allergy", "atc", "J01C")
-    ids["allergy_retracted"] = record(ids["patient"], "intolerance", "inn", "ibuprofen",
-                                      severity="mild")
-    clinic.emit("AllergyRetracted", {"allergy_id": ids["allergy_retracted"],
-                                     "patient_id": ids["patient"], "retracted_at": instant(),
-                                     "reason": "entered in error: another patient"})
-    ids["allergy_other"] = record(ids["no_phone"], "allergy", "inn", "Unknownium")
-
-
-@pytest.fixture
-def seeded(hub_app, nodes):
-    ids = seed(nodes)
-    storage = hub_app.extensions["dmed_hub"].storage
-    http = hub_app.test_client()
-    everyone = make_client(storage, "national-registry")
-    get_token(http, everyone)
-    return http, storage, everyone, ids
-
-
-def fetch_all(http, token, resource_type, query=""):
-    """Every resource of a search, following next links; each page validated."""
-    url = f"/fhir/r4/{resource_type}?{query}"
-    found = []
-    for _ in range(100):
-        response = http.get(url, headers=auth(token))
-        assert response.status_code == 200, response.get_json()
-        assert response.content_type == "application/fhir+json"
-        bundle = validate(response.get_json())
-        found += [validate(e["resource"]) for e in bundle.get("entry", [])]
-        following = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
-        if not following:
-            return found
-        url = following[0].replace("http://localhost", "")
-    raise AssertionError("paging never ended")
-
-
-def by_id(resources):
-    return {r["id"]: r for r in resources}
 
 
 def ext(resource, url):
     return [e for e in resource.get("extension", []) if e["url"] == url]
 
 
-def test_every_resource_of_a_seeded_hub_validates_and_reads_back(seeded):
-    http, _, client, ids = seeded
+def test_every_resource_of_a_seeded_hub_validates_and_reads_back(fhir_seeded):
+    http, _, client, ids = fhir_seeded
     everything = {t: fetch_all(http, client.token, t, "_count=2") for t in TYPES}
     assert all(everything[t] for t in TYPES), {t: len(v) for t, v in everything.items()}
     for resource_type, resources in everything.items():
@@ -224,8 +84,8 @@ def test_every_resource_of_a_seeded_hub_validates_and_reads_back(seeded):
     assert len(ext(provenance, systems.EXT_EVENT_HASH)[0]["valueString"]) == 64
 
 
-def test_search_parameters_find_what_they_say(seeded):
-    http, _, client, ids = seeded
+def test_search_parameters_find_what_they_say(fhir_seeded):
+    http, _, client, ids = fhir_seeded
     token = client.token
     found = fetch_all(http, token, "Patient", f"identifier={systems.PINFL}|{ids['pinfl']}")
     assert [p["id"] for p in found] == [ids["patient"]]
@@ -276,9 +136,9 @@ BAD_QUERIES = [
 ]
 
 
-def test_bad_search_parameters_answer_400_operation_outcome(seeded):
-    """One seeded hub per backend for all of them (seeding is the slow part)."""
-    http, _, client, _ = seeded
+def test_bad_search_parameters_answer_400_operation_outcome(fhir_seeded):
+    """One fhir_seeded hub per backend for all of them (seeding is the slow part)."""
+    http, _, client, _ = fhir_seeded
     for query in BAD_QUERIES:
         response = http.get(f"/fhir/r4/{query}", headers=auth(client.token))
         assert response.status_code == 400, (query, response.get_json())
@@ -287,8 +147,8 @@ def test_bad_search_parameters_answer_400_operation_outcome(seeded):
         assert outcome["issue"][0]["severity"] == "error", query
 
 
-def test_unknown_type_or_id_answers_404_operation_outcome(seeded):
-    http, _, client, _ = seeded
+def test_unknown_type_or_id_answers_404_operation_outcome(fhir_seeded):
+    http, _, client, _ = fhir_seeded
     for path in ("Bogus", "Patient/01ARZ3NDEKTSV4RRFFQ69G5FAV", "Patient/1/_history",
                  "MedicationRequest/nodash", "MedicationRequest/a-" + "9" * 40,
                  "Condition/a-99999999999999999999"):
@@ -333,8 +193,8 @@ VALUES = st.one_of(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(resource_type=st.sampled_from([*TYPES, "Bogus"]),
        args=st.lists(st.tuples(st.sampled_from(NAMES), VALUES), max_size=4))
-def test_no_search_answers_500(seeded, resource_type, args):
-    http, _, client, _ = seeded
+def test_no_search_answers_500(fhir_seeded, resource_type, args):
+    http, _, client, _ = fhir_seeded
     response = http.get(f"/fhir/r4/{resource_type}", query_string=args,
                         headers=auth(client.token))
     assert response.status_code in (200, 400, 404), (args, response.get_json())

@@ -9,8 +9,9 @@ import pytest
 import requests
 from helpers.enrolments import CLINIC, PHARMACY
 from helpers.fhir import ASSERTION_TYPE, Client, new_key, validate
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import BACKENDS, Hub, Node, hub_database
-from helpers.workload import AMOXICILLIN, pack_expiry
+from helpers.workload import pack_expiry
 
 from central_hub.fhir import systems
 from central_hub.fhir.access import register_client

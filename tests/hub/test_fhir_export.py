@@ -9,33 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 from helpers.fhir import auth, get_token, make_client, new_key, validate
-from test_fhir_api import TYPES, hub_app, push_all, seeded  # noqa: F401 - fixtures
+from helpers.fhir_hub import TYPES, finished, kick_off, lines, push_all
 
 from central_hub.cli import main
 
-ASYNC = {"Prefer": "respond-async"}
 
-
-def kick_off(http, token, query=""):
-    return http.get(f"/fhir/r4/$export{query}", headers={**auth(token), **ASYNC})
-
-
-def finished(app, http, token, location):
-    app.extensions["dmed_fhir"].wait(60)
-    response = http.get(location.replace("http://localhost", ""), headers=auth(token))
-    assert response.status_code == 200, (response.status_code, response.data)
-    return response.get_json()
-
-
-def lines(http, token, url):
-    with http.get(url.replace("http://localhost", ""), headers=auth(token)) as response:
-        assert response.status_code == 200
-        assert response.mimetype == "application/fhir+ndjson"
-        return [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
-
-
-def test_export_writes_every_type_as_valid_ndjson(hub_app, seeded):  # noqa: F811
-    http, storage, client, ids = seeded
+def test_export_writes_every_type_as_valid_ndjson(hub_app, fhir_seeded):
+    http, storage, client, ids = fhir_seeded
     response = kick_off(http, client.token)
     assert response.status_code == 202
     location = response.headers["Content-Location"]
@@ -68,8 +48,8 @@ def test_export_writes_every_type_as_valid_ndjson(hub_app, seeded):  # noqa: F81
     assert http.get(path, headers=auth(client.token)).status_code == 404
 
 
-def test_export_type_and_since(hub_app, seeded, nodes):  # noqa: F811
-    http, storage, client, ids = seeded
+def test_export_type_and_since(hub_app, fhir_seeded, nodes):
+    http, storage, client, ids = fhir_seeded
     response = kick_off(http, client.token, "?_type=MedicationRequest,MedicationDispense")
     manifest = finished(hub_app, http, client.token, response.headers["Content-Location"])
     counts = {o["type"]: o["count"] for o in manifest["output"]}
@@ -101,8 +81,8 @@ def test_export_type_and_since(hub_app, seeded, nodes):  # noqa: F811
     assert manifest["output"][0]["count"] == 2
 
 
-def test_export_refuses_what_it_cannot_do(seeded):  # noqa: F811
-    http, storage, client, _ = seeded
+def test_export_refuses_what_it_cannot_do(fhir_seeded):
+    http, storage, client, _ = fhir_seeded
     assert http.get("/fhir/r4/$export", headers=auth(client.token)).status_code == 400
     for query in ("?_since=yesterday", "?_since=2026-01-01T00:00:00", "?_type=Bogus",
                   "?_elements=id", "?_outputFormat=text/csv"):
@@ -116,10 +96,10 @@ def test_export_refuses_what_it_cannot_do(seeded):  # noqa: F811
 
 
 @pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
-def test_cli_registers_clients_and_exports_offline(hub_app, seeded, storage_url,  # noqa: F811
+def test_cli_registers_clients_and_exports_offline(hub_app, fhir_seeded, storage_url,
                                                    tmp_path):
     from cryptography.hazmat.primitives import serialization
-    http, storage, client, ids = seeded
+    http, storage, client, ids = fhir_seeded
     key = tmp_path / "fund.pem"
     key.write_bytes(new_key("ES384").public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

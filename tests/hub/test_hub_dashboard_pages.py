@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from babel.messages.pofile import read_po
 from helpers.hub import SimNode
+from helpers.hub_app import PASSWORD, csrf_of, sign_in
 
 from central_hub import conflict_review, staff
 from central_hub.composition import open_storage
@@ -20,36 +21,15 @@ from central_hub.conflict_review import get_conflict
 from central_hub.web import dashboard_pages, i18n
 from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid
-from sync_protocol.timeutil import utc_now
 
-PASSWORD = "correct horse battery"
 WHO = "Karimova Nilufar (karimova)"
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
 
-class Clock:
-    """The hub's clock, moved by hand: session expiry is tested without waiting."""
-
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def app(storage, world, clock):
-    app = create_app({"TESTING": True}, storage=storage, clock=clock)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    staff.create_staff(storage, login="karimova", full_name="Karimova Nilufar", role="central",
-                       password=PASSWORD)
-    return app
+def app(make_hub, clock, central_staff):
+    return make_hub(clock=clock)
 
 
 @pytest.fixture
@@ -68,20 +48,6 @@ def conflict_id(app, world, storage):
     [item] = conflict_review.list_conflicts(storage)
     assert item["kind"] == "over_dispensing" and item["state"] == "open"
     return item["conflict_id"]
-
-
-def csrf_of(client) -> str:
-    cookie = client.get_cookie(dashboard_pages.CSRF_COOKIE)
-    if cookie is None:
-        client.get("/staff/sign-in")
-        cookie = client.get_cookie(dashboard_pages.CSRF_COOKIE)
-    return cookie.value
-
-
-def sign_in(client, password=PASSWORD, lang=None, **form):
-    path = f"/staff/sign-in?lang={lang}" if lang else "/staff/sign-in"
-    return client.post(path, data={"login": "karimova", "password": password,
-                                   "csrf": csrf_of(client), **form})
 
 
 @pytest.fixture

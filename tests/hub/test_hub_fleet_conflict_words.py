@@ -14,36 +14,26 @@ import re
 
 import pytest
 from helpers.hub import SimNode, instant
+from helpers.hub_app import signed_in
 
-from central_hub import conflict_words, staff
+from central_hub import conflict_words
 from central_hub.conflicts import Candidate, raise_conflict
-from central_hub.web import dashboard_fleet, dashboard_pages
-from central_hub.web.app import create_app
+from central_hub.web import dashboard_fleet
 from sync_protocol.identifiers import new_ulid
 
-PASSWORD = "correct horse battery"
 # The details' keys and JSON, as the page must not show them.
 RAW_KEYS = ("dispense_id", "paper_serial", "_reason", "event_id", "practitioner_id",
             "patient_id", "suggested_starts_at", "_by", "{", "}")
 
 
 @pytest.fixture
-def app(storage, world):
-    app = create_app({"TESTING": True, "CHART_CACHE_SECONDS": 0}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    staff.create_staff(storage, login="karimova", full_name="Karimova Nilufar", role="central",
-                       password=PASSWORD)
-    return app
+def app(make_hub, central_staff):
+    return make_hub(CHART_CACHE_SECONDS=0)
 
 
 @pytest.fixture
 def client(app):
-    client = app.test_client()
-    client.get("/staff/sign-in")
-    token = client.get_cookie(dashboard_pages.CSRF_COOKIE).value
-    client.post("/staff/sign-in", data={"login": "karimova", "password": PASSWORD,
-                                        "csrf": token})
-    return client
+    return signed_in(app)
 
 
 @pytest.fixture

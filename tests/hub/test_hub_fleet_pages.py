@@ -13,38 +13,18 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 from helpers.hub import SimNode
+from helpers.hub_app import signed_in
 
-from central_hub import conflict_words, staff
+from central_hub import conflict_words
 from central_hub.web import dashboard_fleet, dashboard_pages, i18n
-from central_hub.web.app import create_app
-from sync_protocol.timeutil import utc_now
 
-PASSWORD = "correct horse battery"
 INTERVAL = 30
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def app(storage, world, clock):
-    app = create_app({"TESTING": True, "SYNC_INTERVAL_SECONDS": INTERVAL,
-                      "CHART_CACHE_SECONDS": 0}, storage=storage, clock=clock)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    staff.create_staff(storage, login="karimova", full_name="Karimova Nilufar", role="central",
-                       password=PASSWORD)
-    return app
+def app(make_hub, clock, central_staff):
+    return make_hub(clock=clock, SYNC_INTERVAL_SECONDS=INTERVAL, CHART_CACHE_SECONDS=0)
 
 
 @pytest.fixture
@@ -68,13 +48,7 @@ def seeded(app, world, clock):
 
 @pytest.fixture
 def client(app):
-    client = app.test_client()
-    client.get("/staff/sign-in")
-    token = client.get_cookie(dashboard_pages.CSRF_COOKIE).value
-    answer = client.post("/staff/sign-in", data={"login": "karimova", "password": PASSWORD,
-                                                 "csrf": token})
-    assert answer.status_code == 303
-    return client
+    return signed_in(app)
 
 
 def html(response) -> str:

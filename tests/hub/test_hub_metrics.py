@@ -6,34 +6,18 @@ from datetime import timedelta
 
 import pytest
 from helpers.hub import SimNode
+from helpers.hub_app import hub_app_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from central_hub.monitoring import node_attempts
 from central_hub.web.app import create_app
-from sync_protocol.timeutil import utc_now
 
 INTERVAL = 30
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def app(storage, world, clock):
-    app = create_app({"TESTING": True, "SYNC_INTERVAL_SECONDS": INTERVAL}, storage=storage,
-                     clock=clock)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
+def app(make_hub, clock):
+    return make_hub(clock=clock, SYNC_INTERVAL_SECONDS=INTERVAL)
 
 
 def scrape(app, **headers) -> dict[tuple[str, tuple], float]:
@@ -121,8 +105,7 @@ def test_a_stranger_naming_a_node_writes_nothing_into_its_history(world, clock, 
     """Answered before any signature check (413 here), a request names a node only by a header
     anyone can set: the node's history must not grow (issue 11: nothing about a node changes
     until its request is authenticated)."""
-    app = create_app({"TESTING": True, "MAX_BODY_BYTES": 2048}, storage=storage, clock=clock)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
+    app = hub_app_for(storage, world, clock=clock, MAX_BODY_BYTES=2048)
     clinic = SimNode(world.pki.clinic, app.test_client())
     clinic.register_facility()
     assert clinic.push(now=clock.now).status_code == 200

@@ -5,32 +5,15 @@ import re
 
 import pytest
 from helpers.hub import SimNode, instant
+from helpers.hub_app import signed_in
 
-from central_hub import claims, staff
-from central_hub.web import dashboard_pages
-from central_hub.web.app import create_app
+from central_hub import claims
 from sync_protocol.identifiers import new_ulid
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def app(storage, world):
-    app = create_app({"TESTING": True}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    staff.create_staff(storage, login="karimova", full_name="Karimova Nilufar", role="central",
-                       password=PASSWORD)
-    return app
-
-
-def signed_in(app, lang="en"):
-    client = app.test_client()
-    client.get("/staff/sign-in")
-    csrf = client.get_cookie(dashboard_pages.CSRF_COOKIE).value
-    response = client.post(f"/staff/sign-in?lang={lang}", data={
-        "login": "karimova", "password": PASSWORD, "csrf": csrf})
-    assert response.status_code == 303
-    return client
+def app(make_hub, central_staff):
+    return make_hub()
 
 
 def dispense(node: SimNode, rx: str, mode: str, quantity: int = 20) -> str:
@@ -61,7 +44,7 @@ def test_offline_dispenses_are_listed_with_their_conflicts(app, world, storage):
     by_id = {d["dispense_id"]: d for d in listed}
     assert by_id[quiet]["facility_name"] == "Dorixona Shifo"
     assert [c["kind"] for c in by_id[excess]["conflicts"]] == ["over_dispensing"]
-    client = signed_in(app)
+    client = signed_in(app, lang="en")
     html = client.get("/dashboard/offline-dispenses?lang=en").get_data(as_text=True)
     rows = dict(re.findall(r'id="offline-(\w+)">(.*?)</tr>', html, re.S))
     assert set(rows) == {quiet, excess} and online not in html

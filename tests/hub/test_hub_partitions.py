@@ -5,22 +5,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from helpers.hub import SimNode, body_of, temporary_schema
+from helpers.hub_app import hub_app_for as hub
 
 from central_hub import composition, ingest
 from central_hub.composition import open_storage
 from central_hub.projector import Projector
 from central_hub.storage import migrations, partitions
 from central_hub.storage import open_storage as open_with
-from central_hub.web.app import create_app
 from sync_protocol.event_types import latest_version
 from sync_protocol.events import seal
 from sync_protocol.timeutil import to_instant
-
-
-def hub(storage, world):
-    app = create_app({"TESTING": True}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
 
 
 def statuses(response):

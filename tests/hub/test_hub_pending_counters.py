@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 import pytest
 from helpers.hub import SimNode, body_of
+from helpers.hub_app import hub_app_for
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from central_hub import pending
 from central_hub.composition import open_storage
 from central_hub.scope import pending_count
-from central_hub.web.app import create_app
 from sync_protocol.identifiers import new_ulid
 
 NAMES = ("clinic", "pharmacy", "clinic2", "sam_pharmacy")
@@ -164,9 +164,7 @@ def test_counters_equal_the_recount_after_any_sync_history(world, steps):
     with tempfile.TemporaryDirectory() as directory:
         storage = open_storage(f"sqlite:///{directory}/hub.db")
         try:
-            app = create_app({"TESTING": True}, storage=storage)
-            app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(),
-                                                         accept_roots=True)
+            app = hub_app_for(storage, world)
             scenario = Scenario(_nodes(world, app), storage, event)
             half = len(steps) // 2
             _play(scenario, steps[:half])

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from helpers.hub import SimNode, body_of
+from helpers.hub_app import hub_app_for
 
 from central_hub.ingest import projected_through
 from central_hub.projections import rebuild
@@ -17,11 +18,9 @@ from central_hub.web.app import create_app
 from sync_protocol.timeutil import utc_now
 
 
-def background_app(storage, world, on_accepted=(), clock=utc_now):
-    app = create_app({"TESTING": True, "PROJECTOR": "background"}, storage=storage,
-                     on_accepted=on_accepted, clock=clock)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
+def background_app(storage, world, on_accepted=(), clock=None):
+    return hub_app_for(storage, world, clock=clock, on_accepted=on_accepted,
+                       PROJECTOR="background")
 
 
 def count(storage, table: str, where: str = "") -> int:

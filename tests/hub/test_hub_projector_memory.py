@@ -4,16 +4,14 @@ from the database, and still projects exactly what the log holds. Both backends.
 from dataclasses import replace
 
 from helpers.hub import SimNode
+from helpers.hub_app import hub_app_for
 
 from central_hub import ingest
 from central_hub.projector import Projector, wait_projected
-from central_hub.web.app import create_app
 
 
 def background_hub(storage, world):
-    app = create_app({"TESTING": True, "PROJECTOR": "background"}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
+    return hub_app_for(storage, world, PROJECTOR="background")
 
 
 def read_back(monkeypatch) -> list[int]:

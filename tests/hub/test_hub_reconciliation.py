@@ -19,11 +19,11 @@ import psycopg
 import pytest
 from babel.messages.pofile import read_po
 from helpers.hub import SimNode, body_of
+from helpers.hub_app import Clock
 
 from central_hub import call_centre, paper, reconciliation
 from central_hub.composition import open_storage
 from central_hub.web import api_paper, i18n
-from central_hub.web.app import create_app
 from sync_protocol import identifiers
 from sync_protocol.identifiers import make_pinfl, new_ulid
 from sync_protocol.timeutil import TASHKENT, local_date, to_instant
@@ -91,28 +91,17 @@ def storage(backend, databases):
     return store
 
 
-class Clock:
+@pytest.fixture
+def clock() -> Clock:
     """The hub's time, moved by the test. It starts at 08:00 in Tashkent tomorrow (after the
     test certificates were issued), so a test's day never straddles midnight."""
-
-    def __init__(self) -> None:
-        tomorrow = local_date(datetime.now(UTC)) + timedelta(days=1)
-        self.now = datetime.combine(tomorrow, time(8), TASHKENT).astimezone(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+    tomorrow = local_date(datetime.now(UTC)) + timedelta(days=1)
+    return Clock(datetime.combine(tomorrow, time(8), TASHKENT).astimezone(UTC))
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def hub(storage, world, clock):
-    app = create_app({"TESTING": True}, storage=storage, clock=clock)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    return app
+def hub(make_hub, clock):
+    return make_hub(clock=clock)
 
 
 class Day:

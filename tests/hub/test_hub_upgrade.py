@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from helpers.hub import SimNode, body_of, temporary_schema
+from helpers.hub_app import hub_app_for
 
 from central_hub import storage as hub_storage
 from central_hub.composition import MIGRATIONS, open_storage, snapshot
 from central_hub.ingest import PROJECTED_THROUGH
 from central_hub.storage import SQLITE, Storage
 from central_hub.storage.migrations import latest_versions
-from central_hub.web.app import create_app
 
 FROZEN = Path(__file__).parents[1] / "frozen_schemas"
 FIELD_NODE = "tas-field-0007"
@@ -88,8 +88,7 @@ def test_an_upgraded_hub_keeps_its_data_and_serves(storage_url, world):
     assert node == {"acked_seq": 1, "head_hash": FIELD_HASH}
     assert through == "1"  # the log before the projector counts as projected (core 3)
 
-    app = create_app({"TESTING": True}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
+    app = hub_app_for(storage, world)
     clinic = SimNode(world.clinic2, app.test_client())
     clinic.register_facility()
     patient = clinic.register_patient()

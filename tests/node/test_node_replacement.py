@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from helpers.convergence import shared_rows
 from helpers.enrolments import CLINIC, Enrolments, Role
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import Hub, Node
-from helpers.workload import AMOXICILLIN
 
 from central_hub.trust_store import TrustStore
 from edge_node.cli import main as node_cli

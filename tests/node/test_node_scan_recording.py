@@ -6,22 +6,15 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from helpers.node import AMLODIPINE, AMOXICILLIN, snapshot
+from helpers.node import snapshot
 from helpers.ui import post, staff_sign_in
 
-from edge_node.services import dispensing, prescribing, staff
+from edge_node.services import dispensing, staff
 from edge_node.store import NodeStore
 
 
 def kept(store: NodeStore) -> list[str]:
     return [r["prescription_id"] for r in store.query("SELECT * FROM scanned_codes")]
-
-
-@pytest.fixture
-def rx(store, seeded, actor_for, clinic_credentials):
-    patient = seeded["patient_rows"][0]["patient_id"]
-    return prescribing.issue_prescription(store, actor_for("doctor"), clinic_credentials,
-                                          patient_id=patient, items=[AMOXICILLIN, AMLODIPINE])
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from helpers.node import AMLODIPINE, AMOXICILLIN, snapshot
+from helpers.node import AMLODIPINE, snapshot
 
 from edge_node.errors import Conflict, NotFound, ValidationFailed
 from edge_node.services import dispensing, prescribing
@@ -11,15 +11,6 @@ from edge_node.services.clock import SystemClock, confirm_clock
 from sync_protocol import qr
 from sync_protocol.timeutil import from_instant, utc_now
 from sync_protocol.trust_list import TrustList
-
-
-@pytest.fixture
-def rx(store, seeded, actor_for, clinic_credentials):
-    patient = seeded["patient_rows"][0]["patient_id"]
-    result = prescribing.issue_prescription(store, actor_for("doctor"), clinic_credentials,
-                                            patient_id=patient, items=[AMOXICILLIN, AMLODIPINE])
-    result["pinfl"] = seeded["patients"][0]["pinfl"]
-    return result
 
 
 def check(store, actor_for, trust_list, code, **kw):

@@ -10,11 +10,6 @@ from sync_protocol import qr
 from sync_protocol.timeutil import from_instant
 
 
-@pytest.fixture
-def patient(seeded):
-    return seeded["patient_rows"][0]["patient_id"]
-
-
 def issue(store, actor_for, creds, patient, items, **kw):
     return prescribing.issue_prescription(store, actor_for("doctor"), creds, patient_id=patient,
                                           items=items, **kw)

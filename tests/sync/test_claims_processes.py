@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2, Role
+from helpers.node import AMOXICILLIN
 from helpers.processes import Process, cli, hub_process, node_state, wait_until
 from helpers.servers import HOST, free_port
 from helpers.sync_world import Hub, Node
-from helpers.ui import AMOXICILLIN
 
 from central_hub.composition import open_storage
 from central_hub.ingest import projected_through

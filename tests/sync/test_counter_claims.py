@@ -16,8 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import Hub, Node
-from helpers.ui import AMOXICILLIN, post, staff_sign_in, text_of  # noqa: F401
+from helpers.ui import post, staff_sign_in, text_of  # noqa: F401
 
 from edge_node.services import dispensing, online_dispense, prescribing
 from edge_node.sync.client import CLAIM_TIMEOUT_SECONDS

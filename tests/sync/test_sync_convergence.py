@@ -25,9 +25,10 @@ from helpers.convergence import (
     reference_store,
 )
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import Hub, Node
 from helpers.transports import FaultyTransport, RepeatingClient
-from helpers.workload import AMOXICILLIN, free_slot, next_second, pack_expiry
+from helpers.workload import free_slot, next_second, pack_expiry
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -20,8 +20,9 @@ from helpers.convergence import (
     reference_store,
 )
 from helpers.enrolments import CLINIC, PHARMACY
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import BACKENDS, Hub, Node, hub_database
-from helpers.workload import AMOXICILLIN, free_slot, next_second, pack_expiry
+from helpers.workload import free_slot, next_second, pack_expiry
 
 from edge_node.services import appointments, dispensing, patients, prescribing
 from sync_protocol.identifiers import make_pinfl

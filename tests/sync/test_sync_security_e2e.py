@@ -12,8 +12,9 @@ import requests
 from click.testing import CliRunner
 from helpers.convergence import check_exactly_once
 from helpers.enrolments import CLINIC, PHARMACY, SAM_PHARMACY, Enrolments
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import Hub, Node
-from helpers.workload import AMOXICILLIN, free_slot
+from helpers.workload import free_slot
 
 from central_hub import trust_store
 from central_hub.cli import main as hub_cli

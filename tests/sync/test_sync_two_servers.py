@@ -16,10 +16,11 @@ from helpers.convergence import (
     reference_store,
 )
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.node import AMOXICILLIN
 from helpers.processes import hub_process
 from helpers.servers import free_port
 from helpers.sync_world import Hub, Node, hub_database
-from helpers.workload import AMOXICILLIN, pack_expiry
+from helpers.workload import pack_expiry
 
 from central_hub.composition import open_storage
 from central_hub.projector import wait_projected

@@ -8,8 +8,9 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 from helpers.enrolments import CLINIC, PHARMACY
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import Hub, Node
-from helpers.workload import AMOXICILLIN, add_doctors, free_slot
+from helpers.workload import add_doctors, free_slot
 
 from edge_node.cli import main
 from edge_node.log_check import verify_log

@@ -14,8 +14,8 @@ import socket
 import pytest
 from helpers.browser import shot
 from helpers.enrolments import CLINIC, PHARMACY, PHARMACY2
+from helpers.node import AMOXICILLIN
 from helpers.sync_world import Hub, Node
-from helpers.ui import AMOXICILLIN  # noqa: F401
 from test_ui_browser_rx import dispense, scan_like_a_scanner, sign_in, verdict
 
 from edge_node.services import online_dispense, prescribing

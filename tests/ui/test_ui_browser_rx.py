@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from helpers.browser import shot
-from helpers.ui import AMOXICILLIN
+from helpers.node import AMOXICILLIN
 from test_ui_counter import forged
 from werkzeug.serving import make_server
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 from helpers.browser import WAIT_MS, type_on_keypad
 from helpers.mrz import garble, td1
-from helpers.ui import AMOXICILLIN, SCREENSHOTS  # noqa: F401
+from helpers.node import AMOXICILLIN
+from helpers.ui import SCREENSHOTS  # noqa: F401
 
 from edge_node.services import appointments, prescribing
 

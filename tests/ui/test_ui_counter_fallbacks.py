@@ -8,8 +8,8 @@ import re
 from datetime import timedelta
 
 import pytest
-from helpers.node import AMLODIPINE
-from helpers.ui import AMOXICILLIN, escaped, event_count, post, staff_sign_in, text_of
+from helpers.node import AMLODIPINE, AMOXICILLIN
+from helpers.ui import escaped, event_count, post, staff_sign_in, text_of
 
 from edge_node.errors import Conflict
 from edge_node.services import online_dispense, prescribing

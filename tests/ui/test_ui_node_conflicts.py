@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers.node import RemoteNode, receive
-from helpers.ui import AMOXICILLIN, staff_sign_in, text_of, translated
+from helpers.node import AMOXICILLIN, RemoteNode, receive
+from helpers.ui import staff_sign_in, text_of, translated
 
 from edge_node.errors import Forbidden, ValidationFailed
 from edge_node.services import conflicts, dispensing, prescribing
