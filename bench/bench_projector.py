@@ -300,7 +300,8 @@ def main() -> None:
     parser.add_argument("--servers", default="1,2", help="hub servers on one database")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per server "
                         "(dmed-hub serve --workers; one per core)")
-    parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument("--backends", default="postgresql,sqlite",
+                        help="hub backends to ingest into (\"\": the catch-up alone)")
     parser.add_argument("--rate", type=int, default=2400, help="events/s offered (lag run)")
     parser.add_argument("--duration", type=int, default=20, help="seconds of the lag run")
     parser.add_argument("--drain-timeout", type=float, default=600)
@@ -314,7 +315,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        for name in (b.strip() for b in args.backends.split(",")):
+        for name in (b.strip() for b in args.backends.split(",") if b.strip()):
             region = Region()
             reference = bare_appends(name, clinics(region, args.nodes, args.events), directory,
                                      region)

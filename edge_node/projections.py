@@ -274,14 +274,6 @@ def _prescription_rows(p: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str
     return row, items
 
 
-@handles(PRESCRIPTION_CANCELLED)
-def _prescription_cancelled(conn: sqlite3.Connection, event: Event) -> None:
-    p = event.payload
-    conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
-                 " cancel_reason = ? WHERE prescription_id = ?",
-                 (event.timestamp.to_instant(), p["reason"], p["prescription_id"]))
-
-
 def _cancel(conn: sqlite3.Connection, prescription_id: str, hlc: str, payload: str) -> None:
     conn.execute("UPDATE prescriptions SET status = 'cancelled', cancelled_at = ?,"
                  " cancel_reason = ? WHERE prescription_id = ?",
@@ -378,8 +370,9 @@ def _decide(conn: sqlite3.Connection, p: dict[str, Any], hlc: str, origin: str) 
 # dispenses in any mix. A run of consecutive events whose types have a batch handler is
 # written with one executemany per table and type instead of a statement per row, to the same
 # result as `apply` event by event: a batch handler inserts only rows keyed by its own events
-# into its own tables (a repeat changes nothing) and reads only the log, so the types of a run
-# commute, and each type's events keep their order.
+# into its own tables (a repeat changes nothing), or sets a prescription's cancellation from
+# the log (the earliest in force, whatever the order), and reads only the log, so the types
+# of a run commute, and each type's events keep their order.
 BatchHandler = Callable[[sqlite3.Connection, list[Event]], None]
 BATCH_HANDLERS: dict[str, BatchHandler] = {}
 LOOKUP_CHUNK = 500  # bound parameters per look-up, far below SQLite's limit
@@ -412,7 +405,19 @@ def _prescriptions(conn: sqlite3.Connection, events: list[Event]) -> None:
         items.extend(its)
     _insert_many(conn, "prescriptions", rows)
     _insert_many(conn, "prescription_items", items, key=_ITEM_KEY)
-    ids = list(dict.fromkeys(row["prescription_id"] for row in rows))
+    _apply_earliest_cancellations(conn, [row["prescription_id"] for row in rows])
+
+
+def _cancellations(conn: sqlite3.Connection, events: list[Event]) -> None:
+    """The earliest cancellation (by clock) of a prescription is the one in force, whenever
+    it arrives, as at the hub: a later one, or one applied later, changes nothing."""
+    _apply_earliest_cancellations(conn, [event.payload["prescription_id"] for event in events])
+
+
+def _apply_earliest_cancellations(conn: sqlite3.Connection, prescription_ids: list[str]) -> None:
+    """Mark each prescription held here cancelled by its earliest cancellation in the log (the
+    events being applied are in the log already)."""
+    ids = list(dict.fromkeys(prescription_ids))
     earliest: dict[str, tuple[str, str]] = {}  # prescription -> its first cancellation
     for begin in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[begin:begin + LOOKUP_CHUNK]
@@ -432,6 +437,7 @@ def _dispenses(conn: sqlite3.Connection, events: list[Event]) -> None:
 
 
 BATCH_HANDLERS[PRESCRIPTION_ISSUED] = _prescriptions
+BATCH_HANDLERS[PRESCRIPTION_CANCELLED] = _cancellations
 BATCH_HANDLERS[MEDICATION_DISPENSED] = _dispenses
 
 

@@ -84,8 +84,10 @@ def test_a_mixed_page_gives_the_state_of_one_event_at_a_time(tmp_path, seeded_te
         status = [rows[rx.payload["prescription_id"]]["status"]
                   for rx in (early_cancel_rx, rxs[1], rxs[4], rxs[5])]
         assert [s == "cancelled" for s in status] == [True, True, True, False]
+        # the earliest cancellation by clock is in force, as at the hub, though a later one
+        # came after the prescription
         assert rows[early_cancel_rx.payload["prescription_id"]]["cancel_reason"] == \
-            "a later second cancellation"  # the last cancellation applied, as one by one
+            "first cancellation, before the prescription"
         assert paged.one("SELECT COUNT(*) AS n FROM dispenses")["n"] == 3
         assert paged.one("SELECT COUNT(*) AS n FROM prescription_items")["n"] == \
             sum(len(rx.payload["items"]) for rx in rxs) + 2
@@ -94,6 +96,38 @@ def test_a_mixed_page_gives_the_state_of_one_event_at_a_time(tmp_path, seeded_te
     finally:
         one.close()
         paged.close()
+
+
+def test_the_earliest_cancellation_wins_in_any_order_of_arrival(tmp_path, seeded_template,
+                                                                  seeded):
+    """Two cancellations of one prescription (two desks, offline): whatever order they and the
+    prescription arrive in, one by one or in a page, the earliest by clock is in force, as the
+    hub decides it (central_hub.projections), so node and hub show the same reason."""
+    clinic = RemoteNode("clinic-a")
+    facility, doctor = seeded["facility_id"], seeded["doctors"][0]["practitioner_id"]
+    rx = issued(clinic, facility, doctor)
+    first = cancelled(clinic, rx, "the earlier cancellation")
+    second = cancelled(clinic, rx, "the later cancellation")
+    orders = {"issued first": [rx, first, second], "later one first": [rx, second, first],
+              "both before": [second, first, rx], "around it": [second, rx, first]}
+    for name, events in orders.items():
+        for mode in ("one by one", "page"):
+            path = tmp_path / f"{name}-{mode}.db"
+            shutil.copyfile(seeded_template[0], path)
+            store = NodeStore(path)
+            try:
+                if mode == "page":
+                    receive_page(store, events)
+                else:
+                    with store.transaction() as tx:
+                        for event in events:
+                            tx.receive(event)
+                row = store.one("SELECT status, cancel_reason, cancelled_at FROM prescriptions")
+                assert (row["status"], row["cancel_reason"]) == (
+                    "cancelled", "the earlier cancellation"), (name, mode)
+                assert row["cancelled_at"] == first.timestamp.to_instant(), (name, mode)
+            finally:
+                store.close()
 
 
 def test_apply_all_hands_runs_to_batch_handlers_in_order(monkeypatch):
