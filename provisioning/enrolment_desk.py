@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,24 +123,25 @@ class EnrolmentDesk:
     def revoke_node(self, node_id: str, reason: str, *, actor: str,
                     now: datetime | None = None) -> list[Any]:
         """Revoke every certificate of a node; the outcome, refused or done, is audited."""
-        try:
-            revoked = self.store.revoke_node(node_id, reason, now=now)
-        except ProtocolError as e:
-            self.audit(actor, "revoke", node_id, "refused", e.text, now)
-            raise
-        self.audit(actor, "revoke", node_id, "done", reason, now)
-        return revoked
+        return self._audited("revoke", node_id, reason, actor, now,
+                             lambda: self.store.revoke_node(node_id, reason, now=now))
 
     def revoke_region(self, region_code: str, reason: str, *, actor: str,
                       now: datetime | None = None) -> Any:
         """Revoke a region (and so every node it certified); audited like a node's."""
+        return self._audited("revoke_region", region_code, reason, actor, now,
+                             lambda: self.store.revoke_region(region_code, reason, now=now))
+
+    def _audited(self, action: str, target: str, reason: str, actor: str,
+                 now: datetime | None, revoke: Callable[[], Any]) -> Any:
+        """Run `revoke`; audit it as refused (with why) or done (with the reason given)."""
         try:
-            revocation = self.store.revoke_region(region_code, reason, now=now)
+            result = revoke()
         except ProtocolError as e:
-            self.audit(actor, "revoke_region", region_code, "refused", e.text, now)
+            self.audit(actor, action, target, "refused", e.text, now)
             raise
-        self.audit(actor, "revoke_region", region_code, "done", reason, now)
-        return revocation
+        self.audit(actor, action, target, "done", reason, now)
+        return result
 
     def audit_trail(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._db() as db:

@@ -25,13 +25,15 @@ log = logging.getLogger(__name__)
 # OWASP's argon2id minimum (19 MiB, 2 passes): affordable on a Raspberry Pi at sign-in.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 PIN_LENGTH = (4, 8)
+USERNAME_LENGTH = 64
 TOKEN_TTL = timedelta(hours=12)  # one shift
 # Five wrong PINs in a quarter hour lock the account for the rest of that quarter hour.
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 
 
-def _check_pin(pin: str) -> str:
+def check_pin(pin: str) -> str:
+    """A PIN's form: PIN_LENGTH digits (staff_admin also refuses the easiest guesses)."""
     pin = str(pin or "")
     low, high = PIN_LENGTH
     if not (pin.isascii() and pin.isdigit() and low <= len(pin) <= high):
@@ -40,14 +42,20 @@ def _check_pin(pin: str) -> str:
     return pin
 
 
+def check_username(username: str) -> str:
+    """A username as stored: trimmed, lower case, Latin letters, digits, dots, underscores."""
+    username = str(username or "").strip().lower()
+    if not username or len(username) > USERNAME_LENGTH or not username.isascii() or \
+            not username.replace(".", "").replace("_", "").isalnum():
+        raise ValidationFailed("Username must be letters, digits, dots or underscores",
+                               field="username")
+    return username
+
+
 def create_staff(store: NodeStore, actor: Actor, *, username: str, full_name: str, role: str,
                  pin: str, practitioner_id: str | None = None) -> str:
     actor.require("manage_staff")
-    username = str(username or "").strip().lower()
-    if not username or len(username) > 64 or not username.replace(".", "").replace(
-            "_", "").isalnum():
-        raise ValidationFailed("Username must be letters, digits, dots or underscores",
-                               field="username")
+    username = check_username(username)
     if role not in ROLES:
         raise ValidationFailed("Role must be one of %(roles)s", field="role",
                                roles=", ".join(ROLES))
@@ -56,7 +64,7 @@ def create_staff(store: NodeStore, actor: Actor, *, username: str, full_name: st
     if role == "doctor" and not practitioner_id:
         raise ValidationFailed("A doctor account must be linked to a practitioner",
                                field="practitioner_id")
-    pin_hash = HASHER.hash(_check_pin(pin))
+    pin_hash = HASHER.hash(check_pin(pin))
     staff_id = new_ulid()
     with store.transaction() as tx:
         if tx.one("SELECT 1 FROM staff WHERE username = ?", (username,)):

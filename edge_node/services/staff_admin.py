@@ -25,12 +25,11 @@ from ..rights import own_facility
 from ..store import NodeStore
 from .access import SYSTEM
 from .facilities import SPECIALTIES, register_practitioner
-from .staff import PIN_LENGTH, create_staff
+from .staff import USERNAME_LENGTH, check_pin, check_username, create_staff
 
 log = logging.getLogger(__name__)
 
 NAME_LENGTH = (3, 200)  # as patients' names (services.patients), and at least two letters
-USERNAME_LENGTH = 64
 DIGIT_RUN = "0123456789"
 MAX_AUDIT_DETAIL = 500
 
@@ -75,11 +74,7 @@ def add_staff_member(store: NodeStore, *, username: str, full_name: str, role: s
 
 def check_new_pin(pin: str) -> str:
     """A new PIN: 4 to 8 digits and not among the first guesses of anyone at the counter."""
-    pin = str(pin or "")
-    low, high = PIN_LENGTH
-    if not (pin.isascii() and pin.isdigit() and low <= len(pin) <= high):
-        raise ValidationFailed("PIN must be %(low)s to %(high)s digits", field="pin", low=low,
-                               high=high)
+    pin = check_pin(pin)
     if len(set(pin)) == 1 or pin in DIGIT_RUN or pin in DIGIT_RUN[::-1]:
         raise ValidationFailed("This PIN is too easy to guess (one digit repeated or a run "
                                "like 1234); choose another", field="pin", code="weak_pin")
@@ -119,10 +114,7 @@ def _check_role(role: str, kind: str, specialty: str | None, family_doctor: bool
 
 
 def _check_username(store: NodeStore, username: str) -> None:
-    if not username or len(username) > USERNAME_LENGTH or not username.replace(
-            ".", "").replace("_", "").isalnum() or not username.isascii():
-        raise ValidationFailed("Username must be letters, digits, dots or underscores",
-                               field="username")
+    check_username(username)
     if store.one("SELECT 1 FROM staff WHERE username = ?", (username,)):
         raise Conflict("Username %(username)s is taken", field="username", username=username)
 

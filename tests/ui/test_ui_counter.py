@@ -9,8 +9,8 @@ import socket
 import zlib
 
 import pytest
+from helpers.node import AMOXICILLIN
 from helpers.ui import (
-    AMOXICILLIN,
     STAFF,
     escaped,
     event_count,

@@ -8,9 +8,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers.node import RemoteNode, receive
+from helpers.node import AMOXICILLIN, RemoteNode, receive
 from helpers.ui import (
-    AMOXICILLIN,
     STAFF,
     escaped,
     event_count,
