@@ -515,7 +515,6 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
         ensure_room(tx, stored[-1][0].position)
     tx.append_rows("events", EVENT_COLUMNS, [_event_row(s) for s, _ in stored])
     delivery = int(tx.scalar("SELECT COALESCE(MAX(id), 0) AS d FROM deliveries"))
-    first_delivery = delivery + 1
     rows, routed = [], set()
     for event, targets in stored:
         for target in targets:
@@ -536,15 +535,10 @@ def append_routed(tx: Tx, stored: list[tuple[StoredEvent, list[Target]]], index:
     tx.append_rows("deliveries", DELIVERY_COLUMNS, fresh)
     tx.insert_many("deliveries", DELIVERY_COLUMNS, older,
                    "ON CONFLICT (position, target_kind, target) DO NOTHING")
-    _count_pending(tx, first_delivery, stored)
-
-
-def _count_pending(tx: Tx, first_delivery: int,
-                   stored: list[tuple[StoredEvent, list[Target]]]) -> None:
-    """Each node's pending counter follows the feed in this transaction (central_hub.pending)."""
+    # Each node's pending counter follows the feed in this transaction (central_hub.pending).
     registered = [(s.event.payload["code"], s.event.payload["region"]) for s, _ in stored
                   if s.event.type == FACILITY_REGISTERED]
-    pending.count_appended(tx, first_delivery, registered)
+    pending.count_appended(tx, registered, rows + fresh, older)
 
 
 def projected_through(tx: Tx) -> int:

@@ -24,7 +24,7 @@ pulled them (a pull skips those): expiry is a matter of time, not of any write.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -166,8 +166,12 @@ def _members(tx: Tx, targets: set[tuple[str, str]]) -> dict[tuple[str, str], lis
     return out
 
 
-def count_appended(tx: Tx, first_id: int, registered: Iterable[tuple[str, str]] = ()) -> None:
-    """Feed rows from `first_id` on were just appended (the caller holds the writer lock).
+def count_appended(tx: Tx, registered: Iterable[tuple[str, str]],
+                   appended: Sequence[Sequence[Any]],
+                   maybe_appended: Sequence[Sequence[Any]] = ()) -> None:
+    """Feed rows were just appended (the caller holds the writer lock): `appended` as the
+    caller wrote them, (id, position, target_kind, target, origin, ...); `maybe_appended`,
+    rows inserted only where they were new, which count only if their id was stored.
 
     `registered`: (code, region) of facilities registered by these events; their nodes
     gained an audience and are recounted rather than counted up.
@@ -177,22 +181,25 @@ def count_appended(tx: Tx, first_id: int, registered: Iterable[tuple[str, str]] 
     recounted |= {r["node_id"] for r in tx.query(
         "DELETE FROM monitor_pending_stale RETURNING node_id")}
     rebuild(tx, sorted(recounted))
-    rows = tx.query("SELECT id, position, target_kind, target, origin FROM deliveries "
-                    "WHERE id >= ?", (first_id,))
+    rows = [tuple(row[:5]) for row in appended]
+    if maybe_appended:
+        ids = {row[0] for row in maybe_appended}
+        stored = {r["id"] for r in tx.query("SELECT id FROM deliveries WHERE id BETWEEN ? AND ?",
+                                            (min(ids), max(ids)))}
+        rows += [tuple(row[:5]) for row in maybe_appended if row[0] in stored]
     if not rows:
         return
-    members = _members(tx, {(r["target_kind"], r["target"]) for r in rows})
+    members = _members(tx, {(kind, target) for _, _, kind, target, _ in rows})
     fresh: dict[str, set[int]] = {}  # node -> positions new in its feed
     cursors: dict[str, int] = {}
-    for row in rows:
-        for node in members[(row["target_kind"], row["target"])]:
+    for row_id, position, kind, target, origin in rows:
+        for node in members[(kind, target)]:
             node_id = node["node_id"]
-            if node_id in recounted or node_id == row["origin"] or \
-                    row["id"] <= node["last_cursor"]:
+            if node_id in recounted or node_id == origin or row_id <= node["last_cursor"]:
                 continue
-            fresh.setdefault(node_id, set()).add(row["position"])
+            fresh.setdefault(node_id, set()).add(position)
             cursors[node_id] = int(node["last_cursor"])
-    older = _older_rows(tx, {p for ps in fresh.values() for p in ps}, first_id)
+    older = _older_rows(tx, {p for ps in fresh.values() for p in ps}, min(r[0] for r in rows))
     changes = []
     for node_id, positions in fresh.items():
         if older:

@@ -11,6 +11,7 @@ refused unauthenticated requests and the history rows come from hooks on the app
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from datetime import datetime
@@ -56,12 +57,12 @@ def _reason(code: str | None) -> str:
 
 def count_push(result: Any) -> None:
     """Count a push's verdicts (called by the push view with the ingest result)."""
-    accepted = 0
-    for item in result.results:
-        reason = _reason(item.code) if item.status == REFUSED else ""
-        EVENTS.labels(item.status, reason).inc()
-        accepted += item.status == ACCEPTED
-    g.monitor_events = accepted
+    verdicts = collections.Counter(
+        (item.status, _reason(item.code) if item.status == REFUSED else "")
+        for item in result.results)
+    for (status, reason), count in verdicts.items():  # a label look-up per kind, not per event
+        EVENTS.labels(status, reason).inc(count)
+    g.monitor_events = verdicts[(ACCEPTED, "")]
 
 
 def note_pulled(count: int) -> None:
