@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from bench.common import report, timed
-from sync_protocol.json_body import parse_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import report, timed  # noqa: E402
+from sync_protocol.json_body import parse_json  # noqa: E402
 
 
 def api_body() -> bytes:
