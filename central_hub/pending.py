@@ -181,18 +181,18 @@ def count_appended(tx: Tx, registered: Iterable[tuple[str, str]],
     recounted |= {r["node_id"] for r in tx.query(
         "DELETE FROM monitor_pending_stale RETURNING node_id")}
     rebuild(tx, sorted(recounted))
-    rows = [tuple(row[:5]) for row in appended]
+    rows = list(appended)
     if maybe_appended:
         ids = {row[0] for row in maybe_appended}
         stored = {r["id"] for r in tx.query("SELECT id FROM deliveries WHERE id BETWEEN ? AND ?",
                                             (min(ids), max(ids)))}
-        rows += [tuple(row[:5]) for row in maybe_appended if row[0] in stored]
+        rows += [row for row in maybe_appended if row[0] in stored]
     if not rows:
         return
-    members = _members(tx, {(kind, target) for _, _, kind, target, _ in rows})
+    members = _members(tx, {(row[2], row[3]) for row in rows})
     fresh: dict[str, set[int]] = {}  # node -> positions new in its feed
     cursors: dict[str, int] = {}
-    for row_id, position, kind, target, origin in rows:
+    for row_id, position, kind, target, origin, *_ in rows:
         for node in members[(kind, target)]:
             node_id = node["node_id"]
             if node_id in recounted or node_id == origin or row_id <= node["last_cursor"]:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 import schemathesis
+from helpers.hub_app import hub_app_for
 from helpers.servers import ServerThread
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (
@@ -121,10 +122,7 @@ TOKEN = "contract-test-token"
 
 
 def test_the_hub_answers_as_its_openapi_document_says(storage, world):
-    from central_hub.web.app import create_app
-
-    app = create_app({"TESTING": True, "API_TOKEN": TOKEN}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
+    app = hub_app_for(storage, world, API_TOKEN=TOKEN)
     server = ServerThread(app)
     try:
         session = requests.Session()

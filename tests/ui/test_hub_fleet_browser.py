@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 from helpers.hub import SimNode
+from helpers.hub_app import CENTRAL_LOGIN, PASSWORD, add_central_staff, hub_app_for
 from helpers.ui import SCREENSHOTS
 from werkzeug.serving import make_server
 
-from central_hub import staff
 from central_hub.composition import open_storage
-from central_hub.web.app import create_app
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +25,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 VIEWPORT = {"width": 1280, "height": 900}
 WAIT_MS = 10_000
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +48,8 @@ def hub_url(tmp_path_factory, world):
     is one second here so the test sees it happen."""
     path = tmp_path_factory.mktemp("fleet") / "hub.db"
     storage = open_storage(f"sqlite:///{path}")
-    app = create_app({"TESTING": True, "DASHBOARD_REFRESH_SECONDS": 1}, storage=storage)
-    app.extensions["dmed_hub"].trust.import_list(world.fresh_trust_list(), accept_roots=True)
-    staff.create_staff(storage, login="karimova", full_name="Karimova Nilufar", role="central",
-                       password=PASSWORD)
+    app = hub_app_for(storage, world, DASHBOARD_REFRESH_SECONDS=1)
+    add_central_staff(storage)
     sims = [SimNode(cred, app.test_client()) for cred in
             (world.pki.clinic, world.pki.pharmacy, world.sam_pharmacy)]
     for sim in sims:
@@ -83,7 +79,7 @@ def page(browser, hub_url):
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     base, _node = hub_url
     tab.goto(f"{base}/staff/sign-in")
-    tab.fill("input[name=login]", "karimova")
+    tab.fill("input[name=login]", CENTRAL_LOGIN)
     tab.fill("input[name=password]", PASSWORD)
     tab.click("button[type=submit]")
     tab.wait_for_url(f"{base}/dashboard")
