@@ -13,7 +13,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ..store import NodeStore
 from ..trust_store import merge_trust_list
 from . import metrics
 from .client import BatchTooLarge, CursorAhead, HubBusy, HubClient, HubUnreachable
+from .read_ahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -178,27 +178,25 @@ class SyncAgent:
             self._save(clock_refused_at="")
 
     def _pull(self, report: dict) -> None:
-        """Pull and apply pages until the hub's head. The next page is fetched and read (each
-        event's envelope, payload schema and hash checked once) on a second thread while this
-        one applies the current page: SQLite writes without holding the GIL, so the checks of
-        one page overlap the writes of the other. Only a page applied and committed with its
-        cursor counts, so a sync cut anywhere resumes from the cursor."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dmed-pull") as fetcher:
-            cursor = int(self.store.state("sync_cursor") or 0)
-            pending = self._fetch(fetcher, cursor)
+        """Pull and apply pages until the hub's head. The pages after the one being applied
+        are fetched and read (each event's envelope, payload schema and hash checked once) on
+        other threads meanwhile (edge_node.sync.read_ahead). Only a page applied and
+        committed with its cursor counts, so a sync cut anywhere resumes from the cursor."""
+        cursor = int(self.store.state("sync_cursor") or 0)
+        pages = self._read_ahead(cursor)
+        try:
             while True:
                 try:
-                    response, read = pending.result()
+                    response, read = pages.next_page()
                 except CursorAhead:
                     # Start over: events already held are recognised by id and skipped.
                     log.warning("pull cursor %s is ahead of the hub; pulling from the start",
                                 cursor)
+                    pages.close()
                     self._save(cursor="0")
                     cursor = 0
-                    pending = self._fetch(fetcher, cursor)
+                    pages = self._read_ahead(cursor)
                     continue
-                if response.more:
-                    pending = self._fetch(fetcher, response.next)
                 node_id = self.store.node_id  # one read per page, not per event
                 theirs = [(event, text) for event, _size, text in read if event.origin != node_id]
                 with self.store.transaction() as tx:
@@ -209,21 +207,19 @@ class SyncAgent:
                 if not response.more:
                     return
                 cursor = response.next
+        finally:
+            pages.close()
 
-    def _fetch(self, fetcher: ThreadPoolExecutor,
-               cursor: int) -> Future[tuple[wire.PullResponse, list[tuple[Event, int, str]]]]:
-        query = wire.PullQuery(after=cursor, limit=self.batch.max_events,
-                               max_bytes=self.batch.max_bytes)
-        return fetcher.submit(self._fetch_page, query)
+    def _read_ahead(self, cursor: int) -> ReadAhead[list[tuple[Event, int, str]]]:
+        def fetch(after: int) -> wire.PullResponse:
+            return self.client.pull(wire.PullQuery(after=after, limit=self.batch.max_events,
+                                                   max_bytes=self.batch.max_bytes))
 
-    def _fetch_page(self, query: wire.PullQuery
-                    ) -> tuple[wire.PullResponse, list[tuple[Event, int, str]]]:
-        """One page and its events read. The whole page is read before any of it is applied:
-        an event this node cannot read stops the pull with nothing applied, and the cursor
-        stays put (nothing is skipped). Each payload's canonical text (made for the hash
-        check) is what is stored."""
-        response = self.client.pull(query)
-        return response, [read_event_text(p.event) for p in response.events]
+        # The whole page is read before any of it is applied: an event this node cannot read
+        # stops the pull with nothing of its page applied, and the cursor stays put. Each
+        # payload's canonical text (made for the hash check) is what is stored.
+        return ReadAhead(fetch, lambda response: [read_event_text(p.event)
+                                                  for p in response.events], cursor)
 
     def _trust(self, report: dict) -> None:
         merged = merge_trust_list(self.store, self.credentials, self.client.trust_list())
