@@ -462,19 +462,29 @@ def tree_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
 
 
-def postgres_cpu_seconds() -> float:
+# Server processes that work for no one client (their titles, as ps shows them).
+POSTGRES_BACKGROUND = ("checkpointer", "background writer", "walwriter", "autovacuum",
+                       "launcher", "archiver", "walsender", "startup")
+
+
+def postgres_cpu_seconds() -> tuple[float, float]:
     """CPU time of every PostgreSQL server process on this machine (the bench's backends;
-    nothing else uses the server while it runs)."""
-    total = 0.0
+    nothing else uses the server while it runs), and the part of it spent by the server's
+    background processes (writing checkpoints and WAL, autovacuum)."""
+    total = background = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
+            title = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
         except OSError:  # the process ended meanwhile
             continue
         if text.split("(", 1)[1].startswith("postgres)"):
             fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += seconds
+            if any(kind in title for kind in POSTGRES_BACKGROUND):
+                background += seconds
+    return total, background
 
 
 class CpuMeter:
@@ -483,11 +493,12 @@ class CpuMeter:
 
     def __init__(self, hub_pid: int | None, backend_name: str) -> None:
         self.hub_pid, self.postgres = hub_pid, backend_name == "postgresql"
-        self.spent = [0.0, 0.0, 0.0]
+        self.spent = [0.0, 0.0, 0.0, 0.0]
 
-    def _read(self) -> tuple[float, float, float]:
+    def _read(self) -> tuple[float, float, float, float]:
         hub = tree_cpu_seconds(self.hub_pid) if self.hub_pid else 0.0
-        return hub, postgres_cpu_seconds() if self.postgres else 0.0, cpu_seconds(os.getpid())
+        db, background = postgres_cpu_seconds() if self.postgres else (0.0, 0.0)
+        return hub, db, cpu_seconds(os.getpid()), background
 
     @contextmanager
     def measuring(self) -> Iterator[None]:
@@ -497,9 +508,14 @@ class CpuMeter:
             self.spent[i] += b - a
 
     def per_event(self, events: int) -> dict:
-        hub, db, me = (round(spent / max(events, 1) * 1e6) for spent in self.spent)
+        hub, db, me, _background = (round(spent / max(events, 1) * 1e6)
+                                    for spent in self.spent)
         return {"hub_cpu_us": hub if self.hub_pid else "-",
                 "db_cpu_us": db if self.postgres else "-", "bench_cpu_us": me}
+
+    def background_per_event(self, events: int) -> int:
+        """The part of db_cpu_us spent by the server's background processes."""
+        return round(self.spent[3] / max(events, 1) * 1e6)
 
 
 def run_child(command: list[str], deadline: float, database: Path) -> dict:
