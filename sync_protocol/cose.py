@@ -151,14 +151,14 @@ def is_map(value: Any) -> bool:
 
 def loads_exact(data: bytes) -> Any:
     """Decode exactly one CBOR item filling `data`; raise CoseRejected("bad_cbor") otherwise."""
+    # From a file, not cbor2.loads: loads ignores trailing bytes and cannot tell where the item
+    # ended, the file's position can (cbor2 seeks back over what it read ahead).
     fp = io.BytesIO(data)
     try:
-        value = cbor2.CBORDecoder(
-            fp, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False
-        ).decode()
+        value = cbor2.load(fp, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
     except Exception as e:  # cbor2 raises more than CBORDecodeError on hostile input
         raise CoseRejected("bad_cbor") from e
-    if fp.tell() != len(data):  # cbor2 ignores trailing bytes; a signed code has none
+    if fp.tell() != len(data):  # a signed code has no trailing bytes
         raise CoseRejected("bad_cbor")
     return value
 

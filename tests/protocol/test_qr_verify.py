@@ -143,10 +143,27 @@ def test_claims_cbor_round_trip_normalises_to_utc_seconds():
     {"prescription_id": "81JNF8Z4W2K7Q9X3V5T6R8M1PA"},
     {"prescription_id": "01JNF8Z4W2K7Q9X3V5T6R8M1PU"},
     {"expires_at": NOW - timedelta(seconds=1)}, {"issuer": ""}, {"number": "  "},
+    {"not_before": NOW + timedelta(days=31)}, {"prescriber": None}, {"items": [None]},
+    {"prescription_id": PRESCRIPTION_ID[:-1]}, {"kind": ["e"]},
 ], ids=lambda o: "-".join(o))
 def test_invalid_claims_are_refused(overrides):
     with pytest.raises(PrescriptionInvalid):
         make_claims(**overrides)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"prescription_id": PRESCRIPTION_ID.lower()},
+    {"items": list(make_claims().items)},
+    {"issued_at": NOW.replace(microsecond=7)},
+    {"expires_at": (NOW + timedelta(days=30)).astimezone(timezone(timedelta(hours=5)))},
+    {"not_before": NOW.astimezone(timezone(timedelta(hours=-3)))},
+], ids=lambda o: "-".join(o))
+def test_claims_are_normalised(overrides):
+    claims = make_claims(**overrides)
+    assert claims == make_claims() and claims.prescription_id == PRESCRIPTION_ID
+    assert type(claims.items) is tuple
+    assert all(getattr(claims, name).tzinfo is UTC and not getattr(claims, name).microsecond
+               for name in ("issued_at", "not_before", "expires_at"))
 
 
 @pytest.mark.parametrize("item", [dict(quantity=0), dict(quantity=True), dict(repeats=-1),
