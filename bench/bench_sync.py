@@ -508,8 +508,7 @@ class CpuMeter:
             self.spent[i] += b - a
 
     def per_event(self, events: int) -> dict:
-        hub, db, me, _background = (round(spent / max(events, 1) * 1e6)
-                                    for spent in self.spent)
+        hub, db, me = (round(spent / max(events, 1) * 1e6) for spent in self.spent[:3])
         return {"hub_cpu_us": hub if self.hub_pid else "-",
                 "db_cpu_us": db if self.postgres else "-", "bench_cpu_us": me}
 
