@@ -24,8 +24,9 @@ its CPU per event is read as this process's and the database server's:
   supervisor of `dmed-hub serve --workers` does.
 
 The floor is their sum: what an ingest that did nothing else (no chain look-ups, no routing,
-no deliveries, no HTTP) would still spend. Also measured, for the split: the push as the hub
-runs it in-process (read, decide, route, store; no projecting, no HTTP).
+no deliveries, no HTTP) would still spend; the budget less the floor is what the target leaves
+for all of that. Also measured: the push as the hub runs it in-process (read, decide, route,
+store; no projecting, no HTTP), and with the steps around it, the hub as built.
 
 Prints JSON, then two tables: the steps, and for each backend the budget against the floor.
 """
@@ -65,6 +66,8 @@ PROJECT_MEMORY = "project, the events taken from memory"
 PROJECT_LOG = "project, the events read back from the log"
 # What the floor adds up, besides the append: what issue 17 keeps, each at its cheapest.
 KEPT = (SIGN, AUTHENTICATE, READ, PROJECT_MEMORY)
+# The hub as built, in-process (no HTTP): the push stores what it read, so no append.
+AS_BUILT = (SIGN, AUTHENTICATE, PUSH, PROJECT_MEMORY)
 
 TARGETS = {"postgresql": (PG_INGEST_RATIO, "bare bulk append of the event rows"),
            "sqlite": (SQLITE_INGEST_RATIO, "bare batched INSERT of the event rows")}
@@ -161,6 +164,7 @@ def verdict(backend_name: str, steps: list[dict], bare: dict, events: int) -> di
     by_step = {s["step"]: s for s in steps if s["backend"] == backend_name}
     append = next(s for s in by_step.values() if s["step"].startswith("append: "))
     floor = sum(by_step[name]["cpu_us"] for name in KEPT) + append["cpu_us"]
+    as_built = sum(by_step[name]["cpu_us"] for name in AS_BUILT)
     projector_wall = by_step[PROJECT_MEMORY]["wall_us"]
     serial_budget = 1e6 / target_rate
     return {"backend": backend_name, "events": events, "bare_per_s": bare["events_per_s"],
@@ -168,6 +172,10 @@ def verdict(backend_name: str, steps: list[dict], bare: dict, events: int) -> di
             "cores": cores, "cpu_budget_us": round(budget, 1), "floor_cpu_us": round(floor, 1),
             "floor_over_budget": round(floor / budget, 2),
             "within_cpu_budget": floor <= budget,
+            # what the budget leaves for chain look-ups, routing, deliveries and HTTP
+            "left_for_the_rest_us": round(budget - floor, 1),
+            "as_built_cpu_us": round(as_built, 1),
+            "as_built_over_budget": round(as_built / budget, 2),
             "projector_wall_us": projector_wall, "serial_budget_us": round(serial_budget, 1),
             "projector_over_serial": round(projector_wall / serial_budget, 2),
             "projector_fast_enough": projector_wall <= serial_budget}
@@ -208,7 +216,10 @@ def report_verdicts(verdicts: list[dict]) -> None:
               f"{v['target_per_s']:,}/s; on {v['cores']} cores that leaves "
               f"{v['cpu_budget_us']} us of CPU per event; the steps kept cost "
               f"{v['floor_cpu_us']} us alone ({v['floor_over_budget']} x the budget: "
-              f"{'within' if v['within_cpu_budget'] else 'over'}). The projector, one thread, "
+              f"{'within' if v['within_cpu_budget'] else 'over'}), leaving "
+              f"{v['left_for_the_rest_us']} us for chain look-ups, routing, deliveries and "
+              f"HTTP; the hub as built spends {v['as_built_cpu_us']} us in-process without "
+              f"HTTP ({v['as_built_over_budget']} x the budget). The projector, one thread, "
               f"takes {v['projector_wall_us']} us per event alone against "
               f"{v['serial_budget_us']} us at the target rate "
               f"({v['projector_over_serial']} x: "

@@ -8,7 +8,8 @@ baseline.
 - catch-up: the hub holds --events prescription events of the pharmacy's region (issued,
   dispensed, cancelled by other nodes); a freshly enrolled pharmacy node runs one sync
   (SyncAgent.run_once: push, pull and apply every page, trust list) against `dmed-hub serve`
-  over loopback HTTP, in a process of its own. Target: < 10 s for 100,000 events.
+  over loopback HTTP, in a process of its own. Target: < 10 s for 100,000 events, read as
+  a rate (>= 10,000 events/s) so that a smaller --events is judged fairly.
 - ingest: --nodes clinic identities push their --events in total at once, each from its own
   thread, signed batches as the agent cuts them, to `dmed-hub serve`; the hub validates,
   stores, routes, projects and checks conflicts; it admits all --nodes at once (with the
@@ -78,7 +79,7 @@ from sync_protocol.wire import PUSH_PATH, PushRequest, encode_body, split_batche
 
 HOST = "127.0.0.1"
 REGION = "TAS"
-CATCHUP_TARGET_S = 10.0
+CATCHUP_TARGET_PER_S = 10_000  # issue 4: 100,000 events in under 10 s
 INGEST_TARGET_PER_S = 10_000
 
 
@@ -440,8 +441,9 @@ def bench_catchup(args, directory: Path) -> tuple[dict, dict]:
     return {"benchmark": "catch-up after an outage (pharmacy, HTTP)",
             "backend": args.catchup_backend, "events": events,
             "seconds": round(result["seconds"], 2), "events_per_s": round(rate, 1),
-            "peak_mb": result.get("peak_mb", "-"), "target": f"< {CATCHUP_TARGET_S:.0f} s",
-            "met": not result.get("deadline_hit") and result["seconds"] < CATCHUP_TARGET_S
+            "peak_mb": result.get("peak_mb", "-"),
+            "target": f">= {CATCHUP_TARGET_PER_S:,}/s",
+            "met": not result.get("deadline_hit") and rate >= CATCHUP_TARGET_PER_S
             and result.get("pulled", 0) >= events,
             "requests": "-", "busy_503": "-", "hub_cpu_us": round(
                 result["hub_cpu_s"] / max(result.get("pulled", 0), 1) * 1e6),
