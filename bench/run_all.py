@@ -32,7 +32,8 @@ def main() -> int:
     for name, seconds in took.items():
         print(f"  {name:<28} {seconds:7.1f}")
     total = sum(took.values())
-    print(f"  {'total':<28} {total:7.1f} (limit {TOTAL_LIMIT_S})")
+    verdict = "within" if total <= TOTAL_LIMIT_S else "OVER"
+    print(f"  {'total':<28} {total:7.1f} ({verdict} the limit of {TOTAL_LIMIT_S} s)")
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
     return 1 if failed else 0
