@@ -477,15 +477,16 @@ def postgres_cpu_seconds() -> tuple[float, float]:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
+            if not text.split("(", 1)[1].startswith("postgres)"):
+                continue
             title = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
         except OSError:  # the process ended meanwhile
             continue
-        if text.split("(", 1)[1].startswith("postgres)"):
-            fields = text.rsplit(")", 1)[1].split()
-            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            total += seconds
-            if any(kind in title for kind in POSTGRES_BACKGROUND):
-                background += seconds
+        fields = text.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += seconds
+        if any(kind in title for kind in POSTGRES_BACKGROUND):
+            background += seconds
     return total, background
 
 

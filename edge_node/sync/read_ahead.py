@@ -9,10 +9,10 @@ GIL, so the steps overlap instead of waiting for each other (issue 17: the node'
 over the bare INSERT into its log).
 
 Besides the page being applied, at most `ahead` pages are fetched (or being fetched) and not
-yet taken, so memory stays bounded; a page counts
-only once the caller has applied it and committed its cursor, so whatever happens to the
-pages fetched ahead, nothing is skipped. A failure (the hub unreachable, a page that does not
-read) reaches the caller in order, after the pages before it, and stops the fetching.
+yet taken, so memory stays bounded; a page counts only once the caller has applied it and
+committed its cursor, so whatever happens to the pages fetched ahead, nothing is skipped. A
+failure (the hub unreachable, a page that does not read) reaches the caller in order, after
+the pages before it, and stops the fetching.
 """
 
 from __future__ import annotations
